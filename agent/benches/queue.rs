@@ -1,0 +1,2 @@
+//! Queue benchmark (work in progress).
+fn main() {}

@@ -1,0 +1,1 @@
+//! Durable on-disk queue (work in progress).

@@ -1,0 +1,2 @@
+//! The flotta server as a library (work in progress).
+#![forbid(unsafe_code)]

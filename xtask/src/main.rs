@@ -1,0 +1,2 @@
+//! `cargo xtask`: build tasks (work in progress).
+fn main() {}
