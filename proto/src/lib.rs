@@ -5,4 +5,6 @@
 //! ARMv6 board, so anything added here costs bytes on every device.
 #![forbid(unsafe_code)]
 
+pub mod batch;
+pub mod payload;
 pub mod record;

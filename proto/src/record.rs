@@ -19,7 +19,8 @@ pub enum RecordClass {
 
 impl RecordClass {
     /// All classes, in eviction order (first evicted first).
-    pub const ALL: [RecordClass; 3] = [RecordClass::Heartbeat, RecordClass::Log, RecordClass::Event];
+    pub const ALL: [RecordClass; 3] =
+        [RecordClass::Heartbeat, RecordClass::Log, RecordClass::Event];
 
     /// Index into per-class counter arrays.
     pub fn index(self) -> usize {

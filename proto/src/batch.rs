@@ -1,0 +1,205 @@
+//! The compact batch route: one round trip uploads queued records and syncs
+//! configuration.
+//!
+//! `POST {API_BASE}/batch/{device_id}` with body `postcard(BatchRequest)` and
+//! content type [`BATCH_CONTENT_TYPE`]; the answer is `postcard(BatchResponse)`.
+//!
+//! Invariants the server keeps (and the agent relies on):
+//! - records are deduplicated by `(device_id, seq)`: sending a batch twice stores it once;
+//! - `acked_through` is only set once every record of the batch is committed;
+//! - `config` is present only when the server's configuration version differs
+//!   from `BatchRequest::config_version`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::RecordClass;
+
+/// Base path of Flotta's Edge API (and of our batch route).
+pub const API_BASE: &str = "/api/flotta-management/v1";
+
+/// Content type of both batch request and response bodies.
+pub const BATCH_CONTENT_TYPE: &str = "application/x-flotta-batch+postcard";
+
+/// Version of the batch encoding; bumped on any incompatible change.
+pub const BATCH_FORMAT_VERSION: u8 = 1;
+
+/// Largest batch body the server accepts, and the agent ever builds.
+pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+/// Path of the batch route for one device.
+pub fn batch_path(device_id: &str) -> String {
+    format!("{API_BASE}/batch/{device_id}")
+}
+
+/// One queued record as it travels on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireRecord {
+    /// Per-device sequence number; strictly increasing, never reused.
+    pub seq: u64,
+    /// When the device produced it, milliseconds since the Unix epoch (device clock).
+    pub at_ms: u64,
+    /// Heartbeat, log or event.
+    pub class: RecordClass,
+    /// postcard-encoded [`crate::payload::Payload`].
+    pub payload: Vec<u8>,
+}
+
+/// What the agent uploads in one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRequest {
+    /// Must equal [`BATCH_FORMAT_VERSION`].
+    pub format: u8,
+    /// Version of the configuration the device currently applies (empty: none yet).
+    pub config_version: String,
+    /// Records in ascending `seq` order.
+    pub records: Vec<WireRecord>,
+}
+
+/// What the server answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    /// Highest sequence number the server has durably stored for this device
+    /// (`None` if it has stored nothing yet). The agent may delete everything up to it.
+    pub acked_through: Option<u64>,
+    /// New desired configuration, present only when it changed.
+    pub config: Option<ConfigUpdate>,
+}
+
+/// Desired device configuration, as Flotta's `device-configuration-message` JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigUpdate {
+    /// Opaque version string; the agent echoes it in `BatchRequest::config_version`.
+    pub version: String,
+    /// UTF-8 JSON of Flotta's `device-configuration-message`.
+    pub message_json: String,
+}
+
+/// Error decoding a batch body.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The bytes are not a valid postcard encoding of the expected type.
+    #[error("malformed batch body: {0}")]
+    Malformed(#[from] postcard::Error),
+    /// Valid encoding, unsupported format version.
+    #[error("unsupported batch format {found} (this build speaks {BATCH_FORMAT_VERSION})")]
+    UnsupportedFormat {
+        /// The version the peer sent.
+        found: u8,
+    },
+    /// Records are not in strictly ascending sequence order.
+    #[error("records out of order at index {index}")]
+    OutOfOrder {
+        /// Index of the first record not greater than its predecessor.
+        index: usize,
+    },
+    /// The body exceeds [`MAX_BATCH_BYTES`].
+    #[error("batch body of {0} bytes exceeds the limit of {MAX_BATCH_BYTES}")]
+    TooLarge(usize),
+}
+
+impl BatchRequest {
+    /// Encode for the wire.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    /// Decode and validate an untrusted request body.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > MAX_BATCH_BYTES {
+            return Err(DecodeError::TooLarge(bytes.len()));
+        }
+        let req: BatchRequest = postcard::from_bytes(bytes)?;
+        if req.format != BATCH_FORMAT_VERSION {
+            return Err(DecodeError::UnsupportedFormat { found: req.format });
+        }
+        if let Some(index) = req
+            .records
+            .windows(2)
+            .position(|w| w[1].seq <= w[0].seq)
+            .map(|i| i + 1)
+        {
+            return Err(DecodeError::OutOfOrder { index });
+        }
+        Ok(req)
+    }
+}
+
+impl BatchResponse {
+    /// Encode for the wire.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    /// Decode an untrusted response body.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > MAX_BATCH_BYTES {
+            return Err(DecodeError::TooLarge(bytes.len()));
+        }
+        Ok(postcard::from_bytes(bytes)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn class() -> impl Strategy<Value = RecordClass> {
+        prop::sample::select(RecordClass::ALL.to_vec())
+    }
+
+    proptest! {
+        #[test]
+        fn request_roundtrips(
+            seqs in prop::collection::btree_set(any::<u64>(), 0..20),
+            cls in class(),
+            payload in prop::collection::vec(any::<u8>(), 0..64),
+            version in ".{0,12}",
+        ) {
+            let req = BatchRequest {
+                format: BATCH_FORMAT_VERSION,
+                config_version: version,
+                records: seqs.into_iter().map(|seq| WireRecord { seq, at_ms: seq / 3, class: cls, payload: payload.clone() }).collect(),
+            };
+            prop_assert_eq!(BatchRequest::decode(&req.encode()).unwrap(), req);
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = BatchRequest::decode(&bytes);
+            let _ = BatchResponse::decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn out_of_order_is_rejected() {
+        let rec = |seq| WireRecord {
+            seq,
+            at_ms: 0,
+            class: RecordClass::Log,
+            payload: vec![],
+        };
+        let req = BatchRequest {
+            format: BATCH_FORMAT_VERSION,
+            config_version: String::new(),
+            records: vec![rec(1), rec(3), rec(3)],
+        };
+        assert!(matches!(
+            BatchRequest::decode(&req.encode()),
+            Err(DecodeError::OutOfOrder { index: 2 })
+        ));
+    }
+
+    #[test]
+    fn wrong_format_is_rejected() {
+        let req = BatchRequest {
+            format: 9,
+            config_version: String::new(),
+            records: vec![],
+        };
+        assert!(matches!(
+            BatchRequest::decode(&req.encode()),
+            Err(DecodeError::UnsupportedFormat { found: 9 })
+        ));
+    }
+}
