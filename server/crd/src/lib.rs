@@ -1,0 +1,2 @@
+//! Rust types for Flotta's CRDs (work in progress).
+#![forbid(unsafe_code)]
