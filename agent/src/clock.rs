@@ -21,3 +21,27 @@ impl Clock for SystemClock {
             .unwrap_or(0)
     }
 }
+
+/// A clock that only moves when told to; clones share the same time.
+#[derive(Debug, Default, Clone)]
+pub struct ManualClock(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl ManualClock {
+    /// A clock reading `now_ms`.
+    pub fn new(now_ms: u64) -> Self {
+        ManualClock(std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
+            now_ms,
+        )))
+    }
+
+    /// Move the clock forward by `ms`.
+    pub fn advance(&self, ms: u64) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
