@@ -1,2 +1,10 @@
-//! The flotta server as a library (work in progress).
+//! The flotta server as a library: CA, mTLS Edge API (Flotta's routes and
+//! our compact batch route), embedded store and authorisation.
+//!
+//! The `flotta-server` binary is a thin command line over this crate; the
+//! end-to-end tests start servers in-process with [`testing::spawn`].
 #![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod device_id;
+pub mod pki;
