@@ -1,2 +1,55 @@
-//! `cargo xtask`: build tasks (work in progress).
-fn main() {}
+//! `cargo xtask`: the project's build tasks (static cross builds, board table, full test run).
+//!
+//! Thin entry point: parse the command line and dispatch. Each concept lives in its own
+//! module: the target table (`targets`), per-target toolchain environment (`toolchain`), tool
+//! preflight (`preflight`), binary checks (`checks`), smoke runs (`smoke`), the size report
+//! (`size`), board profiles (`boards`) and the test step list (`steps`).
+#![forbid(unsafe_code)]
+
+mod boards;
+mod checks;
+mod cli;
+mod dist;
+mod preflight;
+mod process;
+mod size;
+mod smoke;
+mod steps;
+mod targets;
+mod toolchain;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use cli::Task;
+
+/// The repository root: xtask lives in `<root>/xtask`.
+fn repo_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+fn run(task: Task) -> anyhow::Result<()> {
+    let root = repo_root();
+    match task {
+        Task::Help => print!("{}", cli::USAGE),
+        Task::Boards => print!(
+            "{}",
+            boards::markdown_table(&boards::load_dir(&root.join("boards"))?)
+        ),
+        Task::Dist(opts) => dist::run(&root, &opts)?,
+        Task::Test => steps::run_steps(&root, steps::STEPS)?,
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let result = cli::parse(std::env::args_os().skip(1)).and_then(run);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Command-line parsing for `cargo xtask` (lexopt: strict, no surprises).
+
+use std::ffi::OsString;
+
+use anyhow::{Result, bail};
+use lexopt::prelude::*;
+
+use crate::dist::DistOptions;
+
+/// What `cargo xtask` was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Task {
+    /// Build, check, smoke-run and size the static agent binaries.
+    Dist(DistOptions),
+    /// Run every check the project has, in order.
+    Test,
+    /// Print the board profiles as a markdown table.
+    Boards,
+    /// Print usage.
+    Help,
+}
+
+/// Usage text.
+pub(crate) const USAGE: &str = "\
+usage: cargo xtask <task> [options]
+
+tasks:
+  dist      build flotta-agent fully static for every target, check it (static, stripped,
+            ARM ABI), smoke-run it (qemu-user with a named CPU, or natively), copy it to
+            dist/<triple>/flotta-agent and print sizes against the budgets
+              --target <triple>        build only this target (repeatable)
+              --no-run                 skip the smoke runs
+              --panic-immediate-abort  build-std targets only: -Cpanic=immediate-abort
+                                       (smaller; panics then abort without a message)
+  test      fmt, clippy, tests, then dist: what CI runs (after scripts/setup.sh)
+  boards    print the board profiles in boards/ as a markdown table
+  help      print this
+";
+
+/// Parse `args` (without the program name).
+pub(crate) fn parse<I>(args: I) -> Result<Task>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    let mut parser = lexopt::Parser::from_args(args);
+    let task = match parser.next()? {
+        None => return Ok(Task::Help),
+        Some(Value(v)) => v.string()?,
+        Some(Short('h') | Long("help")) => return Ok(Task::Help),
+        Some(other) => return Err(other.unexpected().into()),
+    };
+    let parsed = match task.as_str() {
+        "dist" => {
+            let mut opts = DistOptions::default();
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("target") => opts.targets.push(parser.value()?.string()?),
+                    Long("no-run") => opts.no_run = true,
+                    Long("panic-immediate-abort") => opts.build.panic_immediate_abort = true,
+                    other => return Err(other.unexpected().into()),
+                }
+            }
+            Task::Dist(opts)
+        }
+        "test" => Task::Test,
+        "boards" => Task::Boards,
+        "help" => Task::Help,
+        other => bail!("unknown task `{other}`\n\n{USAGE}"),
+    };
+    if !matches!(parsed, Task::Dist(_))
+        && let Some(arg) = parser.next()?
+    {
+        return Err(arg.unexpected().into());
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dist_options_parse() {
+        let task = parse([
+            "dist",
+            "--target",
+            "aarch64-unknown-linux-musl",
+            "--target=x86_64-unknown-linux-musl",
+            "--no-run",
+        ])
+        .unwrap();
+        let Task::Dist(opts) = task else {
+            panic!("{task:?}")
+        };
+        assert_eq!(
+            opts.targets,
+            ["aarch64-unknown-linux-musl", "x86_64-unknown-linux-musl"]
+        );
+        assert!(opts.no_run);
+        assert!(!opts.build.panic_immediate_abort);
+    }
+
+    #[test]
+    fn simple_tasks_parse_and_take_no_arguments() {
+        assert_eq!(parse(["test"]).unwrap(), Task::Test);
+        assert_eq!(parse(["boards"]).unwrap(), Task::Boards);
+        assert_eq!(parse(Vec::<String>::new()).unwrap(), Task::Help);
+        assert!(parse(["test", "--no-run"]).is_err());
+        assert!(parse(["boards", "extra"]).is_err());
+    }
+
+    #[test]
+    fn unknown_tasks_and_flags_are_rejected() {
+        assert!(format!("{:#}", parse(["deploy"]).unwrap_err()).contains("unknown task `deploy`"));
+        assert!(parse(["dist", "--targte", "x"]).is_err());
+        assert!(parse(["dist", "--target"]).is_err());
+    }
+}

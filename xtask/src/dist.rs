@@ -1,0 +1,191 @@
+//! `cargo xtask dist`: build the static agent for each target, check it, smoke-run it, copy it
+//! to `dist/<triple>/flotta-agent` and print the size table against the budgets.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::boards;
+use crate::checks;
+use crate::preflight;
+use crate::process;
+use crate::size::{self, SizeRow};
+use crate::smoke;
+use crate::targets::{Runner, TARGETS, Target};
+use crate::toolchain::{self, AGENT_PACKAGE, BuildOptions, SCRUBBED_ENV};
+
+/// Options of `cargo xtask dist`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct DistOptions {
+    /// Triples to build; empty means all.
+    pub(crate) targets: Vec<String>,
+    /// Skip the qemu/native smoke runs.
+    pub(crate) no_run: bool,
+    /// Build options passed through to every target.
+    pub(crate) build: BuildOptions,
+}
+
+/// Resolve the requested triples (all when none are given), in table order, without repeats.
+pub(crate) fn select(requested: &[String]) -> Result<Vec<&'static Target>> {
+    for triple in requested {
+        if crate::targets::find(triple).is_none() {
+            bail!(
+                "unknown target `{triple}`; known: {}",
+                crate::targets::known_triples()
+            );
+        }
+    }
+    Ok(TARGETS
+        .iter()
+        .filter(|t| requested.is_empty() || requested.iter().any(|r| r == t.triple))
+        .collect())
+}
+
+/// Where cargo puts build output: `$CARGO_TARGET_DIR`, else `<root>/target`.
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
+}
+
+/// Build the agent for `target` and return the path of the cargo-built binary.
+fn build(target: &Target, root: &Path, opts: BuildOptions) -> Result<PathBuf> {
+    let plan = toolchain::build_command(target, root, opts);
+    println!("$ {}", plan.display());
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root)
+        .args(&plan.args)
+        .envs(plan.env.iter().map(|(k, v)| (k, v)));
+    for var in SCRUBBED_ENV {
+        cmd.env_remove(var);
+    }
+    process::run(&mut cmd)
+        .with_context(|| format!("building {AGENT_PACKAGE} for {}", target.triple))?;
+    Ok(target_dir(root)
+        .join(target.triple)
+        .join("release")
+        .join(AGENT_PACKAGE))
+}
+
+/// Copy `built` to `dist/<triple>/flotta-agent` and return the copy's path.
+fn publish(root: &Path, triple: &str, built: &Path) -> Result<PathBuf> {
+    let dir = root.join("dist").join(triple);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dest = dir.join(AGENT_PACKAGE);
+    std::fs::copy(built, &dest)
+        .with_context(|| format!("copying {} to {}", built.display(), dest.display()))?;
+    Ok(dest)
+}
+
+/// Smoke-run `binary` on every CPU the board profiles name for `target` (once if native).
+fn smoke_all(target: &Target, binary: &Path, cpus: &[&str]) -> Result<()> {
+    match target.runner {
+        Runner::Native => {
+            let version = smoke::run(target.runner, "native", binary)?;
+            println!("  smoke ok natively: {version}");
+        }
+        Runner::Qemu {
+            program,
+            default_cpu,
+        } => {
+            let cpus = if cpus.is_empty() {
+                vec![default_cpu]
+            } else {
+                cpus.to_vec()
+            };
+            for cpu in cpus {
+                let version = smoke::run(target.runner, cpu, binary)?;
+                println!("  smoke ok under `{program} -cpu {cpu}`: {version}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Run `cargo xtask dist` from the repository at `root`.
+pub(crate) fn run(root: &Path, opts: &DistOptions) -> Result<()> {
+    let selected = select(&opts.targets)?;
+    let boards = boards::load_dir(&root.join("boards"))?;
+    preflight::check(root, &selected, !opts.no_run)?;
+    if opts.build.panic_immediate_abort {
+        println!(
+            "note: --panic-immediate-abort: panics on build-std targets abort with no message"
+        );
+    }
+
+    let mut rows = Vec::new();
+    for target in &selected {
+        let started = Instant::now();
+        println!("== {} ==", target.triple);
+        let built = build(target, root, opts.build)?;
+        let binary = publish(root, target.triple, &built)?;
+        checks::verify(target, &binary)?;
+        println!("  checks ok: static, stripped, {}", target.file_arch);
+        if opts.no_run {
+            println!("  smoke run skipped (--no-run)");
+        } else {
+            smoke_all(
+                target,
+                &binary,
+                &boards::qemu_cpus_for(&boards, target.triple),
+            )?;
+        }
+        let bytes = std::fs::metadata(&binary)
+            .with_context(|| format!("reading size of {}", binary.display()))?
+            .len();
+        println!("  {} ({:.1?})", binary.display(), started.elapsed());
+        rows.push(SizeRow {
+            triple: target.triple.to_owned(),
+            bytes,
+            budget_bytes: target.size_budget_bytes,
+        });
+    }
+
+    println!("\n{}", size::table(&rows));
+    let over: Vec<&SizeRow> = rows.iter().filter(|r| r.over_budget()).collect();
+    if let Some(first) = over.first() {
+        bail!(
+            "{} is {} bytes, over its budget of {} bytes: shrink it before shipping",
+            first.triple,
+            first.bytes,
+            first.budget_bytes.unwrap_or_default()
+        );
+    }
+    println!("binaries are in {}", root.join("dist").display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selecting_nothing_means_everything_in_table_order() {
+        let all = select(&[]).unwrap();
+        assert_eq!(all.len(), TARGETS.len());
+        let some = select(&[
+            "arm-unknown-linux-musleabihf".to_owned(),
+            "x86_64-unknown-linux-musl".to_owned(),
+            "arm-unknown-linux-musleabihf".to_owned(),
+        ])
+        .unwrap();
+        let triples: Vec<&str> = some.iter().map(|t| t.triple).collect();
+        assert_eq!(
+            triples,
+            ["x86_64-unknown-linux-musl", "arm-unknown-linux-musleabihf"]
+        );
+    }
+
+    #[test]
+    fn unknown_targets_are_rejected_with_the_known_list() {
+        let err = select(&["mips-unknown-linux-musl".to_owned()]).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("mips-unknown-linux-musl") && msg.contains("aarch64"),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,196 @@
+//! `cargo xtask test`: the project's whole check, as one ordered list of steps.
+//!
+//! To add a step (fuzz smoke, end-to-end suite, ...), add one entry to [`STEPS`] and, if it is
+//! more than a cargo command, a function next to the others below. Steps run in order; the
+//! first failure stops the run with the step's name and the command that failed. Each step's
+//! elapsed time is printed, and a summary at the end.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+
+use crate::dist::{self, DistOptions};
+use crate::process;
+
+/// One step of `cargo xtask test`.
+pub(crate) struct Step {
+    /// Short name, shown in progress lines and errors.
+    pub(crate) name: &'static str,
+    /// Does the work, from the repository root.
+    pub(crate) run: fn(&Path) -> Result<()>,
+}
+
+/// Every step, in the order it runs.
+pub(crate) const STEPS: &[Step] = &[
+    Step {
+        name: "fmt",
+        run: fmt,
+    },
+    Step {
+        name: "clippy",
+        run: clippy,
+    },
+    Step {
+        name: "test",
+        run: test,
+    },
+    Step {
+        name: "dist",
+        run: dist_all,
+    },
+];
+
+/// A `cargo` command run from the repository root.
+fn cargo(root: &Path, args: &[&str]) -> Result<()> {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root).args(args);
+    // `cargo run` exported this; let rust-toolchain.toml choose the toolchain instead.
+    cmd.env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTUP_TOOLCHAIN_SOURCE");
+    println!("$ {}", process::describe(&cmd));
+    process::run(&mut cmd)
+}
+
+fn fmt(root: &Path) -> Result<()> {
+    cargo(root, &["fmt", "--all", "--check"])
+}
+
+fn clippy(root: &Path) -> Result<()> {
+    cargo(
+        root,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )
+}
+
+/// nextest when installed (then doc tests separately: nextest does not run them), else
+/// `cargo test`, which runs both.
+fn test(root: &Path) -> Result<()> {
+    if process::can_spawn("cargo-nextest", &["--version"]) {
+        cargo(root, &["nextest", "run", "--workspace"])?;
+        cargo(root, &["test", "--workspace", "--doc"])
+    } else {
+        println!("cargo-nextest not installed; using cargo test");
+        cargo(root, &["test", "--workspace"])
+    }
+}
+
+fn dist_all(root: &Path) -> Result<()> {
+    dist::run(root, &DistOptions::default())
+}
+
+/// `12.3s` or `4m05s`.
+pub(crate) fn format_elapsed(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 60 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    }
+}
+
+/// Run `steps` in order, stopping at the first failure.
+pub(crate) fn run_steps(root: &Path, steps: &[Step]) -> Result<()> {
+    let all = Instant::now();
+    let mut done: Vec<(&str, Duration)> = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        println!("\n==> [{}/{}] {}", i + 1, steps.len(), step.name);
+        let started = Instant::now();
+        let result = (step.run)(root);
+        let took = started.elapsed();
+        println!(
+            "<== {} {} in {}",
+            step.name,
+            if result.is_ok() { "passed" } else { "FAILED" },
+            format_elapsed(took)
+        );
+        result.with_context(|| {
+            format!(
+                "step `{}` failed after {}; fix it and rerun `cargo xtask test`",
+                step.name,
+                format_elapsed(took)
+            )
+        })?;
+        done.push((step.name, took));
+    }
+    println!(
+        "\nall {} steps passed in {}:",
+        steps.len(),
+        format_elapsed(all.elapsed())
+    );
+    for (name, took) in done {
+        println!("  {name:<10} {}", format_elapsed(took));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    fn ok(_: &Path) -> Result<()> {
+        CALLS.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn fails(_: &Path) -> Result<()> {
+        anyhow::bail!("boom")
+    }
+
+    fn never(_: &Path) -> Result<()> {
+        panic!("a step after a failure must not run")
+    }
+
+    #[test]
+    fn stops_at_the_first_failure_and_names_the_step() {
+        let steps = [
+            Step { name: "a", run: ok },
+            Step {
+                name: "b",
+                run: fails,
+            },
+            Step {
+                name: "c",
+                run: never,
+            },
+        ];
+        let err = run_steps(Path::new("."), &steps).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("step `b` failed") && msg.contains("boom"),
+            "{msg}"
+        );
+        assert_eq!(
+            CALLS.load(Ordering::SeqCst),
+            1,
+            "only the step before the failure ran"
+        );
+    }
+
+    #[test]
+    fn step_names_are_unique() {
+        let names: Vec<&str> = STEPS.iter().map(|s| s.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len());
+    }
+
+    #[test]
+    fn elapsed_is_human_readable() {
+        assert_eq!(format_elapsed(Duration::from_millis(12_340)), "12.3s");
+        assert_eq!(format_elapsed(Duration::from_secs(245)), "4m05s");
+        assert_eq!(format_elapsed(Duration::from_secs(3600)), "60m00s");
+    }
+}
