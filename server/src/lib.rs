@@ -8,3 +8,4 @@
 pub mod clock;
 pub mod device_id;
 pub mod pki;
+pub mod store;

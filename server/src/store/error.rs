@@ -1,0 +1,51 @@
+//! Errors of the device store.
+
+/// Anything that can go wrong reading or writing the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The device is not in the store.
+    #[error("device {0:?} not found")]
+    DeviceNotFound(String),
+    /// A value the store cannot represent (e.g. a sequence number above 2^63-1).
+    #[error("{0}")]
+    OutOfRange(String),
+    /// Opening the database file failed.
+    #[error("cannot open the store at {path}: {source}")]
+    Open {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database refused or failed an operation.
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// JSON stored in the database no longer parses.
+    #[error("stored JSON is corrupt: {0}")]
+    CorruptJson(#[from] serde_json::Error),
+    /// The store's lock was poisoned by a panicking thread.
+    #[error("the store is unusable after a panic in another thread")]
+    Poisoned,
+}
+
+impl StoreError {
+    /// Whether the same operation may succeed if tried again (the database
+    /// was busy or locked, or ran out of resources for a moment).
+    pub fn is_retriable(&self) -> bool {
+        use rusqlite::ErrorCode::{
+            DatabaseBusy, DatabaseLocked, DiskFull, OutOfMemory, SystemIoFailure,
+        };
+        match self {
+            StoreError::Database(rusqlite::Error::SqliteFailure(e, _))
+            | StoreError::Open {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } => matches!(
+                e.code,
+                DatabaseBusy | DatabaseLocked | DiskFull | OutOfMemory | SystemIoFailure
+            ),
+            _ => false,
+        }
+    }
+}

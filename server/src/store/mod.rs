@@ -1,0 +1,237 @@
+//! The device store: devices and their enrolment state, records uploaded by
+//! devices, desired device configuration, and generic JSON objects (for the
+//! CRD controller).
+//!
+//! [`Store`] is a blocking interface; async code calls it through
+//! `tokio::task::spawn_blocking`. The default backend is [`SqliteStore`]
+//! (see `server/STORE.md` for why SQLite).
+
+mod error;
+mod sqlite;
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+use flotta_proto::record::RecordClass;
+use serde_json::Value;
+
+use crate::device_id::{DeviceId, Namespace};
+
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+
+/// Whether an operator (or auto-approval) has accepted an enrolled device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    /// Enrolled, waiting for approval.
+    Pending,
+    /// Approved: the device may register and receive a certificate.
+    Approved,
+}
+
+/// A device as the store knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Device {
+    /// Its id.
+    pub id: DeviceId,
+    /// Namespace it was enrolled into.
+    pub namespace: Namespace,
+    /// Approval state.
+    pub approval: Approval,
+    /// A device certificate has been issued at least once.
+    pub registered: bool,
+    /// The device has authenticated with its own certificate at least once;
+    /// from then on the registration certificate may no longer register it.
+    pub cert_used: bool,
+    /// Labels (set by operators and from hardware information).
+    pub labels: BTreeMap<String, String>,
+    /// Hardware information as sent by the device (Flotta `hardware-info`).
+    pub hardware: Option<Value>,
+    /// Last reported status: `up` or `degraded`.
+    pub status: Option<String>,
+    /// Last heartbeat, as JSON.
+    pub last_heartbeat: Option<Value>,
+    /// When the server last heard from the device (ms since the Unix epoch).
+    pub last_seen_ms: Option<u64>,
+    /// When the device first enrolled (ms since the Unix epoch).
+    pub enrolled_at_ms: u64,
+}
+
+/// What an enrolment did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrolOutcome {
+    /// A new device was created, approved right away or pending.
+    Created(Approval),
+    /// The device was already enrolled and is still pending approval.
+    StillPending,
+    /// The device was already enrolled and approved.
+    AlreadyApproved,
+}
+
+/// A record to store, as uploaded by a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRecord {
+    /// Per-device sequence number.
+    pub seq: u64,
+    /// Device timestamp, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// Heartbeat, log or event.
+    pub class: RecordClass,
+    /// The record's postcard payload, exactly as received.
+    pub payload: Vec<u8>,
+}
+
+/// A stored record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// The record as uploaded.
+    pub record: NewRecord,
+    /// When the server stored it, ms since the Unix epoch.
+    pub received_ms: u64,
+}
+
+/// A status report to apply to a device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusUpdate {
+    /// `up` or `degraded`.
+    pub status: String,
+    /// The heartbeat as JSON.
+    pub heartbeat: Value,
+    /// Hardware information, when the heartbeat carries it.
+    pub hardware: Option<Value>,
+    /// Sequence number of the heartbeat record (batch route); an update with
+    /// a sequence number not above the last applied one is ignored.
+    pub seq: Option<u64>,
+}
+
+/// Desired configuration of one device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceConfig {
+    /// Version, increased by one on every change ("0" = never set).
+    pub version: String,
+    /// The `device-configuration-message` fields other than `device_id` and
+    /// `version` (`configuration`, `workloads`, ...), as a JSON object.
+    pub spec: Value,
+}
+
+/// A stored generic object (e.g. a CRD object), keyed by (kind, namespace, name).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredObject {
+    /// Object kind.
+    pub kind: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// The object.
+    pub body: Value,
+}
+
+/// Durable storage for the server. Every write is committed (and, for the
+/// SQLite backend, fsynced) before the method returns.
+pub trait Store: Debug + Send + Sync {
+    /// Cheap check that the store answers (for `/readyz`).
+    fn ping(&self) -> Result<(), StoreError>;
+
+    /// Enrol a device, or report what an earlier enrolment decided. A new
+    /// device is approved at once when `auto_approve` is set.
+    fn enrol(
+        &self,
+        id: &DeviceId,
+        namespace: &Namespace,
+        hardware: Option<&Value>,
+        auto_approve: bool,
+        now_ms: u64,
+    ) -> Result<EnrolOutcome, StoreError>;
+
+    /// Approve a pending device. Approving an approved device changes nothing.
+    fn approve(&self, id: &DeviceId) -> Result<(), StoreError>;
+
+    /// The device, if enrolled.
+    fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError>;
+
+    /// All devices, ordered by id.
+    fn devices(&self) -> Result<Vec<Device>, StoreError>;
+
+    /// Record that a certificate was issued to the device; `hardware` replaces
+    /// the stored hardware information when given.
+    fn mark_registered(
+        &self,
+        id: &DeviceId,
+        hardware: Option<&Value>,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Record that the device authenticated with its own certificate.
+    fn mark_cert_used(&self, id: &DeviceId) -> Result<(), StoreError>;
+
+    /// Apply a status report (Flotta JSON heartbeat) and update "last seen".
+    fn update_status(
+        &self,
+        id: &DeviceId,
+        update: &StatusUpdate,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Store a batch in one transaction: records are deduplicated by
+    /// `(device, seq)`, the status update (if any) is applied, "last seen"
+    /// is updated. Returns the highest sequence number stored for the device
+    /// once the transaction is durable.
+    fn ingest_batch(
+        &self,
+        id: &DeviceId,
+        records: &[NewRecord],
+        status: Option<&StatusUpdate>,
+        now_ms: u64,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// The highest sequence number stored for the device.
+    fn acked_through(&self, id: &DeviceId) -> Result<Option<u64>, StoreError>;
+
+    /// Stored records of a device with `seq > after`, ascending, at most `limit`.
+    fn records(
+        &self,
+        id: &DeviceId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StoreError>;
+
+    /// The device's desired configuration, if one was ever set.
+    fn configuration(&self, id: &DeviceId) -> Result<Option<DeviceConfig>, StoreError>;
+
+    /// Replace the device's desired configuration; returns the new version.
+    /// Setting the same spec again keeps the version.
+    fn set_configuration(&self, id: &DeviceId, spec: &Value) -> Result<String, StoreError>;
+
+    /// Replace the device's labels.
+    fn set_labels(
+        &self,
+        id: &DeviceId,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError>;
+
+    /// Create or replace a generic object.
+    fn put_object(&self, object: &StoredObject) -> Result<(), StoreError>;
+
+    /// A generic object, if present.
+    fn get_object(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<StoredObject>, StoreError>;
+
+    /// Objects of a kind (in one namespace, or all when `None`), ordered by
+    /// namespace then name.
+    fn list_objects(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Result<Vec<StoredObject>, StoreError>;
+
+    /// Delete a generic object; returns whether it existed.
+    fn delete_object(&self, kind: &str, namespace: &str, name: &str) -> Result<bool, StoreError>;
+}
+
+#[cfg(test)]
+mod tests;

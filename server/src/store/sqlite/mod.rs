@@ -1,0 +1,412 @@
+//! The embedded single-file store: SQLite in WAL mode with `synchronous=FULL`,
+//! so a write that returned has survived a power cut.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+
+use super::{
+    Approval, Device, DeviceConfig, EnrolOutcome, NewRecord, StatusUpdate, Store, StoreError,
+    StoredObject, StoredRecord,
+};
+use crate::device_id::{DeviceId, Namespace};
+
+mod rows;
+mod schema;
+
+use rows::{
+    DEVICE_COLUMNS, class_from, device_from, device_row, object_from, object_row, to_i64, to_u64,
+};
+
+/// SQLite-backed [`Store`].
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database file at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory database (tests, tools).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
+        schema::prepare(&mut conn)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+}
+
+fn require_device(conn: &Connection, id: &DeviceId) -> Result<(), StoreError> {
+    let found: Option<i64> = conn
+        .query_row("SELECT 1 FROM devices WHERE id = ?1", [id.as_str()], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    found
+        .map(|_| ())
+        .ok_or_else(|| StoreError::DeviceNotFound(id.to_string()))
+}
+
+fn apply_status(
+    conn: &Connection,
+    id: &DeviceId,
+    u: &StatusUpdate,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let seq = u.seq.map(|s| to_i64("heartbeat seq", s)).transpose()?;
+    conn.execute(
+        "UPDATE devices SET status = ?2, last_heartbeat = ?3,
+             hardware = COALESCE(?4, hardware),
+             last_heartbeat_seq = COALESCE(?5, last_heartbeat_seq), last_seen_ms = ?6
+         WHERE id = ?1 AND (?5 IS NULL OR last_heartbeat_seq IS NULL OR last_heartbeat_seq < ?5)",
+        params![
+            id.as_str(),
+            u.status,
+            u.heartbeat.to_string(),
+            u.hardware.as_ref().map(Value::to_string),
+            seq,
+            now_ms
+        ],
+    )?;
+    Ok(())
+}
+
+fn max_seq(conn: &Connection, id: &DeviceId) -> Result<Option<u64>, StoreError> {
+    let v: Option<i64> = conn.query_row(
+        "SELECT MAX(seq) FROM records WHERE device_id = ?1",
+        [id.as_str()],
+        |r| r.get(0),
+    )?;
+    Ok(v.map(to_u64))
+}
+
+impl Store for SqliteStore {
+    fn ping(&self) -> Result<(), StoreError> {
+        self.conn()?.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    fn enrol(
+        &self,
+        id: &DeviceId,
+        namespace: &Namespace,
+        hardware: Option<&Value>,
+        auto_approve: bool,
+        now_ms: u64,
+    ) -> Result<EnrolOutcome, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let existing: Option<bool> = tx
+            .query_row(
+                "SELECT approved FROM devices WHERE id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let outcome = match existing {
+            Some(true) => EnrolOutcome::AlreadyApproved,
+            Some(false) => {
+                if let Some(hw) = hardware {
+                    tx.execute(
+                        "UPDATE devices SET hardware = ?2 WHERE id = ?1",
+                        params![id.as_str(), hw.to_string()],
+                    )?;
+                }
+                EnrolOutcome::StillPending
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO devices (id, namespace, approved, hardware, enrolled_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        id.as_str(),
+                        namespace.as_str(),
+                        auto_approve,
+                        hardware.map(Value::to_string),
+                        to_i64("time", now_ms)?
+                    ],
+                )?;
+                EnrolOutcome::Created(if auto_approve {
+                    Approval::Approved
+                } else {
+                    Approval::Pending
+                })
+            }
+        };
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    fn approve(&self, id: &DeviceId) -> Result<(), StoreError> {
+        let n = self.conn()?.execute(
+            "UPDATE devices SET approved = 1 WHERE id = ?1",
+            [id.as_str()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::DeviceNotFound(id.to_string()));
+        }
+        Ok(())
+    }
+
+    fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+        let row = self
+            .conn()?
+            .query_row(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?1"),
+                [id.as_str()],
+                device_row,
+            )
+            .optional()?;
+        row.map(device_from).transpose()
+    }
+
+    fn devices(&self) -> Result<Vec<Device>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt =
+            conn.prepare(&format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY id"))?;
+        let rows = stmt.query_map([], device_row)?;
+        rows.map(|r| device_from(r?)).collect()
+    }
+
+    fn mark_registered(
+        &self,
+        id: &DeviceId,
+        hardware: Option<&Value>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let n = self.conn()?.execute(
+            "UPDATE devices SET registered = 1, registered_at_ms = ?2,
+                 hardware = COALESCE(?3, hardware)
+             WHERE id = ?1",
+            params![
+                id.as_str(),
+                to_i64("time", now_ms)?,
+                hardware.map(Value::to_string)
+            ],
+        )?;
+        if n == 0 {
+            return Err(StoreError::DeviceNotFound(id.to_string()));
+        }
+        Ok(())
+    }
+
+    fn mark_cert_used(&self, id: &DeviceId) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "UPDATE devices SET cert_used = 1 WHERE id = ?1 AND cert_used = 0",
+            [id.as_str()],
+        )?;
+        Ok(())
+    }
+
+    fn update_status(
+        &self,
+        id: &DeviceId,
+        update: &StatusUpdate,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        require_device(&tx, id)?;
+        apply_status(&tx, id, update, to_i64("time", now_ms)?)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn ingest_batch(
+        &self,
+        id: &DeviceId,
+        records: &[NewRecord],
+        status: Option<&StatusUpdate>,
+        now_ms: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let now = to_i64("time", now_ms)?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        require_device(&tx, id)?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO records (device_id, seq, at_ms, class, payload, received_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for r in records {
+                insert.execute(params![
+                    id.as_str(),
+                    to_i64("seq", r.seq)?,
+                    to_i64("at_ms", r.at_ms)?,
+                    i64::from(r.class as u8),
+                    r.payload,
+                    now
+                ])?;
+            }
+        }
+        match status {
+            Some(u) => apply_status(&tx, id, u, now)?,
+            None => {
+                tx.execute(
+                    "UPDATE devices SET last_seen_ms = ?2 WHERE id = ?1",
+                    params![id.as_str(), now],
+                )?;
+            }
+        }
+        let acked = max_seq(&tx, id)?;
+        tx.commit()?;
+        Ok(acked)
+    }
+
+    fn acked_through(&self, id: &DeviceId) -> Result<Option<u64>, StoreError> {
+        max_seq(&*self.conn()?, id)
+    }
+
+    fn records(
+        &self,
+        id: &DeviceId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, at_ms, class, payload, received_ms FROM records
+             WHERE device_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let after = after.map_or(Ok(-1), |a| to_i64("seq", a))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![id.as_str(), after, limit], |r| {
+            Ok(StoredRecord {
+                record: NewRecord {
+                    seq: to_u64(r.get(0)?),
+                    at_ms: to_u64(r.get(1)?),
+                    class: class_from(r.get(2)?),
+                    payload: r.get(3)?,
+                },
+                received_ms: to_u64(r.get(4)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn configuration(&self, id: &DeviceId) -> Result<Option<DeviceConfig>, StoreError> {
+        let row: Option<(i64, String)> = self
+            .conn()?
+            .query_row(
+                "SELECT version, spec FROM device_config WHERE device_id = ?1",
+                [id.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(v, spec)| {
+            Ok(DeviceConfig {
+                version: v.to_string(),
+                spec: serde_json::from_str(&spec)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn set_configuration(&self, id: &DeviceId, spec: &Value) -> Result<String, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        require_device(&tx, id)?;
+        let spec = spec.to_string();
+        let current: Option<(i64, String)> = tx
+            .query_row(
+                "SELECT version, spec FROM device_config WHERE device_id = ?1",
+                [id.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let version = match current {
+            Some((v, old)) if old == spec => v,
+            Some((v, _)) => v + 1,
+            None => 1,
+        };
+        tx.execute(
+            "INSERT INTO device_config (device_id, version, spec) VALUES (?1, ?2, ?3)
+             ON CONFLICT (device_id) DO UPDATE SET version = ?2, spec = ?3",
+            params![id.as_str(), version, spec],
+        )?;
+        tx.commit()?;
+        Ok(version.to_string())
+    }
+
+    fn set_labels(
+        &self,
+        id: &DeviceId,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let n = self.conn()?.execute(
+            "UPDATE devices SET labels = ?2 WHERE id = ?1",
+            params![id.as_str(), serde_json::to_string(labels)?],
+        )?;
+        if n == 0 {
+            return Err(StoreError::DeviceNotFound(id.to_string()));
+        }
+        Ok(())
+    }
+
+    fn put_object(&self, o: &StoredObject) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "INSERT INTO objects (kind, namespace, name, body) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (kind, namespace, name) DO UPDATE SET body = ?4",
+            params![o.kind, o.namespace, o.name, o.body.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn get_object(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<StoredObject>, StoreError> {
+        let row = self
+            .conn()?
+            .query_row(
+                "SELECT kind, namespace, name, body FROM objects
+                 WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+                params![kind, namespace, name],
+                object_row,
+            )
+            .optional()?;
+        row.map(object_from).transpose()
+    }
+
+    fn list_objects(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Result<Vec<StoredObject>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT kind, namespace, name, body FROM objects
+             WHERE kind = ?1 AND (?2 IS NULL OR namespace = ?2) ORDER BY namespace, name",
+        )?;
+        let rows = stmt.query_map(params![kind, namespace], object_row)?;
+        rows.map(|r| object_from(r?)).collect()
+    }
+
+    fn delete_object(&self, kind: &str, namespace: &str, name: &str) -> Result<bool, StoreError> {
+        let n = self.conn()?.execute(
+            "DELETE FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+            params![kind, namespace, name],
+        )?;
+        Ok(n > 0)
+    }
+}

@@ -1,0 +1,74 @@
+//! The SQLite schema, its migrations and connection settings.
+
+use rusqlite::Connection;
+
+use crate::store::StoreError;
+
+/// Schema migrations; `PRAGMA user_version` counts how many were applied.
+pub(super) const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE devices (
+    id                 TEXT PRIMARY KEY,
+    namespace          TEXT NOT NULL,
+    approved           INTEGER NOT NULL,
+    registered         INTEGER NOT NULL DEFAULT 0,
+    cert_used          INTEGER NOT NULL DEFAULT 0,
+    labels             TEXT NOT NULL DEFAULT '{}',
+    hardware           TEXT,
+    status             TEXT,
+    last_heartbeat     TEXT,
+    last_heartbeat_seq INTEGER,
+    last_seen_ms       INTEGER,
+    enrolled_at_ms     INTEGER NOT NULL,
+    registered_at_ms   INTEGER
+) STRICT;
+CREATE TABLE records (
+    device_id   TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,
+    at_ms       INTEGER NOT NULL,
+    class       INTEGER NOT NULL,
+    payload     BLOB NOT NULL,
+    received_ms INTEGER NOT NULL,
+    PRIMARY KEY (device_id, seq)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE device_config (
+    device_id TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+    version   INTEGER NOT NULL,
+    spec      TEXT NOT NULL
+) STRICT;
+CREATE TABLE objects (
+    kind      TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    body      TEXT NOT NULL,
+    PRIMARY KEY (kind, namespace, name)
+) STRICT, WITHOUT ROWID;
+"#];
+
+/// Apply connection settings and pending migrations.
+pub(super) fn prepare(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // WAL: readers never block the writer. FULL: every commit is fsynced
+    // (the WAL) before it returns, so an acknowledged batch survives power loss.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let applied = usize::try_from(applied).unwrap_or(0);
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::OutOfRange(format!(
+            "database schema version {applied} is newer than this server ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    let tx = conn.transaction()?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(i + 1).unwrap_or(i64::MAX),
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
