@@ -1,0 +1,126 @@
+//! [`EdgeDevice`]: one registered edge device, its configuration and what it
+//! last reported.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::device_config::{
+    HeartbeatConfiguration, LogCollection, MetricsConfiguration, Mount, OsInformation,
+    StorageConfiguration,
+};
+use crate::hardware::Hardware;
+use crate::playbook::PlaybookExecutionStatus;
+
+/// Desired state of an edge device.
+///
+/// When the device carries the `flotta/member-of` label, the configuration
+/// blocks come from that EdgeDeviceSet instead of from here.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "management.project-flotta.io",
+    version = "v1alpha1",
+    kind = "EdgeDevice",
+    plural = "edgedevices",
+    singular = "edgedevice",
+    namespaced,
+    status = "EdgeDeviceStatus",
+    derive = "PartialEq",
+    doc = "An edge device registered with Flotta."
+)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeDeviceSpec {
+    /// Heartbeat settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<HeartbeatConfiguration>,
+    /// Log collection targets, by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_collection: Option<LogCollection>,
+    /// Metric collection settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsConfiguration>,
+    /// Block devices to mount.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<Vec<Mount>>,
+    /// The OS image the device should run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os_information: Option<OsInformation>,
+    /// When the device asked to register.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_time: Option<Time>,
+    /// Where workload data is uploaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageConfiguration>,
+}
+
+/// Observed state of an edge device, as last reported by its agent.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeDeviceStatus {
+    /// Playbook runs on this device.
+    #[serde(rename = "PlaybookExec", skip_serializing_if = "Option::is_none")]
+    pub playbook_exec: Option<Vec<PlaybookExec>>,
+    /// Name of the ObjectBucketClaim created for the device's data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_obc: Option<String>,
+    /// The hardware profile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hardware: Option<Hardware>,
+    /// `metadata.resourceVersion` of the device the agent last synced with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_synced_resource_version: Option<String>,
+    /// Device phase, e.g. `up`, `down`, `degraded`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// State of OS image upgrades.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade_information: Option<UpgradeInformation>,
+    /// Workloads deployed on the device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workloads: Option<Vec<WorkloadStatus>>,
+}
+
+/// A playbook run on the device.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct PlaybookExec {
+    /// The run's conditions.
+    #[serde(
+        rename = "PlaybookExecutionStatus",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub playbook_execution_status: Option<PlaybookExecutionStatus>,
+    /// Name of the PlaybookExecution.
+    pub name: String,
+}
+
+/// OS image upgrade state.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct UpgradeInformation {
+    /// The ostree commit the device runs.
+    #[serde(rename = "currentCommitID")]
+    pub current_commit_id: String,
+    /// Outcome of the last upgrade.
+    #[serde(rename = "lastUpgradeStatus", skip_serializing_if = "Option::is_none")]
+    pub last_upgrade_status: Option<String>,
+    /// When the last upgrade happened (free-form text, not a timestamp).
+    #[serde(rename = "lastUpgradeTime", skip_serializing_if = "Option::is_none")]
+    pub last_upgrade_time: Option<String>,
+}
+
+/// A workload deployed on the device.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadStatus {
+    /// When the workload's data was last uploaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_data_upload: Option<Time>,
+    /// When `phase` last changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<Time>,
+    /// Name of the EdgeWorkload.
+    pub name: String,
+    /// Workload phase, e.g. `Running`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+}
