@@ -48,8 +48,15 @@ impl QueueError {
         }
     }
 
+    /// Wrap an I/O error on `path`; a full file system becomes [`QueueError::Full`].
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> QueueError {
         let path = path.into();
-        move |source| QueueError::Io { path, source }
+        move |source| {
+            if source.kind() == io::ErrorKind::StorageFull {
+                QueueError::Full { needed_bytes: 0 }
+            } else {
+                QueueError::Io { path, source }
+            }
+        }
     }
 }

@@ -187,6 +187,9 @@ impl<C: Clock, D: DiskSpace> Queue<C, D> {
         if self.acked.is_some_and(|a| through <= a) {
             return Ok(());
         }
+        // Whole segments at or below `through` need no marker: deleting them
+        // first also frees the room the marker needs on a full disk.
+        self.drop_acked_front(Some(through))?;
         self.scratch.clear();
         let len = frame::encode(&Entry::Ack { through }, &mut self.scratch);
         self.write_frame(len)?;
@@ -196,7 +199,6 @@ impl<C: Clock, D: DiskSpace> Queue<C, D> {
         }
         self.sync()?;
         self.acked = Some(through);
-        self.drop_acked_front()?;
         self.recount_unacked()
     }
 
@@ -337,9 +339,12 @@ impl<C: Clock, D: DiskSpace> Queue<C, D> {
     /// Delete closed segments from the front while they hold nothing
     /// unacknowledged. Only from the front, so that the segment holding the
     /// newest acknowledgement marker outlives every older segment.
-    pub(super) fn drop_acked_front(&mut self) -> Result<(), QueueError> {
+    /// Deleting a segment whose data all lie at or below `acked` is safe even
+    /// before the marker for `acked` is written: its records are gone, and the
+    /// marker of any earlier acknowledgement lies in a later segment.
+    pub(super) fn drop_acked_front(&mut self, acked: Option<u64>) -> Result<(), QueueError> {
         let mut deleted = false;
-        while self.segments.len() > 1 && self.segments[0].fully_acked(self.acked) {
+        while self.segments.len() > 1 && self.segments[0].fully_acked(acked) {
             let base = self.segments[0].base;
             let path = self.segment_path(base);
             std::fs::remove_file(&path).map_err(QueueError::io(&path))?;

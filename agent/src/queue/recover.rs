@@ -116,7 +116,7 @@ impl<C: Clock, D: DiskSpace> Queue<C, D> {
             },
             scratch: Vec::new(),
         };
-        queue.drop_acked_front()?;
+        queue.drop_acked_front(queue.acked)?;
         queue.recount_unacked()?;
         let now = queue.clock.now_ms();
         queue.evict_expired(now)?;

@@ -179,10 +179,12 @@ pub(crate) fn replace_durably(
     dst: &Path,
     bytes: &[u8],
 ) -> Result<(), QueueError> {
-    fs::write(tmp, bytes).map_err(QueueError::io(tmp))?;
-    File::open(tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(QueueError::io(tmp))?;
+    // On failure the temporary file goes and `dst` stays untouched.
+    let written = fs::write(tmp, bytes).and_then(|()| File::open(tmp)?.sync_all());
+    if let Err(e) = written {
+        let _ = fs::remove_file(tmp);
+        return Err(QueueError::io(tmp)(e));
+    }
     fs::rename(tmp, dst).map_err(QueueError::io(dst))?;
     sync_dir(dir)
 }

@@ -63,3 +63,15 @@ pub fn all_seqs(q: &mut TestQueue) -> Vec<u64> {
         .map(|r| r.seq)
         .collect()
 }
+
+/// A temporary directory on tmpfs when there is one: for tests of logic, not
+/// of durability, where thousands of fsyncs would only cost time.
+pub fn fast_tempdir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = tempfile::tempdir_in(shm) {
+            return dir;
+        }
+    }
+    tempfile::tempdir().expect("tempdir")
+}
