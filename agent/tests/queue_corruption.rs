@@ -2,6 +2,8 @@
 //! random bits, write garbage files; recovery keeps every intact record and
 //! counts the damage, and never panics.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use std::fs;

@@ -1,6 +1,8 @@
 //! Bounds and eviction: bytes, age, free disk space (simulated and a real
 //! full tmpfs); heartbeats go before logs before events, and drops are counted.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use common::{FakeDisk, all_seqs, small_config};

@@ -1,6 +1,8 @@
 //! Property test: random append / read / ack / sync / restart sequences
 //! against a simple in-memory model of the queue.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use common::{open, small_config};

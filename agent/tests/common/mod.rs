@@ -68,10 +68,10 @@ pub fn all_seqs(q: &mut TestQueue) -> Vec<u64> {
 /// of durability, where thousands of fsyncs would only cost time.
 pub fn fast_tempdir() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(dir) = tempfile::tempdir_in(shm) {
-            return dir;
-        }
+    if shm.is_dir()
+        && let Ok(dir) = tempfile::tempdir_in(shm)
+    {
+        return dir;
     }
     tempfile::tempdir().expect("tempdir")
 }
