@@ -6,6 +6,10 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod config;
+pub mod decode;
 pub mod device_id;
+pub mod models;
 pub mod pki;
 pub mod store;
+pub mod tls;

@@ -1,0 +1,259 @@
+//! Server configuration: compiled-in defaults, then a TOML file, then
+//! `FLOTTA_SERVER_*` environment variables. Unknown keys are errors.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::device_id::Namespace;
+use crate::pki::PkiSettings;
+
+/// Prefix of environment variables overriding configuration keys
+/// (`FLOTTA_SERVER_LISTEN_ADDR` sets `listen_addr`).
+pub const ENV_PREFIX: &str = "FLOTTA_SERVER_";
+
+const DAY_SECONDS: u64 = 86_400;
+const MAX_VALIDITY_SECONDS: u64 = 100 * 365 * DAY_SECONDS;
+
+/// Invalid configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file, a variable or a value could not be read or parsed.
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A value parsed but is not acceptable.
+    #[error("configuration: {key}: {reason}")]
+    Invalid {
+        /// The offending key.
+        key: &'static str,
+        /// Why it is refused.
+        reason: String,
+    },
+}
+
+/// Everything the server can be configured with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address of the mTLS Edge API listener.
+    pub listen_addr: SocketAddr,
+    /// Address of the plain-HTTP admin listener (`/healthz`, `/readyz`);
+    /// keep it on loopback.
+    pub admin_listen_addr: SocketAddr,
+    /// Directory holding the CA, the server certificate and the store.
+    pub data_dir: PathBuf,
+    /// DNS names and IP addresses devices use to reach the API (server certificate SANs).
+    pub server_names: Vec<String>,
+    /// Approve enrolled devices at once; when false they wait for `approve`.
+    pub auto_approve: bool,
+    /// Namespace of devices whose enrolment names none.
+    pub default_namespace: String,
+    /// Lifetime of device certificates.
+    pub device_cert_validity_seconds: u64,
+    /// Default lifetime of registration certificates.
+    pub registration_cert_validity_seconds: u64,
+    /// Lifetime of a newly created CA.
+    pub ca_validity_seconds: u64,
+    /// Lifetime of the server certificate (re-issued on start when near expiry).
+    pub server_cert_validity_seconds: u64,
+    /// PEM files of previous CAs whose client certificates stay trusted.
+    pub old_ca_files: Vec<PathBuf>,
+    /// Largest batch request body.
+    pub max_batch_bytes: usize,
+    /// Largest JSON request body.
+    pub max_json_bytes: usize,
+    /// Time allowed for a TLS handshake.
+    pub tls_handshake_timeout_seconds: u64,
+    /// Time allowed to receive a request's headers.
+    pub http_header_read_timeout_seconds: u64,
+    /// Connections served at once on the API listener; more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([0, 0, 0, 0], 8043)),
+            admin_listen_addr: SocketAddr::from(([127, 0, 0, 1], 8044)),
+            data_dir: PathBuf::from("/var/lib/flotta-server"),
+            server_names: vec!["localhost".into(), "127.0.0.1".into()],
+            auto_approve: true,
+            default_namespace: "default".into(),
+            device_cert_validity_seconds: 30 * DAY_SECONDS,
+            registration_cert_validity_seconds: 365 * DAY_SECONDS,
+            ca_validity_seconds: 10 * 365 * DAY_SECONDS,
+            server_cert_validity_seconds: 365 * DAY_SECONDS,
+            old_ca_files: vec![],
+            max_batch_bytes: flotta_proto::batch::MAX_BATCH_BYTES,
+            max_json_bytes: 256 * 1024,
+            tls_handshake_timeout_seconds: 10,
+            http_header_read_timeout_seconds: 30,
+            max_connections: 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the TOML file (which must exist when given), then the
+    /// environment; validated.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            fig = fig.merge(Toml::file_exact(file));
+        }
+        Self::extract(fig.merge(Env::prefixed(ENV_PREFIX)))
+    }
+
+    /// Defaults, then `toml` text (no file, no environment); validated. For tests and tools.
+    pub fn from_toml_str(toml: &str) -> Result<Self, ConfigError> {
+        Self::extract(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml)),
+        )
+    }
+
+    fn extract(fig: Figment) -> Result<Self, ConfigError> {
+        let cfg: Config = fig.extract().map_err(Box::new)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Check values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: String| Err(ConfigError::Invalid { key, reason });
+        let max = flotta_proto::batch::MAX_BATCH_BYTES;
+        if self.max_batch_bytes == 0 || self.max_batch_bytes > max {
+            return invalid("max_batch_bytes", format!("must be 1..={max}"));
+        }
+        if self.max_json_bytes == 0 || self.max_json_bytes > 16 * 1024 * 1024 {
+            return invalid("max_json_bytes", "must be 1..=16777216".into());
+        }
+        for (key, v) in [
+            (
+                "device_cert_validity_seconds",
+                self.device_cert_validity_seconds,
+            ),
+            (
+                "registration_cert_validity_seconds",
+                self.registration_cert_validity_seconds,
+            ),
+            ("ca_validity_seconds", self.ca_validity_seconds),
+            (
+                "server_cert_validity_seconds",
+                self.server_cert_validity_seconds,
+            ),
+        ] {
+            if v == 0 || v > MAX_VALIDITY_SECONDS {
+                return invalid(key, format!("must be 1..={MAX_VALIDITY_SECONDS}"));
+            }
+        }
+        if self.ca_validity_seconds < self.device_cert_validity_seconds {
+            return invalid(
+                "ca_validity_seconds",
+                "must not be shorter than device_cert_validity_seconds".into(),
+            );
+        }
+        if self.server_names.is_empty() || self.server_names.iter().any(|n| n.trim().is_empty()) {
+            return invalid(
+                "server_names",
+                "must list at least one non-empty name".into(),
+            );
+        }
+        if let Err(e) = Namespace::parse(&self.default_namespace) {
+            return invalid("default_namespace", e.to_string());
+        }
+        for (key, v) in [
+            (
+                "tls_handshake_timeout_seconds",
+                self.tls_handshake_timeout_seconds,
+            ),
+            (
+                "http_header_read_timeout_seconds",
+                self.http_header_read_timeout_seconds,
+            ),
+        ] {
+            if v == 0 || v > 3600 {
+                return invalid(key, "must be 1..=3600".into());
+            }
+        }
+        if self.max_connections == 0 {
+            return invalid("max_connections", "must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Path of the SQLite store.
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join("flotta.db")
+    }
+
+    /// Lifetime of device certificates.
+    pub fn device_cert_validity(&self) -> Duration {
+        Duration::from_secs(self.device_cert_validity_seconds)
+    }
+
+    /// What the PKI needs.
+    pub fn pki_settings(&self) -> PkiSettings {
+        PkiSettings {
+            server_names: self.server_names.clone(),
+            ca_validity: Duration::from_secs(self.ca_validity_seconds),
+            server_cert_validity: Duration::from_secs(self.server_cert_validity_seconds),
+            old_ca_files: self.old_ca_files.clone(),
+        }
+    }
+
+    /// The configuration as TOML (for `flotta-server config`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_roundtrip_through_toml() {
+        let d = Config::default();
+        d.validate().unwrap();
+        assert_eq!(Config::from_toml_str(&d.to_toml()).unwrap(), d);
+    }
+
+    #[test]
+    fn file_overrides_defaults() {
+        let c = Config::from_toml_str(
+            "listen_addr = \"127.0.0.1:9000\"\nauto_approve = false\ndevice_cert_validity_seconds = 60\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen_addr, "127.0.0.1:9000".parse().unwrap());
+        assert!(!c.auto_approve);
+        assert_eq!(c.device_cert_validity_seconds, 60);
+        assert_eq!(c.max_json_bytes, Config::default().max_json_bytes);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let err = Config::from_toml_str("listen_adr = \"127.0.0.1:1\"").unwrap_err();
+        assert!(err.to_string().contains("listen_adr"), "{err}");
+        let err = Config::from_toml_str("max_batch_bytes = 2000000").unwrap_err();
+        assert!(err.to_string().contains("max_batch_bytes"), "{err}");
+        let err = Config::from_toml_str("device_cert_validity_seconds = 0").unwrap_err();
+        assert!(
+            err.to_string().contains("device_cert_validity_seconds"),
+            "{err}"
+        );
+        let err = Config::from_toml_str("default_namespace = \"Bad_NS\"").unwrap_err();
+        assert!(err.to_string().contains("default_namespace"), "{err}");
+        let err = Config::from_toml_str("listen_addr = \"nowhere\"").unwrap_err();
+        assert!(err.to_string().contains("listen_addr"), "{err}");
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let err = Config::load(Some(Path::new("/nonexistent/flotta.toml"))).unwrap_err();
+        assert!(err.to_string().contains("flotta.toml"), "{err}");
+    }
+}

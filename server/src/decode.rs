@@ -1,0 +1,182 @@
+//! Decoders of untrusted request bodies: Flotta's JSON `message` on
+//! `POST /data/{id}/out`, and our postcard batch. Pure functions, so they are
+//! property-tested and fuzzed (`server/fuzz`).
+
+use flotta_proto::batch::{BatchRequest, DecodeError as BatchDecodeError};
+use flotta_proto::payload::{DeviceStatus, Heartbeat, Payload};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::models::{EnrolmentInfo, HeartbeatInfo, Message, RegistrationInfo, directive};
+use crate::store::{NewRecord, StatusUpdate};
+
+/// Why a request body was refused (always answered with 400, except
+/// [`BadBody::TooLarge`] which is 413).
+#[derive(Debug, thiserror::Error)]
+pub enum BadBody {
+    /// Not JSON, or not the expected JSON shape.
+    #[error("malformed JSON body: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A message without a known directive.
+    #[error("unsupported directive {0:?} (expected enrolment, registration or heartbeat)")]
+    Directive(String),
+    /// A message without content.
+    #[error("message with directive {0:?} has no content")]
+    NoContent(&'static str),
+    /// Content is not the schema the directive requires.
+    #[error("{directive} content is malformed: {source}")]
+    Content {
+        /// The directive.
+        directive: &'static str,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A field holds a value outside its allowed set.
+    #[error("{0}")]
+    Value(String),
+    /// The batch body does not decode.
+    #[error(transparent)]
+    Batch(#[from] BatchDecodeError),
+    /// A record of the batch is unusable.
+    #[error("record seq {seq}: {reason}")]
+    Record {
+        /// Its sequence number.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The body exceeds the configured limit.
+    #[error("request body exceeds the limit of {0} bytes")]
+    TooLarge(usize),
+}
+
+/// What `POST /data/{id}/out` asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataOut {
+    /// Enrol the device.
+    Enrolment(EnrolmentInfo),
+    /// Register (or renew) the device certificate.
+    Registration(RegistrationInfo),
+    /// Report status; the raw heartbeat JSON is kept for the store.
+    Heartbeat(HeartbeatInfo, Value),
+}
+
+fn content<T: DeserializeOwned>(directive: &'static str, v: Value) -> Result<T, BadBody> {
+    serde_json::from_value(v).map_err(|source| BadBody::Content { directive, source })
+}
+
+/// Decode a `POST /data/{id}/out` body.
+pub fn decode_data_out(body: &[u8]) -> Result<(Message, DataOut), BadBody> {
+    let value: Value = serde_json::from_slice(body)?;
+    if !value.is_object() {
+        return Err(BadBody::Value(
+            "the body must be a JSON object (a Flotta message)".into(),
+        ));
+    }
+    let mut msg: Message = serde_json::from_value(value)?;
+    let dir = msg.directive.clone().unwrap_or_default();
+    let name = match dir.as_str() {
+        directive::ENROLMENT => directive::ENROLMENT,
+        directive::REGISTRATION => directive::REGISTRATION,
+        directive::HEARTBEAT => directive::HEARTBEAT,
+        _ => return Err(BadBody::Directive(dir)),
+    };
+    let raw = msg
+        .content
+        .take()
+        .filter(|v| !v.is_null())
+        .ok_or(BadBody::NoContent(name))?;
+    let out = match name {
+        directive::ENROLMENT => DataOut::Enrolment(content(name, raw)?),
+        directive::REGISTRATION => DataOut::Registration(content(name, raw)?),
+        _ => {
+            let hb: HeartbeatInfo = content(name, raw.clone())?;
+            match hb.status.as_deref() {
+                None | Some("up" | "degraded") => {}
+                Some(other) => {
+                    return Err(BadBody::Value(format!(
+                        "heartbeat status {other:?} is neither \"up\" nor \"degraded\""
+                    )));
+                }
+            }
+            DataOut::Heartbeat(hb, raw)
+        }
+    };
+    Ok((msg, out))
+}
+
+/// A batch decoded and checked, ready for the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedBatch {
+    /// Configuration version the device applies.
+    pub config_version: String,
+    /// Records to store.
+    pub records: Vec<NewRecord>,
+    /// Status update from the batch's newest heartbeat, if any.
+    pub status: Option<StatusUpdate>,
+}
+
+/// Largest sequence number or timestamp the store accepts.
+const MAX_STORED: u64 = i64::MAX as u64;
+
+/// The heartbeat as the JSON the store keeps (Flotta-style status words).
+pub fn heartbeat_json(hb: &Heartbeat) -> Value {
+    let mut v = serde_json::to_value(hb).unwrap_or(Value::Null);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("status".into(), Value::from(status_word(hb.status)));
+    }
+    v
+}
+
+fn status_word(s: DeviceStatus) -> &'static str {
+    match s {
+        DeviceStatus::Up => "up",
+        DeviceStatus::Degraded => "degraded",
+    }
+}
+
+/// Decode and check a batch body: the envelope (format, order, size), then
+/// every record's payload, which must decode and match the record's class.
+pub fn decode_batch(body: &[u8]) -> Result<DecodedBatch, BadBody> {
+    let req = BatchRequest::decode(body)?;
+    let mut records = Vec::with_capacity(req.records.len());
+    let mut status = None;
+    for r in req.records {
+        let bad = |reason: String| BadBody::Record { seq: r.seq, reason };
+        if r.seq > MAX_STORED || r.at_ms > MAX_STORED {
+            return Err(bad("seq and at_ms must not exceed 2^63-1".into()));
+        }
+        let payload = Payload::decode(&r.payload).map_err(|e| bad(format!("payload: {e}")))?;
+        if payload.class() != r.class {
+            return Err(bad(format!(
+                "payload is a {:?} but the record says {:?}",
+                payload.class(),
+                r.class
+            )));
+        }
+        if let Payload::Heartbeat(hb) = &payload {
+            // Records ascend by seq, so the last heartbeat is the newest.
+            status = Some(StatusUpdate {
+                status: status_word(hb.status).into(),
+                heartbeat: heartbeat_json(hb),
+                hardware: None,
+                seq: Some(r.seq),
+            });
+        }
+        records.push(NewRecord {
+            seq: r.seq,
+            at_ms: r.at_ms,
+            class: r.class,
+            payload: r.payload,
+        });
+    }
+    Ok(DecodedBatch {
+        config_version: req.config_version,
+        records,
+        status,
+    })
+}
+
+#[cfg(test)]
+mod tests;
