@@ -8,13 +8,15 @@
 //! Flotta lacks either. The few justified differences are listed in [`ALLOWED`].
 //!
 //! The reference CRDs live outside the repository, in the shared reference tree
-//! beside the checkout (`FLOTTA_REFERENCE_CRDS` overrides the directory).
+//! beside the checkout (`FLOTTA_REFERENCE_CRDS` overrides the directory; see
+//! `common/mod.rs`).
+
+mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
+use common::{our_crd, reference_crd, reference_crds};
 use flotta_crd::all_crds;
-use flotta_crd::k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::Value;
 
 /// Differences from the reference that are deliberate: `(kind, path, finding)`.
@@ -36,45 +38,6 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "ours requires ip",
     ),
 ];
-
-fn reference_dir() -> PathBuf {
-    match std::env::var_os("FLOTTA_REFERENCE_CRDS") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/flotta/crds")
-        }
-    }
-}
-
-fn reference_crds() -> Vec<Value> {
-    let dir = reference_dir();
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|err| {
-        panic!(
-            "reference CRDs not found in {} ({err}); set FLOTTA_REFERENCE_CRDS",
-            dir.display()
-        )
-    });
-    let mut paths: Vec<PathBuf> = entries
-        .map(|entry| entry.expect("readable directory entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(path).expect("readable reference CRD");
-            serde_norway::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
-        })
-        .collect()
-}
-
-fn ours_by_kind(kind: &str) -> Value {
-    let crd: CustomResourceDefinition = all_crds()
-        .into_iter()
-        .find(|crd| crd.spec.names.kind == kind)
-        .unwrap_or_else(|| panic!("no CRD of ours for kind {kind}"));
-    serde_json::to_value(crd).expect("CRD serialises")
-}
 
 /// One mismatch, by resource kind and property path.
 struct Finding {
@@ -298,7 +261,7 @@ fn every_reference_crd_has_a_compatible_crd_of_ours() {
     let mut allowed = 0;
     for theirs in &references {
         let kind = theirs["spec"]["names"]["kind"].as_str().expect("kind");
-        for finding in compare(theirs, &ours_by_kind(kind)) {
+        for finding in compare(theirs, &our_crd(kind)) {
             if finding.allowed() {
                 allowed += 1;
                 eprintln!(
@@ -324,11 +287,8 @@ fn every_reference_crd_has_a_compatible_crd_of_ours() {
 /// The comparison itself must notice drift, or the test above proves nothing.
 #[test]
 fn comparison_reports_drift_in_our_schema() {
-    let theirs = reference_crds()
-        .into_iter()
-        .find(|crd| crd["spec"]["names"]["kind"] == "EdgeDevice")
-        .expect("reference EdgeDevice CRD");
-    let mut ours = ours_by_kind("EdgeDevice");
+    let theirs = reference_crd("EdgeDevice");
+    let mut ours = our_crd("EdgeDevice");
     let schema = &mut ours["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
     let spec = schema["spec"]["properties"]
         .as_object_mut()
