@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, JSON, JSONSchemaProps, JSONSchemaPropsOrArray,
+    CustomResourceDefinition, JSON, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
 };
 use kube::CustomResourceExt;
 
@@ -51,6 +51,11 @@ pub fn crds_yaml() -> String {
 ///   k8s-openapi's schemas do not carry (server-side apply merges container ports
 ///   by `containerPort` and `protocol`), and the `TCP` default of port protocols
 ///   that makes `protocol` usable as a merge key.
+///
+/// It also drops the descriptions inside the pod spec. Kubernetes 1.33's pod
+/// documentation would make the EdgeWorkload CRD larger than the 256 KiB that
+/// `kubectl apply` can record in its last-applied annotation; they are the
+/// standard pod field docs, which `kubectl explain pod.spec` still shows.
 fn finish(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
     let names = &mut crd.spec.names;
     names.list_kind = Some(format!("{}List", names.kind));
@@ -63,6 +68,7 @@ fn finish(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
             add_object_meta_properties(root);
             if let Some(pod_spec) = property(root, &["spec", "pod", "spec"]) {
                 mark_pod_spec(pod_spec);
+                strip_nested_descriptions(pod_spec);
             }
         }
     }
@@ -117,6 +123,26 @@ fn mark_pod_spec(pod_spec: &mut JSONSchemaProps) {
 fn list_map(list: &mut JSONSchemaProps, keys: &[&str]) {
     list.x_kubernetes_list_type = Some("map".to_owned());
     list.x_kubernetes_list_map_keys = Some(keys.iter().map(|key| (*key).to_owned()).collect());
+}
+
+/// Removes the descriptions of everything below `schema` (not its own).
+fn strip_nested_descriptions(schema: &mut JSONSchemaProps) {
+    let mut children: Vec<&mut JSONSchemaProps> = Vec::new();
+    if let Some(properties) = schema.properties.as_mut() {
+        children.extend(properties.values_mut());
+    }
+    match schema.items.as_mut() {
+        Some(JSONSchemaPropsOrArray::Schema(item)) => children.push(item),
+        Some(JSONSchemaPropsOrArray::Schemas(items)) => children.extend(items.iter_mut()),
+        None => {}
+    }
+    if let Some(JSONSchemaPropsOrBool::Schema(values)) = schema.additional_properties.as_mut() {
+        children.push(values);
+    }
+    for child in children {
+        child.description = None;
+        strip_nested_descriptions(child);
+    }
 }
 
 /// The schema at `path` below `schema`, following `properties`.

@@ -46,3 +46,20 @@ fn crds_cover_flottas_resources_once_each() {
         );
     }
 }
+
+/// `kubectl apply` (client side) stores the whole object in the
+/// `kubectl.kubernetes.io/last-applied-configuration` annotation, and the API
+/// server caps annotations at 256 KiB: a larger CRD cannot be applied that way.
+#[test]
+fn every_crd_fits_in_a_last_applied_annotation() {
+    const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
+    for crd in all_crds() {
+        let json = serde_json::to_string(&crd).expect("CRD serialises");
+        assert!(
+            json.len() < MAX_ANNOTATIONS_BYTES,
+            "{:?} is {} bytes as JSON",
+            crd.metadata.name,
+            json.len()
+        );
+    }
+}
