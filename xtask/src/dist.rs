@@ -123,7 +123,16 @@ pub(crate) fn run(root: &Path, opts: &DistOptions) -> Result<()> {
         let built = build(target, root, opts.build)?;
         let binary = publish(root, target.triple, &built)?;
         checks::verify(target, &binary)?;
-        println!("  checks ok: static, stripped, {}", target.file_arch);
+        let attrs: Vec<String> = target
+            .arm_attributes
+            .iter()
+            .map(|(tag, value)| format!(", {tag}: {value}"))
+            .collect();
+        println!(
+            "  checks ok: static, stripped, {}{}",
+            target.file_arch,
+            attrs.concat()
+        );
         if opts.no_run {
             println!("  smoke run skipped (--no-run)");
         } else {

@@ -9,6 +9,7 @@
 mod boards;
 mod checks;
 mod cli;
+mod cross_toml;
 mod dist;
 mod preflight;
 mod process;

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Install what building, cross-compiling and testing flotta needs on a Debian 12 machine.
+#
+# Idempotent and non-interactive: safe to run on every CI start. Each part checks first and
+# only installs what is missing, so on a machine that already has everything it changes
+# nothing and takes a few seconds. Run as root, or as a user with sudo.
+#
+#   apt:    qemu-user, gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, musl-tools, file, binutils,
+#           curl, openssl (and python3-pip when pip is missing)
+#   PyPI:   ziglang (zig as C compiler and linker for the ARMv6 agent)
+#   rustup: musl targets for the pinned stable toolchain; nightly with rust-src (build-std)
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+export CI="${CI:-true}"
+exec </dev/null
+
+ZIGLANG_VERSION="0.17.1"
+RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+APT_PACKAGES=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-tools file binutils curl openssl)
+PYTHON="${FLOTTA_PYTHON:-python3}"
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+say() { printf 'setup: %s\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo -n "$@"
+    else
+        say "need root for: $*  (run as root, or install sudo)" >&2
+        exit 1
+    fi
+}
+
+# --- Debian packages -------------------------------------------------------------------
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+    APT_PACKAGES+=(python3 python3-pip)
+elif ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
+    APT_PACKAGES+=(python3-pip)
+fi
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
+        missing+=("$pkg")
+    fi
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+    say "apt: all ${#APT_PACKAGES[@]} packages present, skipping apt-get"
+else
+    say "apt: installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# --- zig (PyPI ziglang) ----------------------------------------------------------------
+have_zig="$("$PYTHON" -m ziglang version 2>/dev/null || true)"
+if [ "$have_zig" = "$ZIGLANG_VERSION" ]; then
+    say "zig: $have_zig present ($PYTHON -m ziglang)"
+else
+    say "zig: installing ziglang==$ZIGLANG_VERSION for $PYTHON (found: ${have_zig:-none})"
+    pip_args=(install --quiet --disable-pip-version-check "ziglang==$ZIGLANG_VERSION")
+    # Debian's own python3 is "externally managed" (PEP 668); only then is the override needed.
+    stdlib="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')"
+    in_venv="$("$PYTHON" -c 'import sys; print(int(sys.prefix != sys.base_prefix))')"
+    if [ -f "$stdlib/EXTERNALLY-MANAGED" ] && [ "$in_venv" = 0 ]; then
+        pip_args+=(--break-system-packages)
+    fi
+    if [ -w "$("$PYTHON" -c 'import site; print(site.getsitepackages()[0])')" ]; then
+        "$PYTHON" -m pip "${pip_args[@]}"
+    else
+        as_root "$PYTHON" -m pip "${pip_args[@]}"
+    fi
+    say "zig: $("$PYTHON" -m ziglang version)"
+fi
+
+# --- Rust ------------------------------------------------------------------------------
+if ! command -v rustup >/dev/null 2>&1; then
+    say "rustup not found: install Rust with rustup first (https://rustup.rs)" >&2
+    exit 1
+fi
+# Inside the repository rustup uses rust-toolchain.toml (stable, with rustfmt and clippy).
+unset RUSTUP_TOOLCHAIN
+installed_targets="$(rustup target list --installed)"
+for target in "${RUST_TARGETS[@]}"; do
+    if grep -qx "$target" <<<"$installed_targets"; then
+        say "rust: target $target present"
+    else
+        say "rust: adding target $target"
+        rustup target add "$target"
+    fi
+done
+installed_components="$(rustup component list --installed)"
+for component in rustfmt clippy; do
+    if ! grep -q "^$component" <<<"$installed_components"; then
+        say "rust: adding component $component"
+        rustup component add "$component"
+    fi
+done
+
+if ! rustup toolchain list | grep -q '^nightly-'; then
+    say "rust: installing nightly (minimal profile, rust-src) for -Zbuild-std"
+    rustup toolchain install nightly --profile minimal --component rust-src
+elif ! rustup component list --installed --toolchain nightly | grep -q '^rust-src'; then
+    say "rust: adding rust-src to nightly"
+    rustup component add rust-src --toolchain nightly
+else
+    say "rust: nightly with rust-src present ($(rustc +nightly --version))"
+fi
+
+say "done: stable $(rustc --version | cut -d' ' -f2), $(qemu-arm --version | head -n1 | cut -d' ' -f1-3)"
