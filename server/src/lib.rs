@@ -5,11 +5,15 @@
 //! end-to-end tests start servers in-process with [`testing::spawn`].
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod clock;
 pub mod config;
 pub mod decode;
 pub mod device_id;
 pub mod models;
 pub mod pki;
+pub mod server;
+pub mod service;
 pub mod store;
+pub mod testing;
 pub mod tls;

@@ -166,6 +166,8 @@ pub trait Store: Debug + Send + Sync {
     fn mark_cert_used(&self, id: &DeviceId) -> Result<(), StoreError>;
 
     /// Apply a status report (Flotta JSON heartbeat) and update "last seen".
+    /// Only devices send status, with their own certificate: this also
+    /// records that the device certificate is in use.
     fn update_status(
         &self,
         id: &DeviceId,
@@ -175,8 +177,9 @@ pub trait Store: Debug + Send + Sync {
 
     /// Store a batch in one transaction: records are deduplicated by
     /// `(device, seq)`, the status update (if any) is applied, "last seen"
-    /// is updated. Returns the highest sequence number stored for the device
-    /// once the transaction is durable.
+    /// is updated and the device certificate is recorded as in use. Returns
+    /// the highest sequence number stored for the device once the
+    /// transaction is durable.
     fn ingest_batch(
         &self,
         id: &DeviceId,

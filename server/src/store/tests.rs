@@ -95,8 +95,13 @@ fn batches_are_deduplicated_by_device_and_seq() {
     let d = id("dev-1");
     s.enrol(&d, &ns(), None, true, 1).unwrap();
     assert_eq!(s.acked_through(&d).unwrap(), None);
+    assert!(!s.device(&d).unwrap().unwrap().cert_used);
     let batch: Vec<_> = (1..=3).map(rec).collect();
     assert_eq!(s.ingest_batch(&d, &batch, None, 10).unwrap(), Some(3));
+    assert!(
+        s.device(&d).unwrap().unwrap().cert_used,
+        "a batch proves the device cert is in use"
+    );
     assert_eq!(s.ingest_batch(&d, &batch, None, 11).unwrap(), Some(3));
     assert_eq!(seqs(&s, &d), vec![1, 2, 3]);
     let overlap: Vec<_> = (2..=5).map(rec).collect();

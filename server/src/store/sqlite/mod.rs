@@ -75,7 +75,8 @@ fn apply_status(
     conn.execute(
         "UPDATE devices SET status = ?2, last_heartbeat = ?3,
              hardware = COALESCE(?4, hardware),
-             last_heartbeat_seq = COALESCE(?5, last_heartbeat_seq), last_seen_ms = ?6
+             last_heartbeat_seq = COALESCE(?5, last_heartbeat_seq), last_seen_ms = ?6,
+             cert_used = 1
          WHERE id = ?1 AND (?5 IS NULL OR last_heartbeat_seq IS NULL OR last_heartbeat_seq < ?5)",
         params![
             id.as_str(),
@@ -257,14 +258,12 @@ impl Store for SqliteStore {
                 ])?;
             }
         }
-        match status {
-            Some(u) => apply_status(&tx, id, u, now)?,
-            None => {
-                tx.execute(
-                    "UPDATE devices SET last_seen_ms = ?2 WHERE id = ?1",
-                    params![id.as_str(), now],
-                )?;
-            }
+        tx.execute(
+            "UPDATE devices SET last_seen_ms = ?2, cert_used = 1 WHERE id = ?1",
+            params![id.as_str(), now],
+        )?;
+        if let Some(u) = status {
+            apply_status(&tx, id, u, now)?;
         }
         let acked = max_seq(&tx, id)?;
         tx.commit()?;

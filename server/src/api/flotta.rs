@@ -1,0 +1,150 @@
+//! Flotta's Edge API routes: `data/{id}/in|out`, `control/{id}/in|out`.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::auth::{Action, authorize};
+use super::body::read_limited;
+use super::error::ApiError;
+use super::{AppState, Peer, parse_device_id};
+use crate::decode::{DataOut, decode_data_out};
+use crate::models::{Message, MessageResponse, RegistrationResponse, directive};
+use crate::store::EnrolOutcome;
+
+/// 208 Already Reported: Flotta's answer to enrolment of an approved device.
+const ALREADY_REPORTED: StatusCode = StatusCode::ALREADY_REPORTED;
+
+fn now_rfc3339(state: &AppState) -> String {
+    let t = time::OffsetDateTime::from(state.service.clock().now());
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn new_message(state: &AppState, kind: &str, directive: Option<&str>, content: Value) -> Message {
+    Message {
+        kind: Some(kind.into()),
+        message_id: Some(uuid::Uuid::new_v4().to_string()),
+        version: Some(1),
+        sent: Some(now_rfc3339(state)),
+        directive: directive.map(str::to_owned),
+        content: Some(content),
+        ..Message::default()
+    }
+}
+
+/// `POST data/{id}/out`: enrolment, registration, heartbeat.
+pub(super) async fn post_data(
+    State(state): State<AppState>,
+    Peer(identity): Peer,
+    Path(device_id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let now = state.service.clock().now();
+    // Refuse early what no directive could make acceptable (the most
+    // permissive action is registration).
+    authorize(&identity, &device_id, Action::Register, now)?;
+    let body = read_limited(body, state.service.config().max_json_bytes).await?;
+    let (msg, out) = decode_data_out(&body)?;
+    let action = match &out {
+        DataOut::Enrolment(_) => Action::Enrol,
+        DataOut::Registration(_) => Action::Register,
+        DataOut::Heartbeat(..) => Action::Heartbeat,
+    };
+    authorize(&identity, &device_id, action, now)?;
+    let id = parse_device_id(&device_id)?;
+    match out {
+        DataOut::Enrolment(info) => {
+            let status = match state.service.enrol(id, info).await? {
+                EnrolOutcome::AlreadyApproved => ALREADY_REPORTED,
+                EnrolOutcome::Created(_) | EnrolOutcome::StillPending => StatusCode::OK,
+            };
+            Ok(status.into_response())
+        }
+        DataOut::Registration(info) => {
+            let certificate = state.service.register(id, identity.role, info).await?;
+            let response = MessageResponse {
+                message_id: msg.message_id,
+                directive: Some(directive::REGISTRATION.into()),
+                content: Some(json!(RegistrationResponse { certificate })),
+                metadata: None,
+            };
+            Ok(Json(response).into_response())
+        }
+        DataOut::Heartbeat(info, raw) => {
+            state.service.heartbeat(id, info, raw).await?;
+            Ok(StatusCode::OK.into_response())
+        }
+    }
+}
+
+/// `GET data/{id}/in`: the device's configuration.
+pub(super) async fn get_data(
+    State(state): State<AppState>,
+    Peer(identity): Peer,
+    Path(device_id): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(
+        &identity,
+        &device_id,
+        Action::GetConfiguration,
+        state.service.clock().now(),
+    )?;
+    let id = parse_device_id(&device_id)?;
+    let (_version, content) = state.service.configuration(id).await?;
+    let msg = new_message(&state, "data", Some(directive::DEVICE), content);
+    Ok(Json(msg).into_response())
+}
+
+/// `GET control/{id}/in`: empty, or a `disconnect` command for a device the
+/// server no longer knows (as Flotta does).
+pub(super) async fn get_control(
+    State(state): State<AppState>,
+    Peer(identity): Peer,
+    Path(device_id): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(
+        &identity,
+        &device_id,
+        Action::GetControl,
+        state.service.clock().now(),
+    )?;
+    let id = parse_device_id(&device_id)?;
+    match state.service.configuration(id).await {
+        Ok(_) => Ok(StatusCode::OK.into_response()),
+        Err(crate::service::ServiceError::NotFound(_)) => {
+            let command = json!({ "command": "disconnect", "arguments": {} });
+            Ok(Json(new_message(&state, "command", None, command)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST control/{id}/out`: accepted and ignored (as in Flotta), once the
+/// body is checked to be a JSON message.
+pub(super) async fn post_control(
+    State(state): State<AppState>,
+    Peer(identity): Peer,
+    Path(device_id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    authorize(
+        &identity,
+        &device_id,
+        Action::PostControl,
+        state.service.clock().now(),
+    )?;
+    parse_device_id(&device_id)?;
+    let body = read_limited(body, state.service.config().max_json_bytes).await?;
+    let value: Value = serde_json::from_slice(&body).map_err(crate::decode::BadBody::from)?;
+    if !value.is_object() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the body must be a JSON object (a Flotta message)",
+        ));
+    }
+    Ok(StatusCode::OK.into_response())
+}

@@ -1,0 +1,81 @@
+//! The HTTP layer: routes, authorisation, error mapping.
+
+pub mod admin;
+pub mod auth;
+mod batch;
+mod body;
+mod error;
+mod flotta;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use flotta_proto::batch::API_BASE;
+
+pub use error::ApiError;
+
+use crate::device_id::DeviceId;
+use crate::pki::ClientIdentity;
+use crate::service::EdgeService;
+
+/// State shared by all handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The device-facing operations.
+    pub service: EdgeService,
+}
+
+/// The verified client certificate's identity, put into every request's
+/// extensions by the connection handler.
+#[derive(Debug, Clone)]
+pub struct Peer(pub ClientIdentity);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<ClientIdentity>()
+            .cloned()
+            .map(Peer)
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "no client certificate"))
+    }
+}
+
+fn parse_device_id(s: &str) -> Result<DeviceId, ApiError> {
+    DeviceId::parse(s).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such route")
+}
+
+/// Routes of the mTLS API listener.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            &format!("{API_BASE}/data/{{device_id}}/in"),
+            get(flotta::get_data),
+        )
+        .route(
+            &format!("{API_BASE}/data/{{device_id}}/out"),
+            post(flotta::post_data),
+        )
+        .route(
+            &format!("{API_BASE}/control/{{device_id}}/in"),
+            get(flotta::get_control),
+        )
+        .route(
+            &format!("{API_BASE}/control/{{device_id}}/out"),
+            post(flotta::post_control),
+        )
+        .route(
+            &format!("{API_BASE}/batch/{{device_id}}"),
+            post(batch::post_batch),
+        )
+        .fallback(not_found)
+        .with_state(state)
+}

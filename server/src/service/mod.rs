@@ -1,0 +1,183 @@
+//! What devices can do, independent of HTTP: enrol, register (or renew),
+//! report status, upload batches, fetch configuration; and what operators can
+//! do (approve). Store calls run on tokio's blocking pool.
+
+mod config_message;
+mod error;
+
+use std::sync::Arc;
+
+use flotta_proto::batch::{BatchResponse, ConfigUpdate};
+use serde_json::Value;
+
+pub use config_message::{DEFAULT_VERSION, configuration_message, default_spec};
+pub use error::ServiceError;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::decode::DecodedBatch;
+use crate::device_id::{DeviceId, Namespace};
+use crate::models::{EnrolmentInfo, HeartbeatInfo, RegistrationInfo};
+use crate::pki::{Pki, Role, Validity};
+use crate::store::{Approval, EnrolOutcome, StatusUpdate, Store};
+
+/// The device-facing operations, shared by all connections.
+#[derive(Debug, Clone)]
+pub struct EdgeService {
+    store: Arc<dyn Store>,
+    pki: Arc<Pki>,
+    clock: Arc<dyn Clock>,
+    config: Arc<Config>,
+}
+
+impl EdgeService {
+    /// Assemble the service.
+    pub fn new(
+        store: Arc<dyn Store>,
+        pki: Arc<Pki>,
+        clock: Arc<dyn Clock>,
+        config: Arc<Config>,
+    ) -> Self {
+        Self {
+            store,
+            pki,
+            clock,
+            config,
+        }
+    }
+
+    /// The clock requests are judged by.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Run `f` against the store on the blocking pool.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, ServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store, &Pki, u64) -> Result<T, ServiceError> + Send + 'static,
+    {
+        let (store, pki, now) = (self.store.clone(), self.pki.clone(), self.clock.now_ms());
+        tokio::task::spawn_blocking(move || f(&*store, &pki, now))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+    }
+
+    /// Check the store answers (for `/readyz`).
+    pub async fn ready(&self) -> Result<(), ServiceError> {
+        self.blocking(|s, _, _| Ok(s.ping()?)).await
+    }
+
+    /// Enrol a device into the namespace it asks for (or the default one).
+    pub async fn enrol(
+        &self,
+        id: DeviceId,
+        info: EnrolmentInfo,
+    ) -> Result<EnrolOutcome, ServiceError> {
+        let ns = info
+            .target_namespace
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&self.config.default_namespace);
+        let ns = Namespace::parse(ns).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
+        let hardware = info.features.and_then(|f| f.hardware);
+        let auto = self.config.auto_approve;
+        self.blocking(move |s, _, now| Ok(s.enrol(&id, &ns, hardware.as_ref(), auto, now)?))
+            .await
+    }
+
+    /// Approve a pending device (operators).
+    pub async fn approve(&self, id: DeviceId) -> Result<(), ServiceError> {
+        self.blocking(move |s, _, _| Ok(s.approve(&id)?)).await
+    }
+
+    /// Sign the device's CSR and record the registration. `role` is who asks:
+    /// the registration certificate (first registration) or the device's own
+    /// certificate (renewal, allowed even when expired).
+    pub async fn register(
+        &self,
+        id: DeviceId,
+        role: Role,
+        info: RegistrationInfo,
+    ) -> Result<String, ServiceError> {
+        let lifetime = self.config.device_cert_validity();
+        let now = self.clock.now();
+        self.blocking(move |s, pki, now_ms| {
+            let device = s
+                .device(&id)?
+                .ok_or_else(|| ServiceError::NotFound(id.to_string()))?;
+            if device.approval == Approval::Pending {
+                return Err(ServiceError::NotApproved(id.to_string()));
+            }
+            let renewal = matches!(&role, Role::Device { id: own, .. } if *own == id);
+            if !renewal && device.cert_used {
+                return Err(ServiceError::Forbidden(format!(
+                    "device {:?} already uses its own certificate; renew it with that certificate, not the registration certificate",
+                    id.as_str()
+                )));
+            }
+            let cert = pki.ca().sign_device_csr(
+                &info.certificate_request,
+                &id,
+                &device.namespace,
+                Validity::starting_at(now, lifetime)?,
+            )?;
+            s.mark_registered(&id, info.hardware.as_ref(), now_ms)?;
+            if renewal {
+                s.mark_cert_used(&id)?;
+            }
+            Ok(cert)
+        })
+        .await
+    }
+
+    /// Apply a Flotta JSON heartbeat.
+    pub async fn heartbeat(
+        &self,
+        id: DeviceId,
+        info: HeartbeatInfo,
+        raw: Value,
+    ) -> Result<(), ServiceError> {
+        let update = StatusUpdate {
+            status: info.status.unwrap_or_else(|| "up".into()),
+            heartbeat: raw,
+            hardware: info.hardware,
+            seq: None,
+        };
+        self.blocking(move |s, _, now| Ok(s.update_status(&id, &update, now)?))
+            .await
+    }
+
+    /// The device's `device-configuration-message` and its version.
+    pub async fn configuration(&self, id: DeviceId) -> Result<(String, Value), ServiceError> {
+        self.blocking(move |s, _, _| configuration_message(s, &id))
+            .await
+    }
+
+    /// Store a decoded batch; answer what is durably stored and, when the
+    /// device's configuration version is stale, the current configuration.
+    pub async fn ingest_batch(
+        &self,
+        id: DeviceId,
+        batch: DecodedBatch,
+    ) -> Result<BatchResponse, ServiceError> {
+        self.blocking(move |s, _, now| {
+            let acked_through = s.ingest_batch(&id, &batch.records, batch.status.as_ref(), now)?;
+            let (version, message) = configuration_message(s, &id)?;
+            let config = (version != batch.config_version).then(|| ConfigUpdate {
+                version,
+                message_json: message.to_string(),
+            });
+            Ok(BatchResponse {
+                acked_through,
+                config,
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,191 @@
+//! Start a real server in-process for tests: ephemeral ports on 127.0.0.1,
+//! a temporary data directory, a fresh CA and a registration certificate.
+//!
+//! ```no_run
+//! let server = flotta_server::testing::spawn(Default::default()).unwrap();
+//! // Point a device agent at server.base_url(), trusting server.ca_pem and
+//! // presenting server.registration.{cert_pem,key_pem}.
+//! println!("{}", server.base_url());
+//! server.shutdown(); // or just drop it
+//! ```
+//!
+//! [`spawn`] runs the server on its own tokio runtime and must be called (and
+//! the server dropped) from synchronous code; async tests use
+//! [`TestServer::start`] instead, which runs on the caller's runtime.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::device_id::{DeviceId, Namespace};
+use crate::pki::{IssuedCert, Pki, Validity};
+use crate::server::{self, RunningServer, StartError};
+use crate::store::Store;
+
+/// How to set up a test server.
+#[derive(Debug, Clone)]
+pub struct TestOptions {
+    /// Approve enrolled devices at once.
+    pub auto_approve: bool,
+    /// Lifetime of device certificates the server issues.
+    pub device_cert_validity_seconds: u64,
+    /// Largest batch body.
+    pub max_batch_bytes: usize,
+    /// The clock the server judges requests by.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            auto_approve: true,
+            device_cert_validity_seconds: Config::default().device_cert_validity_seconds,
+            max_batch_bytes: Config::default().max_batch_bytes,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// A server running in-process; stops when dropped.
+pub struct TestServer {
+    /// The mTLS API address (127.0.0.1, ephemeral port).
+    pub api_addr: SocketAddr,
+    /// The plain admin address (`/healthz`, `/readyz`).
+    pub admin_addr: SocketAddr,
+    /// The CA certificate clients must trust, PEM.
+    pub ca_pem: String,
+    /// A registration certificate and key (CN=`register`), PEM.
+    pub registration: IssuedCert,
+    /// The configuration the server runs with.
+    pub config: Config,
+    server: Option<RunningServer>,
+    runtime: Option<tokio::runtime::Runtime>,
+    _data_dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("api_addr", &self.api_addr)
+            .field("admin_addr", &self.admin_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Start a server on its own runtime (call from synchronous code).
+pub fn spawn(options: TestOptions) -> Result<TestServer, StartError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| StartError::Internal(e.to_string()))?;
+    let mut server = runtime.block_on(TestServer::start(options))?;
+    server.runtime = Some(runtime);
+    Ok(server)
+}
+
+impl TestServer {
+    /// Start a server on the current tokio runtime.
+    pub async fn start(options: TestOptions) -> Result<TestServer, StartError> {
+        let data_dir = tempfile::tempdir().map_err(|e| StartError::Internal(e.to_string()))?;
+        let config = Config {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.path().to_owned(),
+            auto_approve: options.auto_approve,
+            device_cert_validity_seconds: options.device_cert_validity_seconds,
+            max_batch_bytes: options.max_batch_bytes,
+            ..Config::default()
+        };
+        let server = server::start(config.clone(), options.clock.clone()).await?;
+        let registration = server
+            .pki()
+            .ca()
+            .issue_registration_cert(Validity::starting_at(
+                options.clock.now(),
+                Duration::from_secs(config.registration_cert_validity_seconds),
+            )?)?;
+        Ok(TestServer {
+            api_addr: server.api_addr(),
+            admin_addr: server.admin_addr(),
+            ca_pem: server.pki().ca().cert_pem().to_owned(),
+            registration,
+            config,
+            server: Some(server),
+            runtime: None,
+            _data_dir: data_dir,
+        })
+    }
+
+    fn running(&self) -> &RunningServer {
+        // Only `shutdown` takes it out, and that consumes `self`.
+        self.server.as_ref().unwrap_or_else(|| unreachable!())
+    }
+
+    /// `https://localhost:<port>` (the server certificate names `localhost`
+    /// and `127.0.0.1`).
+    pub fn base_url(&self) -> String {
+        format!("https://localhost:{}", self.api_addr.port())
+    }
+
+    /// The server's PKI (to mint extra certificates).
+    pub fn pki(&self) -> &Pki {
+        self.running().pki()
+    }
+
+    /// The server's store (to inspect what was stored).
+    pub fn store(&self) -> &dyn Store {
+        &**self.running().store()
+    }
+
+    /// Approve a pending device.
+    pub fn approve(&self, id: &str) -> Result<(), crate::store::StoreError> {
+        let id =
+            DeviceId::parse(id).map_err(|e| crate::store::StoreError::OutOfRange(e.to_string()))?;
+        self.store().approve(&id)
+    }
+
+    /// Issue a device certificate directly (bypassing registration), valid
+    /// between the given instants; lets tests hold expired certificates.
+    pub fn device_cert(
+        &self,
+        id: &str,
+        namespace: &str,
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> Result<IssuedCert, crate::pki::PkiError> {
+        let bad = |e: crate::device_id::InvalidName| crate::pki::PkiError::Validity(e.to_string());
+        self.pki().ca().issue_device_cert(
+            &DeviceId::parse(id).map_err(bad)?,
+            &Namespace::parse(namespace).map_err(bad)?,
+            Validity::between(not_before, not_after),
+        )
+    }
+
+    /// Stop the server and wait for it.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let Some(server) = self.server.take() else {
+            return;
+        };
+        match self.runtime.take() {
+            Some(rt) => {
+                rt.block_on(server.shutdown());
+                rt.shutdown_timeout(Duration::from_secs(1));
+            }
+            // On the caller's runtime: signal; the tasks finish on their own.
+            None => server.request_shutdown(),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
