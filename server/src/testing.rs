@@ -35,6 +35,8 @@ pub struct TestOptions {
     pub max_batch_bytes: usize,
     /// The clock the server judges requests by.
     pub clock: Arc<dyn Clock>,
+    /// Old CAs whose client certificates stay trusted.
+    pub old_ca_files: Vec<std::path::PathBuf>,
 }
 
 impl Default for TestOptions {
@@ -44,6 +46,7 @@ impl Default for TestOptions {
             device_cert_validity_seconds: Config::default().device_cert_validity_seconds,
             max_batch_bytes: Config::default().max_batch_bytes,
             clock: Arc::new(SystemClock),
+            old_ca_files: Vec::new(),
         }
     }
 }
@@ -97,6 +100,7 @@ impl TestServer {
             auto_approve: options.auto_approve,
             device_cert_validity_seconds: options.device_cert_validity_seconds,
             max_batch_bytes: options.max_batch_bytes,
+            old_ca_files: options.old_ca_files.clone(),
             ..Config::default()
         };
         let server = server::start(config.clone(), options.clock.clone()).await?;

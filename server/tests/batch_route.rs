@@ -1,0 +1,188 @@
+//! The compact batch route over real mTLS: dedup, acknowledgement,
+//! configuration sync, refusal of bad input without storing anything.
+// Helpers outside #[test] functions fail the test by panicking.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Client, batch, batch_response, heartbeat, log, onboard};
+use flotta_proto::batch::{BatchRequest, MAX_BATCH_BYTES, WireRecord, batch_path};
+use flotta_proto::payload::DeviceStatus;
+use flotta_proto::record::RecordClass;
+use flotta_server::device_id::DeviceId;
+use flotta_server::testing::{TestOptions, spawn};
+use serde_json::json;
+
+fn id(s: &str) -> DeviceId {
+    DeviceId::parse(s).unwrap()
+}
+
+#[test]
+fn a_batch_sent_twice_is_stored_once_and_acknowledged() {
+    let s = spawn(TestOptions::default()).unwrap();
+    let dev = Client::new(&s, &onboard(&s, "dev-1"));
+    let b = batch(
+        "0",
+        vec![
+            log(1, "a"),
+            heartbeat(2, DeviceStatus::Degraded),
+            log(3, "c"),
+        ],
+    );
+    let first = batch_response(&dev.batch("dev-1", &b));
+    assert_eq!(first.acked_through, Some(3));
+    let again = batch_response(&dev.batch("dev-1", &b));
+    assert_eq!(again.acked_through, Some(3));
+    let stored = s.store().records(&id("dev-1"), None, 100).unwrap();
+    assert_eq!(
+        stored.iter().map(|r| r.record.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(stored[0].record.payload, b.records[0].payload);
+
+    let dev_row = s.store().device(&id("dev-1")).unwrap().unwrap();
+    assert_eq!(dev_row.status.as_deref(), Some("degraded"));
+    assert_eq!(
+        dev_row.last_heartbeat.unwrap()["battery_percent"],
+        json!(80)
+    );
+
+    // Overlapping batch: only the new records are added.
+    let r = batch_response(&dev.batch("dev-1", &batch("0", vec![log(3, "c"), log(4, "d")])));
+    assert_eq!(r.acked_through, Some(4));
+    assert_eq!(s.store().records(&id("dev-1"), None, 100).unwrap().len(), 4);
+
+    // An empty batch still reports what is stored.
+    let r = batch_response(&dev.batch("dev-1", &batch("0", vec![])));
+    assert_eq!(r.acked_through, Some(4));
+}
+
+#[test]
+fn configuration_is_returned_only_when_the_version_differs() {
+    let s = spawn(TestOptions::default()).unwrap();
+    let dev = Client::new(&s, &onboard(&s, "dev-1"));
+    // No configuration yet on the device: it gets the default (version "0").
+    let r = batch_response(&dev.batch("dev-1", &batch("", vec![])));
+    let cfg = r.config.expect("config for a device that has none");
+    assert_eq!(cfg.version, "0");
+    let msg: serde_json::Value = serde_json::from_str(&cfg.message_json).unwrap();
+    assert_eq!(msg["device_id"], "dev-1");
+    assert_eq!(msg["version"], "0");
+
+    assert_eq!(
+        batch_response(&dev.batch("dev-1", &batch("0", vec![]))).config,
+        None
+    );
+
+    let v = s
+        .store()
+        .set_configuration(&id("dev-1"), &json!({"workloads": [{"name": "w"}]}))
+        .unwrap();
+    let r = batch_response(&dev.batch("dev-1", &batch("0", vec![log(1, "x")])));
+    assert_eq!(r.acked_through, Some(1));
+    let cfg = r.config.unwrap();
+    assert_eq!(cfg.version, v);
+    assert!(cfg.message_json.contains("\"w\""));
+    assert_eq!(
+        batch_response(&dev.batch("dev-1", &batch(&v, vec![]))).config,
+        None
+    );
+}
+
+#[test]
+fn malformed_batches_get_400_and_store_nothing() {
+    let s = spawn(TestOptions::default()).unwrap();
+    let dev = Client::new(&s, &onboard(&s, "dev-1"));
+    let ct = flotta_proto::batch::BATCH_CONTENT_TYPE;
+    let path = batch_path("dev-1");
+
+    let mut wrong_class = log(2, "x");
+    wrong_class.class = RecordClass::Event;
+    let mut junk_payload = log(2, "x");
+    junk_payload.payload = vec![0xff, 0xff];
+    let bodies: Vec<Vec<u8>> = vec![
+        b"garbage".to_vec(),
+        vec![],
+        BatchRequest {
+            format: 99,
+            config_version: String::new(),
+            records: vec![log(1, "a")],
+        }
+        .encode(),
+        batch("", vec![log(1, "a"), log(1, "b")]).encode(),
+        batch("", vec![log(1, "a"), wrong_class]).encode(),
+        batch("", vec![log(1, "a"), junk_payload]).encode(),
+        batch("", vec![log(1, "a"), log(u64::MAX, "z")]).encode(),
+    ];
+    for body in bodies {
+        let r = dev.post(&path, ct, &body);
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.json()["message"].is_string());
+    }
+    assert!(
+        s.store()
+            .records(&id("dev-1"), None, 10)
+            .unwrap()
+            .is_empty()
+    );
+
+    let r = dev.post(
+        &path,
+        "application/json",
+        &batch("", vec![log(1, "a")]).encode(),
+    );
+    assert_eq!(r.status, 415);
+    assert!(
+        s.store()
+            .records(&id("dev-1"), None, 10)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn oversized_batches_are_refused() {
+    let s = spawn(TestOptions {
+        max_batch_bytes: 64 * 1024,
+        ..TestOptions::default()
+    })
+    .unwrap();
+    let dev = Client::new(&s, &onboard(&s, "dev-1"));
+    let big: Vec<WireRecord> = (1..=40).map(|i| log(i, &"x".repeat(2000))).collect();
+    let r = dev.batch("dev-1", &batch("", big));
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(
+        s.store()
+            .records(&id("dev-1"), None, 10)
+            .unwrap()
+            .is_empty()
+    );
+
+    let s = spawn(TestOptions::default()).unwrap();
+    let dev = Client::new(&s, &onboard(&s, "dev-1"));
+    let body = vec![0u8; MAX_BATCH_BYTES + 1];
+    let r = dev.post(
+        &batch_path("dev-1"),
+        flotta_proto::batch::BATCH_CONTENT_TYPE,
+        &body,
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+}
+
+#[test]
+fn heartbeats_in_batches_update_status_and_last_seen() {
+    let s = spawn(TestOptions::default()).unwrap();
+    let dev = Client::new(&s, &onboard(&s, "dev-1"));
+    batch_response(&dev.batch("dev-1", &batch("0", vec![heartbeat(5, DeviceStatus::Up)])));
+    let d = s.store().device(&id("dev-1")).unwrap().unwrap();
+    assert_eq!(d.status.as_deref(), Some("up"));
+    assert!(d.last_seen_ms.is_some());
+    // A re-sent older heartbeat does not roll the status back.
+    batch_response(&dev.batch(
+        "dev-1",
+        &batch("0", vec![heartbeat(6, DeviceStatus::Degraded)]),
+    ));
+    batch_response(&dev.batch("dev-1", &batch("0", vec![heartbeat(5, DeviceStatus::Up)])));
+    let d = s.store().device(&id("dev-1")).unwrap().unwrap();
+    assert_eq!(d.status.as_deref(), Some("degraded"));
+}

@@ -1,0 +1,216 @@
+//! The `flotta-server` binary: init, registration bundle, config layering,
+//! approve, serve.
+// Helpers outside #[test] functions fail the test by panicking.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_flotta-server"));
+    // The environment layer must only see what each test sets.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("FLOTTA_SERVER_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn init_then_registration_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = dir.path().join("factory");
+    // Refused before init.
+    let early = bin()
+        .args(["issue-registration-cert", "--data-dir"])
+        .arg(&data)
+        .arg("--out-dir")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!early.status.success());
+    assert!(String::from_utf8_lossy(&early.stderr).contains("flotta-server init"));
+
+    ok(bin()
+        .arg("init")
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap());
+    let ca = std::fs::read_to_string(data.join("ca.pem")).unwrap();
+    assert_eq!(mode(&data.join("ca.key")), 0o600);
+    ok(bin()
+        .arg("init")
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap());
+    assert_eq!(
+        std::fs::read_to_string(data.join("ca.pem")).unwrap(),
+        ca,
+        "init is idempotent"
+    );
+
+    ok(bin()
+        .args([
+            "issue-registration-cert",
+            "--validity-seconds",
+            "3600",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .arg("--out-dir")
+        .arg(&out)
+        .output()
+        .unwrap());
+    assert_eq!(std::fs::read_to_string(out.join("ca.pem")).unwrap(), ca);
+    assert_eq!(mode(&out.join("register.key")), 0o600);
+    let text = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-in"])
+        .arg(out.join("register.pem"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("CN = register"));
+    let verify = Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(out.join("ca.pem"))
+        .arg(out.join("register.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+#[test]
+fn config_layers_defaults_file_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("server.toml");
+    std::fs::write(&file, "auto_approve = false\nmax_json_bytes = 1000\n").unwrap();
+    let out = ok(bin()
+        .arg("config")
+        .arg("--config")
+        .arg(&file)
+        .env("FLOTTA_SERVER_MAX_JSON_BYTES", "2000")
+        .output()
+        .unwrap());
+    assert!(out.contains("auto_approve = false"), "{out}");
+    assert!(out.contains("max_json_bytes = 2000"), "env wins: {out}");
+    assert!(
+        out.contains("device_cert_validity_seconds = 2592000"),
+        "default kept: {out}"
+    );
+
+    let bad = bin()
+        .arg("config")
+        .env("FLOTTA_SERVER_NO_SUCH_KEY", "1")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no_such_key"));
+
+    std::fs::write(&file, "listen_port = 1\n").unwrap();
+    let bad = bin()
+        .arg("config")
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("listen_port"));
+}
+
+#[test]
+fn approve_marks_a_pending_device() {
+    use flotta_server::device_id::{DeviceId, Namespace};
+    use flotta_server::store::{Approval, SqliteStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let id = DeviceId::parse("dev-1").unwrap();
+    {
+        let store = SqliteStore::open(&data.join("flotta.db")).unwrap();
+        store
+            .enrol(&id, &Namespace::parse("default").unwrap(), None, false, 1)
+            .unwrap();
+    }
+    let out = ok(bin()
+        .args(["approve", "dev-1", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap());
+    assert!(out.contains("approved dev-1"));
+    let store = SqliteStore::open(&data.join("flotta.db")).unwrap();
+    assert_eq!(
+        store.device(&id).unwrap().unwrap().approval,
+        Approval::Approved
+    );
+
+    let missing = bin()
+        .args(["approve", "dev-9", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+}
+
+#[test]
+fn serve_answers_health_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("server.toml");
+    let port = |l: std::net::TcpListener| l.local_addr().unwrap().port();
+    let api = port(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let admin = port(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    std::fs::write(
+        &file,
+        format!(
+            "listen_addr = \"127.0.0.1:{api}\"\nadmin_listen_addr = \"127.0.0.1:{admin}\"\ndata_dir = \"{}\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut child = bin()
+        .arg("serve")
+        .arg("--config")
+        .arg(&file)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{admin}/healthz");
+    let mut healthy = false;
+    for _ in 0..100 {
+        let out = Command::new("curl").args(["-s", &url]).output().unwrap();
+        if out.stdout == b"ok\n" {
+            healthy = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let status = child.wait().unwrap();
+    assert!(healthy, "server never became healthy");
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    assert!(
+        dir.path().join("data/ca.pem").exists(),
+        "CA created on first start"
+    );
+}
