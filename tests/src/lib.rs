@@ -1,2 +1,7 @@
 //! Harness for flotta's end-to-end tests (real server, real agents, emulated links).
+//!
+//! [`link`] is a user-space flaky-link emulator: a loopback TCP proxy that adds
+//! latency, jitter, bandwidth caps, random drops and scripted blackouts.
 #![forbid(unsafe_code)]
+
+pub mod link;
