@@ -1,0 +1,17 @@
+//! Fuzz the batch decoder (`POST /batch/{id}`): it must never panic, and a
+//! batch it accepts has ascending sequence numbers the store can hold and a
+//! status only if it carries a heartbeat.
+#![no_main]
+
+use flotta_proto::record::RecordClass;
+use flotta_server::decode::decode_batch;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(batch) = decode_batch(data) {
+        assert!(batch.records.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert!(batch.records.iter().all(|r| r.seq <= i64::MAX as u64));
+        let has_heartbeat = batch.records.iter().any(|r| r.class == RecordClass::Heartbeat);
+        assert_eq!(batch.status.is_some(), has_heartbeat);
+    }
+});
