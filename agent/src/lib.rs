@@ -2,6 +2,16 @@
 //! it can be tested with injected clocks and I/O; `main.rs` only wires it up.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod clock;
+pub mod config;
+pub mod desired;
+pub mod fsutil;
+pub mod heartbeat;
+pub mod identity;
+pub mod link;
 pub mod queue;
+pub mod register;
+pub mod runtime;
 pub mod selftest;
+pub mod uplink;

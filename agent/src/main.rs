@@ -1,17 +1,38 @@
 //! `flotta-agent`: thin binary over the `flotta_agent` library.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-fn usage() -> &'static str {
-    "usage: flotta-agent <command>\n\
-     commands:\n  \
-       --version      print the version and target\n  \
-       selftest DIR   exercise the on-disk queue in DIR (used by the cross-build smoke test)\n"
+use flotta_agent::config::AgentConfig;
+
+const USAGE: &str = "usage: flotta-agent <command>
+commands:
+  run [--config FILE] [--once]   run the agent (--once: one heartbeat, one upload window, exit;
+                                 for devices woken by an RTC alarm)
+  check-config [--config FILE]   load and validate the configuration, print it
+  selftest DIR                   exercise the on-disk queue in DIR (cross-build smoke test)
+  --version                      print the version and target
+configuration: compiled-in defaults, then FILE (TOML), then FLOTTA_AGENT_* environment variables
+";
+
+fn config_arg(args: &[String]) -> Result<Option<PathBuf>, String> {
+    match args.iter().position(|a| a == "--config") {
+        Some(i) => args
+            .get(i + 1)
+            .map(|p| Some(PathBuf::from(p)))
+            .ok_or_else(|| "--config needs a FILE".into()),
+        None => Ok(None),
+    }
+}
+
+fn load(args: &[String]) -> Result<AgentConfig, String> {
+    let file = config_arg(args)?;
+    AgentConfig::load(file.as_deref(), |k| std::env::var(k).ok()).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
+    let result = match args.first().map(String::as_str) {
         Some("--version" | "-V") => {
             println!(
                 "flotta-agent {} ({}-{})",
@@ -19,27 +40,29 @@ fn main() -> ExitCode {
                 std::env::consts::ARCH,
                 std::env::consts::OS
             );
-            ExitCode::SUCCESS
+            Ok(())
         }
-        Some("selftest") => {
-            let Some(dir) = args.get(1) else {
-                eprint!("{}", usage());
-                return ExitCode::from(2);
-            };
-            match flotta_agent::selftest::run(std::path::Path::new(dir)) {
-                Ok(report) => {
-                    println!("{report}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("selftest failed: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Some("run") => load(&args[1..]).and_then(|cfg| {
+            flotta_agent::runtime::run(cfg, args.iter().any(|a| a == "--once"))
+                .map_err(|e| e.to_string())
+        }),
+        Some("check-config") => load(&args[1..]).map(|cfg| println!("{cfg:#?}")),
+        Some("selftest") => match args.get(1) {
+            Some(dir) => flotta_agent::selftest::run(std::path::Path::new(dir))
+                .map(|report| println!("{report}"))
+                .map_err(|e| format!("selftest failed: {e}")),
+            None => Err(USAGE.into()),
+        },
         _ => {
-            eprint!("{}", usage());
-            ExitCode::from(2)
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flotta-agent: {e}");
+            ExitCode::FAILURE
         }
     }
 }

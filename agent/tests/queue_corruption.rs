@@ -92,7 +92,7 @@ fn truncation_at_every_offset_of_every_segment_keeps_all_intact_records() {
             );
             let mut q = open(work.path(), small_config());
             let got = all_seqs(&mut q);
-            let mut expected = Vec::new();
+            let mut expected: Vec<u64> = Vec::new();
             for (j, seqs) in per_file.iter().enumerate() {
                 expected.extend(if j == fi { &kept_here } else { seqs });
             }

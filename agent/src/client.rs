@@ -1,0 +1,194 @@
+//! Blocking Edge API client (ureq + rustls, TLS 1.3, mTLS). Every call here
+//! blocks: the runtime calls it from `spawn_blocking`, never on its own thread.
+
+use std::time::Duration;
+
+use flotta_proto::batch::{API_BASE, BATCH_CONTENT_TYPE, BatchRequest, BatchResponse, batch_path};
+use serde_json::{Value, json};
+use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+
+use crate::link::LinkProfile;
+
+/// Largest response body read.
+const MAX_RESPONSE_BYTES: u64 = 2 * 1024 * 1024;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No connection, timeout, TLS failure, reset.
+    #[error("transport: {0}")]
+    Transport(#[from] ureq::Error),
+    /// 401: the certificate is expired or unknown; re-register.
+    #[error("unauthorized (401): {0}")]
+    Unauthorized(String),
+    /// 403: not allowed (e.g. not approved yet).
+    #[error("forbidden (403): {0}")]
+    Forbidden(String),
+    /// Any other unexpected status.
+    #[error("HTTP {status}: {body}")]
+    Status {
+        /// Status code.
+        status: u16,
+        /// Body, for the log.
+        body: String,
+    },
+    /// A 2xx answer we cannot understand.
+    #[error("bad response: {0}")]
+    BadResponse(String),
+    /// Our own certificate or the CA could not be loaded.
+    #[error("TLS material: {0}")]
+    Tls(String),
+}
+
+impl ClientError {
+    /// Whether the same call may succeed later without any change on our side.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            ClientError::Transport(_) => true,
+            ClientError::Status { status, .. } => {
+                *status >= 500 || *status == 408 || *status == 429
+            }
+            ClientError::Forbidden(_) => true, // approval may come
+            ClientError::Unauthorized(_) | ClientError::BadResponse(_) | ClientError::Tls(_) => {
+                false
+            }
+        }
+    }
+}
+
+/// Outcome of an enrolment request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enrolment {
+    /// 200: enrolled, waiting for approval.
+    Pending,
+    /// 208: approved; registration may proceed.
+    Approved,
+}
+
+/// A connection to the Edge API with one client certificate.
+pub struct EdgeClient {
+    agent: ureq::Agent,
+    base: String,
+    device_id: String,
+}
+
+impl std::fmt::Debug for EdgeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeClient")
+            .field("base", &self.base)
+            .field("device_id", &self.device_id)
+            .finish()
+    }
+}
+
+impl EdgeClient {
+    /// A client for `device_id` at `server_url`, presenting `cert_pem`/`key_pem`
+    /// and trusting only `ca_pem`.
+    pub fn new(
+        server_url: &str,
+        device_id: &str,
+        ca_pem: &str,
+        cert_pem: &str,
+        key_pem: &str,
+        link: &LinkProfile,
+    ) -> Result<Self, ClientError> {
+        let tls_err = |e: ureq::Error| ClientError::Tls(e.to_string());
+        let ca = Certificate::from_pem(ca_pem.as_bytes()).map_err(tls_err)?;
+        let cert = Certificate::from_pem(cert_pem.as_bytes()).map_err(tls_err)?;
+        let key = PrivateKey::from_pem(key_pem.as_bytes()).map_err(tls_err)?;
+        let tls = TlsConfig::builder()
+            .root_certs(RootCerts::new_with_certs(&[ca]))
+            .client_cert(Some(ClientCert::new_with_certs(&[cert], key)))
+            .build();
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .http_status_as_error(false)
+            .https_only(true)
+            .timeout_connect(Some(Duration::from_secs(link.connect_timeout_seconds)))
+            .timeout_global(Some(Duration::from_secs(link.request_timeout_seconds)))
+            .user_agent(concat!("flotta-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        Ok(EdgeClient {
+            agent,
+            base: server_url.trim_end_matches('/').to_owned(),
+            device_id: device_id.to_owned(),
+        })
+    }
+
+    fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>), ClientError> {
+        let mut resp = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .send(body)?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_vec()?;
+        match status {
+            200..=299 => Ok((status, body)),
+            401 => Err(ClientError::Unauthorized(
+                String::from_utf8_lossy(&body).into_owned(),
+            )),
+            403 => Err(ClientError::Forbidden(
+                String::from_utf8_lossy(&body).into_owned(),
+            )),
+            _ => Err(ClientError::Status {
+                status,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            }),
+        }
+    }
+
+    fn data_out(&self, directive: &str, content: Value) -> Result<(u16, Vec<u8>), ClientError> {
+        let msg = json!({
+            "type": "data",
+            "directive": directive,
+            "message_id": format!("{}-{}", directive, crate::clock::Clock::now_ms(&crate::clock::SystemClock)),
+            "version": 1,
+            "content": content,
+        });
+        let path = format!("{API_BASE}/data/{}/out", self.device_id);
+        self.post(&path, "application/json", msg.to_string().as_bytes())
+    }
+
+    /// Flotta's enrolment (with the registration certificate).
+    pub fn enrol(&self, namespace: &str, hardware: &Value) -> Result<Enrolment, ClientError> {
+        let content = json!({"target_namespace": namespace, "features": {"hardware": hardware}});
+        match self.data_out("enrolment", content)?.0 {
+            208 => Ok(Enrolment::Approved),
+            _ => Ok(Enrolment::Pending),
+        }
+    }
+
+    /// Flotta's registration: send a CSR, get the signed certificate (PEM).
+    pub fn register(&self, csr_pem: &str, hardware: &Value) -> Result<String, ClientError> {
+        let content = json!({"certificate_request": csr_pem, "hardware": hardware});
+        let (_, body) = self.data_out("registration", content)?;
+        let v: Value =
+            serde_json::from_slice(&body).map_err(|e| ClientError::BadResponse(e.to_string()))?;
+        v.pointer("/content/certificate")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ClientError::BadResponse("registration response without content.certificate".into())
+            })
+    }
+
+    /// Our batch route: upload records, get the acknowledgement and maybe a configuration.
+    pub fn batch(&self, req: &BatchRequest) -> Result<(BatchResponse, usize), ClientError> {
+        let body = req.encode();
+        let (_, resp) = self.post(&batch_path(&self.device_id), BATCH_CONTENT_TYPE, &body)?;
+        let decoded =
+            BatchResponse::decode(&resp).map_err(|e| ClientError::BadResponse(e.to_string()))?;
+        Ok((decoded, body.len() + resp.len()))
+    }
+}

@@ -1,0 +1,264 @@
+//! The agent's event loop on a tokio current_thread runtime: heartbeat timer,
+//! upload windows (run on the blocking pool: ureq never blocks this thread),
+//! group-commit deadline, shutdown on SIGTERM/SIGINT. Between events the
+//! process sleeps in the kernel: there is no polling loop.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flotta_proto::payload::{Event, Level, LogLine, Payload};
+use tokio::time::{Instant, sleep_until};
+
+use crate::client::EdgeClient;
+use crate::clock::{Clock, SystemClock};
+use crate::config::AgentConfig;
+use crate::desired::Desired;
+use crate::queue::{Durability, Queue, QueueError, StatVfs};
+use crate::register::{RegisterError, ensure_identity};
+use crate::uplink::{UplinkError, WindowReport, run_window};
+
+type AgentQueue = Queue<SystemClock, StatVfs>;
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Configuration problem.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The queue could not be opened or written.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The runtime could not start.
+    #[error("runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+    /// `--once` and the single window failed.
+    #[error("upload window failed: {0}")]
+    Window(#[from] WindowError),
+}
+
+/// Why a window failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WindowError {
+    /// No identity.
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+    /// Upload failed.
+    #[error(transparent)]
+    Uplink(#[from] UplinkError),
+    /// Building the client failed.
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
+}
+
+/// What a window needs, shared with the blocking pool.
+struct Shared {
+    cfg: AgentConfig,
+    device_id: String,
+    queue: Mutex<AgentQueue>,
+    /// Reused across windows: keeps TLS session tickets and an idle connection.
+    client: Mutex<Option<(String, Arc<EdgeClient>)>>,
+}
+
+fn log(msg: &str) {
+    eprintln!("flotta-agent: {msg}");
+}
+
+fn append(shared: &Shared, payload: &Payload, durability: Durability) {
+    let mut q = shared
+        .queue
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Err(e) = q.append(payload.class(), &payload.encode(), durability) {
+        log(&format!("queue: {e}"));
+    }
+}
+
+fn window(shared: &Shared, desired: &Desired) -> Result<WindowReport, WindowError> {
+    let now = i64::try_from(SystemClock.now_ms() / 1000).unwrap_or(i64::MAX);
+    let id = ensure_identity(&shared.cfg, &shared.device_id, now)?;
+    let client = {
+        let mut cached = shared
+            .client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match cached.as_ref() {
+            Some((pem, c)) if *pem == id.cert_pem => Arc::clone(c),
+            _ => {
+                let ca = std::fs::read_to_string(&shared.cfg.ca_cert_path).map_err(|e| {
+                    crate::client::ClientError::Tls(format!(
+                        "{}: {e}",
+                        shared.cfg.ca_cert_path.display()
+                    ))
+                })?;
+                let link = shared
+                    .cfg
+                    .link()
+                    .map_err(|e| crate::client::ClientError::Tls(e.to_string()))?;
+                let c = Arc::new(EdgeClient::new(
+                    &shared.cfg.server_url,
+                    &shared.device_id,
+                    &ca,
+                    &id.cert_pem,
+                    &id.key_pem,
+                    &link,
+                )?);
+                *cached = Some((id.cert_pem.clone(), Arc::clone(&c)));
+                c
+            }
+        }
+    };
+    let max_batch = shared
+        .cfg
+        .link()
+        .map(|l| l.max_batch_bytes)
+        .unwrap_or(64 * 1024);
+    let result = run_window(
+        &shared.queue,
+        &client,
+        max_batch,
+        &shared.cfg.data_dir,
+        desired,
+    );
+    if let Err(UplinkError::Client(crate::client::ClientError::Unauthorized(_))) = &result {
+        // Our certificate was refused: drop the cached client; the next
+        // window renews or re-registers.
+        *shared
+            .client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        let _ = std::fs::remove_file(shared.cfg.data_dir.join(crate::identity::IDENTITY_FILE));
+    }
+    Ok(result?)
+}
+
+fn jitter() -> f64 {
+    (SystemClock.now_ms() % 1000) as f64 / 1000.0
+}
+
+/// Run until SIGTERM/SIGINT, or (with `once`) until one heartbeat and one
+/// upload window are done: the mode for devices woken by an RTC alarm.
+pub fn run(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(main_loop(cfg, once))
+}
+
+async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
+    let device_id = cfg.device_id()?;
+    let link = cfg.link()?;
+    let (queue, recovery) = Queue::open(
+        &cfg.data_dir.join("queue"),
+        cfg.queue.clone(),
+        SystemClock,
+        StatVfs,
+    )?;
+    let mut desired = Desired::load(&cfg.data_dir);
+    log(&format!(
+        "device {device_id}: queue holds {} records ({} damaged bytes skipped); configuration version {:?}",
+        recovery.records, recovery.damaged_bytes, desired.version
+    ));
+    let shared = Arc::new(Shared {
+        cfg,
+        device_id,
+        queue: Mutex::new(queue),
+        client: Mutex::new(None),
+    });
+    let started = Payload::Event(Event {
+        reason: "AgentStarted".into(),
+        message: format!(
+            "flotta-agent {} started; recovered {} records, {} damaged bytes in {} spans",
+            env!("CARGO_PKG_VERSION"),
+            recovery.records,
+            recovery.damaged_bytes,
+            recovery.damaged_spans
+        ),
+        level: if recovery.damaged_bytes > 0 {
+            Level::Warn
+        } else {
+            Level::Info
+        },
+    });
+    append(&shared, &started, Durability::Durable);
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut next_heartbeat = Instant::now();
+    let mut next_window = Instant::now();
+    let mut attempt = 0u32;
+    let mut running: Option<tokio::task::JoinHandle<Result<WindowReport, WindowError>>> = None;
+    loop {
+        let sync_due = {
+            let q = shared
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            q.sync_due_at_ms().map(|due| {
+                Instant::now() + Duration::from_millis(due.saturating_sub(SystemClock.now_ms()))
+            })
+        };
+        let far = Instant::now() + Duration::from_secs(86_400);
+        tokio::select! {
+            () = sleep_until(next_heartbeat) => {
+                let stats = shared.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).stats();
+                let hb = crate::heartbeat::build(
+                    &stats,
+                    crate::heartbeat::uptime_seconds(),
+                    crate::heartbeat::battery_percent(std::path::Path::new("/sys/class/power_supply")),
+                );
+                append(&shared, &hb, Durability::Buffered);
+                let period = desired.heartbeat_period_seconds().unwrap_or(shared.cfg.heartbeat_period_seconds);
+                next_heartbeat += Duration::from_secs(period);
+            }
+            () = sleep_until(next_window), if running.is_none() => {
+                let (s, d) = (Arc::clone(&shared), desired.clone());
+                running = Some(tokio::task::spawn_blocking(move || window(&s, &d)));
+            }
+            joined = async { running.as_mut().expect("guarded").await }, if running.is_some() => {
+                running = None;
+                let outcome = joined.unwrap_or_else(|e| Err(WindowError::Uplink(UplinkError::Queue(
+                    QueueError::Config(format!("window task failed: {e}"))))));
+                match outcome {
+                    Ok(report) => {
+                        attempt = 0;
+                        if let Some(d) = report.config_updated.clone() {
+                            log(&format!("configuration version {:?} applied", d.version));
+                            desired = d;
+                        }
+                        log(&format!("window: {} requests, {} records acknowledged, {} body bytes",
+                            report.requests, report.records_acked, report.body_bytes));
+                        if once { break; }
+                        next_window = Instant::now() + Duration::from_secs(link.upload_interval_seconds);
+                    }
+                    Err(e) => {
+                        log(&format!("window failed: {e}"));
+                        append(&shared, &Payload::Log(LogLine {
+                            source: "agent".into(), level: Level::Warn, message: format!("upload window failed: {e}"),
+                        }), Durability::Buffered);
+                        if once { sync(&shared)?; return Err(e.into()); }
+                        next_window = Instant::now() + link.backoff(attempt, jitter());
+                        attempt = attempt.saturating_add(1);
+                    }
+                }
+            }
+            () = sleep_until(sync_due.unwrap_or(far)), if sync_due.is_some() => {
+                let mut q = shared.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Err(e) = q.sync_if_due() { log(&format!("queue sync: {e}")); }
+            }
+            _ = sigterm.recv() => { log("SIGTERM: syncing the queue and stopping"); break; }
+            _ = tokio::signal::ctrl_c() => { log("SIGINT: syncing the queue and stopping"); break; }
+        }
+    }
+    if let Some(task) = running.take() {
+        // Let an upload in flight finish its acknowledgement bookkeeping.
+        let _ = task.await;
+    }
+    sync(&shared)
+}
+
+fn sync(shared: &Shared) -> Result<(), AgentError> {
+    Ok(shared
+        .queue
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .sync()?)
+}

@@ -1,0 +1,110 @@
+//! One upload window: a single connection, as many batches as fit, each
+//! acknowledged before its records are deleted; configuration synced on the way.
+
+use std::sync::Mutex;
+
+use flotta_proto::batch::{BATCH_FORMAT_VERSION, BatchRequest, WireRecord};
+
+use crate::client::{ClientError, EdgeClient};
+use crate::clock::Clock;
+use crate::desired::Desired;
+use crate::queue::{DiskSpace, Queue, QueueError};
+
+/// Bytes of a batch besides the payloads (per record and fixed), for sizing.
+const RECORD_OVERHEAD: usize = 32;
+
+/// What a window did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowReport {
+    /// Requests sent.
+    pub requests: u32,
+    /// Records acknowledged by the server.
+    pub records_acked: u64,
+    /// HTTP body bytes both ways (without TLS and HTTP headers).
+    pub body_bytes: usize,
+    /// A new configuration was received and stored.
+    pub config_updated: Option<Desired>,
+}
+
+/// Why a window ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum UplinkError {
+    /// The server call failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The queue failed.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+impl UplinkError {
+    /// Whether retrying later may help.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            UplinkError::Client(e) => e.is_retriable(),
+            UplinkError::Queue(e) => e.is_retriable(),
+        }
+    }
+}
+
+/// Upload until the queue is empty (at least one request, to sync configuration).
+/// The queue lock is held only between network calls, never across them.
+pub fn run_window<C: Clock, D: DiskSpace>(
+    queue: &Mutex<Queue<C, D>>,
+    client: &EdgeClient,
+    max_batch_bytes: usize,
+    data_dir: &std::path::Path,
+    desired: &Desired,
+) -> Result<WindowReport, UplinkError> {
+    let mut report = WindowReport::default();
+    let mut config_version = desired.version.clone();
+    loop {
+        let records = {
+            let mut q = queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let budget = max_batch_bytes.saturating_sub(256);
+            let recs = q.read_batch(budget / RECORD_OVERHEAD, budget)?;
+            recs.into_iter()
+                .map(|r| WireRecord {
+                    seq: r.seq,
+                    at_ms: r.at_ms,
+                    class: r.class,
+                    payload: r.payload,
+                })
+                .collect::<Vec<_>>()
+        };
+        let sent = records.len();
+        let req = BatchRequest {
+            format: BATCH_FORMAT_VERSION,
+            config_version: config_version.clone(),
+            records,
+        };
+        let (resp, bytes) = client.batch(&req)?;
+        report.requests += 1;
+        report.body_bytes += bytes;
+        let mut remaining = 0;
+        if let Some(acked) = resp.acked_through {
+            let mut q = queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let before = q.stats().records;
+            // The server remembers more than we do (e.g. a wiped queue): never reuse its numbers.
+            q.ensure_next_seq_at_least(acked.saturating_add(1))?;
+            q.ack(acked)?;
+            remaining = q.stats().records;
+            report.records_acked += before.saturating_sub(remaining);
+        }
+        if let Some(update) = resp.config {
+            // A configuration we cannot store is reported by the next
+            // heartbeat's absence of change; the data path goes on.
+            if let Ok(d) = Desired::store(data_dir, &update) {
+                config_version = d.version.clone();
+                report.config_updated = Some(d);
+            }
+        }
+        if sent == 0 || remaining == 0 || resp.acked_through.is_none() {
+            return Ok(report);
+        }
+    }
+}
