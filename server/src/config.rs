@@ -72,6 +72,10 @@ pub struct Config {
     pub http_header_read_timeout_seconds: u64,
     /// Connections served at once on the API listener; more wait to be accepted.
     pub max_connections: usize,
+    /// A device is offline after this many heartbeat periods without news.
+    pub offline_after_missed_heartbeats: u32,
+    /// Seconds between two controller passes over every device.
+    pub controller_interval_seconds: u64,
 }
 
 impl Default for Config {
@@ -93,6 +97,8 @@ impl Default for Config {
             tls_handshake_timeout_seconds: 10,
             http_header_read_timeout_seconds: 30,
             max_connections: 1024,
+            offline_after_missed_heartbeats: 3,
+            controller_interval_seconds: 10,
         }
     }
 }
@@ -179,6 +185,15 @@ impl Config {
                 return invalid(key, "must be 1..=3600".into());
             }
         }
+        if self.offline_after_missed_heartbeats == 0 {
+            return invalid(
+                "offline_after_missed_heartbeats",
+                "must be at least 1".into(),
+            );
+        }
+        if self.controller_interval_seconds == 0 || self.controller_interval_seconds > 3600 {
+            return invalid("controller_interval_seconds", "must be 1..=3600".into());
+        }
         if self.max_connections == 0 {
             return invalid("max_connections", "must be at least 1".into());
         }
@@ -202,6 +217,13 @@ impl Config {
             ca_validity: Duration::from_secs(self.ca_validity_seconds),
             server_cert_validity: Duration::from_secs(self.server_cert_validity_seconds),
             old_ca_files: self.old_ca_files.clone(),
+        }
+    }
+
+    /// What the controller needs.
+    pub fn controller_settings(&self) -> crate::controller::Settings {
+        crate::controller::Settings {
+            offline_after_missed_heartbeats: self.offline_after_missed_heartbeats,
         }
     }
 

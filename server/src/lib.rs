@@ -6,11 +6,15 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod controller;
 pub mod decode;
 pub mod device_id;
+pub mod metrics;
 pub mod models;
+pub mod objects;
 pub mod pki;
 pub mod server;
 pub mod service;

@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use flotta_server::cli::{self, AdminClient, OutputFormat};
 use flotta_server::clock::{Clock, SystemClock};
 use flotta_server::config::Config;
+use flotta_server::controller;
 use flotta_server::device_id::DeviceId;
+use flotta_server::objects::Kind;
 use flotta_server::pki::Pki;
 use flotta_server::store::{SqliteStore, Store};
 
@@ -23,6 +26,9 @@ struct Cli {
     /// Override `data_dir` from the configuration.
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// Admin listener to talk to (default: `admin_listen_addr` of the configuration).
+    #[arg(long, global = true)]
+    admin_addr: Option<std::net::SocketAddr>,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,6 +40,7 @@ enum Command {
     /// Serve the Edge API (mTLS) and the admin endpoints.
     Serve,
     /// Write `ca.pem`, `register.pem` and `register.key` for factory images.
+    #[command(visible_alias = "issue-registration-certificate")]
     IssueRegistrationCert {
         /// Directory to write the files to.
         #[arg(long)]
@@ -42,11 +49,58 @@ enum Command {
         #[arg(long)]
         validity_seconds: Option<u64>,
     },
-    /// Approve an enrolled device.
+    /// Approve an enrolled device (works on the store directly, server running or not).
     Approve {
         /// The device id.
         device_id: String,
     },
+    /// Create or update objects from YAML/JSON manifests (multi-document).
+    Apply {
+        /// Manifest file, or `-` for standard input.
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// Namespace for objects that name none.
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+    },
+    /// List objects of a kind, or show one.
+    Get {
+        /// Kind: edgedevice(s)/ed, edgedeviceset(s)/eds, edgeworkload(s)/ew, edgedevicesignedrequest(s)/edsr.
+        kind: String,
+        /// Object name (all objects of the kind when omitted).
+        name: Option<String>,
+        /// Namespace (default: `default_namespace`).
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// List across all namespaces.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Output format: table, yaml or json.
+        #[arg(short = 'o', long, default_value = "table")]
+        output: OutputFormat,
+    },
+    /// Show one object in detail.
+    Describe {
+        /// Kind (as for `get`).
+        kind: String,
+        /// Object name.
+        name: String,
+        /// Namespace (default: `default_namespace`).
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+    },
+    /// Delete one object.
+    Delete {
+        /// Kind (as for `get`).
+        kind: String,
+        /// Object name.
+        name: String,
+        /// Namespace (default: `default_namespace`).
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+    },
+    /// Print Flotta's CustomResourceDefinitions (for `kubectl apply -f -`).
+    Crds,
     /// Print the effective configuration as TOML.
     Config,
 }
@@ -82,6 +136,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let config = load_config(&cli)?;
     let clock = SystemClock;
+    let admin = AdminClient::new(cli.admin_addr.unwrap_or(config.admin_listen_addr));
     match cli.command {
         Command::Init => {
             Pki::load_or_init(&config.data_dir, &config.pki_settings(), clock.now())?;
@@ -109,8 +164,77 @@ fn main() -> anyhow::Result<()> {
             store
                 .approve(&id)
                 .with_context(|| format!("approving {id}"))?;
+            let now = clock.now_ms();
+            controller::reconcile_device(&store, config.controller_settings(), &id, now)
+                .with_context(|| format!("updating the objects of {id}"))?;
             println!("approved {id}");
         }
+        Command::Apply { file, namespace } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
+            };
+            for r in admin.apply(&text, namespace.as_deref())? {
+                let kind = r["kind"].as_str().unwrap_or_default().to_ascii_lowercase();
+                let (name, outcome) = (r["name"].as_str(), r["outcome"].as_str());
+                println!("{kind}/{} {}", name.unwrap_or(""), outcome.unwrap_or(""));
+            }
+        }
+        Command::Get {
+            kind,
+            name,
+            namespace,
+            all_namespaces,
+            output,
+        } => {
+            let kind: Kind = kind.parse()?;
+            let ns = namespace.unwrap_or_else(|| config.default_namespace.clone());
+            let now = clock.now_ms();
+            match name {
+                Some(name) => {
+                    let o = admin.get(kind, &ns, &name)?;
+                    match output {
+                        OutputFormat::Table => print!("{}", cli::table(kind, &[o], false, now)),
+                        f => print!("{}", cli::format_object(&o, f)),
+                    }
+                }
+                None => {
+                    let items = admin.list(kind, (!all_namespaces).then_some(ns.as_str()))?;
+                    match output {
+                        OutputFormat::Table if items.is_empty() => {
+                            eprintln!("No {} found.", kind.plural());
+                        }
+                        OutputFormat::Table => {
+                            print!("{}", cli::table(kind, &items, all_namespaces, now));
+                        }
+                        f => print!("{}", cli::format_list(&items, f)),
+                    }
+                }
+            }
+        }
+        Command::Describe {
+            kind,
+            name,
+            namespace,
+        } => {
+            let kind: Kind = kind.parse()?;
+            let ns = namespace.unwrap_or_else(|| config.default_namespace.clone());
+            let o = admin.get(kind, &ns, &name)?;
+            print!("{}", cli::describe(kind, &o, clock.now_ms()));
+        }
+        Command::Delete {
+            kind,
+            name,
+            namespace,
+        } => {
+            let kind: Kind = kind.parse()?;
+            let ns = namespace.unwrap_or_else(|| config.default_namespace.clone());
+            admin.delete(kind, &ns, &name)?;
+            println!("{}/{name} deleted", kind.as_str().to_ascii_lowercase());
+        }
+        Command::Crds => print!("{}", flotta_crd::crds_yaml()),
         Command::Config => print!("{}", config.to_toml()),
     }
     Ok(())

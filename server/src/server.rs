@@ -18,9 +18,11 @@ use tower::ServiceExt;
 use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::controller::runner::Runner;
+use crate::metrics::Metrics;
 use crate::pki::{ClientIdentity, Pki, PkiError};
 use crate::service::EdgeService;
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{SqliteStore, Store, StoreError, TimedStore};
 use crate::tls::{self, TlsError};
 
 /// How long open connections get to finish after shutdown was requested.
@@ -138,11 +140,19 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
             .map_err(|e| StartError::Internal(e.to_string()))??
     };
     let pki = Arc::new(pki);
-    let store: Arc<dyn Store> = Arc::new(store);
+    let metrics = Metrics::shared();
+    let store: Arc<dyn Store> = Arc::new(TimedStore::new(store, metrics.clone()));
     let acceptor = TlsAcceptor::from(tls::server_config(&pki)?);
-    let service = EdgeService::new(store.clone(), pki.clone(), clock, config.clone());
+    let controller = Runner::new(
+        store.clone(),
+        clock.clone(),
+        config.controller_settings(),
+        metrics.clone(),
+    );
+    let service = EdgeService::new(store.clone(), pki.clone(), clock, config.clone(), metrics);
     let state = AppState {
         service: service.clone(),
+        controller: controller.clone(),
     };
 
     let bind = |addr: SocketAddr| async move {
@@ -181,6 +191,10 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
             tracing::error!("admin listener failed: {e}");
         }
     });
+    let controller_task = tokio::spawn(controller.run_loop(
+        Duration::from_secs(config.controller_interval_seconds),
+        shutdown.subscribe(),
+    ));
     Ok(RunningServer {
         api_addr,
         admin_addr,
@@ -188,7 +202,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         store,
         service,
         shutdown,
-        tasks: vec![api_task, admin_task],
+        tasks: vec![api_task, admin_task, controller_task],
     })
 }
 

@@ -61,30 +61,39 @@ fn a_batch_sent_twice_is_stored_once_and_acknowledged() {
 fn configuration_is_returned_only_when_the_version_differs() {
     let s = spawn(TestOptions::default()).unwrap();
     let dev = Client::new(&s, &onboard(&s, "dev-1"));
-    // No configuration yet on the device: it gets the default (version "0").
+    // The controller configured the device when it enrolled: version "1".
     let r = batch_response(&dev.batch("dev-1", &batch("", vec![])));
-    let cfg = r.config.expect("config for a device that has none");
-    assert_eq!(cfg.version, "0");
+    let cfg = r
+        .config
+        .expect("config for a device that has an old version");
+    assert_eq!(cfg.version, "1");
     let msg: serde_json::Value = serde_json::from_str(&cfg.message_json).unwrap();
     assert_eq!(msg["device_id"], "dev-1");
-    assert_eq!(msg["version"], "0");
+    assert_eq!(msg["version"], "1");
+    assert_eq!(msg["configuration"]["heartbeat"]["period_seconds"], 60);
 
     assert_eq!(
-        batch_response(&dev.batch("dev-1", &batch("0", vec![]))).config,
+        batch_response(&dev.batch("dev-1", &batch("1", vec![]))).config,
         None
     );
 
-    let v = s
-        .store()
-        .set_configuration(&id("dev-1"), &json!({"workloads": [{"name": "w"}]}))
-        .unwrap();
-    let r = batch_response(&dev.batch("dev-1", &batch("0", vec![log(1, "x")])));
+    // A workload placed on the device: a new version with the workload.
+    let workload = json!({
+        "apiVersion": "management.project-flotta.io/v1alpha1",
+        "kind": "EdgeWorkload",
+        "metadata": {"name": "w", "namespace": "default"},
+        "spec": {"type": "pod", "device": "dev-1",
+                 "pod": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}
+    });
+    flotta_server::objects::apply(s.store(), &workload, "default", "2026-01-01T00:00:00Z").unwrap();
+    flotta_server::controller::reconcile(s.store(), Default::default(), 0).unwrap();
+    let r = batch_response(&dev.batch("dev-1", &batch("1", vec![log(1, "x")])));
     assert_eq!(r.acked_through, Some(1));
     let cfg = r.config.unwrap();
-    assert_eq!(cfg.version, v);
+    assert_eq!(cfg.version, "2");
     assert!(cfg.message_json.contains("\"w\""));
     assert_eq!(
-        batch_response(&dev.batch("dev-1", &batch(&v, vec![]))).config,
+        batch_response(&dev.batch("dev-1", &batch("2", vec![]))).config,
         None
     );
 }

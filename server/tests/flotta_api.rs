@@ -178,7 +178,8 @@ fn configuration_heartbeat_and_control() {
     assert_eq!(msg["type"], "data");
     assert_eq!(msg["directive"], "device");
     assert_eq!(msg["content"]["device_id"], "dev-1");
-    assert_eq!(msg["content"]["version"], "0");
+    // Configured by the controller when the device enrolled.
+    assert_eq!(msg["content"]["version"], "1");
     assert_eq!(msg["content"]["workloads"], json!([]));
 
     let spec = json!({"configuration": {"heartbeat": {"period_seconds": 5}}, "workloads": [{"name": "w1", "specification": "x"}]});

@@ -1,9 +1,12 @@
-//! The plain-HTTP admin listener (loopback only): `/healthz`, `/readyz`.
+//! The plain-HTTP admin listener (loopback only): `/healthz`, `/readyz`,
+//! `/metrics`, and the object API under `/apis` (see `admin_objects`).
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
+
+use super::admin_objects as objects;
 
 use super::AppState;
 
@@ -25,5 +28,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(objects::metrics))
+        .route("/apis/apply", post(objects::apply))
+        .route("/apis/devices/{id}/approve", post(objects::approve))
+        .route("/apis/{kind}", get(objects::list))
+        .route(
+            "/apis/{kind}/{namespace}/{name}",
+            get(objects::get).delete(objects::delete),
+        )
         .with_state(state)
 }

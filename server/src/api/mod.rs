@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, authorisation, error mapping.
 
 pub mod admin;
+mod admin_objects;
 pub mod auth;
 mod batch;
 mod body;
@@ -16,7 +17,9 @@ use flotta_proto::batch::API_BASE;
 
 pub use error::ApiError;
 
+use crate::controller::runner::Runner;
 use crate::device_id::DeviceId;
+use crate::metrics::RequestLabels;
 use crate::pki::ClientIdentity;
 use crate::service::EdgeService;
 
@@ -25,6 +28,8 @@ use crate::service::EdgeService;
 pub struct AppState {
     /// The device-facing operations.
     pub service: EdgeService,
+    /// Runs controller passes (after admin writes).
+    pub controller: Runner,
 }
 
 /// The verified client certificate's identity, put into every request's
@@ -77,5 +82,33 @@ pub fn router(state: AppState) -> Router {
             post(batch::post_batch),
         )
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .with_state(state)
+}
+
+/// Count every API request by matched route and status.
+async fn count_requests(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(req).await;
+    state
+        .service
+        .metrics()
+        .requests
+        .get_or_create(&RequestLabels {
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
 }

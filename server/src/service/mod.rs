@@ -15,11 +15,22 @@ pub use error::ServiceError;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::controller::{self, Settings};
 use crate::decode::DecodedBatch;
 use crate::device_id::{DeviceId, Namespace};
+use crate::metrics::{ClassLabels, Metrics};
 use crate::models::{EnrolmentInfo, HeartbeatInfo, RegistrationInfo};
 use crate::pki::{Pki, Role, Validity};
 use crate::store::{Approval, EnrolOutcome, StatusUpdate, Store};
+
+/// Run the controller for one device after its enrolment or registration.
+/// The device's request already succeeded; a failed pass is logged and
+/// repeated by the next periodic pass.
+fn reconcile_after(store: &dyn Store, settings: Settings, id: &DeviceId, now_ms: u64) {
+    if let Err(e) = controller::reconcile_device(store, settings, id, now_ms) {
+        tracing::warn!(device = %id, "controller pass after enrolment failed: {e}");
+    }
+}
 
 /// The device-facing operations, shared by all connections.
 #[derive(Debug, Clone)]
@@ -28,6 +39,7 @@ pub struct EdgeService {
     pki: Arc<Pki>,
     clock: Arc<dyn Clock>,
     config: Arc<Config>,
+    metrics: Arc<Metrics>,
 }
 
 impl EdgeService {
@@ -37,13 +49,25 @@ impl EdgeService {
         pki: Arc<Pki>,
         clock: Arc<dyn Clock>,
         config: Arc<Config>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             store,
             pki,
             clock,
             config,
+            metrics,
         }
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// The clock requests are judged by.
@@ -87,8 +111,13 @@ impl EdgeService {
         let ns = Namespace::parse(ns).map_err(|e| ServiceError::BadRequest(e.to_string()))?;
         let hardware = info.features.and_then(|f| f.hardware);
         let auto = self.config.auto_approve;
-        self.blocking(move |s, _, now| Ok(s.enrol(&id, &ns, hardware.as_ref(), auto, now)?))
-            .await
+        let settings = self.config.controller_settings();
+        self.blocking(move |s, _, now| {
+            let outcome = s.enrol(&id, &ns, hardware.as_ref(), auto, now)?;
+            reconcile_after(s, settings, &id, now);
+            Ok(outcome)
+        })
+        .await
     }
 
     /// Approve a pending device (operators).
@@ -107,6 +136,7 @@ impl EdgeService {
     ) -> Result<String, ServiceError> {
         let lifetime = self.config.device_cert_validity();
         let now = self.clock.now();
+        let settings = self.config.controller_settings();
         self.blocking(move |s, pki, now_ms| {
             let device = s
                 .device(&id)?
@@ -131,6 +161,7 @@ impl EdgeService {
             if renewal {
                 s.mark_cert_used(&id)?;
             }
+            reconcile_after(s, settings, &id, now_ms);
             Ok(cert)
         })
         .await
@@ -166,7 +197,13 @@ impl EdgeService {
         id: DeviceId,
         batch: DecodedBatch,
     ) -> Result<BatchResponse, ServiceError> {
+        let metrics = self.metrics.clone();
         self.blocking(move |s, _, now| {
+            for r in &batch.records {
+                let class = format!("{:?}", r.class).to_ascii_lowercase();
+                metrics.records.get_or_create(&ClassLabels { class }).inc();
+            }
+            metrics.batches.inc();
             let acked_through = s.ingest_batch(&id, &batch.records, batch.status.as_ref(), now)?;
             let (version, message) = configuration_message(s, &id)?;
             let config = (version != batch.config_version).then(|| ConfigUpdate {

@@ -8,6 +8,7 @@
 
 mod error;
 mod sqlite;
+mod timed;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -19,6 +20,7 @@ use crate::device_id::{DeviceId, Namespace};
 
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
+pub use timed::TimedStore;
 
 /// Whether an operator (or auto-approval) has accepted an enrolled device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

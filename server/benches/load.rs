@@ -1,0 +1,2 @@
+//! Load benchmark (placeholder while being written).
+fn main() {}

@@ -1,0 +1,216 @@
+//! The admin object API on the loopback admin listener, used by the
+//! kubectl-style CLI: apply manifests, get, delete, approve. Answers JSON;
+//! errors are `{"message": ...}` with 400 (bad input), 404 (no such object)
+//! or 500/503.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::controller::{self, status};
+use crate::device_id::DeviceId;
+use crate::objects::{self, Kind, ObjectError};
+use crate::store::{Store, StoreError};
+
+type Reply = Result<Json<Value>, (StatusCode, Json<Value>)>;
+
+fn error(status: StatusCode, message: impl ToString) -> (StatusCode, Json<Value>) {
+    (status, Json(json!({"message": message.to_string()})))
+}
+
+fn object_error(e: ObjectError) -> (StatusCode, Json<Value>) {
+    let status = match &e {
+        ObjectError::Store(s) if s.is_retriable() => StatusCode::SERVICE_UNAVAILABLE,
+        ObjectError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    error(status, e)
+}
+
+async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&dyn Store, u64) -> Result<T, ObjectError> + Send + 'static,
+) -> Result<T, (StatusCode, Json<Value>)> {
+    let store = state.service.store().clone();
+    let now = state.service.clock().now_ms();
+    tokio::task::spawn_blocking(move || f(&*store, now))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
+        .map_err(object_error)
+}
+
+async fn run_controller(state: &AppState) {
+    if let Err(e) = state.controller.run_now().await {
+        tracing::warn!("controller pass after an admin write failed: {e}");
+    }
+}
+
+/// `?namespace=` of admin requests.
+#[derive(Debug, Deserialize)]
+pub(super) struct NamespaceQuery {
+    namespace: Option<String>,
+}
+
+/// `POST /apis/apply`: YAML or JSON manifests, one or more documents. Every
+/// document is validated before anything is stored.
+pub(super) async fn apply(
+    State(state): State<AppState>,
+    Query(q): Query<NamespaceQuery>,
+    body: Bytes,
+) -> Reply {
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("manifests must be UTF-8: {e}"),
+            )
+        })?
+        .to_owned();
+    let default_ns = q
+        .namespace
+        .unwrap_or_else(|| state.service.config().default_namespace.clone());
+    let results = blocking(&state, move |store, now| {
+        let docs = objects::parse_manifests(&text)?;
+        for doc in &docs {
+            objects::validate(doc, &default_ns)?;
+        }
+        let stamp = controller::rfc3339(now);
+        docs.iter()
+            .map(|doc| {
+                let (o, outcome) = objects::apply(store, doc, &default_ns, &stamp)?;
+                Ok(json!({"kind": o.kind, "namespace": o.namespace, "name": o.name, "outcome": outcome.as_str()}))
+            })
+            .collect::<Result<Vec<_>, ObjectError>>()
+    })
+    .await?;
+    run_controller(&state).await;
+    Ok(Json(Value::Array(results)))
+}
+
+fn parse_kind(kind: &str) -> Result<Kind, (StatusCode, Json<Value>)> {
+    kind.parse().map_err(object_error)
+}
+
+/// EdgeDevices get their live presence and last-seen time overlaid.
+fn with_live_status(
+    store: &dyn Store,
+    state_settings: controller::Settings,
+    mut body: Value,
+    now: u64,
+) -> Result<Value, ObjectError> {
+    let Some(name) = body.pointer("/metadata/name").and_then(Value::as_str) else {
+        return Ok(body);
+    };
+    let Ok(id) = DeviceId::parse(name) else {
+        return Ok(body);
+    };
+    if let Some(device) = store.device(&id)? {
+        let p = controller::device_presence(store, state_settings, &device, now)?;
+        let status = body
+            .as_object_mut()
+            .map(|o| o.entry("status").or_insert(Value::Null));
+        if let Some(status) = status {
+            status::overlay_live(status, &device, p);
+        }
+    }
+    Ok(body)
+}
+
+/// `GET /apis/{kind}`: all objects of a kind (in `?namespace=`, or all).
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Path(kind): Path<String>,
+    Query(q): Query<NamespaceQuery>,
+) -> Reply {
+    let kind = parse_kind(&kind)?;
+    let settings = state.service.config().controller_settings();
+    let items = blocking(&state, move |store, now| {
+        store
+            .list_objects(kind.as_str(), q.namespace.as_deref())?
+            .into_iter()
+            .map(|o| match kind {
+                Kind::EdgeDevice => with_live_status(store, settings, o.body, now),
+                _ => Ok(o.body),
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    Ok(Json(json!({"kind": format!("{kind}List"), "items": items})))
+}
+
+/// `GET /apis/{kind}/{namespace}/{name}`.
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Path((kind, ns, name)): Path<(String, String, String)>,
+) -> Reply {
+    let kind = parse_kind(&kind)?;
+    let settings = state.service.config().controller_settings();
+    let found = blocking(&state, move |store, now| {
+        match store.get_object(kind.as_str(), &ns, &name)? {
+            Some(o) if kind == Kind::EdgeDevice => {
+                Ok(Some(with_live_status(store, settings, o.body, now)?))
+            }
+            other => Ok(other.map(|o| o.body)),
+        }
+    })
+    .await?;
+    found
+        .map(Json)
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("{kind} not found")))
+}
+
+/// `DELETE /apis/{kind}/{namespace}/{name}`.
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    Path((kind, ns, name)): Path<(String, String, String)>,
+) -> Reply {
+    let kind = parse_kind(&kind)?;
+    let (n2, ns2) = (name.clone(), ns.clone());
+    let existed = blocking(&state, move |store, _| {
+        Ok(store.delete_object(kind.as_str(), &ns2, &n2)?)
+    })
+    .await?;
+    if !existed {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("{kind} {ns}/{name} not found"),
+        ));
+    }
+    run_controller(&state).await;
+    Ok(Json(
+        json!({"kind": kind.as_str(), "namespace": ns, "name": name, "outcome": "deleted"}),
+    ))
+}
+
+/// `POST /apis/devices/{id}/approve`.
+pub(super) async fn approve(State(state): State<AppState>, Path(id): Path<String>) -> Reply {
+    let id = DeviceId::parse(&id).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+    let shown = id.to_string();
+    let store = state.service.store().clone();
+    tokio::task::spawn_blocking(move || store.approve(&id))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
+        .map_err(|e| match e {
+            StoreError::DeviceNotFound(_) => error(StatusCode::NOT_FOUND, e),
+            other => object_error(ObjectError::Store(other)),
+        })?;
+    run_controller(&state).await;
+    Ok(Json(json!({"device": shown, "outcome": "approved"})))
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+pub(super) async fn metrics(
+    State(state): State<AppState>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.service.metrics().encode(),
+    )
+}

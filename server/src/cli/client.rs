@@ -1,0 +1,145 @@
+//! [`AdminClient`]: HTTP calls to the admin listener (plain HTTP on loopback).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::objects::Kind;
+
+/// Why an admin call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The server answered with an error.
+    #[error("server answered {status}: {message}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// The server's explanation.
+        message: String,
+    },
+    /// The server could not be reached.
+    #[error(
+        "cannot reach the admin listener at {addr} (is `flotta-server serve` running?): {reason}"
+    )]
+    Unreachable {
+        /// Where we tried.
+        addr: SocketAddr,
+        /// What happened.
+        reason: String,
+    },
+    /// The answer was not the expected JSON.
+    #[error("unexpected answer from the server: {0}")]
+    BadAnswer(String),
+}
+
+impl CliError {
+    /// Whether trying again may help (server down or overloaded).
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            CliError::Unreachable { .. } => true,
+            CliError::Server { status, .. } => *status == 503,
+            CliError::BadAnswer(_) => false,
+        }
+    }
+
+    /// Whether the server said the object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, CliError::Server { status: 404, .. })
+    }
+}
+
+/// Client of the admin object API.
+#[derive(Debug)]
+pub struct AdminClient {
+    addr: SocketAddr,
+    agent: ureq::Agent,
+}
+
+impl AdminClient {
+    /// A client for the admin listener at `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Self { addr, agent }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn finish(
+        &self,
+        r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value, CliError> {
+        let mut resp = r.map_err(|e| CliError::Unreachable {
+            addr: self.addr,
+            reason: e.to_string(),
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| CliError::BadAnswer(e.to_string()))?;
+        let value: Value =
+            serde_json::from_str(&text).map_err(|e| CliError::BadAnswer(format!("{e}: {text}")))?;
+        if status >= 400 {
+            let message = value
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or(&text)
+                .to_owned();
+            return Err(CliError::Server { status, message });
+        }
+        Ok(value)
+    }
+
+    /// Apply YAML/JSON manifests; one result per document
+    /// (`{kind, namespace, name, outcome}`).
+    pub fn apply(&self, manifests: &str, namespace: Option<&str>) -> Result<Vec<Value>, CliError> {
+        let mut req = self.agent.post(self.url("/apis/apply"));
+        if let Some(ns) = namespace {
+            req = req.query("namespace", ns);
+        }
+        let v = self.finish(req.content_type("application/yaml").send(manifests))?;
+        v.as_array()
+            .cloned()
+            .ok_or_else(|| CliError::BadAnswer("expected a list of results".into()))
+    }
+
+    /// Objects of a kind, in `namespace` or all namespaces.
+    pub fn list(&self, kind: Kind, namespace: Option<&str>) -> Result<Vec<Value>, CliError> {
+        let mut req = self
+            .agent
+            .get(self.url(&format!("/apis/{}", kind.plural())));
+        if let Some(ns) = namespace {
+            req = req.query("namespace", ns);
+        }
+        let v = self.finish(req.call())?;
+        v.get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .ok_or_else(|| CliError::BadAnswer("expected items".into()))
+    }
+
+    /// One object.
+    pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Value, CliError> {
+        let path = format!("/apis/{}/{namespace}/{name}", kind.plural());
+        self.finish(self.agent.get(self.url(&path)).call())
+    }
+
+    /// Delete one object.
+    pub fn delete(&self, kind: Kind, namespace: &str, name: &str) -> Result<Value, CliError> {
+        let path = format!("/apis/{}/{namespace}/{name}", kind.plural());
+        self.finish(self.agent.delete(self.url(&path)).call())
+    }
+
+    /// Approve an enrolled device.
+    pub fn approve(&self, device: &str) -> Result<Value, CliError> {
+        let path = format!("/apis/devices/{device}/approve");
+        self.finish(self.agent.post(self.url(&path)).send_empty())
+    }
+}

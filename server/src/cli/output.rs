@@ -1,0 +1,238 @@
+//! Output of `get` and `describe`: kubectl-like tables, YAML and JSON.
+//! Pure functions of the objects and the current time.
+
+use std::str::FromStr;
+
+use serde_json::{Value, json};
+
+use crate::objects::Kind;
+
+/// `-o` of `get`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    /// Columns (the default).
+    #[default]
+    Table,
+    /// YAML, re-appliable with `apply -f`.
+    Yaml,
+    /// JSON, re-appliable with `apply -f`.
+    Json,
+}
+
+impl FromStr for OutputFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "table" | "wide" => Ok(OutputFormat::Table),
+            "yaml" => Ok(OutputFormat::Yaml),
+            "json" => Ok(OutputFormat::Json),
+            other => Err(format!(
+                "unknown output format {other:?} (yaml, json or table)"
+            )),
+        }
+    }
+}
+
+fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// `12s`, `5m`, `3h`, `2d` between `rfc3339` and `now_ms`; `<never>` when absent.
+pub fn human_age(rfc3339: &str, now_ms: u64) -> String {
+    let Ok(t) =
+        time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+    else {
+        return "<never>".into();
+    };
+    let then_ms = u64::try_from(t.unix_timestamp())
+        .unwrap_or(0)
+        .saturating_mul(1000);
+    let secs = now_ms.saturating_sub(then_ms) / 1000;
+    match secs {
+        0..120 => format!("{secs}s"),
+        120..7200 => format!("{}m", secs / 60),
+        7200..172_800 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
+}
+
+fn row(kind: Kind, o: &Value, now_ms: u64) -> Vec<String> {
+    let age = human_age(s(o, "/metadata/creationTimestamp"), now_ms);
+    let name = s(o, "/metadata/name").to_owned();
+    match kind {
+        Kind::EdgeDevice => {
+            let workloads = o
+                .pointer("/status/workloads")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let seen = s(o, "/status/lastSeenTime");
+            let phase = s(o, "/status/phase");
+            vec![
+                name,
+                or_dash(s(o, "/status/presence")),
+                or_dash(phase),
+                if seen.is_empty() {
+                    "<never>".into()
+                } else {
+                    human_age(seen, now_ms)
+                },
+                workloads.to_string(),
+                or_dash(s(o, "/metadata/labels/flotta~1member-of")),
+                age,
+            ]
+        }
+        Kind::EdgeDeviceSignedRequest => vec![
+            name,
+            s(o, "/spec/targetNamespace").to_owned(),
+            o.pointer("/spec/approved")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+                .to_string(),
+            or_dash(s(o, "/status/phase")),
+            age,
+        ],
+        Kind::EdgeDeviceSet => {
+            let period = o
+                .pointer("/spec/heartbeat/periodSeconds")
+                .map_or_else(|| "-".to_owned(), Value::to_string);
+            vec![name, period, age]
+        }
+        Kind::EdgeWorkload => {
+            let target = match o.pointer("/spec/device").and_then(Value::as_str) {
+                Some(d) => format!("device={d}"),
+                None => o
+                    .pointer("/spec/deviceSelector")
+                    .map_or_else(|| "-".into(), |sel| format!("selector={sel}")),
+            };
+            vec![name, s(o, "/spec/type").to_owned(), target, age]
+        }
+    }
+}
+
+fn or_dash(v: &str) -> String {
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.to_owned()
+    }
+}
+
+fn headers(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::EdgeDevice => &[
+            "NAME",
+            "PRESENCE",
+            "PHASE",
+            "LAST SEEN",
+            "WORKLOADS",
+            "DEVICE SET",
+            "AGE",
+        ],
+        Kind::EdgeDeviceSignedRequest => &["NAME", "TARGET NAMESPACE", "APPROVED", "STATUS", "AGE"],
+        Kind::EdgeDeviceSet => &["NAME", "HEARTBEAT SECONDS", "AGE"],
+        Kind::EdgeWorkload => &["NAME", "TYPE", "TARGET", "AGE"],
+    }
+}
+
+/// The objects as an aligned table; with a NAMESPACE column when
+/// `with_namespace`.
+pub fn table(kind: Kind, items: &[Value], with_namespace: bool, now_ms: u64) -> String {
+    let mut rows: Vec<Vec<String>> = Vec::with_capacity(items.len() + 1);
+    let mut head: Vec<String> = headers(kind).iter().map(|h| (*h).to_owned()).collect();
+    if with_namespace {
+        head.insert(0, "NAMESPACE".into());
+    }
+    rows.push(head);
+    for o in items {
+        let mut r = row(kind, o, now_ms);
+        if with_namespace {
+            r.insert(0, s(o, "/metadata/namespace").to_owned());
+        }
+        rows.push(r);
+    }
+    let cols = rows[0].len();
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, String::len))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| format!("{cell:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// One object as YAML or JSON.
+pub fn format_object(o: &Value, format: OutputFormat) -> String {
+    match format {
+        OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(o).unwrap_or_default()),
+        _ => serde_norway::to_string(o).unwrap_or_default(),
+    }
+}
+
+/// Several objects as a `List` (which `apply -f` accepts back).
+pub fn format_list(items: &[Value], format: OutputFormat) -> String {
+    format_object(
+        &json!({"apiVersion": "v1", "kind": "List", "items": items}),
+        format,
+    )
+}
+
+/// `describe`: a header of the key facts, then spec and status as YAML.
+pub fn describe(kind: Kind, o: &Value, now_ms: u64) -> String {
+    let mut out = format!(
+        "Name:         {}\nNamespace:    {}\nKind:         {}\n",
+        s(o, "/metadata/name"),
+        s(o, "/metadata/namespace"),
+        kind
+    );
+    let labels = o.pointer("/metadata/labels").and_then(Value::as_object);
+    out.push_str("Labels:");
+    match labels {
+        Some(l) if !l.is_empty() => {
+            for (i, (k, v)) in l.iter().enumerate() {
+                let pad = if i == 0 { "       " } else { "              " };
+                out.push_str(&format!("{pad}{k}={}\n", v.as_str().unwrap_or("")));
+            }
+        }
+        _ => out.push_str("       <none>\n"),
+    }
+    out.push_str(&format!(
+        "Created:      {} ago\n",
+        human_age(s(o, "/metadata/creationTimestamp"), now_ms)
+    ));
+    if kind == Kind::EdgeDevice {
+        let seen = s(o, "/status/lastSeenTime");
+        out.push_str(&format!(
+            "Presence:     {}\nLast seen:    {}\n",
+            or_dash(s(o, "/status/presence")),
+            if seen.is_empty() {
+                "<never>".into()
+            } else {
+                format!("{seen} ({} ago)", human_age(seen, now_ms))
+            }
+        ));
+    }
+    for section in ["spec", "status"] {
+        if let Some(v) = o.get(section) {
+            let title = if section == "spec" { "Spec" } else { "Status" };
+            out.push_str(&format!("{title}:\n"));
+            for line in serde_norway::to_string(v).unwrap_or_default().lines() {
+                out.push_str("  ");
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,236 @@
+//! The controller: pure functions over the [`Store`] that turn CRD objects
+//! and device reports into what devices get and what operators see.
+//!
+//! One pass, per device: enrolment request and approval ([`enrolment`]),
+//! EdgeDevice with hardware labels, workload placement ([`placement`]),
+//! configuration (device set before device, section by section; a new
+//! version only when the message changed), and status with presence
+//! ([`presence`]). Time comes in as `now_ms`, so tests drive it.
+//!
+//! `serve` runs [`reconcile`] on an interval and after admin writes;
+//! enrolment and registration run [`reconcile_device`] for their device.
+
+pub mod enrolment;
+pub mod placement;
+pub mod presence;
+pub mod runner;
+pub mod status;
+pub mod wire;
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+pub use presence::{Presence, presence};
+
+use crate::device_id::DeviceId;
+use crate::objects::{Kind, ObjectError};
+use crate::store::{Approval, Device, Store, StoreError, StoredObject};
+
+/// What the controller needs from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// A device is offline after this many heartbeat periods without news.
+    pub offline_after_missed_heartbeats: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            offline_after_missed_heartbeats: 3,
+        }
+    }
+}
+
+/// A controller pass failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored object is unusable.
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    /// The blocking task running the pass panicked or was cancelled.
+    #[error("controller pass aborted: {0}")]
+    Internal(String),
+}
+
+impl ControllerError {
+    /// Whether running the pass again may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            ControllerError::Store(e) => e.is_retriable(),
+            ControllerError::Object(e) => e.is_retriable(),
+            ControllerError::Internal(_) => true,
+        }
+    }
+}
+
+/// What a pass did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Devices looked at.
+    pub devices: usize,
+    /// Devices whose configuration got a new version.
+    pub configs_changed: usize,
+    /// Devices per presence.
+    pub presence: HashMap<Presence, usize>,
+}
+
+/// `ms` since the epoch as RFC 3339 (UTC, seconds).
+pub fn rfc3339(ms: u64) -> String {
+    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Per-namespace objects loaded once per pass.
+#[derive(Default)]
+struct Cache {
+    workloads: HashMap<String, Vec<placement::Candidate>>,
+    sets: HashMap<(String, String), Option<Value>>,
+}
+
+impl Cache {
+    fn workloads(
+        &mut self,
+        store: &dyn Store,
+        ns: &str,
+    ) -> Result<&[placement::Candidate], StoreError> {
+        if !self.workloads.contains_key(ns) {
+            let objects = store.list_objects(Kind::EdgeWorkload.as_str(), Some(ns))?;
+            self.workloads
+                .insert(ns.to_owned(), placement::candidates(&objects));
+        }
+        Ok(self.workloads.get(ns).map(Vec::as_slice).unwrap_or(&[]))
+    }
+
+    fn set_spec(
+        &mut self,
+        store: &dyn Store,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Value>, StoreError> {
+        let key = (ns.to_owned(), name.to_owned());
+        if let Some(v) = self.sets.get(&key) {
+            return Ok(v.clone());
+        }
+        let spec = store
+            .get_object(Kind::EdgeDeviceSet.as_str(), ns, name)?
+            .and_then(|o| o.body.get("spec").cloned());
+        self.sets.insert(key, spec.clone());
+        Ok(spec)
+    }
+}
+
+/// One full pass over every enrolled device.
+pub fn reconcile(
+    store: &dyn Store,
+    settings: Settings,
+    now_ms: u64,
+) -> Result<Report, ControllerError> {
+    let mut cache = Cache::default();
+    let mut report = Report::default();
+    for device in store.devices()? {
+        let (changed, p) = device_pass(store, settings, &mut cache, &device, now_ms)?;
+        report.devices += 1;
+        report.configs_changed += usize::from(changed);
+        *report.presence.entry(p).or_default() += 1;
+    }
+    Ok(report)
+}
+
+/// A pass for one device (after its enrolment or registration). Returns
+/// whether its configuration got a new version; a device not enrolled is a
+/// no-op.
+pub fn reconcile_device(
+    store: &dyn Store,
+    settings: Settings,
+    id: &DeviceId,
+    now_ms: u64,
+) -> Result<bool, ControllerError> {
+    let Some(device) = store.device(id)? else {
+        return Ok(false);
+    };
+    Ok(device_pass(store, settings, &mut Cache::default(), &device, now_ms)?.0)
+}
+
+/// The presence of a device now, with the heartbeat period of its current
+/// configuration.
+pub fn device_presence(
+    store: &dyn Store,
+    settings: Settings,
+    device: &Device,
+    now_ms: u64,
+) -> Result<Presence, StoreError> {
+    let period = store
+        .configuration(&device.id)?
+        .and_then(|c| {
+            c.spec
+                .get("configuration")
+                .map(wire::heartbeat_period_seconds)
+        })
+        .unwrap_or(wire::DEFAULT_HEARTBEAT_PERIOD_SECONDS);
+    Ok(presence(
+        device.last_seen_ms,
+        period,
+        settings.offline_after_missed_heartbeats,
+        now_ms,
+    ))
+}
+
+fn device_pass(
+    store: &dyn Store,
+    settings: Settings,
+    cache: &mut Cache,
+    device: &Device,
+    now_ms: u64,
+) -> Result<(bool, Presence), ControllerError> {
+    let approval = enrolment::sync_request(store, device, now_ms)?;
+    if approval != Approval::Approved {
+        return Ok((false, device_presence(store, settings, device, now_ms)?));
+    }
+    let (object, labels) = enrolment::sync_device_object(store, device, now_ms)?;
+    let ns = device.namespace.as_str();
+    let empty = json!({});
+    let device_spec = object.body.get("spec").unwrap_or(&empty);
+    let set_spec = match labels.get(flotta_crd::labels::MEMBER_OF) {
+        Some(set) => cache.set_spec(store, ns, set)?,
+        None => None,
+    };
+    let configuration = wire::device_configuration(device_spec, set_spec.as_ref());
+    let period = wire::heartbeat_period_seconds(&configuration);
+    let workloads: Vec<Value> =
+        placement::placed(device.id.as_str(), &labels, cache.workloads(store, ns)?)
+            .into_iter()
+            .map(|c| c.wire.clone())
+            .collect();
+    let spec = json!({"configuration": configuration, "workloads": workloads});
+    let old = store.configuration(&device.id)?;
+    let changed = old.as_ref().is_none_or(|c| c.spec != spec);
+    if changed {
+        store.set_configuration(&device.id, &spec)?;
+    }
+    let p = presence(
+        device.last_seen_ms,
+        period,
+        settings.offline_after_missed_heartbeats,
+        now_ms,
+    );
+    let new_status = status::device_status(object.body.get("status"), device, p);
+    if object.body.get("status") != Some(&new_status) {
+        let mut body = object.body.clone();
+        body["status"] = new_status;
+        store.put_object(&StoredObject { body, ..object })?;
+    }
+    Ok((changed, p))
+}
+
+#[cfg(test)]
+mod tests;

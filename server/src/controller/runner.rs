@@ -1,0 +1,80 @@
+//! Running the controller inside `serve`: a pass every
+//! `controller_interval_seconds`, and on demand after admin writes; passes
+//! never overlap. Each pass refreshes the devices-by-presence gauge.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, watch};
+
+use super::{ControllerError, Presence, Report, Settings, reconcile};
+use crate::clock::Clock;
+use crate::metrics::{Metrics, PresenceLabels};
+use crate::store::Store;
+
+/// Shared handle to run controller passes.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    lock: Arc<Mutex<()>>,
+}
+
+impl Runner {
+    /// A runner over `store`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            settings,
+            metrics,
+            lock: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// Run one full pass now (waiting for a running one to finish first).
+    pub async fn run_now(&self) -> Result<Report, ControllerError> {
+        let _guard = self.lock.lock().await;
+        let (store, settings, now) = (self.store.clone(), self.settings, self.clock.now_ms());
+        let report = tokio::task::spawn_blocking(move || reconcile(&*store, settings, now))
+            .await
+            .map_err(|e| ControllerError::Internal(e.to_string()))??;
+        for p in Presence::ALL {
+            let n = report.presence.get(&p).copied().unwrap_or(0);
+            self.metrics
+                .devices
+                .get_or_create(&PresenceLabels {
+                    presence: p.as_str().into(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        Ok(report)
+    }
+
+    /// Run a pass every `interval` until `shutdown` turns true.
+    pub async fn run_loop(self, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.wait_for(|s| *s) => break,
+            }
+            match self.run_now().await {
+                Ok(r) => tracing::debug!(
+                    devices = r.devices,
+                    changed = r.configs_changed,
+                    "controller pass"
+                ),
+                Err(e) => tracing::warn!("controller pass failed: {e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! EdgeDevice status from what the device reported: phase (`up`/`degraded`),
+//! workload phases from the last heartbeat (Flotta JSON or our batch
+//! heartbeat), hardware, and presence with the last-seen time.
+//!
+//! `presence` (stored, updated on transitions) and `lastSeenTime` (added
+//! on reads by [`overlay_live`]) are additions to Flotta's status schema; the
+//! other fields are Flotta's.
+
+use serde_json::{Map, Value};
+
+use super::presence::Presence;
+use super::{rfc3339, wire};
+use crate::store::Device;
+
+/// Workload statuses of a heartbeat: Flotta's `{name, status}` or our
+/// `{name, phase}`, as the CRD's `{name, phase}`.
+fn workloads(heartbeat: &Value) -> Option<Value> {
+    let list = heartbeat.get("workloads")?.as_array()?;
+    let out = list
+        .iter()
+        .filter_map(|w| {
+            let name = w.get("name")?.as_str()?;
+            let phase = w
+                .get("status")
+                .or_else(|| w.get("phase"))
+                .and_then(Value::as_str);
+            let mut m = Map::new();
+            m.insert("name".into(), Value::from(name));
+            if let Some(p) = phase {
+                m.insert("phase".into(), Value::from(p));
+            }
+            Some(Value::Object(m))
+        })
+        .collect();
+    Some(Value::Array(out))
+}
+
+/// The new status of the EdgeDevice `current` (its present status kept for
+/// fields the controller does not own).
+pub fn device_status(current: Option<&Value>, device: &Device, presence: Presence) -> Value {
+    let mut status = current
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(phase) = &device.status {
+        status.insert("phase".into(), Value::from(phase.as_str()));
+    }
+    if let Some(w) = device.last_heartbeat.as_ref().and_then(workloads) {
+        status.insert("workloads".into(), w);
+    }
+    if let Some(hw) = device.hardware.as_ref().and_then(wire::hardware_to_crd) {
+        status.insert(
+            "hardware".into(),
+            serde_json::to_value(hw).unwrap_or(Value::Null),
+        );
+    }
+    status.insert("presence".into(), Value::from(presence.as_str()));
+    Value::Object(status)
+}
+
+/// Overlay the live presence and last-seen time on a status (for reads: the
+/// stored status changes only on transitions, so a pass does not rewrite
+/// every EdgeDevice at every heartbeat).
+pub fn overlay_live(status: &mut Value, device: &Device, presence: Presence) {
+    if !status.is_object() {
+        *status = Value::Object(Map::new());
+    }
+    status["presence"] = Value::from(presence.as_str());
+    if let Some(ms) = device.last_seen_ms {
+        status["lastSeenTime"] = Value::from(rfc3339(ms));
+    }
+}

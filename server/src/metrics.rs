@@ -1,0 +1,128 @@
+//! Prometheus metrics served on the admin listener's `/metrics`: API
+//! requests by route and status, records and batches received, devices by
+//! presence, and store call latency.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of `flotta_http_requests_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Matched route template, e.g. `/api/flotta-management/v1/batch/{device_id}`.
+    pub route: String,
+    /// HTTP status code.
+    pub status: u16,
+}
+
+/// Labels naming a record class.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabels {
+    /// `heartbeat`, `log` or `event`.
+    pub class: String,
+}
+
+/// Labels naming a presence.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PresenceLabels {
+    /// `online`, `offline` or `unknown`.
+    pub presence: String,
+}
+
+/// Labels naming a store operation.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabels {
+    /// The `Store` method.
+    pub op: String,
+}
+
+/// Every metric the server exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// API requests by route and status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Records received in batches, by class (duplicates included).
+    pub records: Family<ClassLabels, Counter>,
+    /// Batches stored.
+    pub batches: Counter,
+    /// Approved and pending devices by presence, as of the last controller pass.
+    pub devices: Family<PresenceLabels, Gauge>,
+    /// Store call latency in seconds, by operation.
+    pub store_latency: Family<OpLabels, Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set of metrics, registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let records = Family::<ClassLabels, Counter>::default();
+        let batches = Counter::default();
+        let devices = Family::<PresenceLabels, Gauge>::default();
+        let store_latency: Family<OpLabels, Histogram> = Family::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.000_05, 2.0, 16))) as fn() -> Histogram,
+        );
+        registry.register(
+            "flotta_http_requests",
+            "Edge API requests by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "flotta_records_received",
+            "Records received in batches, by class (duplicates included)",
+            records.clone(),
+        );
+        registry.register("flotta_batches", "Batches stored", batches.clone());
+        registry.register(
+            "flotta_devices",
+            "Enrolled devices by presence, as of the last controller pass",
+            devices.clone(),
+        );
+        registry.register(
+            "flotta_store_operation_seconds",
+            "Latency of store calls by operation",
+            store_latency.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            records,
+            batches,
+            devices,
+            store_latency,
+        }
+    }
+
+    /// Shared handle.
+    pub fn shared() -> Arc<Self> {
+        Arc::new(Self::new())
+    }
+
+    /// Record one store call.
+    pub fn observe_store(&self, op: &str, took: Duration) {
+        self.store_latency
+            .get_or_create(&OpLabels { op: op.to_owned() })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The text exposition (OpenMetrics text, which Prometheus scrapes).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

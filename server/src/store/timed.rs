@@ -1,0 +1,140 @@
+//! [`TimedStore`]: a [`Store`] decorator recording each call's latency in
+//! the server's metrics.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::{
+    Device, DeviceConfig, EnrolOutcome, NewRecord, StatusUpdate, Store, StoreError, StoredObject,
+    StoredRecord,
+};
+use crate::device_id::{DeviceId, Namespace};
+use crate::metrics::Metrics;
+
+/// Wraps a store; every call is timed into `flotta_store_operation_seconds`.
+#[derive(Debug)]
+pub struct TimedStore<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> TimedStore<S> {
+    /// Time `inner`'s calls into `metrics`.
+    pub fn new(inner: S, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+
+    fn timed<T>(&self, op: &str, f: impl FnOnce(&S) -> T) -> T {
+        let start = Instant::now();
+        let out = f(&self.inner);
+        self.metrics.observe_store(op, start.elapsed());
+        out
+    }
+}
+
+impl<S: Store> Store for TimedStore<S> {
+    fn ping(&self) -> Result<(), StoreError> {
+        self.timed("ping", |s| s.ping())
+    }
+    fn enrol(
+        &self,
+        id: &DeviceId,
+        namespace: &Namespace,
+        hardware: Option<&Value>,
+        auto_approve: bool,
+        now_ms: u64,
+    ) -> Result<EnrolOutcome, StoreError> {
+        self.timed("enrol", |s| {
+            s.enrol(id, namespace, hardware, auto_approve, now_ms)
+        })
+    }
+    fn approve(&self, id: &DeviceId) -> Result<(), StoreError> {
+        self.timed("approve", |s| s.approve(id))
+    }
+    fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+        self.timed("device", |s| s.device(id))
+    }
+    fn devices(&self) -> Result<Vec<Device>, StoreError> {
+        self.timed("devices", |s| s.devices())
+    }
+    fn mark_registered(
+        &self,
+        id: &DeviceId,
+        hardware: Option<&Value>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.timed("mark_registered", |s| {
+            s.mark_registered(id, hardware, now_ms)
+        })
+    }
+    fn mark_cert_used(&self, id: &DeviceId) -> Result<(), StoreError> {
+        self.timed("mark_cert_used", |s| s.mark_cert_used(id))
+    }
+    fn update_status(
+        &self,
+        id: &DeviceId,
+        update: &StatusUpdate,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.timed("update_status", |s| s.update_status(id, update, now_ms))
+    }
+    fn ingest_batch(
+        &self,
+        id: &DeviceId,
+        records: &[NewRecord],
+        status: Option<&StatusUpdate>,
+        now_ms: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        self.timed("ingest_batch", |s| {
+            s.ingest_batch(id, records, status, now_ms)
+        })
+    }
+    fn acked_through(&self, id: &DeviceId) -> Result<Option<u64>, StoreError> {
+        self.timed("acked_through", |s| s.acked_through(id))
+    }
+    fn records(
+        &self,
+        id: &DeviceId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        self.timed("records", |s| s.records(id, after, limit))
+    }
+    fn configuration(&self, id: &DeviceId) -> Result<Option<DeviceConfig>, StoreError> {
+        self.timed("configuration", |s| s.configuration(id))
+    }
+    fn set_configuration(&self, id: &DeviceId, spec: &Value) -> Result<String, StoreError> {
+        self.timed("set_configuration", |s| s.set_configuration(id, spec))
+    }
+    fn set_labels(
+        &self,
+        id: &DeviceId,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        self.timed("set_labels", |s| s.set_labels(id, labels))
+    }
+    fn put_object(&self, object: &StoredObject) -> Result<(), StoreError> {
+        self.timed("put_object", |s| s.put_object(object))
+    }
+    fn get_object(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<StoredObject>, StoreError> {
+        self.timed("get_object", |s| s.get_object(kind, namespace, name))
+    }
+    fn list_objects(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Result<Vec<StoredObject>, StoreError> {
+        self.timed("list_objects", |s| s.list_objects(kind, namespace))
+    }
+    fn delete_object(&self, kind: &str, namespace: &str, name: &str) -> Result<bool, StoreError> {
+        self.timed("delete_object", |s| s.delete_object(kind, namespace, name))
+    }
+}
