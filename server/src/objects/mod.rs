@@ -66,7 +66,10 @@ fn check<T: DeserializeOwned + Serialize>(
         name: name.to_owned(),
         reason,
     };
-    let typed: T = serde_json::from_value(body.clone()).map_err(|e| invalid(e.to_string()))?;
+    let typed: T = serde_path_to_error::deserialize(body.clone()).map_err(|e| {
+        let path = e.path().to_string();
+        invalid(format!("at {path}: {}", e.into_inner()))
+    })?;
     serde_json::to_value(&typed).map_err(|e| invalid(e.to_string()))
 }
 
