@@ -105,3 +105,59 @@ fn manifests_parse_as_documents_and_lists() {
     assert!(err.to_string().starts_with("document 2"), "{err}");
     assert!(parse_manifests("a: [unclosed").is_err());
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::super::*;
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "[a-zA-Z0-9./_-]{0,12}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("spec".to_owned()),
+                        Just("metadata".to_owned()),
+                        Just("name".to_owned()),
+                        Just("device".to_owned()),
+                        Just("deviceSelector".to_owned()),
+                        Just("heartbeat".to_owned()),
+                        "[a-z]{1,8}"
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let _ = parse_manifests(&text);
+        }
+
+        #[test]
+        fn validation_of_arbitrary_objects_never_panics_and_valid_ones_are_stable(
+            kind in prop_oneof![Just("EdgeDevice"), Just("EdgeDeviceSet"), Just("EdgeWorkload"), Just("EdgeDeviceSignedRequest"), Just("Pod")],
+            spec in json_value(),
+        ) {
+            let body = json!({"apiVersion": flotta_crd::API_VERSION, "kind": kind,
+                              "metadata": {"name": "x"}, "spec": spec});
+            if let Ok(stored) = validate(&body, "default") {
+                // What is stored validates again to itself.
+                let again = validate(&stored.body, "default").unwrap();
+                prop_assert_eq!(again.body, stored.body);
+            }
+        }
+    }
+}
