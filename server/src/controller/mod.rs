@@ -76,6 +76,8 @@ pub struct Report {
     pub configs_changed: usize,
     /// Devices per presence.
     pub presence: HashMap<Presence, usize>,
+    /// Devices skipped because of an unusable object (logged).
+    pub errors: usize,
 }
 
 /// `ms` since the epoch as RFC 3339 (UTC, seconds).
@@ -129,7 +131,8 @@ impl Cache {
     }
 }
 
-/// One full pass over every enrolled device.
+/// One full pass over every enrolled device. A store failure ends the pass;
+/// an unusable object only skips its device (counted in [`Report::errors`]).
 pub fn reconcile(
     store: &dyn Store,
     settings: Settings,
@@ -138,10 +141,20 @@ pub fn reconcile(
     let mut cache = Cache::default();
     let mut report = Report::default();
     for device in store.devices()? {
-        let (changed, p) = device_pass(store, settings, &mut cache, &device, now_ms)?;
         report.devices += 1;
-        report.configs_changed += usize::from(changed);
-        *report.presence.entry(p).or_default() += 1;
+        match device_pass(store, settings, &mut cache, &device, now_ms) {
+            Ok((changed, p)) => {
+                report.configs_changed += usize::from(changed);
+                *report.presence.entry(p).or_default() += 1;
+            }
+            // One device's trouble must not stall every other device; a
+            // store that fails for every device still fails the pass.
+            Err(ControllerError::Store(e)) => return Err(ControllerError::Store(e)),
+            Err(e) => {
+                tracing::warn!(device = %device.id, "controller: {e}");
+                report.errors += 1;
+            }
+        }
     }
     Ok(report)
 }
