@@ -223,6 +223,9 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
                         if let Some(d) = report.config_updated.clone() {
                             log(&format!("configuration version {:?} applied", d.version));
                             desired = d;
+                            // A shorter period takes effect now, not after the old one ran out.
+                            let period = desired.heartbeat_period_seconds().unwrap_or(shared.cfg.heartbeat_period_seconds);
+                            next_heartbeat = next_heartbeat.min(Instant::now() + Duration::from_secs(period));
                         }
                         log(&format!("window: {} requests, {} records acknowledged, {} body bytes",
                             report.requests, report.records_acked, report.body_bytes));

@@ -16,6 +16,8 @@ pub(crate) enum Task {
     Test,
     /// Print the board profiles as a markdown table.
     Boards,
+    /// Run the demo: a server and an agent that registers and delivers data.
+    Demo,
     /// Print usage.
     Help,
 }
@@ -34,6 +36,8 @@ tasks:
                                        (smaller; panics then abort without a message)
   test      fmt, clippy, tests, then dist: what CI runs (after scripts/setup.sh)
   boards    print the board profiles in boards/ as a markdown table
+  demo      start a server on its embedded store and an agent that enrols, registers and
+            delivers heartbeats and events in batches; print what the server stored
   help      print this
 ";
 
@@ -65,6 +69,7 @@ where
         }
         "test" => Task::Test,
         "boards" => Task::Boards,
+        "demo" => Task::Demo,
         "help" => Task::Help,
         other => bail!("unknown task `{other}`\n\n{USAGE}"),
     };

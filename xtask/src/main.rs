@@ -10,6 +10,8 @@ mod boards;
 mod checks;
 mod cli;
 mod cross_toml;
+mod demo;
+mod demo_report;
 mod dist;
 mod preflight;
 mod process;
@@ -40,6 +42,7 @@ fn run(task: Task) -> anyhow::Result<()> {
         ),
         Task::Dist(opts) => dist::run(&root, &opts)?,
         Task::Test => steps::run_steps(&root, steps::STEPS)?,
+        Task::Demo => demo::run(&root)?,
     }
     Ok(())
 }

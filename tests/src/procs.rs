@@ -1,0 +1,252 @@
+//! Real processes for end-to-end tests: the `flotta-server` and `flotta-agent`
+//! binaries, started with their own configuration files in a scratch
+//! directory, killable with SIGKILL and restartable on the same state.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Directory holding fresh `flotta-agent` and `flotta-server` binaries,
+/// built (incrementally) into `target/e2e-bins`: a target dir of their own, so
+/// that the feature set of the test build never forces a rebuild of the other.
+/// (Cargo has released its lock by the time tests run, so this nests safely.)
+pub fn bin_dir() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test> -> target
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .map_or_else(|| PathBuf::from("target"), Path::to_path_buf)
+        .join("e2e-bins");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--bins",
+            "-p",
+            "flotta-agent",
+            "-p",
+            "flotta-server",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .status()?;
+    if !status.success() {
+        return Err(std::io::Error::other(
+            "building flotta-agent and flotta-server failed",
+        ));
+    }
+    Ok(target.join("debug"))
+}
+
+/// A free loopback port (bound and released; good enough for tests).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A `flotta-server` process.
+#[derive(Debug)]
+pub struct ServerProc {
+    bin: PathBuf,
+    config: PathBuf,
+    /// Its data directory (CA, store).
+    pub data_dir: PathBuf,
+    /// Where factory material (`ca.pem`, `register.pem`, `register.key`) was written.
+    pub factory_dir: PathBuf,
+    /// The mTLS API address.
+    pub api_addr: SocketAddr,
+    child: Option<Child>,
+}
+
+impl ServerProc {
+    /// Initialise a server in `dir` (CA, registration certificate) and start it.
+    pub fn start(bin_dir: &Path, dir: &Path, extra_toml: &str) -> std::io::Result<Self> {
+        let api_addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let admin_port = free_port()?;
+        let data_dir = dir.join("server");
+        let config = dir.join("server.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen_addr = \"{api_addr}\"\nadmin_listen_addr = \"127.0.0.1:{admin_port}\"\ndata_dir = \"{}\"\n{extra_toml}",
+                data_dir.display()
+            ),
+        )?;
+        let bin = bin_dir.join("flotta-server");
+        let factory_dir = dir.join("factory");
+        for args in [
+            vec!["init"],
+            vec![
+                "issue-registration-cert",
+                "--out-dir",
+                &factory_dir.to_string_lossy(),
+            ],
+        ] {
+            let out = Command::new(&bin)
+                .arg("--config")
+                .arg(&config)
+                .args(&args)
+                .output()?;
+            if !out.status.success() {
+                return Err(std::io::Error::other(format!(
+                    "flotta-server {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )));
+            }
+        }
+        let mut s = ServerProc {
+            bin,
+            config,
+            data_dir,
+            factory_dir,
+            api_addr,
+            child: None,
+        };
+        s.restart()?;
+        Ok(s)
+    }
+
+    /// (Re)start the serving process on the same state and port.
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.join("serve.log"))?;
+        let child = Command::new(&self.bin)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(self.api_addr).is_err() {
+            if Instant::now() > deadline {
+                return Err(std::io::Error::other("server did not start listening"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// SIGKILL the serving process.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Path of the SQLite store.
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join("flotta.db")
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A `flotta-agent` process.
+#[derive(Debug)]
+pub struct AgentProc {
+    bin: PathBuf,
+    /// Its configuration file.
+    pub config: PathBuf,
+    /// Its data directory (queue, identity, cached configuration).
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl AgentProc {
+    /// Write the agent's configuration into `dir` and start it against `server_url`.
+    pub fn start(
+        bin_dir: &Path,
+        dir: &Path,
+        device_id: &str,
+        server_url: &str,
+        factory_dir: &Path,
+        extra_toml: &str,
+    ) -> std::io::Result<Self> {
+        let data_dir = dir.join(device_id);
+        let config = dir.join(format!("{device_id}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "server_url = \"{server_url}\"\ndevice_id = \"{device_id}\"\ndata_dir = \"{}\"\n\
+                 ca_cert_path = \"{f}/ca.pem\"\nregistration_cert_path = \"{f}/register.pem\"\n\
+                 registration_key_path = \"{f}/register.key\"\n{extra_toml}",
+                data_dir.display(),
+                f = factory_dir.display()
+            ),
+        )?;
+        std::fs::create_dir_all(&data_dir)?;
+        let mut a = AgentProc {
+            bin: bin_dir.join("flotta-agent"),
+            config,
+            data_dir,
+            child: None,
+        };
+        a.restart()?;
+        Ok(a)
+    }
+
+    /// (Re)start the agent on the same state.
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.join("agent.log"))?;
+        self.child = Some(
+            Command::new(&self.bin)
+                .args(["run", "--config"])
+                .arg(&self.config)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()?,
+        );
+        Ok(())
+    }
+
+    /// SIGKILL the agent.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM the agent and wait for it to exit.
+    pub fn stop(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        let Some(mut c) = self.child.take() else {
+            return Err(std::io::Error::other("not running"));
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        c.wait()
+    }
+
+    /// Run `flotta-agent run --once` to completion (flush what is queued).
+    pub fn run_once(&self) -> std::io::Result<std::process::Output> {
+        Command::new(&self.bin)
+            .args(["run", "--once", "--config"])
+            .arg(&self.config)
+            .output()
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("agent.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
