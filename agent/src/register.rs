@@ -61,18 +61,20 @@ pub fn hardware_info() -> Value {
 }
 
 /// Return a usable identity: the stored one if it is good, else renew or register.
-/// `now` is seconds since the Unix epoch.
+/// `now` is seconds since the Unix epoch; `force_renew` renews even a fresh
+/// certificate (after the server answered 401 to it).
 pub fn ensure_identity(
     cfg: &AgentConfig,
     device_id: &str,
     now: i64,
+    force_renew: bool,
 ) -> Result<DeviceIdentity, RegisterError> {
     let ca = read(&cfg.ca_cert_path)?;
     let link = cfg.link().map_err(|e| ClientError::Tls(e.to_string()))?;
     let hw = hardware_info();
     let current = DeviceIdentity::load(&cfg.data_dir)?;
     if let Some(id) = &current {
-        if !id.renewal_due(now, cfg.renew_at_remaining_percent) {
+        if !force_renew && !id.renewal_due(now, cfg.renew_at_remaining_percent) {
             return Ok(id.clone());
         }
         // Renewal with our own (possibly expired) certificate.
@@ -92,7 +94,7 @@ pub fn ensure_identity(
                 return Ok(renewed);
             }
             // Still valid: use it and try renewing next time.
-            Err(e) if e.is_retriable() && !id.expired(now) => return Ok(id.clone()),
+            Err(e) if e.is_retriable() && !id.expired(now) && !force_renew => return Ok(id.clone()),
             Err(e) if e.is_retriable() => return Err(e.into()),
             // Refused: start over with the registration certificate.
             Err(_) => {}

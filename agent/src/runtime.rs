@@ -57,6 +57,8 @@ struct Shared {
     queue: Mutex<AgentQueue>,
     /// Reused across windows: keeps TLS session tickets and an idle connection.
     client: Mutex<Option<(String, Arc<EdgeClient>)>>,
+    /// The server refused our certificate (401): renew before the next upload.
+    force_renew: std::sync::atomic::AtomicBool,
 }
 
 fn log(msg: &str) {
@@ -75,7 +77,11 @@ fn append(shared: &Shared, payload: &Payload, durability: Durability) {
 
 fn window(shared: &Shared, desired: &Desired) -> Result<WindowReport, WindowError> {
     let now = i64::try_from(SystemClock.now_ms() / 1000).unwrap_or(i64::MAX);
-    let id = ensure_identity(&shared.cfg, &shared.device_id, now)?;
+    let force = shared.force_renew.load(std::sync::atomic::Ordering::SeqCst);
+    let id = ensure_identity(&shared.cfg, &shared.device_id, now, force)?;
+    shared
+        .force_renew
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     let client = {
         let mut cached = shared
             .client
@@ -120,13 +126,16 @@ fn window(shared: &Shared, desired: &Desired) -> Result<WindowReport, WindowErro
         desired,
     );
     if let Err(UplinkError::Client(crate::client::ClientError::Unauthorized(_))) = &result {
-        // Our certificate was refused: drop the cached client; the next
-        // window renews or re-registers.
+        // Our certificate was refused: the next window renews it (with the
+        // registration certificate as the fallback). The identity file stays:
+        // a renewal with it is the way back, and nothing queued is touched.
         *shared
             .client
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-        let _ = std::fs::remove_file(shared.cfg.data_dir.join(crate::identity::IDENTITY_FILE));
+        shared
+            .force_renew
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
     Ok(result?)
 }
@@ -163,6 +172,7 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
         device_id,
         queue: Mutex::new(queue),
         client: Mutex::new(None),
+        force_renew: std::sync::atomic::AtomicBool::new(false),
     });
     let started = Payload::Event(Event {
         reason: "AgentStarted".into(),
