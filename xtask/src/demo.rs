@@ -135,7 +135,9 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     let agent_log = dir.join("agent.log");
     let mut shown = 0;
     for round in 1..=2 {
-        println!("== agent (run {round}): a heartbeat at start, then at the period the server configures; an upload window every 4 s");
+        println!(
+            "== agent (run {round}): a heartbeat at start, then at the period the server configures; an upload window every 4 s"
+        );
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
