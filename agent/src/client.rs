@@ -116,17 +116,24 @@ impl EdgeClient {
         })
     }
 
+    /// POST `body`; with `close`, ask for the connection to end after the
+    /// answer (the last request of a window: the radio may sleep at once, and
+    /// the next window resumes the TLS session from its ticket).
     fn post(
         &self,
         path: &str,
         content_type: &str,
         body: &[u8],
+        close: bool,
     ) -> Result<(u16, Vec<u8>), ClientError> {
-        let mut resp = self
+        let mut req = self
             .agent
             .post(format!("{}{path}", self.base))
-            .header("content-type", content_type)
-            .send(body)?;
+            .header("content-type", content_type);
+        if close {
+            req = req.header("connection", "close");
+        }
+        let mut resp = req.send(body)?;
         let status = resp.status().as_u16();
         let body = resp
             .body_mut()
@@ -157,7 +164,7 @@ impl EdgeClient {
             "content": content,
         });
         let path = format!("{API_BASE}/data/{}/out", self.device_id);
-        self.post(&path, "application/json", msg.to_string().as_bytes())
+        self.post(&path, "application/json", msg.to_string().as_bytes(), false)
     }
 
     /// Flotta's enrolment (with the registration certificate).
@@ -183,10 +190,20 @@ impl EdgeClient {
             })
     }
 
-    /// Our batch route: upload records, get the acknowledgement and maybe a configuration.
-    pub fn batch(&self, req: &BatchRequest) -> Result<(BatchResponse, usize), ClientError> {
+    /// Our batch route: upload records, get the acknowledgement and maybe a
+    /// configuration. `last`: nothing follows in this window, close the connection.
+    pub fn batch(
+        &self,
+        req: &BatchRequest,
+        last: bool,
+    ) -> Result<(BatchResponse, usize), ClientError> {
         let body = req.encode();
-        let (_, resp) = self.post(&batch_path(&self.device_id), BATCH_CONTENT_TYPE, &body)?;
+        let (_, resp) = self.post(
+            &batch_path(&self.device_id),
+            BATCH_CONTENT_TYPE,
+            &body,
+            last,
+        )?;
         let decoded =
             BatchResponse::decode(&resp).map_err(|e| ClientError::BadResponse(e.to_string()))?;
         Ok((decoded, body.len() + resp.len()))

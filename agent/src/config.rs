@@ -34,6 +34,10 @@ pub struct AgentConfig {
     pub renew_at_remaining_percent: u8,
     /// Link profile name: `ethernet`, `nb-iot`, `satellite`, `lora`.
     pub link_profile: String,
+    /// Events at this level or above open an upload window at once ("send
+    /// now"), no sooner than `link.urgent_min_interval_seconds` after the
+    /// last one: `error`, `warn`, or `off`.
+    pub urgent_event_level: UrgentLevel,
     /// Overrides of the chosen link profile's values.
     pub link: LinkOverrides,
     /// On-disk queue bounds.
@@ -56,6 +60,8 @@ pub struct LinkOverrides {
     pub backoff_initial_seconds: Option<u64>,
     /// Longest retry delay.
     pub backoff_max_seconds: Option<u64>,
+    /// Shortest gap before an early window for an urgent event.
+    pub urgent_min_interval_seconds: Option<u64>,
 }
 
 impl Default for AgentConfig {
@@ -71,8 +77,36 @@ impl Default for AgentConfig {
             heartbeat_period_seconds: 60,
             renew_at_remaining_percent: 33,
             link_profile: "ethernet".into(),
+            urgent_event_level: UrgentLevel::Error,
             link: LinkOverrides::default(),
             queue: QueueConfig::default(),
+        }
+    }
+}
+
+/// Which events are urgent enough to open an upload window early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UrgentLevel {
+    /// None: events wait for the next scheduled window.
+    Off,
+    /// Warnings and errors.
+    Warn,
+    /// Errors only.
+    Error,
+}
+
+impl UrgentLevel {
+    /// Whether `payload` asks for a window now.
+    pub fn is_urgent(self, payload: &flotta_proto::payload::Payload) -> bool {
+        use flotta_proto::payload::{Level, Payload};
+        let Payload::Event(e) = payload else {
+            return false;
+        };
+        match self {
+            UrgentLevel::Off => false,
+            UrgentLevel::Warn => matches!(e.level, Level::Warn | Level::Error),
+            UrgentLevel::Error => e.level == Level::Error,
         }
     }
 }
@@ -112,6 +146,7 @@ const ENV_KEYS: &[&str] = &[
     "registration_key_path",
     "heartbeat_period_seconds",
     "link_profile",
+    "urgent_event_level",
 ];
 
 impl AgentConfig {
@@ -206,6 +241,9 @@ impl AgentConfig {
             .backoff_initial_seconds
             .unwrap_or(p.backoff_initial_seconds);
         p.backoff_max_seconds = o.backoff_max_seconds.unwrap_or(p.backoff_max_seconds);
+        p.urgent_min_interval_seconds = o
+            .urgent_min_interval_seconds
+            .unwrap_or(p.urgent_min_interval_seconds);
         if p.max_batch_bytes < 1024 || p.max_batch_bytes > flotta_proto::batch::MAX_BATCH_BYTES {
             return Err(ConfigError::Invalid(format!(
                 "link.max_batch_bytes must be 1024..={}",
@@ -300,5 +338,40 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("smoke-signals"), "{err}");
+    }
+
+    #[test]
+    fn urgent_event_level_parses_and_selects_events() {
+        use flotta_proto::payload::{Event, Level, LogLine, Payload};
+        let ev = |level| {
+            Payload::Event(Event {
+                reason: "R".into(),
+                message: String::new(),
+                level,
+            })
+        };
+        let log = Payload::Log(LogLine {
+            source: "a".into(),
+            level: Level::Error,
+            message: String::new(),
+        });
+        let cfg = AgentConfig::load(None, no_env).unwrap();
+        assert_eq!(cfg.urgent_event_level, UrgentLevel::Error);
+        assert!(cfg.urgent_event_level.is_urgent(&ev(Level::Error)));
+        assert!(!cfg.urgent_event_level.is_urgent(&ev(Level::Warn)));
+        assert!(!cfg.urgent_event_level.is_urgent(&log), "logs wait");
+        let warn = AgentConfig::load(None, |k| {
+            (k == "FLOTTA_AGENT_URGENT_EVENT_LEVEL").then(|| "warn".into())
+        })
+        .unwrap();
+        assert!(warn.urgent_event_level.is_urgent(&ev(Level::Warn)));
+        assert!(!warn.urgent_event_level.is_urgent(&ev(Level::Info)));
+        assert!(!UrgentLevel::Off.is_urgent(&ev(Level::Error)));
+        let err = AgentConfig::load(None, |k| {
+            (k == "FLOTTA_AGENT_URGENT_EVENT_LEVEL").then(|| "panic".into())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("panic"), "{err}");
     }
 }

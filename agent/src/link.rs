@@ -18,27 +18,32 @@ pub struct LinkProfile {
     pub backoff_initial_seconds: u64,
     /// Longest retry delay.
     pub backoff_max_seconds: u64,
+    /// Shortest gap between the start of a window and an early window opened
+    /// for an urgent event ("send now"): bounds what a burst of urgent events
+    /// costs in radio time.
+    pub urgent_min_interval_seconds: u64,
 }
 
 impl LinkProfile {
     /// A named preset: `ethernet` (or `wifi`), `nb-iot`, `satellite`, `lora`.
     pub fn preset(name: &str) -> Option<Self> {
-        let p = |interval, batch, connect, request, b0, bmax| LinkProfile {
+        let p = |interval, batch, connect, request, b0, bmax, urgent| LinkProfile {
             upload_interval_seconds: interval,
             max_batch_bytes: batch,
             connect_timeout_seconds: connect,
             request_timeout_seconds: request,
             backoff_initial_seconds: b0,
             backoff_max_seconds: bmax,
+            urgent_min_interval_seconds: urgent,
         };
         Some(match name {
-            "ethernet" | "wifi" => p(60, 256 * 1024, 10, 30, 5, 600),
+            "ethernet" | "wifi" => p(60, 256 * 1024, 10, 30, 5, 600, 5),
             // NB-IoT: tens of kbit/s, seconds of latency after a wake-up.
-            "nb-iot" => p(900, 16 * 1024, 30, 120, 30, 3600),
+            "nb-iot" => p(900, 16 * 1024, 30, 120, 30, 3600, 60),
             // Geostationary satellite: ~600 ms one way, ~2 s RTT with TLS.
-            "satellite" => p(3600, 64 * 1024, 30, 180, 60, 6 * 3600),
+            "satellite" => p(3600, 64 * 1024, 30, 180, 60, 6 * 3600, 120),
             // LoRaWAN-class (through a gateway proxy): very little per window.
-            "lora" => p(3600, 2 * 1024, 60, 300, 300, 12 * 3600),
+            "lora" => p(3600, 2 * 1024, 60, 300, 300, 12 * 3600, 600),
             _ => return None,
         })
     }

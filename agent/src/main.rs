@@ -10,10 +10,38 @@ commands:
   run [--config FILE] [--once]   run the agent (--once: one heartbeat, one upload window, exit;
                                  for devices woken by an RTC alarm)
   check-config [--config FILE]   load and validate the configuration, print it
+{emit}
   selftest DIR                   exercise the on-disk queue in DIR (cross-build smoke test)
   --version                      print the version and target
 configuration: compiled-in defaults, then FILE (TOML), then FLOTTA_AGENT_* environment variables
 ";
+
+/// `args` without `--config FILE`.
+fn without_config(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--config" {
+            it.next();
+        } else {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+fn emit(args: &[String]) -> Result<(), String> {
+    let cfg = load(args)?;
+    let payload = flotta_agent::emit::parse(&without_config(args))?;
+    let now = flotta_agent::clock::Clock::now_ms(&flotta_agent::clock::SystemClock);
+    flotta_agent::inbox::submit(&cfg.data_dir, &payload, now)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn usage() -> String {
+    USAGE.replace("{emit}", flotta_agent::emit::USAGE)
+}
 
 fn config_arg(args: &[String]) -> Result<Option<PathBuf>, String> {
     match args.iter().position(|a| a == "--config") {
@@ -47,14 +75,15 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string())
         }),
         Some("check-config") => load(&args[1..]).map(|cfg| println!("{cfg:#?}")),
+        Some("emit") => emit(&args[1..]),
         Some("selftest") => match args.get(1) {
             Some(dir) => flotta_agent::selftest::run(std::path::Path::new(dir))
                 .map(|report| println!("{report}"))
                 .map_err(|e| format!("selftest failed: {e}")),
-            None => Err(USAGE.into()),
+            None => Err(usage()),
         },
         _ => {
-            eprint!("{USAGE}");
+            eprint!("{}", usage());
             return ExitCode::from(2);
         }
     };

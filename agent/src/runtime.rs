@@ -1,7 +1,8 @@
 //! The agent's event loop on a tokio current_thread runtime: heartbeat timer,
 //! upload windows (run on the blocking pool: ureq never blocks this thread),
-//! group-commit deadline, shutdown on SIGTERM/SIGINT. Between events the
-//! process sleeps in the kernel: there is no polling loop.
+//! group-commit deadline, the inbox (records from other programs; an urgent
+//! event opens a window early), shutdown on SIGTERM/SIGINT. Between events
+//! the process sleeps in the kernel: there is no polling loop.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,6 +16,7 @@ use crate::config::AgentConfig;
 use crate::desired::Desired;
 use crate::queue::{Durability, Queue, QueueError, StatVfs};
 use crate::register::{RegisterError, ensure_identity};
+use crate::schedule::urgent_window_at;
 use crate::uplink::{UplinkError, WindowReport, run_window};
 
 type AgentQueue = Queue<SystemClock, StatVfs>;
@@ -72,6 +74,43 @@ fn append(shared: &Shared, payload: &Payload, durability: Durability) {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Err(e) = q.append(payload.class(), &payload.encode(), durability) {
         log(&format!("queue: {e}"));
+    }
+}
+
+/// Move what other programs dropped into the inbox into the queue (durably).
+/// Returns whether any of it is an urgent event.
+fn ingest_inbox(shared: &Shared) -> bool {
+    let drained = crate::inbox::drain(&shared.cfg.data_dir, |p| {
+        shared
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .append(p.class(), &p.encode(), Durability::Durable)
+            .map(|_| ())
+    });
+    match drained {
+        Ok(d) => {
+            for (path, why) in &d.rejected {
+                let msg = format!("inbox file moved to {}: {why}", path.display());
+                log(&msg);
+                append(
+                    shared,
+                    &Payload::Log(LogLine {
+                        source: "agent".into(),
+                        level: Level::Warn,
+                        message: msg,
+                    }),
+                    Durability::Durable,
+                );
+            }
+            d.ingested
+                .iter()
+                .any(|p| shared.cfg.urgent_event_level.is_urgent(p))
+        }
+        Err(e) => {
+            log(&format!("inbox: {e}"));
+            false
+        }
     }
 }
 
@@ -190,11 +229,25 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
         },
     });
     append(&shared, &started, Durability::Durable);
+    // Records handed over while the agent was not running go out in the first window.
+    ingest_inbox(&shared);
+    let inbox = Arc::new(tokio::sync::Notify::new());
+    if !once {
+        let arrived = Arc::clone(&inbox);
+        if let Err(e) = crate::inbox::watch(&shared.cfg.data_dir, move || arrived.notify_one()) {
+            log(&format!(
+                "inbox not watched ({e}); it is read at start only"
+            ));
+        }
+    }
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut next_heartbeat = Instant::now();
     let mut next_window = Instant::now();
     let mut attempt = 0u32;
+    let mut last_window_started: Option<Instant> = None;
+    let mut urgent = false;
+    let urgent_gap = Duration::from_secs(link.urgent_min_interval_seconds);
     let mut running: Option<tokio::task::JoinHandle<Result<WindowReport, WindowError>>> = None;
     loop {
         let sync_due = {
@@ -220,6 +273,8 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
                 next_heartbeat += Duration::from_secs(period);
             }
             () = sleep_until(next_window), if running.is_none() => {
+                last_window_started = Some(Instant::now());
+                urgent = false;
                 let (s, d) = (Arc::clone(&shared), desired.clone());
                 running = Some(tokio::task::spawn_blocking(move || window(&s, &d)));
             }
@@ -250,6 +305,18 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
                         if once { sync(&shared)?; return Err(e.into()); }
                         next_window = Instant::now() + link.backoff(attempt, jitter());
                         attempt = attempt.saturating_add(1);
+                    }
+                }
+                if urgent {
+                    // An urgent event arrived while that window ran.
+                    next_window = urgent_window_at(next_window, Instant::now(), last_window_started, urgent_gap);
+                }
+            }
+            () = inbox.notified() => {
+                if ingest_inbox(&shared) {
+                    urgent = true;
+                    if running.is_none() {
+                        next_window = urgent_window_at(next_window, Instant::now(), last_window_started, urgent_gap);
                     }
                 }
             }

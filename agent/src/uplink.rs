@@ -59,20 +59,24 @@ pub fn run_window<C: Clock, D: DiskSpace>(
     let mut report = WindowReport::default();
     let mut config_version = desired.version.clone();
     loop {
-        let records = {
+        let (records, last) = {
             let mut q = queue
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let budget = max_batch_bytes.saturating_sub(256);
             let recs = q.read_batch(budget / RECORD_OVERHEAD, budget)?;
-            recs.into_iter()
+            // Everything queued fits in this batch: it is the window's last request.
+            let last = recs.len() as u64 >= q.stats().records;
+            let recs = recs
+                .into_iter()
                 .map(|r| WireRecord {
                     seq: r.seq,
                     at_ms: r.at_ms,
                     class: r.class,
                     payload: r.payload,
                 })
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            (recs, last)
         };
         let sent = records.len();
         let req = BatchRequest {
@@ -80,7 +84,7 @@ pub fn run_window<C: Clock, D: DiskSpace>(
             config_version: config_version.clone(),
             records,
         };
-        let (resp, bytes) = client.batch(&req)?;
+        let (resp, bytes) = client.batch(&req, last)?;
         report.requests += 1;
         report.body_bytes += bytes;
         let mut remaining = 0;

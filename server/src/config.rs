@@ -68,12 +68,17 @@ pub struct Config {
     pub max_json_bytes: usize,
     /// Time allowed for a TLS handshake.
     pub tls_handshake_timeout_seconds: u64,
+    /// TLS sessions kept in memory for resumption (about 1 KiB each; 0: no
+    /// resumption). Size it above the number of devices.
+    pub tls_session_cache_entries: usize,
     /// Time allowed to receive a request's headers.
     pub http_header_read_timeout_seconds: u64,
     /// Connections served at once on the API listener; more wait to be accepted.
     pub max_connections: usize,
     /// A device is offline after this many heartbeat periods without news.
     pub offline_after_missed_heartbeats: u32,
+    /// Heartbeat period sent to devices whose EdgeDevice/EdgeDeviceSet set none.
+    pub default_heartbeat_period_seconds: u64,
     /// Seconds between two controller passes over every device.
     pub controller_interval_seconds: u64,
 }
@@ -95,9 +100,12 @@ impl Default for Config {
             max_batch_bytes: flotta_proto::batch::MAX_BATCH_BYTES,
             max_json_bytes: 256 * 1024,
             tls_handshake_timeout_seconds: 10,
+            tls_session_cache_entries: 16_384,
             http_header_read_timeout_seconds: 30,
             max_connections: 1024,
             offline_after_missed_heartbeats: 3,
+            default_heartbeat_period_seconds:
+                crate::controller::wire::DEFAULT_HEARTBEAT_PERIOD_SECONDS,
             controller_interval_seconds: 10,
         }
     }
@@ -185,6 +193,12 @@ impl Config {
                 return invalid(key, "must be 1..=3600".into());
             }
         }
+        if !(1..=86_400).contains(&self.default_heartbeat_period_seconds) {
+            return invalid(
+                "default_heartbeat_period_seconds",
+                "must be 1..=86400".into(),
+            );
+        }
         if self.offline_after_missed_heartbeats == 0 {
             return invalid(
                 "offline_after_missed_heartbeats",
@@ -224,6 +238,7 @@ impl Config {
     pub fn controller_settings(&self) -> crate::controller::Settings {
         crate::controller::Settings {
             offline_after_missed_heartbeats: self.offline_after_missed_heartbeats,
+            default_heartbeat_period_seconds: self.default_heartbeat_period_seconds,
         }
     }
 

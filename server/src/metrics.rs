@@ -42,6 +42,13 @@ pub struct OpLabels {
     pub op: String,
 }
 
+/// Labels of `flotta_tls_handshakes_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandshakeLabels {
+    /// `full`, `resumed` or `failed` (refused, timed out, or no client certificate).
+    pub kind: String,
+}
+
 /// Every metric the server exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -56,6 +63,8 @@ pub struct Metrics {
     pub devices: Family<PresenceLabels, Gauge>,
     /// Store call latency in seconds, by operation.
     pub store_latency: Family<OpLabels, Histogram>,
+    /// TLS handshakes on the API listener, by kind.
+    pub tls_handshakes: Family<HandshakeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -91,6 +100,12 @@ impl Metrics {
             "Enrolled devices by presence, as of the last controller pass",
             devices.clone(),
         );
+        let tls_handshakes = Family::<HandshakeLabels, Counter>::default();
+        registry.register(
+            "flotta_tls_handshakes",
+            "TLS handshakes on the API listener: full, resumed (from a session ticket) or failed",
+            tls_handshakes.clone(),
+        );
         registry.register(
             "flotta_store_operation_seconds",
             "Latency of store calls by operation",
@@ -103,7 +118,26 @@ impl Metrics {
             batches,
             devices,
             store_latency,
+            tls_handshakes,
         }
+    }
+
+    /// Count one handshake of `kind` (`full`, `resumed`, `failed`).
+    pub fn count_handshake(&self, kind: &str) {
+        self.tls_handshakes
+            .get_or_create(&HandshakeLabels {
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Handshakes of `kind` so far.
+    pub fn handshakes(&self, kind: &str) -> u64 {
+        self.tls_handshakes
+            .get_or_create(&HandshakeLabels {
+                kind: kind.to_owned(),
+            })
+            .get()
     }
 
     /// Shared handle.

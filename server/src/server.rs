@@ -142,14 +142,20 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let pki = Arc::new(pki);
     let metrics = Metrics::shared();
     let store: Arc<dyn Store> = Arc::new(TimedStore::new(store, metrics.clone()));
-    let acceptor = TlsAcceptor::from(tls::server_config(&pki)?);
+    let acceptor = TlsAcceptor::from(tls::server_config(&pki, config.tls_session_cache_entries)?);
     let controller = Runner::new(
         store.clone(),
         clock.clone(),
         config.controller_settings(),
         metrics.clone(),
     );
-    let service = EdgeService::new(store.clone(), pki.clone(), clock, config.clone(), metrics);
+    let service = EdgeService::new(
+        store.clone(),
+        pki.clone(),
+        clock,
+        config.clone(),
+        metrics.clone(),
+    );
     let state = AppState {
         service: service.clone(),
         controller: controller.clone(),
@@ -171,13 +177,13 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     tracing::info!(%api_addr, %admin_addr, "flotta-server listening");
 
     let (shutdown, rx) = watch::channel(false);
-    let api_task = tokio::spawn(serve_api(
-        api_listener,
+    let api = Arc::new(ApiContext {
         acceptor,
-        api::router(state.clone()),
-        config.clone(),
-        rx.clone(),
-    ));
+        router: api::router(state.clone()),
+        config: config.clone(),
+        metrics: metrics.clone(),
+    });
+    let api_task = tokio::spawn(serve_api(api_listener, api, rx.clone()));
     let mut admin_rx = rx;
     let admin_router = api::admin::router(state);
     let admin_task = tokio::spawn(async move {
@@ -210,14 +216,20 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-async fn serve_api(
-    listener: TcpListener,
+/// What every API connection needs.
+struct ApiContext {
     acceptor: TlsAcceptor,
     router: Router,
     config: Arc<Config>,
+    metrics: Arc<Metrics>,
+}
+
+async fn serve_api(
+    listener: TcpListener,
+    api: Arc<ApiContext>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let slots = Arc::new(Semaphore::new(api.config.max_connections));
     let mut conns = JoinSet::new();
     loop {
         let permit = tokio::select! {
@@ -243,9 +255,7 @@ async fn serve_api(
         conns.spawn(serve_connection(
             tcp,
             peer,
-            acceptor.clone(),
-            router.clone(),
-            config.clone(),
+            api.clone(),
             shutdown.clone(),
             permit,
         ));
@@ -264,24 +274,29 @@ async fn serve_api(
 async fn serve_connection(
     tcp: TcpStream,
     peer: SocketAddr,
-    acceptor: TlsAcceptor,
-    router: Router,
-    config: Arc<Config>,
+    api: Arc<ApiContext>,
     mut shutdown: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
+    let (config, metrics) = (&api.config, &api.metrics);
     let handshake = Duration::from_secs(config.tls_handshake_timeout_seconds);
-    let tls = match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
+    let tls = match tokio::time::timeout(handshake, api.acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
+            metrics.count_handshake("failed");
             tracing::info!(%peer, "TLS handshake failed: {e}");
             return;
         }
         Err(_) => {
+            metrics.count_handshake("failed");
             tracing::info!(%peer, "TLS handshake timed out");
             return;
         }
     };
+    metrics.count_handshake(match tls.get_ref().1.handshake_kind() {
+        Some(rustls::HandshakeKind::Resumed) => "resumed",
+        _ => "full",
+    });
     let identity = match tls
         .get_ref()
         .1
@@ -300,6 +315,7 @@ async fn serve_connection(
         }
     };
     tracing::debug!(%peer, role = ?identity.role, "client connected");
+    let router = api.router.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(identity.clone());
         router.clone().oneshot(req)

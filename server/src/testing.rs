@@ -37,6 +37,8 @@ pub struct TestOptions {
     pub clock: Arc<dyn Clock>,
     /// Old CAs whose client certificates stay trusted.
     pub old_ca_files: Vec<std::path::PathBuf>,
+    /// TLS sessions kept for resumption (0: none).
+    pub tls_session_cache_entries: usize,
 }
 
 impl Default for TestOptions {
@@ -47,6 +49,7 @@ impl Default for TestOptions {
             max_batch_bytes: Config::default().max_batch_bytes,
             clock: Arc::new(SystemClock),
             old_ca_files: Vec::new(),
+            tls_session_cache_entries: Config::default().tls_session_cache_entries,
         }
     }
 }
@@ -101,6 +104,7 @@ impl TestServer {
             device_cert_validity_seconds: options.device_cert_validity_seconds,
             max_batch_bytes: options.max_batch_bytes,
             old_ca_files: options.old_ca_files.clone(),
+            tls_session_cache_entries: options.tls_session_cache_entries,
             ..Config::default()
         };
         let server = server::start(config.clone(), options.clock.clone()).await?;
@@ -132,6 +136,11 @@ impl TestServer {
     /// and `127.0.0.1`).
     pub fn base_url(&self) -> String {
         format!("https://localhost:{}", self.api_addr.port())
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        self.running().service().metrics()
     }
 
     /// The server's PKI (to mint extra certificates).

@@ -56,6 +56,8 @@ pub struct ServerProc {
     pub factory_dir: PathBuf,
     /// The mTLS API address.
     pub api_addr: SocketAddr,
+    /// The plain admin address (`/metrics`, `/healthz`).
+    pub admin_addr: SocketAddr,
     child: Option<Child>,
 }
 
@@ -63,13 +65,13 @@ impl ServerProc {
     /// Initialise a server in `dir` (CA, registration certificate) and start it.
     pub fn start(bin_dir: &Path, dir: &Path, extra_toml: &str) -> std::io::Result<Self> {
         let api_addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-        let admin_port = free_port()?;
+        let admin_addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let data_dir = dir.join("server");
         let config = dir.join("server.toml");
         std::fs::write(
             &config,
             format!(
-                "listen_addr = \"{api_addr}\"\nadmin_listen_addr = \"127.0.0.1:{admin_port}\"\ndata_dir = \"{}\"\n{extra_toml}",
+                "listen_addr = \"{api_addr}\"\nadmin_listen_addr = \"{admin_addr}\"\ndata_dir = \"{}\"\n{extra_toml}",
                 data_dir.display()
             ),
         )?;
@@ -101,6 +103,7 @@ impl ServerProc {
             data_dir,
             factory_dir,
             api_addr,
+            admin_addr,
             child: None,
         };
         s.restart()?;
@@ -136,6 +139,54 @@ impl ServerProc {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// `GET /metrics` from the admin listener (Prometheus text).
+    pub fn metrics(&self) -> std::io::Result<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.admin_addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+            self.admin_addr
+        )?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    }
+
+    /// One sample of `name{labels}` from [`ServerProc::metrics`] (0 if absent).
+    pub fn metric(&self, name_and_labels: &str) -> std::io::Result<f64> {
+        Ok(parse_metric(&self.metrics()?, name_and_labels))
+    }
+
+    /// Create or update objects from `manifests` (multi-document YAML) with
+    /// `flotta-server apply`, through the running server's admin listener
+    /// (retried for a few seconds while that listener comes up).
+    pub fn apply(&self, manifests: &str) -> std::io::Result<()> {
+        let file = self.data_dir.join("apply.yaml");
+        std::fs::write(&file, manifests)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = Command::new(&self.bin)
+                .arg("--config")
+                .arg(&self.config)
+                .arg("apply")
+                .arg("-f")
+                .arg(&file)
+                .output()?;
+            if out.status.success() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(std::io::Error::other(format!(
+                    "flotta-server apply: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -212,6 +263,11 @@ impl AgentProc {
         Ok(())
     }
 
+    /// Process id of the running agent.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL the agent.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -248,5 +304,32 @@ impl AgentProc {
 impl Drop for AgentProc {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// The value of the sample `name_and_labels` (e.g.
+/// `flotta_tls_handshakes_total{kind="full"}`) in Prometheus text; 0 if absent.
+pub fn parse_metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name_and_labels))
+        .filter_map(|rest| rest.strip_prefix(' '))
+        .find_map(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_metric;
+
+    #[test]
+    fn metric_samples_are_found_by_name_and_labels() {
+        let text = "# HELP x y\nflotta_tls_handshakes_total{kind=\"full\"} 3\n\
+                    flotta_tls_handshakes_total{kind=\"resumed\"} 12\nflotta_batches_total 7\n";
+        let resumed = "flotta_tls_handshakes_total{kind=\"resumed\"}";
+        assert_eq!(parse_metric(text, resumed), 12.0);
+        assert_eq!(parse_metric(text, "flotta_batches_total"), 7.0);
+        let failed = "flotta_tls_handshakes_total{kind=\"failed\"}";
+        assert_eq!(parse_metric(text, failed), 0.0);
+        assert_eq!(parse_metric(text, "flotta_batches"), 0.0);
     }
 }

@@ -32,12 +32,15 @@ use crate::store::{Approval, Device, Store, StoreError, StoredObject};
 pub struct Settings {
     /// A device is offline after this many heartbeat periods without news.
     pub offline_after_missed_heartbeats: u32,
+    /// Heartbeat period of devices whose objects set none.
+    pub default_heartbeat_period_seconds: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             offline_after_missed_heartbeats: 3,
+            default_heartbeat_period_seconds: wire::DEFAULT_HEARTBEAT_PERIOD_SECONDS,
         }
     }
 }
@@ -185,11 +188,11 @@ pub fn device_presence(
     let period = store
         .configuration(&device.id)?
         .and_then(|c| {
-            c.spec
-                .get("configuration")
-                .map(wire::heartbeat_period_seconds)
+            c.spec.get("configuration").map(|c| {
+                wire::heartbeat_period_seconds(c, settings.default_heartbeat_period_seconds)
+            })
         })
-        .unwrap_or(wire::DEFAULT_HEARTBEAT_PERIOD_SECONDS);
+        .unwrap_or(settings.default_heartbeat_period_seconds);
     Ok(presence(
         device.last_seen_ms,
         period,
@@ -217,8 +220,9 @@ fn device_pass(
         Some(set) => cache.set_spec(store, ns, set)?,
         None => None,
     };
-    let configuration = wire::device_configuration(device_spec, set_spec.as_ref());
-    let period = wire::heartbeat_period_seconds(&configuration);
+    let default_period = settings.default_heartbeat_period_seconds;
+    let configuration = wire::device_configuration(device_spec, set_spec.as_ref(), default_period);
+    let period = wire::heartbeat_period_seconds(&configuration, default_period);
     let workloads: Vec<Value> =
         placement::placed(device.id.as_str(), &labels, cache.workloads(store, ns)?)
             .into_iter()

@@ -235,6 +235,7 @@ fn presence_follows_heartbeats_and_the_injected_clock() {
     enrol(&s, "dev-a", "aarch64", true);
     let settings = Settings {
         offline_after_missed_heartbeats: 2,
+        ..Settings::default()
     };
     let r = reconcile(&s, settings, T0).unwrap();
     assert_eq!(r.presence.get(&Presence::Unknown), Some(&1));

@@ -104,8 +104,12 @@ pub const SECTIONS: [(&str, &str); 6] = [
 
 /// Flotta's `device-configuration`: each section from the set's spec when
 /// the set has it, else from the device's own spec. A heartbeat period is
-/// always present (60 s when nobody set one).
-pub fn device_configuration(device_spec: &Value, set_spec: Option<&Value>) -> Value {
+/// always present (`default_period_seconds` when nobody set one).
+pub fn device_configuration(
+    device_spec: &Value,
+    set_spec: Option<&Value>,
+    default_period_seconds: u64,
+) -> Value {
     let mut out = Map::new();
     for (crd, wire) in SECTIONS {
         let from_set = set_spec.and_then(|s| s.get(crd)).filter(|v| !v.is_null());
@@ -130,21 +134,22 @@ pub fn device_configuration(device_spec: &Value, set_spec: Option<&Value>) -> Va
         .or_insert_with(|| Value::Object(Map::new()));
     if let Some(hb) = heartbeat.as_object_mut() {
         hb.entry("period_seconds")
-            .or_insert_with(|| Value::from(DEFAULT_HEARTBEAT_PERIOD_SECONDS));
+            .or_insert_with(|| Value::from(default_period_seconds));
     }
     Value::Object(out)
 }
 
-/// Heartbeat period of a device nobody configured.
+/// Heartbeat period of a device nobody configured, unless the server's
+/// `default_heartbeat_period_seconds` says otherwise.
 pub const DEFAULT_HEARTBEAT_PERIOD_SECONDS: u64 = 60;
 
-/// The heartbeat period a `device-configuration` asks for.
-pub fn heartbeat_period_seconds(configuration: &Value) -> u64 {
+/// The heartbeat period a `device-configuration` asks for (`default_period_seconds` if none).
+pub fn heartbeat_period_seconds(configuration: &Value, default_period_seconds: u64) -> u64 {
     configuration
         .pointer("/heartbeat/period_seconds")
         .and_then(Value::as_u64)
         .filter(|p| *p > 0)
-        .unwrap_or(DEFAULT_HEARTBEAT_PERIOD_SECONDS)
+        .unwrap_or(default_period_seconds)
 }
 
 /// Flotta's `workload` for an EdgeWorkload: the pod spec as YAML in
@@ -263,7 +268,7 @@ mod tests {
             "mounts": [{"device": "/dev/sdb1", "folder": "/mnt", "type": "ext4"}],
             "logCollection": {"Central-Log": {"bufferSize": 12}}
         });
-        let c = device_configuration(&device, None);
+        let c = device_configuration(&device, None, 60);
         assert_eq!(
             c,
             json!({
@@ -274,8 +279,8 @@ mod tests {
                 "log-collection": {"Central-Log": {"buffer_size": 12}}
             })
         );
-        assert_eq!(heartbeat_period_seconds(&c), 30);
-        let empty = device_configuration(&json!({}), None);
+        assert_eq!(heartbeat_period_seconds(&c, 60), 30);
+        let empty = device_configuration(&json!({}), None, 60);
         assert_eq!(empty, json!({"heartbeat": {"period_seconds": 60}}));
     }
 

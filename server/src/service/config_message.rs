@@ -10,10 +10,10 @@ use crate::store::Store;
 pub const DEFAULT_VERSION: &str = "0";
 
 /// The configuration of a device nobody configured yet: heartbeats every
-/// minute, no workloads.
-pub fn default_spec() -> Value {
+/// `period_seconds` (the server's `default_heartbeat_period_seconds`), no workloads.
+pub fn default_spec(period_seconds: u64) -> Value {
     json!({
-        "configuration": { "heartbeat": { "period_seconds": 60 } },
+        "configuration": { "heartbeat": { "period_seconds": period_seconds } },
         "workloads": []
     })
 }
@@ -23,13 +23,17 @@ pub fn default_spec() -> Value {
 pub fn configuration_message(
     store: &dyn Store,
     id: &DeviceId,
+    default_period_seconds: u64,
 ) -> Result<(String, Value), ServiceError> {
     if store.device(id)?.is_none() {
         return Err(ServiceError::NotFound(id.to_string()));
     }
     let (version, spec) = match store.configuration(id)? {
         Some(c) => (c.version, c.spec),
-        None => (DEFAULT_VERSION.to_owned(), default_spec()),
+        None => (
+            DEFAULT_VERSION.to_owned(),
+            default_spec(default_period_seconds),
+        ),
     };
     let mut message = match spec {
         Value::Object(map) => map,

@@ -186,7 +186,8 @@ impl EdgeService {
 
     /// The device's `device-configuration-message` and its version.
     pub async fn configuration(&self, id: DeviceId) -> Result<(String, Value), ServiceError> {
-        self.blocking(move |s, _, _| configuration_message(s, &id))
+        let period = self.config.default_heartbeat_period_seconds;
+        self.blocking(move |s, _, _| configuration_message(s, &id, period))
             .await
     }
 
@@ -198,6 +199,7 @@ impl EdgeService {
         batch: DecodedBatch,
     ) -> Result<BatchResponse, ServiceError> {
         let metrics = self.metrics.clone();
+        let period = self.config.default_heartbeat_period_seconds;
         self.blocking(move |s, _, now| {
             for r in &batch.records {
                 let class = format!("{:?}", r.class).to_ascii_lowercase();
@@ -205,7 +207,7 @@ impl EdgeService {
             }
             metrics.batches.inc();
             let acked_through = s.ingest_batch(&id, &batch.records, batch.status.as_ref(), now)?;
-            let (version, message) = configuration_message(s, &id)?;
+            let (version, message) = configuration_message(s, &id, period)?;
             let config = (version != batch.config_version).then(|| ConfigUpdate {
                 version,
                 message_json: message.to_string(),

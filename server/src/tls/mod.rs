@@ -1,5 +1,15 @@
 //! TLS for the Edge API: TLS 1.3 only, rustls with the ring provider,
-//! mandatory client certificates from the current or an old CA.
+//! mandatory client certificates from the current or an old CA, and session
+//! resumption.
+//!
+//! Resumption is stateful: the server keeps each session (with the client's
+//! certificate chain) in a bounded in-memory cache and sends one 32-byte
+//! ticket naming it per connection. A stateless ticket would carry the
+//! encrypted client certificate to the device and back on every connection
+//! (~1 KiB), which costs more radio bytes than it saves; a cache entry costs
+//! the server about 1 KiB of memory instead. A resumed session keeps the
+//! identity of the certificate it was made with, and the HTTP layer judges
+//! that certificate's expiry on every request, as for a full handshake.
 
 mod verifier;
 
@@ -33,8 +43,12 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Server configuration for the API listener.
-pub fn server_config(pki: &Pki) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+/// Server configuration for the API listener; `session_cache_entries`
+/// sessions are kept for resumption (0 turns resumption off).
+pub fn server_config(
+    pki: &Pki,
+    session_cache_entries: usize,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = provider();
     let mut roots = RootCertStore::empty();
     for ca in pki.client_roots() {
@@ -52,5 +66,14 @@ pub fn server_config(pki: &Pki) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if session_cache_entries == 0 {
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
+    } else {
+        config.session_storage =
+            rustls::server::ServerSessionMemoryCache::new(session_cache_entries);
+        // Each connection uses up one ticket and brings a fresh one: one is enough.
+        config.send_tls13_tickets = 1;
+    }
     Ok(Arc::new(config))
 }
