@@ -295,6 +295,16 @@ impl AgentProc {
             .output()
     }
 
+    /// `flotta-agent emit --config <its config> ARGS...` (hand a record to it).
+    pub fn emit(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
+        Command::new(&self.bin)
+            .arg("emit")
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+    }
+
     /// The agent's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("agent.log")).unwrap_or_default()
