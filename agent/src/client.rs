@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use flotta_proto::batch::{API_BASE, BATCH_CONTENT_TYPE, BatchRequest, BatchResponse, batch_path};
+use flotta_proto::compress::{DEFLATE, deflate_if_smaller, inflate};
 use serde_json::{Value, json};
 use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 
@@ -119,12 +120,14 @@ impl EdgeClient {
     /// POST `body`; with `close`, ask for the connection to end after the
     /// answer (the last request of a window: the radio may sleep at once, and
     /// the next window resumes the TLS session from its ticket).
+    /// `deflated`: the body is zlib-compressed (and a compressed answer is welcome).
     fn post(
         &self,
         path: &str,
         content_type: &str,
         body: &[u8],
         close: bool,
+        deflated: bool,
     ) -> Result<(u16, Vec<u8>), ClientError> {
         let mut req = self
             .agent
@@ -133,13 +136,35 @@ impl EdgeClient {
         if close {
             req = req.header("connection", "close");
         }
+        if deflated {
+            req = req
+                .header("content-encoding", DEFLATE)
+                .header("accept-encoding", DEFLATE);
+        }
         let mut resp = req.send(body)?;
         let status = resp.status().as_u16();
+        let encoding = resp
+            .headers()
+            .get("content-encoding")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = resp
             .body_mut()
             .with_config()
             .limit(MAX_RESPONSE_BYTES)
             .read_to_vec()?;
+        let body = match encoding.as_deref() {
+            Some(e) if e.eq_ignore_ascii_case(DEFLATE) => {
+                inflate(&body, MAX_RESPONSE_BYTES as usize)
+                    .map_err(|e| ClientError::BadResponse(e.to_string()))?
+            }
+            None | Some("identity") => body,
+            Some(other) => {
+                return Err(ClientError::BadResponse(format!(
+                    "unsupported content encoding {other:?}"
+                )));
+            }
+        };
         match status {
             200..=299 => Ok((status, body)),
             401 => Err(ClientError::Unauthorized(
@@ -164,7 +189,13 @@ impl EdgeClient {
             "content": content,
         });
         let path = format!("{API_BASE}/data/{}/out", self.device_id);
-        self.post(&path, "application/json", msg.to_string().as_bytes(), false)
+        self.post(
+            &path,
+            "application/json",
+            msg.to_string().as_bytes(),
+            false,
+            false,
+        )
     }
 
     /// Flotta's enrolment (with the registration certificate).
@@ -190,19 +221,22 @@ impl EdgeClient {
             })
     }
 
-    /// Our batch route: upload records, get the acknowledgement and maybe a
-    /// configuration. `last`: nothing follows in this window, close the connection.
+    /// Our batch route: upload records (zlib-compressed when that is
+    /// smaller), get the acknowledgement and maybe a configuration. `last`:
+    /// nothing follows in this window, close the connection. The size
+    /// returned is of the request body as sent plus the answer as decoded.
     pub fn batch(
         &self,
         req: &BatchRequest,
         last: bool,
     ) -> Result<(BatchResponse, usize), ClientError> {
-        let body = req.encode();
+        let (body, deflated) = deflate_if_smaller(req.encode());
         let (_, resp) = self.post(
             &batch_path(&self.device_id),
             BATCH_CONTENT_TYPE,
             &body,
             last,
+            deflated,
         )?;
         let decoded =
             BatchResponse::decode(&resp).map_err(|e| ClientError::BadResponse(e.to_string()))?;

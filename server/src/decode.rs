@@ -49,6 +49,12 @@ pub enum BadBody {
     /// The body exceeds the configured limit.
     #[error("request body exceeds the limit of {0} bytes")]
     TooLarge(usize),
+    /// A `Content-Encoding` we do not speak (415).
+    #[error("unsupported content encoding {0:?} (identity or deflate)")]
+    Encoding(String),
+    /// A `deflate` body that does not inflate.
+    #[error("{0}")]
+    Compressed(String),
 }
 
 /// What `POST /data/{id}/out` asks for.
@@ -133,6 +139,25 @@ fn status_word(s: DeviceStatus) -> &'static str {
     match s {
         DeviceStatus::Up => "up",
         DeviceStatus::Degraded => "degraded",
+    }
+}
+
+/// Decode a batch body sent with `content_encoding` (absent, `identity` or
+/// `deflate`), never inflating more than `limit` bytes; then [`decode_batch`].
+pub fn decode_encoded_batch(
+    body: &[u8],
+    content_encoding: Option<&str>,
+    limit: usize,
+) -> Result<DecodedBatch, BadBody> {
+    use flotta_proto::compress::{DEFLATE, InflateError, inflate};
+    match content_encoding.map(str::trim) {
+        None | Some("") | Some("identity") => decode_batch(body),
+        Some(e) if e.eq_ignore_ascii_case(DEFLATE) => match inflate(body, limit) {
+            Ok(plain) => decode_batch(&plain),
+            Err(InflateError::TooLarge { limit }) => Err(BadBody::TooLarge(limit)),
+            Err(e @ InflateError::Corrupt(_)) => Err(BadBody::Compressed(e.to_string())),
+        },
+        Some(other) => Err(BadBody::Encoding(other.to_owned())),
     }
 }
 

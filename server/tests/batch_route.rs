@@ -195,3 +195,88 @@ fn heartbeats_in_batches_update_status_and_last_seen() {
     let d = s.store().device(&id("dev-1")).unwrap().unwrap();
     assert_eq!(d.status.as_deref(), Some("degraded"));
 }
+
+#[test]
+fn deflated_batches_are_taken_and_answered_deflated_when_asked() {
+    use flotta_proto::batch::{BATCH_CONTENT_TYPE, BatchResponse};
+    use flotta_proto::compress::{deflate, inflate};
+    let s = spawn(TestOptions::default()).unwrap();
+    let dev = Client::new(&s, &onboard(&s, "dev-1"));
+    let plain = batch(
+        "",
+        (1..=60).map(|i| log(i, "pump 3 running at 41 C")).collect(),
+    )
+    .encode();
+    let packed = deflate(&plain);
+    assert!(
+        packed.len() * 4 < plain.len(),
+        "{} -> {}",
+        plain.len(),
+        packed.len()
+    );
+    let path = batch_path("dev-1");
+    // Stale configuration version: the answer carries the configuration, compressed.
+    let (r, enc) = dev.post_with(
+        &path,
+        BATCH_CONTENT_TYPE,
+        &[
+            ("content-encoding", "deflate"),
+            ("accept-encoding", "gzip, deflate"),
+        ],
+        &packed,
+    );
+    assert_eq!(
+        (r.status, enc.as_deref()),
+        (200, Some("deflate")),
+        "{}",
+        r.text()
+    );
+    let resp = BatchResponse::decode(&inflate(&r.body, 1 << 20).unwrap()).unwrap();
+    assert_eq!(resp.acked_through, Some(60));
+    assert!(resp.config.is_some());
+    assert_eq!(
+        s.store().records(&id("dev-1"), None, 100).unwrap().len(),
+        60
+    );
+    // Not asked for: a plain answer.
+    let (r, enc) = dev.post_with(
+        &path,
+        BATCH_CONTENT_TYPE,
+        &[("content-encoding", "deflate")],
+        &packed,
+    );
+    assert_eq!((r.status, enc), (200, None));
+    assert_eq!(
+        BatchResponse::decode(&r.body).unwrap().acked_through,
+        Some(60)
+    );
+
+    // Bad encodings are refused and store nothing.
+    let more = batch("", vec![log(61, "x")]).encode();
+    let (r, _) = dev.post_with(
+        &path,
+        BATCH_CONTENT_TYPE,
+        &[("content-encoding", "br")],
+        &more,
+    );
+    assert_eq!(r.status, 415, "{}", r.text());
+    let (r, _) = dev.post_with(
+        &path,
+        BATCH_CONTENT_TYPE,
+        &[("content-encoding", "deflate")],
+        &more,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    let bomb = deflate(&vec![0u8; 8 * MAX_BATCH_BYTES]);
+    let (r, _) = dev.post_with(
+        &path,
+        BATCH_CONTENT_TYPE,
+        &[("content-encoding", "deflate")],
+        &bomb,
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(
+        s.store().records(&id("dev-1"), None, 100).unwrap().len(),
+        60
+    );
+}

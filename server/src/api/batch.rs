@@ -10,7 +10,8 @@ use super::auth::{Action, authorize};
 use super::body::read_limited;
 use super::error::ApiError;
 use super::{AppState, Peer, parse_device_id};
-use crate::decode::decode_batch;
+use crate::decode::decode_encoded_batch;
+use flotta_proto::compress::{DEFLATE, deflate_if_smaller};
 
 /// `POST batch/{id}`: store the records (deduplicated), answer what is
 /// durably stored and the configuration if the device's is stale.
@@ -39,12 +40,34 @@ pub(super) async fn post_batch(
             format!("content type must be {BATCH_CONTENT_TYPE}"),
         ));
     }
-    let body = read_limited(body, state.service.config().max_batch_bytes).await?;
-    let batch = decode_batch(&body)?;
+    let limit = state.service.config().max_batch_bytes;
+    let body = read_limited(body, limit).await?;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("(not ASCII)"));
+    let batch = decode_encoded_batch(&body, encoding, limit)?;
     let response = state.service.ingest_batch(id, batch).await?;
-    Ok((
-        [(header::CONTENT_TYPE, BATCH_CONTENT_TYPE)],
-        response.encode(),
-    )
-        .into_response())
+    // A configuration (pod specs, JSON) shrinks several times; an ack alone stays plain.
+    let accepts_deflate = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(DEFLATE))
+        });
+    let (body, compressed) = match accepts_deflate {
+        true => deflate_if_smaller(response.encode()),
+        false => (response.encode(), false),
+    };
+    let mut response = ([(header::CONTENT_TYPE, BATCH_CONTENT_TYPE)], body).into_response();
+    if compressed {
+        response.headers_mut().insert(
+            header::CONTENT_ENCODING,
+            header::HeaderValue::from_static(DEFLATE),
+        );
+    }
+    Ok(response)
 }

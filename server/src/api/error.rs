@@ -59,6 +59,7 @@ impl From<BadBody> for ApiError {
     fn from(e: BadBody) -> Self {
         let status = match e {
             BadBody::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            BadBody::Encoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             BadBody::Batch(flotta_proto::batch::DecodeError::TooLarge(_)) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }

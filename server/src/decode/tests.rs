@@ -204,6 +204,17 @@ proptest! {
     #[test]
     fn batch_decoder_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {
         let _ = decode_batch(&bytes);
+        let _ = decode_encoded_batch(&bytes, Some("deflate"), 4096);
+    }
+
+    #[test]
+    fn deflated_batches_decode_like_plain_ones(items in prop::collection::btree_map(0u64..1_000_000, payload(), 0..20)) {
+        let recs: Vec<_> = items.iter().map(|(s, p)| wire(*s, p)).collect();
+        let plain = batch(recs);
+        let packed = flotta_proto::compress::deflate(&plain);
+        let a = decode_batch(&plain).unwrap();
+        let b = decode_encoded_batch(&packed, Some("deflate"), plain.len()).unwrap();
+        prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
     }
 
     #[test]
@@ -217,4 +228,40 @@ proptest! {
         let last_hb = items.iter().rev().find(|(_, p)| matches!(p, Payload::Heartbeat(_))).map(|(s, _)| *s);
         prop_assert_eq!(d.status.and_then(|s| s.seq), last_hb);
     }
+}
+
+#[test]
+fn content_encodings_are_checked() {
+    let plain = batch(vec![wire(1, &log("hello"))]);
+    let packed = flotta_proto::compress::deflate(&plain);
+    for enc in [None, Some(""), Some("identity")] {
+        assert_eq!(
+            decode_encoded_batch(&plain, enc, 1 << 20)
+                .unwrap()
+                .records
+                .len(),
+            1
+        );
+    }
+    assert_eq!(
+        decode_encoded_batch(&packed, Some("Deflate"), 1 << 20)
+            .unwrap()
+            .records
+            .len(),
+        1
+    );
+    assert!(matches!(
+        decode_encoded_batch(&packed, Some("br"), 1 << 20),
+        Err(BadBody::Encoding(e)) if e == "br"
+    ));
+    assert!(matches!(
+        decode_encoded_batch(&plain, Some("deflate"), 1 << 20),
+        Err(BadBody::Compressed(_))
+    ));
+    // A small body that inflates past the limit is refused as too large (413), not read.
+    let bomb = flotta_proto::compress::deflate(&vec![0u8; 4 << 20]);
+    assert!(matches!(
+        decode_encoded_batch(&bomb, Some("deflate"), 1 << 20),
+        Err(BadBody::TooLarge(limit)) if limit == 1 << 20
+    ));
 }

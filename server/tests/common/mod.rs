@@ -101,6 +101,29 @@ impl Client {
         .unwrap()
     }
 
+    /// POST with extra headers.
+    pub fn post_with(
+        &self,
+        path: &str,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (Reply, Option<String>) {
+        let mut req = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send(body).unwrap();
+        let encoding = resp
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (Self::finish(Ok(resp)).unwrap(), encoding)
+    }
+
     pub fn post_json(&self, path: &str, body: &Value) -> Reply {
         self.post(path, "application/json", body.to_string().as_bytes())
     }
