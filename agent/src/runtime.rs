@@ -268,7 +268,9 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
                     crate::heartbeat::uptime_seconds(),
                     crate::heartbeat::battery_percent(std::path::Path::new("/sys/class/power_supply")),
                 );
-                append(&shared, &hb, Durability::Buffered);
+                // Durable at once: the same one fsync a minute as a group
+                // commit would do, without a second timer wake-up for it.
+                append(&shared, &hb, Durability::Durable);
                 let period = desired.heartbeat_period_seconds().unwrap_or(shared.cfg.heartbeat_period_seconds);
                 next_heartbeat += Duration::from_secs(period);
             }

@@ -292,8 +292,11 @@ fn report(
     );
 }
 
-/// (resident KiB, context switches of all threads) of a running process.
-fn proc_sample(pid: u32) -> (u64, u64) {
+/// (resident KiB, voluntary and involuntary context switches of all
+/// threads) of a running process. A voluntary switch is the thread going to
+/// sleep (on a timer, a read, an fsync): each is one wake-up later. An
+/// involuntary one is preemption, which says more about the machine's load.
+fn proc_sample(pid: u32) -> (u64, u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let rss = status
         .lines()
@@ -301,7 +304,7 @@ fn proc_sample(pid: u32) -> (u64, u64) {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let mut switches = 0;
+    let (mut voluntary, mut involuntary) = (0, 0);
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .flatten()
@@ -310,15 +313,15 @@ fn proc_sample(pid: u32) -> (u64, u64) {
             continue;
         };
         for l in s.lines() {
-            if let Some(v) = l
-                .strip_prefix("voluntary_ctxt_switches:")
-                .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
-            {
-                switches += v.trim().parse::<u64>().unwrap_or(0);
+            let count = |v: &str| v.trim().parse::<u64>().unwrap_or(0);
+            if let Some(v) = l.strip_prefix("voluntary_ctxt_switches:") {
+                voluntary += count(v);
+            } else if let Some(v) = l.strip_prefix("nonvoluntary_ctxt_switches:") {
+                involuntary += count(v);
             }
         }
     }
-    (rss, switches)
+    (rss, voluntary, involuntary)
 }
 
 /// Real periods: a heartbeat a minute, a window an hour; count wake-ups while idle.
@@ -342,11 +345,12 @@ fn idle(debug: &Path, release: &Path, seconds: u64) -> String {
     // Let the blocking pool's idle thread retire (tokio keeps it 10 s).
     sleep(Duration::from_secs(15));
     let pid = agent.pid().unwrap();
-    let (_, c0) = proc_sample(pid);
+    let (_, v0, i0) = proc_sample(pid);
     let t0 = Instant::now();
     sleep(Duration::from_secs(seconds));
-    let (rss, c1) = proc_sample(pid);
-    let per_hour = (c1 - c0) as f64 * 3600.0 / t0.elapsed().as_secs_f64();
+    let (rss, v1, i1) = proc_sample(pid);
+    let secs = t0.elapsed().as_secs_f64();
+    let per_hour = (v1 - v0) as f64 * 3600.0 / secs;
     say!(
         out,
         "\n== idle agent (heartbeat every 60 s, window every hour), {seconds} s sampled"
@@ -354,9 +358,11 @@ fn idle(debug: &Path, release: &Path, seconds: u64) -> String {
     say!(out, "  idle RSS: {rss} KiB");
     say!(
         out,
-        "  wake-ups (context switches, all threads): {} in {:.0} s = {per_hour:.0} per hour",
-        c1 - c0,
-        t0.elapsed().as_secs_f64()
+        "  wake-ups (voluntary context switches, all threads): {} in {secs:.0} s = {per_hour:.0} per hour \
+         ({:.1} per heartbeat); preemptions: {}",
+        v1 - v0,
+        (v1 - v0) as f64 * 60.0 / secs,
+        i1 - i0
     );
     out
 }

@@ -82,7 +82,17 @@ fn an_error_event_is_sent_at_once_an_info_event_waits_and_the_inbox_survives_a_s
     );
     assert!(has(&server, id, "AgentStarted"));
 
-    emit(&agent, &["event", "--reason", "DoorOpened", "--level", "info", "cabinet door opened"]);
+    emit(
+        &agent,
+        &[
+            "event",
+            "--reason",
+            "DoorOpened",
+            "--level",
+            "info",
+            "cabinet door opened",
+        ],
+    );
     sleep(Duration::from_secs(4));
     assert!(
         !has(&server, id, "DoorOpened"),
@@ -91,9 +101,23 @@ fn an_error_event_is_sent_at_once_an_info_event_waits_and_the_inbox_survives_a_s
     );
     assert_eq!(windows(&agent), 1);
 
-    emit(&agent, &["event", "--reason", "Flooded", "--level", "error", "water in the cabinet"]);
+    emit(
+        &agent,
+        &[
+            "event",
+            "--reason",
+            "Flooded",
+            "--level",
+            "error",
+            "water in the cabinet",
+        ],
+    );
     let took = wait_until(Duration::from_secs(15), || has(&server, id, "Flooded"));
-    assert!(took.is_some(), "the error event was not sent now\n{}", agent.log());
+    assert!(
+        took.is_some(),
+        "the error event was not sent now\n{}",
+        agent.log()
+    );
     eprintln!("urgent event stored {:?} after emit", took.unwrap());
     // It took the waiting info event along, in order.
     let got = events(&server, id);
@@ -102,7 +126,17 @@ fn an_error_event_is_sent_at_once_an_info_event_waits_and_the_inbox_survives_a_s
 
     // A burst of urgent events: a window at most every 2 s, all delivered.
     for i in 0..5 {
-        emit(&agent, &["event", "--reason", &format!("Burst{i}"), "--level", "error", "again"]);
+        emit(
+            &agent,
+            &[
+                "event",
+                "--reason",
+                &format!("Burst{i}"),
+                "--level",
+                "error",
+                "again",
+            ],
+        );
     }
     assert!(
         wait_until(Duration::from_secs(15), || has(&server, id, "Burst4")).is_some(),
@@ -117,10 +151,17 @@ fn an_error_event_is_sent_at_once_an_info_event_waits_and_the_inbox_survives_a_s
 
     // Emitted while the agent is stopped: kept in the inbox, sent by the next run.
     agent.stop().unwrap();
-    emit(&agent, &["event", "--reason", "WhileAsleep", "--level", "warn", "zzz"]);
+    emit(
+        &agent,
+        &["event", "--reason", "WhileAsleep", "--level", "warn", "zzz"],
+    );
     assert!(!has(&server, id, "WhileAsleep"));
     let out = agent.run_once().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(has(&server, id, "WhileAsleep"), "{}", agent.log());
     // Exactly once each.
     let got = events(&server, id);
