@@ -124,31 +124,66 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A server, the link to it and one agent that has done its first window
+/// (enrolment, registration, first upload).
+struct Rig {
+    server: ServerProc,
+    link: Link,
+    agent: AgentProc,
+    id: &'static str,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    fn start(
+        debug: &Path,
+        release: &Path,
+        server_toml: &str,
+        id: &'static str,
+        upload_interval_seconds: u64,
+    ) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let server = ServerProc::start(debug, dir.path(), server_toml).unwrap();
+        let link = link_to(&server);
+        let agent = AgentProc::start(
+            release,
+            dir.path(),
+            id,
+            &url(&link),
+            &server.factory_dir,
+            &agent_toml(upload_interval_seconds),
+        )
+        .unwrap();
+        wait_for("the first window", Duration::from_secs(60), || {
+            windows(&agent) >= 1
+        });
+        Rig {
+            server,
+            link,
+            agent,
+            id,
+            _dir: dir,
+        }
+    }
+}
+
 /// Resident agent, 60 heartbeats per window, time compressed 60×.
 fn resident(debug: &Path, release: &Path, windows_to_measure: u64) -> String {
     let mut out = String::new();
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProc::start(
-        debug,
-        dir.path(),
-        "default_heartbeat_period_seconds = 1\ncontroller_interval_seconds = 1\n",
-    )
-    .unwrap();
-    let link = link_to(&server);
-    let id = "wire-resident";
-    let agent = AgentProc::start(
-        release,
-        dir.path(),
+    let Rig {
+        server,
+        link,
+        agent,
         id,
-        &url(&link),
-        &server.factory_dir,
-        &agent_toml(60),
-    )
-    .unwrap();
+        _dir,
+    } = Rig::start(
+        debug,
+        release,
+        "default_heartbeat_period_seconds = 1\ncontroller_interval_seconds = 1\n",
+        "wire-resident",
+        60,
+    );
     // Skip enrolment, registration and the first window; start between windows.
-    wait_for("the first window", Duration::from_secs(60), || {
-        windows(&agent) >= 1
-    });
     sleep(Duration::from_secs(30));
     let (w0, s0, h0, r0) = (
         windows(&agent),
@@ -186,22 +221,13 @@ fn resident(debug: &Path, release: &Path, windows_to_measure: u64) -> String {
 /// `run --once` every "hour": a fresh process, one heartbeat, one window.
 fn rtc_woken(debug: &Path, release: &Path, runs: u64) -> String {
     let mut out = String::new();
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProc::start(debug, dir.path(), "").unwrap();
-    let link = link_to(&server);
-    let id = "wire-once";
-    let mut agent = AgentProc::start(
-        release,
-        dir.path(),
+    let Rig {
+        server,
+        link,
+        mut agent,
         id,
-        &url(&link),
-        &server.factory_dir,
-        &agent_toml(3600),
-    )
-    .unwrap();
-    wait_for("registration", Duration::from_secs(60), || {
-        windows(&agent) >= 1
-    });
+        _dir,
+    } = Rig::start(debug, release, "", "wire-once", 3600);
     agent.stop().unwrap();
     let (s0, h0, r0) = (link.stats(), stored(&server, id), handshakes(&server));
     for _ in 0..runs {
@@ -327,21 +353,8 @@ fn proc_sample(pid: u32) -> (u64, u64, u64) {
 /// Real periods: a heartbeat a minute, a window an hour; count wake-ups while idle.
 fn idle(debug: &Path, release: &Path, seconds: u64) -> String {
     let mut out = String::new();
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProc::start(debug, dir.path(), "").unwrap();
-    let link = link_to(&server);
-    let agent = AgentProc::start(
-        release,
-        dir.path(),
-        "wire-idle",
-        &url(&link),
-        &server.factory_dir,
-        &agent_toml(3600),
-    )
-    .unwrap();
-    wait_for("the first window", Duration::from_secs(60), || {
-        windows(&agent) >= 1
-    });
+    let rig = Rig::start(debug, release, "", "wire-idle", 3600);
+    let agent = &rig.agent;
     // Let the blocking pool's idle thread retire (tokio keeps it 10 s).
     sleep(Duration::from_secs(15));
     let pid = agent.pid().unwrap();
