@@ -23,13 +23,12 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a benchmark binary
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use flotta_e2e::link::{Link, LinkConfig, LinkProfile, LinkStats};
-use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
+use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir, release_agent_dir};
 use flotta_server::device_id::DeviceId;
 use flotta_server::store::{SqliteStore, Store};
 
@@ -44,28 +43,6 @@ macro_rules! say {
 const HEARTBEATS_PER_WINDOW: u64 = 60;
 const WINDOWS_PER_DAY: u64 = 24;
 const HEARTBEATS_PER_DAY: u64 = HEARTBEATS_PER_WINDOW * WINDOWS_PER_DAY;
-
-/// A release build of the agent (what ships; RSS and wake-ups of a debug build mean little).
-fn release_agent_dir(debug_bins: &Path) -> PathBuf {
-    let target = debug_bins.parent().unwrap().to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let ok = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--bin",
-            "flotta-agent",
-            "-p",
-            "flotta-agent",
-        ])
-        .arg("--target-dir")
-        .arg(&target)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "building the release agent failed");
-    target.join("release")
-}
 
 fn link_to(server: &ServerProc) -> Link {
     let profile = LinkProfile::ethernet().with_latency(Duration::from_millis(5), Duration::ZERO);
@@ -387,7 +364,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let debug = bin_dir().unwrap();
-    let release = release_agent_dir(&debug);
+    let release = release_agent_dir().unwrap();
     // The three scenarios run at once (each has its own server and link);
     // their reports print in a fixed order.
     let reports = std::thread::scope(|s| {

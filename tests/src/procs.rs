@@ -12,6 +12,16 @@ use std::time::{Duration, Instant};
 /// that the feature set of the test build never forces a rebuild of the other.
 /// (Cargo has released its lock by the time tests run, so this nests safely.)
 pub fn bin_dir() -> std::io::Result<PathBuf> {
+    build(&["-p", "flotta-agent", "-p", "flotta-server"], "debug")
+}
+
+/// Like [`bin_dir`], for a release `flotta-agent` alone (what ships: for
+/// benchmarks of its size, memory and wake-ups).
+pub fn release_agent_dir() -> std::io::Result<PathBuf> {
+    build(&["--release", "-p", "flotta-agent"], "release")
+}
+
+fn build(args: &[&str], profile: &str) -> std::io::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     // target/<profile>/deps/<test> -> target
     let target = exe
@@ -21,23 +31,17 @@ pub fn bin_dir() -> std::io::Result<PathBuf> {
         .join("e2e-bins");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args([
-            "build",
-            "--bins",
-            "-p",
-            "flotta-agent",
-            "-p",
-            "flotta-server",
-            "--target-dir",
-        ])
+        .args(["build", "--bins"])
+        .args(args)
+        .arg("--target-dir")
         .arg(&target)
         .status()?;
     if !status.success() {
-        return Err(std::io::Error::other(
-            "building flotta-agent and flotta-server failed",
-        ));
+        return Err(std::io::Error::other(format!(
+            "cargo build {args:?} failed"
+        )));
     }
-    Ok(target.join("debug"))
+    Ok(target.join(profile))
 }
 
 /// A free loopback port (bound and released; good enough for tests).
