@@ -14,6 +14,8 @@ pub(crate) enum Task {
     Dist(DistOptions),
     /// Run every check the project has, in order.
     Test,
+    /// Run the published ARMv6 agent under qemu against a real server.
+    Armv6E2e,
     /// Print the board profiles as a markdown table.
     Boards,
     /// Run the demo: a server and an agent that registers and delivers data.
@@ -34,7 +36,11 @@ tasks:
               --no-run                 skip the smoke runs
               --panic-immediate-abort  build-std targets only: -Cpanic=immediate-abort
                                        (smaller; panics then abort without a message)
-  test      fmt, clippy, tests, then dist: what CI runs (after scripts/setup.sh)
+              --e2e                    then run armv6-e2e (needs the ARMv6 target)
+  test      fmt, clippy, tests, dist, then armv6-e2e: what CI runs (after scripts/setup.sh)
+  armv6-e2e run the ARMv6 agent from dist/ under `qemu-arm -cpu arm1176` against a real
+            flotta-server: `run --once` must enrol, register and upload; the server's
+            `get edgedevice` and /metrics must show the device and its records
   boards    print the board profiles in boards/ as a markdown table
   demo      start a server on its embedded store and an agent that enrols, registers and
             delivers heartbeats and events in batches; print what the server stored
@@ -62,12 +68,14 @@ where
                     Long("target") => opts.targets.push(parser.value()?.string()?),
                     Long("no-run") => opts.no_run = true,
                     Long("panic-immediate-abort") => opts.build.panic_immediate_abort = true,
+                    Long("e2e") => opts.e2e = true,
                     other => return Err(other.unexpected().into()),
                 }
             }
             Task::Dist(opts)
         }
         "test" => Task::Test,
+        "armv6-e2e" => Task::Armv6E2e,
         "boards" => Task::Boards,
         "demo" => Task::Demo,
         "help" => Task::Help,
@@ -104,12 +112,19 @@ mod tests {
         );
         assert!(opts.no_run);
         assert!(!opts.build.panic_immediate_abort);
+        assert!(!opts.e2e);
+        let Task::Dist(opts) = parse(["dist", "--e2e"]).unwrap() else {
+            panic!("dist")
+        };
+        assert!(opts.e2e);
     }
 
     #[test]
     fn simple_tasks_parse_and_take_no_arguments() {
         assert_eq!(parse(["test"]).unwrap(), Task::Test);
         assert_eq!(parse(["boards"]).unwrap(), Task::Boards);
+        assert_eq!(parse(["armv6-e2e"]).unwrap(), Task::Armv6E2e);
+        assert!(parse(["armv6-e2e", "--e2e"]).is_err());
         assert_eq!(parse(Vec::<String>::new()).unwrap(), Task::Help);
         assert!(parse(["test", "--no-run"]).is_err());
         assert!(parse(["boards", "extra"]).is_err());

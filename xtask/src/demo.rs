@@ -5,56 +5,15 @@
 //! and restarts the agent to show the queue survives; prints what the server
 //! stored.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::Result;
 
+use crate::dist;
+use crate::harness::{AgentToml, Running, Server, scrub_flotta_env};
 use crate::process;
-
-/// Kills the child on drop, so a failed demo leaves nothing running.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn bin(root: &Path, name: &str) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), PathBuf::from)
-        .join("debug")
-        .join(name)
-}
-
-fn wait_for_port(port: u16, within: Duration) -> Result<()> {
-    let deadline = Instant::now() + within;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            bail!("nothing listens on 127.0.0.1:{port} after {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
-}
 
 /// Print the lines of `log` after byte `from`, prefixed; returns the new end.
 fn show_new(log: &Path, from: usize, prefix: &str) -> usize {
@@ -76,61 +35,30 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         "-p",
         "flotta-agent",
     ]))?;
-    let dir = root.join("target").join("demo");
+    let dir = dist::target_dir(root).join("demo");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let (api, admin) = (free_port()?, free_port()?);
-    let server_toml = dir.join("server.toml");
-    std::fs::write(
-        &server_toml,
-        format!(
-            "listen_addr = \"127.0.0.1:{api}\"\nadmin_listen_addr = \"127.0.0.1:{admin}\"\ndata_dir = \"{}\"\n",
-            dir.join("server").display()
-        ),
-    )?;
-    let server = bin(root, "flotta-server");
-    let agent = bin(root, "flotta-agent");
-    let factory = dir.join("factory");
+    let bin = dist::target_dir(root).join("debug");
+    let agent = bin.join("flotta-agent");
     println!("== server: creating the CA and a registration certificate for the factory image");
-    process::run(
-        Command::new(&server)
-            .arg("--config")
-            .arg(&server_toml)
-            .arg("init"),
-    )?;
-    process::run(
-        Command::new(&server)
-            .arg("--config")
-            .arg(&server_toml)
-            .args(["issue-registration-cert", "--out-dir"])
-            .arg(&factory),
-    )?;
-    let server_log = dir.join("server.log");
-    let log = std::fs::File::create(&server_log)?;
-    let _server = Running(
-        Command::new(&server)
-            .arg("--config")
-            .arg(&server_toml)
-            .arg("serve")
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("starting flotta-server")?,
+    let server = Server::start(&bin.join("flotta-server"), &dir)?;
+    println!(
+        "== server: serving the Edge API with mTLS on 127.0.0.1:{} (admin on :{})",
+        server.api_port, server.admin_port
     );
-    wait_for_port(api, Duration::from_secs(20))?;
-    println!("== server: serving the Edge API with mTLS on 127.0.0.1:{api} (admin on :{admin})");
 
     let agent_toml = dir.join("agent.toml");
     std::fs::write(
         &agent_toml,
-        format!(
-            "server_url = \"https://localhost:{api}\"\ndevice_id = \"demo-device-1\"\ndata_dir = \"{}\"\n\
-             ca_cert_path = \"{f}/ca.pem\"\nregistration_cert_path = \"{f}/register.pem\"\n\
-             registration_key_path = \"{f}/register.key\"\nheartbeat_period_seconds = 2\n\
-             [link]\nupload_interval_seconds = 4\n",
-            dir.join("agent").display(),
-            f = factory.display()
-        ),
+        AgentToml {
+            server_url: server.url(),
+            device_id: crate::demo_report::DEVICE_ID,
+            data_dir: &dir.join("agent"),
+            factory_dir: &server.factory_dir,
+            heartbeat_period_seconds: 2,
+            link: &[("upload_interval_seconds", 4)],
+        }
+        .render(),
     )?;
     let agent_log = dir.join("agent.log");
     let mut shown = 0;
@@ -142,15 +70,15 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             .create(true)
             .append(true)
             .open(&agent_log)?;
-        let running = Running(
-            Command::new(&agent)
-                .args(["run", "--config"])
+        let mut cmd = Command::new(&agent);
+        scrub_flotta_env(&mut cmd, "FLOTTA_AGENT_");
+        let running = Running::spawn(
+            cmd.args(["run", "--config"])
                 .arg(&agent_toml)
                 .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .context("starting flotta-agent")?,
-        );
+                .stderr(log),
+            "flotta-agent",
+        )?;
         for _ in 0..5 {
             std::thread::sleep(Duration::from_secs(2));
             shown = show_new(&agent_log, shown, "agent |");
@@ -166,7 +94,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             & 0o777
     );
     println!("== what the server stored");
-    crate::demo_report::print(&server, &server_toml, admin)?;
+    crate::demo_report::print(&server)?;
     println!("== demo done; everything is under {}", dir.display());
     Ok(())
 }

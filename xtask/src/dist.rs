@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::armv6_e2e;
 use crate::boards;
 use crate::checks;
 use crate::preflight;
@@ -25,6 +26,8 @@ pub(crate) struct DistOptions {
     pub(crate) no_run: bool,
     /// Build options passed through to every target.
     pub(crate) build: BuildOptions,
+    /// Afterwards, run the ARMv6 agent against a real server (`cargo xtask armv6-e2e`).
+    pub(crate) e2e: bool,
 }
 
 /// Resolve the requested triples (all when none are given), in table order, without repeats.
@@ -44,7 +47,7 @@ pub(crate) fn select(requested: &[String]) -> Result<Vec<&'static Target>> {
 }
 
 /// Where cargo puts build output: `$CARGO_TARGET_DIR`, else `<root>/target`.
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) if !dir.is_empty() => root.join(dir),
         _ => root.join("target"),
@@ -70,11 +73,16 @@ fn build(target: &Target, root: &Path, opts: BuildOptions) -> Result<PathBuf> {
         .join(AGENT_PACKAGE))
 }
 
+/// Where `dist` publishes the agent for `triple`: `dist/<triple>/flotta-agent`.
+pub(crate) fn published(root: &Path, triple: &str) -> PathBuf {
+    root.join("dist").join(triple).join(AGENT_PACKAGE)
+}
+
 /// Copy `built` to `dist/<triple>/flotta-agent` and return the copy's path.
 fn publish(root: &Path, triple: &str, built: &Path) -> Result<PathBuf> {
-    let dir = root.join("dist").join(triple);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let dest = dir.join(AGENT_PACKAGE);
+    let dest = published(root, triple);
+    let dir = dest.parent().unwrap_or(root);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::copy(built, &dest)
         .with_context(|| format!("copying {} to {}", built.display(), dest.display()))?;
     Ok(dest)
@@ -108,6 +116,7 @@ fn smoke_all(target: &Target, binary: &Path, cpus: &[&str]) -> Result<()> {
 /// Run `cargo xtask dist` from the repository at `root`.
 pub(crate) fn run(root: &Path, opts: &DistOptions) -> Result<()> {
     let selected = select(&opts.targets)?;
+    check_e2e(opts, &selected)?;
     let boards = boards::load_dir(&root.join("boards"))?;
     preflight::check(root, &selected, !opts.no_run)?;
     if opts.build.panic_immediate_abort {
@@ -164,6 +173,28 @@ pub(crate) fn run(root: &Path, opts: &DistOptions) -> Result<()> {
         );
     }
     println!("binaries are in {}", root.join("dist").display());
+    if opts.e2e {
+        println!("\n== {} against flotta-server ==", armv6_e2e::TRIPLE);
+        armv6_e2e::run(root)?;
+    }
+    Ok(())
+}
+
+/// `--e2e` needs the ARMv6 build and the runs: refuse before building anything.
+fn check_e2e(opts: &DistOptions, selected: &[&Target]) -> Result<()> {
+    if !opts.e2e {
+        return Ok(());
+    }
+    if opts.no_run {
+        bail!("--e2e runs the agent; it cannot be combined with --no-run");
+    }
+    if !selected.iter().any(|t| t.triple == armv6_e2e::TRIPLE) {
+        bail!(
+            "--e2e runs the {} agent; add `--target {}` or select no target",
+            armv6_e2e::TRIPLE,
+            armv6_e2e::TRIPLE
+        );
+    }
     Ok(())
 }
 
@@ -185,6 +216,34 @@ mod tests {
         assert_eq!(
             triples,
             ["x86_64-unknown-linux-musl", "arm-unknown-linux-musleabihf"]
+        );
+    }
+
+    #[test]
+    fn e2e_needs_the_armv6_target_and_the_runs() {
+        let armv6 = select(&[armv6_e2e::TRIPLE.to_owned()]).unwrap();
+        let x86 = select(&["x86_64-unknown-linux-musl".to_owned()]).unwrap();
+        let e2e = DistOptions {
+            e2e: true,
+            ..DistOptions::default()
+        };
+        check_e2e(&e2e, &armv6).unwrap();
+        check_e2e(&e2e, &select(&[]).unwrap()).unwrap();
+        let err = check_e2e(&e2e, &x86).unwrap_err();
+        assert!(format!("{err:#}").contains("--target arm-unknown-linux-musleabihf"));
+        let no_run = DistOptions {
+            no_run: true,
+            ..e2e.clone()
+        };
+        assert!(check_e2e(&no_run, &armv6).is_err());
+        check_e2e(&DistOptions::default(), &x86).unwrap();
+    }
+
+    #[test]
+    fn the_published_path_is_per_triple() {
+        assert_eq!(
+            published(Path::new("/r"), armv6_e2e::TRIPLE),
+            Path::new("/r/dist/arm-unknown-linux-musleabihf/flotta-agent")
         );
     }
 

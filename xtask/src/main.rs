@@ -3,9 +3,11 @@
 //! Thin entry point: parse the command line and dispatch. Each concept lives in its own
 //! module: the target table (`targets`), per-target toolchain environment (`toolchain`), tool
 //! preflight (`preflight`), binary checks (`checks`), smoke runs (`smoke`), the size report
-//! (`size`), board profiles (`boards`) and the test step list (`steps`).
+//! (`size`), board profiles (`boards`), the test step list (`steps`), real server and agent
+//! processes (`harness`) for the demo (`demo`) and the ARMv6 end-to-end run (`armv6_e2e`).
 #![forbid(unsafe_code)]
 
+mod armv6_e2e;
 mod boards;
 mod checks;
 mod cli;
@@ -13,6 +15,8 @@ mod cross_toml;
 mod demo;
 mod demo_report;
 mod dist;
+mod e2e_parse;
+mod harness;
 mod preflight;
 mod process;
 mod size;
@@ -41,6 +45,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             boards::markdown_table(&boards::load_dir(&root.join("boards"))?)
         ),
         Task::Dist(opts) => dist::run(&root, &opts)?,
+        Task::Armv6E2e => armv6_e2e::run(&root)?,
         Task::Test => steps::run_steps(&root, steps::STEPS)?,
         Task::Demo => demo::run(&root)?,
     }

@@ -1,4 +1,8 @@
-//! `cargo xtask test`: the project's whole check, as one ordered list of steps.
+//! `cargo xtask test`: the project's whole check, as one ordered list of steps:
+//! `fmt`, `clippy`, `test` (nextest or cargo test, then doc tests), `dist` (static builds
+//! for every target, ELF checks, qemu smoke runs, size budget) and `armv6-e2e` (the ARMv6
+//! agent `dist` published, under `qemu-arm -cpu arm1176`, enrols, registers and uploads to a
+//! real `flotta-server`; see `armv6_e2e`).
 //!
 //! To add a step (fuzz smoke, end-to-end suite, ...), add one entry to [`STEPS`] and, if it is
 //! more than a cargo command, a function next to the others below. Steps run in order; the
@@ -11,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
+use crate::armv6_e2e;
 use crate::dist::{self, DistOptions};
 use crate::process;
 
@@ -40,17 +45,31 @@ pub(crate) const STEPS: &[Step] = &[
         name: "dist",
         run: dist_all,
     },
+    Step {
+        name: "armv6-e2e",
+        run: armv6_e2e::run,
+    },
 ];
 
-/// A `cargo` command run from the repository root.
-fn cargo(root: &Path, args: &[&str]) -> Result<()> {
+/// A `cargo` command from the repository root, on the toolchain `rust-toolchain.toml` names.
+pub(crate) fn cargo_command(root: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.current_dir(root).args(args);
     // `cargo run` exported this; let rust-toolchain.toml choose the toolchain instead.
     cmd.env_remove("RUSTUP_TOOLCHAIN")
         .env_remove("RUSTUP_TOOLCHAIN_SOURCE");
+    cmd
+}
+
+/// Run `cmd` (from [`cargo_command`]), printing it first.
+pub(crate) fn run_cargo(mut cmd: Command) -> Result<()> {
     println!("$ {}", process::describe(&cmd));
     process::run(&mut cmd)
+}
+
+/// Run a `cargo` command from the repository root.
+fn cargo(root: &Path, args: &[&str]) -> Result<()> {
+    run_cargo(cargo_command(root, args))
 }
 
 fn fmt(root: &Path) -> Result<()> {
@@ -176,6 +195,13 @@ mod tests {
             1,
             "only the step before the failure ran"
         );
+    }
+
+    #[test]
+    fn the_armv6_end_to_end_run_comes_right_after_dist() {
+        let names: Vec<&str> = STEPS.iter().map(|s| s.name).collect();
+        let dist = names.iter().position(|n| *n == "dist").unwrap();
+        assert_eq!(names.get(dist + 1), Some(&"armv6-e2e"));
     }
 
     #[test]
