@@ -179,8 +179,12 @@ fn window(shared: &Shared, desired: &Desired) -> Result<WindowReport, WindowErro
     Ok(result?)
 }
 
+/// Uniform in [0, 1), from the OS's randomness (std seeds each `RandomState`
+/// from it): devices that lost the link together do not retry in step.
 fn jitter() -> f64 {
-    (SystemClock.now_ms() % 1000) as f64 / 1000.0
+    use std::hash::BuildHasher;
+    let bits = std::collections::hash_map::RandomState::new().hash_one(SystemClock.now_ms());
+    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Run until SIGTERM/SIGINT, or (with `once`) until one heartbeat and one

@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use flotta_proto::batch::{BATCH_FORMAT_VERSION, BatchRequest, WireRecord};
+use flotta_proto::batch::{BATCH_FORMAT_VERSION, BatchRequest, BatchResponse, WireRecord};
 
 use crate::client::{ClientError, EdgeClient};
 use crate::clock::Clock;
@@ -47,8 +47,11 @@ impl UplinkError {
     }
 }
 
-/// Upload until the queue is empty (at least one request, to sync configuration).
-/// The queue lock is held only between network calls, never across them.
+/// Upload what was queued when the window opened (at least one request, to
+/// sync configuration). Records queued during the window wait for the next
+/// one: on a slow link a window that chased the heartbeats arriving meanwhile
+/// might never end. The queue lock is held only between network calls, never
+/// across them.
 pub fn run_window<C: Clock, D: DiskSpace>(
     queue: &Mutex<Queue<C, D>>,
     client: &EdgeClient,
@@ -56,17 +59,45 @@ pub fn run_window<C: Clock, D: DiskSpace>(
     data_dir: &std::path::Path,
     desired: &Desired,
 ) -> Result<WindowReport, UplinkError> {
+    run_window_with(
+        queue,
+        |req, last| client.batch(req, last),
+        max_batch_bytes,
+        data_dir,
+        desired,
+    )
+}
+
+/// [`run_window`] with the batch call injected: `send(request, last)`
+/// answers the server's response and the body bytes both ways.
+pub fn run_window_with<C: Clock, D: DiskSpace>(
+    queue: &Mutex<Queue<C, D>>,
+    mut send: impl FnMut(&BatchRequest, bool) -> Result<(BatchResponse, usize), ClientError>,
+    max_batch_bytes: usize,
+    data_dir: &std::path::Path,
+    desired: &Desired,
+) -> Result<WindowReport, UplinkError> {
     let mut report = WindowReport::default();
     let mut config_version = desired.version.clone();
+    // Everything below this was queued before the window opened.
+    let end = queue
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .next_seq();
     loop {
         let (records, last) = {
             let mut q = queue
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let budget = max_batch_bytes.saturating_sub(256);
-            let recs = q.read_batch(budget / RECORD_OVERHEAD, budget)?;
-            // Everything queued fits in this batch: it is the window's last request.
-            let last = recs.len() as u64 >= q.stats().records;
+            let mut recs = q.read_batch(budget / RECORD_OVERHEAD, budget)?;
+            let read = recs.len();
+            recs.retain(|r| r.seq < end);
+            // The window's last request: it reached records newer than the
+            // window, or the end of the window, or the end of the queue.
+            let last = recs.len() < read
+                || recs.last().is_none_or(|r| r.seq + 1 >= end)
+                || recs.len() as u64 >= q.stats().records;
             let recs = recs
                 .into_iter()
                 .map(|r| WireRecord {
@@ -84,7 +115,7 @@ pub fn run_window<C: Clock, D: DiskSpace>(
             config_version: config_version.clone(),
             records,
         };
-        let (resp, bytes) = client.batch(&req, last)?;
+        let (resp, bytes) = send(&req, last)?;
         report.requests += 1;
         report.body_bytes += bytes;
         let mut remaining = 0;
@@ -107,8 +138,11 @@ pub fn run_window<C: Clock, D: DiskSpace>(
                 report.config_updated = Some(d);
             }
         }
-        if sent == 0 || remaining == 0 || resp.acked_through.is_none() {
+        if last || sent == 0 || remaining == 0 || resp.acked_through.is_none() {
             return Ok(report);
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

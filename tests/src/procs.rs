@@ -166,34 +166,6 @@ impl ServerProc {
         Ok(parse_metric(&self.metrics()?, name_and_labels))
     }
 
-    /// Create or update objects from `manifests` (multi-document YAML) with
-    /// `flotta-server apply`, through the running server's admin listener
-    /// (retried for a few seconds while that listener comes up).
-    pub fn apply(&self, manifests: &str) -> std::io::Result<()> {
-        let file = self.data_dir.join("apply.yaml");
-        std::fs::write(&file, manifests)?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = Command::new(&self.bin)
-                .arg("--config")
-                .arg(&self.config)
-                .arg("apply")
-                .arg("-f")
-                .arg(&file)
-                .output()?;
-            if out.status.success() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(std::io::Error::other(format!(
-                    "flotta-server apply: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
     /// Path of the SQLite store.
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.join("flotta.db")
@@ -307,6 +279,37 @@ impl AgentProc {
             .arg(&self.config)
             .args(args)
             .output()
+    }
+
+    /// Run `flotta-agent run --once` (its stderr appended to the agent's log),
+    /// SIGKILLed and reported as [`std::io::ErrorKind::TimedOut`] if it has not
+    /// finished within `timeout`.
+    pub fn run_once_within(&self, timeout: Duration) -> std::io::Result<std::process::ExitStatus> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.join("agent.log"))?;
+        let mut child = Command::new(&self.bin)
+            .args(["run", "--once", "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("flotta-agent run --once did not finish within {timeout:?}"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The agent's log so far.
