@@ -16,23 +16,16 @@ commands:
 configuration: compiled-in defaults, then FILE (TOML), then FLOTTA_AGENT_* environment variables
 ";
 
-/// `args` without `--config FILE`.
-fn without_config(args: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--config" {
-            it.next();
-        } else {
-            out.push(a.clone());
-        }
-    }
-    out
-}
-
+/// `emit [--config FILE] event|log ...`: only a leading `--config` is the
+/// agent's; anything after the kind belongs to the record (`emit log -- --config`).
 fn emit(args: &[String]) -> Result<(), String> {
-    let cfg = load(args)?;
-    let payload = flotta_agent::emit::parse(&without_config(args))?;
+    let split = if args.first().is_some_and(|a| a == "--config") {
+        2.min(args.len())
+    } else {
+        0
+    };
+    let cfg = load(&args[..split])?;
+    let payload = flotta_agent::emit::parse(&args[split..])?;
     let now = flotta_agent::clock::Clock::now_ms(&flotta_agent::clock::SystemClock);
     flotta_agent::inbox::submit(&cfg.data_dir, &payload, now)
         .map(|_| ())
