@@ -7,7 +7,9 @@
 //! an fsync, then its file is deleted.
 //!
 //! A file that is not a valid record is moved to `inbox/rejected/` with the
-//! reason logged: nothing handed to the agent is silently lost.
+//! reason logged: nothing handed to the agent is silently lost. Programs
+//! other than `emit` that write inbox files must do as it does: write under
+//! another name, then rename to `*.rec`, so that no half-written file is read.
 //!
 //! Delivery from the inbox into the queue is at least once: a power loss
 //! between the queue's fsync and the file's deletion ingests that one record
@@ -186,7 +188,15 @@ fn remove(path: &Path) -> Result<(), InboxError> {
 fn reject(data_dir: &Path, path: &Path) -> Result<PathBuf, InboxError> {
     let rejected = dir(data_dir).join(REJECTED_DIR);
     fs::create_dir_all(&rejected).map_err(InboxError::io(&rejected))?;
-    let to = rejected.join(path.file_name().unwrap_or_default());
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    // Never overwrite an earlier rejected file of the same name.
+    let to = (0..)
+        .map(|n| match n {
+            0 => rejected.join(&*name),
+            n => rejected.join(format!("{name}.{n}")),
+        })
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| rejected.join(&*name));
     fs::rename(path, &to).map_err(InboxError::io(path))?;
     fs::File::open(dir(data_dir))
         .and_then(|d| d.sync_all())

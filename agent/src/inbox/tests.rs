@@ -141,3 +141,20 @@ proptest! {
         prop_assert_eq!(decode(&p.encode()).unwrap(), p);
     }
 }
+
+#[test]
+fn a_rejected_file_never_overwrites_an_earlier_one() {
+    let d = tempfile::tempdir().unwrap();
+    let inbox = dir(d.path());
+    fs::create_dir_all(&inbox).unwrap();
+    fs::write(inbox.join("same.rec"), b"first junk").unwrap();
+    drain_all(d.path());
+    fs::write(inbox.join("same.rec"), b"second junk").unwrap();
+    let got = drain_all(d.path());
+    let kept = &got.rejected[0].0;
+    assert_eq!(fs::read(kept).unwrap(), b"second junk");
+    assert_eq!(
+        fs::read(inbox.join(REJECTED_DIR).join("same.rec")).unwrap(),
+        b"first junk"
+    );
+}
