@@ -6,13 +6,13 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-use std::path::Path;
-use std::thread::sleep;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod agent_support;
 
-use flotta_agent::clock::SystemClock;
+use std::thread::sleep;
+use std::time::Duration;
+
+use agent_support::{agent_queue, unix_ms};
 use flotta_agent::identity::DeviceIdentity;
-use flotta_agent::queue::{Queue, QueueConfig, StatVfs};
 use flotta_e2e::link::{LinkConfig, LinkProfile};
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
 use flotta_proto::payload::Payload;
@@ -29,21 +29,7 @@ request_timeout_seconds = 5
 ";
 
 fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// (next sequence number, unacknowledged records) of an agent's queue, read
-/// while the agent is stopped.
-fn agent_queue(data_dir: &Path) -> (u64, u64) {
-    let cfg = QueueConfig {
-        min_free_disk_bytes: 0,
-        ..QueueConfig::default()
-    };
-    let (q, _) = Queue::open(&data_dir.join("queue"), cfg, SystemClock, StatVfs).unwrap();
-    (q.next_seq(), q.stats().records)
+    (unix_ms() / 1000) as i64
 }
 
 #[test]

@@ -10,12 +10,12 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-use std::path::Path;
-use std::thread::sleep;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod agent_support;
 
-use flotta_agent::clock::SystemClock;
-use flotta_agent::queue::{Queue, QueueConfig, StatVfs};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use agent_support::{agent_queue, unix_ms};
 use flotta_e2e::link::{Link, LinkConfig, LinkProfile, LinkStats, Schedule, TimeScale};
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
 use flotta_proto::payload::Payload;
@@ -64,13 +64,6 @@ connect_timeout_seconds = 5
 request_timeout_seconds = 10
 "
     )
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 /// The most connection attempts (failed upload windows) one agent process can
@@ -122,17 +115,6 @@ fn server_log(server: &ServerProc) -> String {
         &std::fs::read_to_string(server.data_dir.join("serve.log")).unwrap_or_default(),
         20,
     )
-}
-
-/// (next sequence number, unacknowledged records) of an agent's queue, read
-/// while the agent is stopped.
-fn agent_queue(data_dir: &Path) -> (u64, u64) {
-    let cfg = QueueConfig {
-        min_free_disk_bytes: 0,
-        ..QueueConfig::default()
-    };
-    let (q, _) = Queue::open(&data_dir.join("queue"), cfg, SystemClock, StatVfs).unwrap();
-    (q.next_seq(), q.stats().records)
 }
 
 /// Wall-clock milliseconds `from..to`.
