@@ -14,6 +14,7 @@ pub mod inbox;
 pub mod link;
 pub mod queue;
 pub mod register;
+pub mod renumber;
 pub mod runtime;
 pub mod schedule;
 pub mod selftest;

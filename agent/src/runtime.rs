@@ -205,6 +205,9 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
         SystemClock,
         StatVfs,
     )?;
+    if let Err(e) = crate::renumber::mark_if_new(&cfg.data_dir, &recovery) {
+        log(&format!("cannot mark the new queue: {e}"));
+    }
     let mut desired = Desired::load(&cfg.data_dir);
     log(&format!(
         "device {device_id}: queue holds {} records ({} damaged bytes skipped); configuration version {:?}",

@@ -24,6 +24,22 @@ pub struct WindowReport {
     pub body_bytes: usize,
     /// A new configuration was received and stored.
     pub config_updated: Option<Desired>,
+    /// Records moved above the server's numbers after a lost queue (see `renumber`).
+    pub renumbered: u64,
+}
+
+/// Store a configuration the server sent. One we cannot store is reported
+/// by the next heartbeat's absence of change; the data path goes on.
+fn take_config(
+    update: Option<flotta_proto::batch::ConfigUpdate>,
+    data_dir: &std::path::Path,
+    config_version: &mut String,
+    report: &mut WindowReport,
+) {
+    if let Some(d) = update.and_then(|u| Desired::store(data_dir, &u).ok()) {
+        config_version.clone_from(&d.version);
+        report.config_updated = Some(d);
+    }
 }
 
 /// Why a window ended early.
@@ -79,6 +95,19 @@ pub fn run_window_with<C: Clock, D: DiskSpace>(
 ) -> Result<WindowReport, UplinkError> {
     let mut report = WindowReport::default();
     let mut config_version = desired.version.clone();
+    if crate::renumber::pending(data_dir) {
+        // A queue made from nothing: learn what the server holds first.
+        let probe = BatchRequest {
+            format: BATCH_FORMAT_VERSION,
+            config_version: config_version.clone(),
+            records: Vec::new(),
+        };
+        let (resp, bytes) = send(&probe, false)?;
+        report.requests += 1;
+        report.body_bytes += bytes;
+        report.renumbered = crate::renumber::resolve(queue, resp.acked_through, data_dir)?;
+        take_config(resp.config, data_dir, &mut config_version, &mut report);
+    }
     // Everything below this was queued before the window opened.
     let end = queue
         .lock()
@@ -130,14 +159,7 @@ pub fn run_window_with<C: Clock, D: DiskSpace>(
             remaining = q.stats().records;
             report.records_acked += before.saturating_sub(remaining);
         }
-        if let Some(update) = resp.config {
-            // A configuration we cannot store is reported by the next
-            // heartbeat's absence of change; the data path goes on.
-            if let Ok(d) = Desired::store(data_dir, &update) {
-                config_version = d.version.clone();
-                report.config_updated = Some(d);
-            }
-        }
+        take_config(resp.config, data_dir, &mut config_version, &mut report);
         if last || sent == 0 || remaining == 0 || resp.acked_through.is_none() {
             return Ok(report);
         }

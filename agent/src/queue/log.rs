@@ -254,6 +254,29 @@ impl<C: Clock, D: DiskSpace> Queue<C, D> {
     }
 
     fn write_data(&mut self, class: RecordClass, payload: &[u8]) -> Result<u64, QueueError> {
+        self.write_data_at(class, payload, None)
+    }
+
+    /// Append a record produced earlier (at `at_ms`) under a new sequence
+    /// number, durably: how records whose numbers the server already used
+    /// (after the queue was lost) are moved above them.
+    pub fn append_renumbered(
+        &mut self,
+        class: RecordClass,
+        payload: &[u8],
+        at_ms: u64,
+    ) -> Result<u64, QueueError> {
+        let seq = self.write_data_at(class, payload, Some(at_ms))?;
+        self.sync()?;
+        Ok(seq)
+    }
+
+    fn write_data_at(
+        &mut self,
+        class: RecordClass,
+        payload: &[u8],
+        at_ms: Option<u64>,
+    ) -> Result<u64, QueueError> {
         if payload.len() > self.cfg.max_record_bytes {
             return Err(QueueError::RecordTooLarge {
                 len: payload.len(),
@@ -265,7 +288,7 @@ impl<C: Clock, D: DiskSpace> Queue<C, D> {
         let seq = self.next_seq;
         let entry = Entry::Data {
             seq,
-            at_ms: now,
+            at_ms: at_ms.unwrap_or(now),
             class,
             payload,
         };

@@ -142,3 +142,92 @@ fn a_failed_request_deletes_nothing() {
     assert!(err.is_retriable());
     assert_eq!(q.lock().unwrap().stats().records, 5);
 }
+
+#[test]
+fn after_a_lost_queue_records_move_above_what_the_server_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(dir.path(), 5);
+    let before = q.lock().unwrap().read_batch(100, 1 << 20).unwrap();
+    // The queue was made from nothing, and the server holds this device's records up to 10.
+    std::fs::write(dir.path().join(crate::renumber::MARKER), b"").unwrap();
+    let mut sent = Vec::new();
+    let report = run_window_with(
+        &q,
+        |req, _| {
+            sent.push(req.records.clone());
+            let held = req.records.last().map_or(10, |r| r.seq.max(10));
+            Ok((
+                BatchResponse {
+                    acked_through: Some(held),
+                    config: None,
+                },
+                0,
+            ))
+        },
+        64 * 1024,
+        dir.path(),
+        &Desired::default(),
+    )
+    .unwrap();
+    assert!(sent[0].is_empty(), "the window asks before it sends");
+    let delivered: Vec<_> = sent[1..].iter().flatten().collect();
+    assert_eq!(
+        delivered.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (11..16).collect::<Vec<_>>()
+    );
+    for (old, new) in before.iter().zip(&delivered) {
+        assert_eq!(
+            (old.payload.clone(), old.at_ms),
+            (new.payload.clone(), new.at_ms)
+        );
+    }
+    assert_eq!(report.renumbered, 5);
+    assert_eq!(q.lock().unwrap().stats().records, 0);
+    assert!(!crate::renumber::pending(dir.path()));
+
+    // The next window does not ask again.
+    let mut calls = 0;
+    run_window_with(
+        &q,
+        |req, _| {
+            calls += 1;
+            Ok((ack_all(req), 0))
+        },
+        64 * 1024,
+        dir.path(),
+        &Desired::default(),
+    )
+    .unwrap();
+    assert_eq!(calls, 1);
+}
+
+#[test]
+fn a_new_device_keeps_its_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(dir.path(), 3);
+    std::fs::write(dir.path().join(crate::renumber::MARKER), b"").unwrap();
+    let mut sent = Vec::new();
+    let report = run_window_with(
+        &q,
+        |req, _| {
+            sent.push(req.records.iter().map(|r| r.seq).collect::<Vec<_>>());
+            // Nothing stored yet for this device.
+            let resp = if req.records.is_empty() {
+                BatchResponse {
+                    acked_through: None,
+                    config: None,
+                }
+            } else {
+                ack_all(req)
+            };
+            Ok((resp, 0))
+        },
+        64 * 1024,
+        dir.path(),
+        &Desired::default(),
+    )
+    .unwrap();
+    assert_eq!(sent, vec![vec![], vec![0, 1, 2]]);
+    assert_eq!(report.renumbered, 0);
+    assert!(!crate::renumber::pending(dir.path()));
+}
