@@ -22,15 +22,17 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a benchmark binary
 
+#[path = "../tests/agent_support/mod.rs"]
+mod agent_support;
+
 use std::fmt::Write as _;
 use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use agent_support::stored_records;
 use flotta_e2e::link::{Link, LinkConfig, LinkProfile, LinkStats};
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir, release_agent_dir};
-use flotta_server::device_id::DeviceId;
-use flotta_server::store::{SqliteStore, Store};
 
 /// `writeln!` into a report string (writing to a `String` cannot fail).
 macro_rules! say {
@@ -64,19 +66,12 @@ fn agent_toml(upload_interval_seconds: u64) -> String {
 
 /// Completed upload windows in an agent's log.
 fn windows(agent: &AgentProc) -> u64 {
-    agent
-        .log()
-        .lines()
-        .filter(|l| l.contains("window: "))
-        .count() as u64
+    agent.windows_ended() as u64
 }
 
 /// (heartbeats, all records) the server stored for `id`.
 fn stored(server: &ServerProc, id: &str) -> (u64, u64) {
-    let store = SqliteStore::open(&server.store_path()).unwrap();
-    let records = store
-        .records(&DeviceId::parse(id).unwrap(), None, 10_000_000)
-        .unwrap();
+    let records = stored_records(server, id);
     let heartbeats = records
         .iter()
         .filter(|r| r.record.class == flotta_proto::record::RecordClass::Heartbeat)
@@ -162,24 +157,22 @@ fn resident(debug: &Path, release: &Path, windows_to_measure: u64) -> String {
     );
     // Skip enrolment, registration and the first window; start between windows.
     sleep(Duration::from_secs(30));
-    let (w0, s0, h0, r0) = (
-        windows(&agent),
-        link.stats(),
-        stored(&server, id),
-        handshakes(&server),
-    );
+    let snapshot = || {
+        (
+            windows(&agent),
+            link.stats(),
+            stored(&server, id),
+            handshakes(&server),
+        )
+    };
+    let (w0, s0, h0, r0) = snapshot();
     wait_for(
         "the measured windows",
         Duration::from_secs(70 * windows_to_measure + 60),
         || windows(&agent) >= w0 + windows_to_measure,
     );
     sleep(Duration::from_secs(5));
-    let (w1, s1, h1, r1) = (
-        windows(&agent),
-        link.stats(),
-        stored(&server, id),
-        handshakes(&server),
-    );
+    let (w1, s1, h1, r1) = snapshot();
     let d = s1.since(&s0);
     let (heartbeats, records) = (h1.0 - h0.0, h1.1 - h0.1);
     let windows = w1 - w0;

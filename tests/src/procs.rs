@@ -312,6 +312,11 @@ impl AgentProc {
         }
     }
 
+    /// Upload windows that ended without an error, from its log.
+    pub fn windows_ended(&self) -> usize {
+        self.log().matches("flotta-agent: window: ").count()
+    }
+
     /// The agent's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("agent.log")).unwrap_or_default()

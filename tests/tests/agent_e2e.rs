@@ -11,13 +11,11 @@ mod agent_support;
 use std::thread::sleep;
 use std::time::Duration;
 
-use agent_support::{agent_queue, unix_ms};
+use agent_support::{agent_queue, stored_records, unix_ms};
 use flotta_agent::identity::DeviceIdentity;
 use flotta_e2e::link::{LinkConfig, LinkProfile};
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
 use flotta_proto::payload::Payload;
-use flotta_server::device_id::DeviceId;
-use flotta_server::store::{SqliteStore, Store};
 
 const AGENT_TOML: &str = "heartbeat_period_seconds = 1
 [link]
@@ -89,14 +87,11 @@ fn every_record_arrives_exactly_once_through_drops_blackouts_crashes_and_cert_ex
     }
     server.kill9();
 
-    let store = SqliteStore::open(&server.store_path()).unwrap();
     for a in &agents {
         let id = a.data_dir.file_name().unwrap().to_str().unwrap();
         let (next_seq, unacked) = agent_queue(&a.data_dir);
         assert_eq!(unacked, 0);
-        let records = store
-            .records(&DeviceId::parse(id).unwrap(), None, 1_000_000)
-            .unwrap();
+        let records = stored_records(&server, id);
         let seqs: Vec<u64> = records.iter().map(|r| r.record.seq).collect();
         // The agent numbers records consecutively: any loss would be a gap,
         // any duplicate a repeat, anything else an extra.

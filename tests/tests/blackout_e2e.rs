@@ -15,12 +15,11 @@ mod agent_support;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use agent_support::{agent_queue, unix_ms};
+use agent_support::{agent_queue, stored_records, unix_ms};
 use flotta_e2e::link::{Link, LinkConfig, LinkProfile, LinkStats, Schedule, TimeScale};
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
 use flotta_proto::payload::Payload;
-use flotta_server::device_id::DeviceId;
-use flotta_server::store::{SqliteStore, Store, StoredRecord};
+use flotta_server::store::StoredRecord;
 
 const IDS: [&str; 3] = ["blackout-agent-0", "blackout-agent-1", "blackout-agent-2"];
 /// The agent killed (and restarted) in the middle of the blackout.
@@ -259,10 +258,7 @@ fn hours_long_blackout_loses_nothing_and_backs_off() {
         a.stop().unwrap();
     }
     // Upload windows that ended without an error while the agents ran.
-    let windows_ended: Vec<usize> = agents
-        .iter()
-        .map(|a| a.log().matches("flotta-agent: window: ").count())
-        .collect();
+    let windows_ended: Vec<usize> = agents.iter().map(AgentProc::windows_ended).collect();
     let (server_ref, link_ref) = (&server, &link);
     std::thread::scope(|s| {
         for a in &agents {
@@ -305,7 +301,6 @@ fn hours_long_blackout_loses_nothing_and_backs_off() {
         outage.attempts
     );
 
-    let store = SqliteStore::open(&server.store_path()).unwrap();
     let blackout = Span {
         from: down_ms,
         to: up_ms,
@@ -315,9 +310,7 @@ fn hours_long_blackout_loses_nothing_and_backs_off() {
         let id = IDS[i];
         let (next_seq, unacked) = agent_queue(&a.data_dir);
         assert_eq!(unacked, 0, "{id}: records left in the queue");
-        let stored = store
-            .records(&DeviceId::parse(id).unwrap(), None, 1_000_000)
-            .unwrap();
+        let stored = stored_records(&server, id);
         // The agent numbers records consecutively: any loss would be a gap,
         // any duplicate a repeat, anything else an extra.
         let seqs: Vec<u64> = stored.iter().map(|r| r.record.seq).collect();

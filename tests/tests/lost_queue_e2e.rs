@@ -5,16 +5,14 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
+mod agent_support;
+
+use agent_support::stored_records;
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
 use flotta_proto::payload::Payload;
-use flotta_server::device_id::DeviceId;
-use flotta_server::store::{SqliteStore, Store};
 
 fn starts(server: &ServerProc, id: &str) -> (usize, Vec<u64>) {
-    let store = SqliteStore::open(&server.store_path()).unwrap();
-    let records = store
-        .records(&DeviceId::parse(id).unwrap(), None, 100_000)
-        .unwrap();
+    let records = stored_records(server, id);
     let starts = records
         .iter()
         .filter(|r| {

@@ -6,13 +6,14 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
+mod agent_support;
+
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use agent_support::stored_records;
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
 use flotta_proto::payload::{Level, Payload};
-use flotta_server::device_id::DeviceId;
-use flotta_server::store::{SqliteStore, Store};
 
 /// Hourly windows; urgent windows at most every 2 s.
 const AGENT_TOML: &str = "urgent_event_level = \"error\"
@@ -25,10 +26,7 @@ backoff_max_seconds = 2
 
 /// (reason, level) of every event the server stored for `id`.
 fn events(server: &ServerProc, id: &str) -> Vec<(String, Level)> {
-    let store = SqliteStore::open(&server.store_path()).unwrap();
-    store
-        .records(&DeviceId::parse(id).unwrap(), None, 100_000)
-        .unwrap()
+    stored_records(server, id)
         .iter()
         .filter_map(|r| match Payload::decode(&r.record.payload).unwrap() {
             Payload::Event(e) => Some((e.reason, e.level)),
@@ -39,10 +37,6 @@ fn events(server: &ServerProc, id: &str) -> Vec<(String, Level)> {
 
 fn has(server: &ServerProc, id: &str, reason: &str) -> bool {
     events(server, id).iter().any(|(r, _)| r == reason)
-}
-
-fn windows(agent: &AgentProc) -> usize {
-    agent.log().matches("window: ").count()
 }
 
 fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
@@ -76,7 +70,7 @@ fn an_error_event_is_sent_at_once_an_info_event_waits_and_the_inbox_survives_a_s
         AgentProc::start(&bins, dir.path(), id, &url, &server.factory_dir, AGENT_TOML).unwrap();
     // The first window (at start) registers; the next is an hour away.
     assert!(
-        wait_until(Duration::from_secs(60), || windows(&agent) >= 1).is_some(),
+        wait_until(Duration::from_secs(60), || agent.windows_ended() >= 1).is_some(),
         "no first window\n{}",
         agent.log()
     );
@@ -99,7 +93,7 @@ fn an_error_event_is_sent_at_once_an_info_event_waits_and_the_inbox_survives_a_s
         "an info event must wait for the scheduled window\n{}",
         agent.log()
     );
-    assert_eq!(windows(&agent), 1);
+    assert_eq!(agent.windows_ended(), 1);
 
     emit(
         &agent,
@@ -143,7 +137,7 @@ fn an_error_event_is_sent_at_once_an_info_event_waits_and_the_inbox_survives_a_s
         "{}",
         agent.log()
     );
-    let burst_windows = windows(&agent) - 2;
+    let burst_windows = agent.windows_ended() - 2;
     assert!(
         (1..=3).contains(&burst_windows),
         "five urgent events took {burst_windows} windows"
