@@ -30,7 +30,7 @@ use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use agent_support::stored_records;
+use agent_support::{run_once_ok, stored_records};
 use flotta_e2e::link::{Link, LinkConfig, LinkProfile, LinkStats};
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir, release_agent_dir};
 
@@ -201,12 +201,7 @@ fn rtc_woken(debug: &Path, release: &Path, runs: u64) -> String {
     agent.stop().unwrap();
     let (s0, h0, r0) = (link.stats(), stored(&server, id), handshakes(&server));
     for _ in 0..runs {
-        let run = agent.run_once().unwrap();
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        run_once_ok(&agent);
     }
     let (s1, h1, r1) = (link.stats(), stored(&server, id), handshakes(&server));
     let d = s1.since(&s0);

@@ -11,7 +11,7 @@ mod agent_support;
 use std::thread::sleep;
 use std::time::Duration;
 
-use agent_support::{agent_queue, stored_records, unix_ms};
+use agent_support::{agent_queue, assert_delivered_exactly_once, unix_ms};
 use flotta_agent::identity::DeviceIdentity;
 use flotta_e2e::link::{LinkConfig, LinkProfile};
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
@@ -89,18 +89,7 @@ fn every_record_arrives_exactly_once_through_drops_blackouts_crashes_and_cert_ex
 
     for a in &agents {
         let id = a.data_dir.file_name().unwrap().to_str().unwrap();
-        let (next_seq, unacked) = agent_queue(&a.data_dir);
-        assert_eq!(unacked, 0);
-        let records = stored_records(&server, id);
-        let seqs: Vec<u64> = records.iter().map(|r| r.record.seq).collect();
-        // The agent numbers records consecutively: any loss would be a gap,
-        // any duplicate a repeat, anything else an extra.
-        assert_eq!(
-            seqs,
-            (0..next_seq).collect::<Vec<_>>(),
-            "{id}: server holds {seqs:?}\n{}",
-            a.log()
-        );
+        let records = assert_delivered_exactly_once(&server, a, id);
         let mut heartbeats = 0;
         let mut starts = 0;
         for r in &records {

@@ -7,7 +7,7 @@
 
 mod agent_support;
 
-use agent_support::stored_records;
+use agent_support::{run_once_ok, stored_records};
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
 use flotta_proto::payload::Payload;
 
@@ -33,24 +33,14 @@ fn records_made_after_the_queue_was_lost_are_stored() {
     let mut agent = AgentProc::start(&bins, dir.path(), id, &url, &server.factory_dir, "").unwrap();
     agent.stop().unwrap();
     for _ in 0..3 {
-        let out = agent.run_once().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_once_ok(&agent);
     }
     let (before, seqs) = starts(&server, id);
     assert!(before >= 3, "{before} starts stored");
     let held = *seqs.last().unwrap();
 
     std::fs::remove_dir_all(agent.data_dir.join("queue")).unwrap();
-    let out = agent.run_once().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once_ok(&agent);
     let (after, seqs) = starts(&server, id);
     assert_eq!(
         after,

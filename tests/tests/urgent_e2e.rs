@@ -11,7 +11,7 @@ mod agent_support;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use agent_support::stored_records;
+use agent_support::{run_once_ok, stored_records};
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
 use flotta_proto::payload::{Level, Payload};
 
@@ -150,12 +150,7 @@ fn an_error_event_is_sent_at_once_an_info_event_waits_and_the_inbox_survives_a_s
         &["event", "--reason", "WhileAsleep", "--level", "warn", "zzz"],
     );
     assert!(!has(&server, id, "WhileAsleep"));
-    let out = agent.run_once().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_once_ok(&agent);
     assert!(has(&server, id, "WhileAsleep"), "{}", agent.log());
     // Exactly once each.
     let got = events(&server, id);

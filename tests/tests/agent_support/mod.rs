@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use flotta_agent::clock::SystemClock;
 use flotta_agent::queue::{Queue, QueueConfig, StatVfs};
-use flotta_e2e::procs::ServerProc;
+use flotta_e2e::procs::{AgentProc, ServerProc};
 use flotta_server::device_id::DeviceId;
 use flotta_server::store::{SqliteStore, Store, StoredRecord};
 
@@ -38,4 +38,35 @@ pub(crate) fn stored_records(server: &ServerProc, id: &str) -> Vec<StoredRecord>
         .unwrap()
         .records(&DeviceId::parse(id).unwrap(), None, 10_000_000)
         .unwrap()
+}
+
+/// `run --once` of a stopped agent, which must succeed (its stderr otherwise).
+pub(crate) fn run_once_ok(agent: &AgentProc) {
+    let out = agent.run_once().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The invariant of every end-to-end run: the stopped agent's queue is empty
+/// and the server holds exactly the sequence numbers `0..next_seq` the agent
+/// used (any loss a gap, any duplicate a repeat). Returns what it holds.
+pub(crate) fn assert_delivered_exactly_once(
+    server: &ServerProc,
+    agent: &AgentProc,
+    id: &str,
+) -> Vec<StoredRecord> {
+    let (next_seq, unacked) = agent_queue(&agent.data_dir);
+    assert_eq!(unacked, 0, "{id}: records left in the queue");
+    let stored = stored_records(server, id);
+    let seqs: Vec<u64> = stored.iter().map(|r| r.record.seq).collect();
+    assert_eq!(
+        seqs,
+        (0..next_seq).collect::<Vec<_>>(),
+        "{id}: server holds {seqs:?}\n{}",
+        agent.log()
+    );
+    stored
 }
