@@ -257,7 +257,7 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
     let mut next_window = Instant::now();
     let mut attempt = 0u32;
     // `--once` queues exactly one heartbeat.
-    let mut heartbeats = 0u64;
+    let mut heartbeat_queued = false;
     let mut last_window_started: Option<Instant> = None;
     let mut urgent = false;
     let urgent_gap = Duration::from_secs(link.urgent_min_interval_seconds);
@@ -277,8 +277,8 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
             // In order: at start the first heartbeat is queued before the
             // first window opens, so that window carries it.
             biased;
-            () = sleep_until(next_heartbeat), if !(once && heartbeats > 0) => {
-                heartbeats += 1;
+            () = sleep_until(next_heartbeat), if !(once && heartbeat_queued) => {
+                heartbeat_queued = true;
                 let stats = shared.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).stats();
                 let hb = crate::heartbeat::build(
                     &stats,
