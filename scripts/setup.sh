@@ -8,7 +8,8 @@
 #   apt:    qemu-user, gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, musl-tools, file, binutils,
 #           curl, openssl (and python3-pip when pip is missing)
 #   PyPI:   ziglang (zig as C compiler and linker for the ARMv6 agent)
-#   rustup: musl targets for the pinned stable toolchain; nightly with rust-src (build-std)
+#   rustup: musl targets for the pinned stable toolchain; the dated nightly named in
+#           cross/nightly-toolchain, with rust-src (build-std for the ARMv6 agent)
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -102,14 +103,16 @@ for component in rustfmt clippy; do
     fi
 done
 
-if ! rustup toolchain list | grep -q '^nightly-'; then
-    say "rust: installing nightly (minimal profile, rust-src) for -Zbuild-std"
-    rustup toolchain install nightly --profile minimal --component rust-src
-elif ! rustup component list --installed --toolchain nightly | grep -q '^rust-src'; then
-    say "rust: adding rust-src to nightly"
-    rustup component add rust-src --toolchain nightly
+# The nightly is pinned by date (cross/nightly-toolchain): a moving nightly breaks build-std.
+NIGHTLY="$(tr -d '[:space:]' < cross/nightly-toolchain)"
+if ! rustup toolchain list | grep -q "^$NIGHTLY-"; then
+    say "rust: installing $NIGHTLY (minimal profile, rust-src) for -Zbuild-std"
+    rustup toolchain install "$NIGHTLY" --profile minimal --component rust-src
+elif ! rustup component list --installed --toolchain "$NIGHTLY" | grep -q '^rust-src'; then
+    say "rust: adding rust-src to $NIGHTLY"
+    rustup component add rust-src --toolchain "$NIGHTLY"
 else
-    say "rust: nightly with rust-src present ($(rustc +nightly --version))"
+    say "rust: $NIGHTLY with rust-src present ($(rustc "+$NIGHTLY" --version))"
 fi
 
 say "done: stable $(rustc --version | cut -d' ' -f2), $(qemu-arm --version | head -n1 | cut -d' ' -f1-3)"

@@ -7,11 +7,32 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Directory holding fresh `flotta-agent` and `flotta-server` binaries,
-/// built (incrementally) into `target/e2e-bins`: a target dir of their own, so
-/// that the feature set of the test build never forces a rebuild of the other.
-/// (Cargo has released its lock by the time tests run, so this nests safely.)
+/// Set by `cargo xtask test` (and `stress-tests`) to the directory where
+/// `cargo nextest run --workspace` already built `flotta-agent` and
+/// `flotta-server` (`target/debug`), so that no test builds them again: a
+/// nested `cargo build` into its own target dir is a second full debug build,
+/// paid inside the first end-to-end test's time (minutes on two cores, while
+/// the other suites wait on cargo's lock).
+pub const BIN_DIR_ENV: &str = "FLOTTA_E2E_BIN_DIR";
+
+/// Directory holding fresh `flotta-agent` and `flotta-server` binaries:
+/// [`BIN_DIR_ENV`] when set (it must hold both), else built (incrementally)
+/// into `target/e2e-bins`: a target dir of their own, so that the feature set
+/// of the test build never forces a rebuild of the other. (Cargo has released
+/// its lock by the time tests run, so this nests safely.)
 pub fn bin_dir() -> std::io::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os(BIN_DIR_ENV) {
+        let dir = PathBuf::from(dir);
+        for bin in ["flotta-agent", "flotta-server"] {
+            if !dir.join(bin).is_file() {
+                return Err(std::io::Error::other(format!(
+                    "{BIN_DIR_ENV}={} has no {bin}",
+                    dir.display()
+                )));
+            }
+        }
+        return Ok(dir);
+    }
     build(&["-p", "flotta-agent", "-p", "flotta-server"], "debug")
 }
 

@@ -142,50 +142,22 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Build the host's `flotta-server` (debug) with exactly the command the end-to-end tests use
-/// (`tests/src/procs.rs`, `bin_dir`), into the same `target/e2e-bins`, so that after the test
-/// step this is a no-op (another package set could unify features differently).
+/// The host's `flotta-server` (debug), from the same build the test step made
+/// (`cargo test --workspace --no-run` is what nextest runs first: after the test step this is
+/// a no-op, and any other package set could unify features differently and rebuild).
 fn build_server(root: &Path) -> Result<PathBuf> {
-    let bins = dist::target_dir(root).join("e2e-bins");
-    let target_dir = bins.to_str().context("target directory is not UTF-8")?;
-    let mut cmd = steps::cargo_command(
+    steps::run_cargo(steps::cargo_command(
         root,
-        &[
-            "build",
-            "--bins",
-            "-p",
-            "flotta-agent",
-            "-p",
-            "flotta-server",
-            "--target-dir",
-            target_dir,
-        ],
-    );
-    for (key, value) in test_process_env(root) {
-        match value {
-            Some(v) => cmd.env(key, v),
-            None => cmd.env_remove(key),
-        };
+        &["test", "--workspace", "--no-run"],
+    ))?;
+    let server = steps::workspace_bin_dir(root).join("flotta-server");
+    if !server.is_file() {
+        bail!(
+            "`cargo test --workspace --no-run` left no {}",
+            server.display()
+        );
     }
-    steps::run_cargo(cmd)?;
-    Ok(bins.join("debug").join("flotta-server"))
-}
-
-/// The package variables the tests' build runs with (they run it from a test process of the
-/// `tests` crate), where we have `cargo run`'s values for xtask. ring's build script declares
-/// `rerun-if-env-changed` on them, so a difference would rebuild ring and everything above it
-/// (rustls, ureq, both binaries) here, and again in the next test run. (`CARGO_PKG_VERSION_*`
-/// agree: both crates take the workspace version.)
-fn test_process_env(root: &Path) -> [(&'static str, Option<String>); 4] {
-    [
-        (
-            "CARGO_MANIFEST_DIR",
-            Some(root.join("tests").display().to_string()),
-        ),
-        ("CARGO_PKG_NAME", Some("flotta-e2e".to_owned())),
-        ("CARGO_MANIFEST_LINKS", None),
-        ("OUT_DIR", None),
-    ]
+    Ok(server)
 }
 
 /// Run `cmd` (the agent's `run --once`) until it exits 0, at most [`ATTEMPTS`] times; each
@@ -311,23 +283,4 @@ fn http_get(port: u16, path: &str) -> Result<String> {
     let mut response = String::new();
     stream.read_to_string(&mut response).with_context(what)?;
     Ok(e2e_parse::ok_body(&response).with_context(what)?.to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_server_build_sees_the_tests_crate_as_its_caller() {
-        let root = crate::repo_root();
-        let env = test_process_env(&root);
-        let manifest = env[0].1.as_deref().unwrap();
-        let cargo_toml = std::fs::read_to_string(Path::new(manifest).join("Cargo.toml")).unwrap();
-        let name = format!("name = \"{}\"", env[1].1.as_deref().unwrap());
-        assert!(cargo_toml.contains(&name), "tests/Cargo.toml lost `{name}`");
-        assert!(
-            cargo_toml.contains("version.workspace = true"),
-            "the tests crate must share xtask's (workspace) version"
-        );
-    }
 }

@@ -6,6 +6,7 @@ use anyhow::{Result, bail};
 use lexopt::prelude::*;
 
 use crate::dist::DistOptions;
+use crate::stress::{Load, StressOptions};
 
 /// What `cargo xtask` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +15,8 @@ pub(crate) enum Task {
     Dist(DistOptions),
     /// Run every check the project has, in order.
     Test,
+    /// Run every test many times under load, to find flaky ones.
+    StressTests(StressOptions),
     /// Run the published ARMv6 agent under qemu against a real server.
     Armv6E2e,
     /// Print the board profiles as a markdown table.
@@ -38,6 +41,12 @@ tasks:
                                        (smaller; panics then abort without a message)
               --e2e                    then run armv6-e2e (needs the ARMv6 target)
   test      fmt, clippy, tests, dist, then armv6-e2e: what CI runs (after scripts/setup.sh)
+  stress-tests [N]
+            run every test of the workspace N times (default 20) with nextest's
+            --stress-count while the machine is busy, to find flaky tests
+              --load cargo|spin|none   what keeps the machine busy (default cargo: a
+                                       workspace build in a scratch target dir, looped)
+              -- <nextest args>        e.g. -- -p flotta-e2e, or a test filter
   armv6-e2e run the ARMv6 agent from dist/ under `qemu-arm -cpu arm1176` against a real
             flotta-server: `run --once` must enrol, register and upload; the server's
             `get edgedevice` and /metrics must show the device and its records
@@ -75,13 +84,39 @@ where
             Task::Dist(opts)
         }
         "test" => Task::Test,
+        "stress-tests" => {
+            let mut opts = StressOptions::default();
+            let mut counted = false;
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    // After `--` lexopt yields everything as values: a leading count is N,
+                    // the rest is nextest's.
+                    Value(v) => {
+                        let v = v.string()?;
+                        match v.parse::<u32>() {
+                            Ok(n) if !counted && opts.nextest_args.is_empty() => {
+                                if n == 0 {
+                                    bail!("N must be a positive count");
+                                }
+                                opts.runs = n;
+                                counted = true;
+                            }
+                            _ => opts.nextest_args.push(v),
+                        }
+                    }
+                    Long("load") => opts.load = Load::parse(&parser.value()?.string()?)?,
+                    other => return Err(other.unexpected().into()),
+                }
+            }
+            Task::StressTests(opts)
+        }
         "armv6-e2e" => Task::Armv6E2e,
         "boards" => Task::Boards,
         "demo" => Task::Demo,
         "help" => Task::Help,
         other => bail!("unknown task `{other}`\n\n{USAGE}"),
     };
-    if !matches!(parsed, Task::Dist(_))
+    if !matches!(parsed, Task::Dist(_) | Task::StressTests(_))
         && let Some(arg) = parser.next()?
     {
         return Err(arg.unexpected().into());
@@ -92,6 +127,31 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stress_tests_parse() {
+        assert_eq!(
+            parse(["stress-tests"]).unwrap(),
+            Task::StressTests(StressOptions::default())
+        );
+        let Task::StressTests(opts) = parse([
+            "stress-tests",
+            "5",
+            "--load",
+            "spin",
+            "--",
+            "-p",
+            "flotta-e2e",
+        ])
+        .unwrap() else {
+            panic!("stress-tests")
+        };
+        assert_eq!(opts.runs, 5);
+        assert_eq!(opts.load, Load::Spin);
+        assert_eq!(opts.nextest_args, ["-p", "flotta-e2e"]);
+        assert!(parse(["stress-tests", "0"]).is_err());
+        assert!(parse(["stress-tests", "--load", "heavy"]).is_err());
+    }
 
     #[test]
     fn dist_options_parse() {

@@ -20,8 +20,10 @@ mod harness;
 mod preflight;
 mod process;
 mod size;
+mod slowest;
 mod smoke;
 mod steps;
+mod stress;
 mod targets;
 mod toolchain;
 
@@ -47,6 +49,7 @@ fn run(task: Task) -> anyhow::Result<()> {
         Task::Dist(opts) => dist::run(&root, &opts)?,
         Task::Armv6E2e => armv6_e2e::run(&root)?,
         Task::Test => steps::run_steps(&root, steps::STEPS)?,
+        Task::StressTests(opts) => stress::run(&root, &opts)?,
         Task::Demo => demo::run(&root)?,
     }
     Ok(())

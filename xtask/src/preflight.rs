@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 
 use crate::process::{can_spawn, captured};
 use crate::targets::{CcSetup, Runner, Target, Toolchain};
-use crate::toolchain::SCRUBBED_ENV;
+use crate::toolchain::{self, SCRUBBED_ENV};
 
 /// A program (with arguments that make it exit quickly) that must be startable.
 fn need_program(missing: &mut Vec<String>, program: &str, args: &[&str], why: &str) {
@@ -30,7 +30,7 @@ fn need_zig(missing: &mut Vec<String>) {
     }
 }
 
-/// The toolchain rustup picks in `root` (or `+nightly`) must have `triple`'s std installed,
+/// The toolchain rustup picks in `root` (or the pinned nightly) must have `triple`'s std installed,
 /// or for build-std, the `rust-src` component.
 fn need_rust(missing: &mut Vec<String>, root: &Path, target: &Target) {
     let mut cmd = Command::new("rustc");
@@ -58,7 +58,7 @@ fn need_rust(missing: &mut Vec<String>, root: &Path, target: &Target) {
             )
         }
         Toolchain::NightlyBuildStd => {
-            cmd.args(["+nightly", "--print", "sysroot"]);
+            cmd.args([&toolchain::nightly_arg(), "--print", "sysroot"]);
             let sysroot = captured(&mut cmd)
                 .ok()
                 .filter(|o| o.status.success())
@@ -69,7 +69,10 @@ fn need_rust(missing: &mut Vec<String>, root: &Path, target: &Target) {
                     .is_file()
             });
             (
-                "nightly toolchain with rust-src (for -Zbuild-std)".to_owned(),
+                format!(
+                    "{} with rust-src (for -Zbuild-std; scripts/setup.sh installs it)",
+                    toolchain::NIGHTLY
+                ),
                 has_src,
             )
         }

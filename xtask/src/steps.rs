@@ -13,11 +13,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::armv6_e2e;
 use crate::dist::{self, DistOptions};
 use crate::process;
+use crate::slowest;
 
 /// One step of `cargo xtask test`.
 pub(crate) struct Step {
@@ -90,15 +91,36 @@ fn clippy(root: &Path) -> Result<()> {
     )
 }
 
+/// What tells the end-to-end tests where the binaries they start are (see
+/// `flotta_e2e::procs::bin_dir`).
+pub(crate) const E2E_BIN_DIR_ENV: &str = "FLOTTA_E2E_BIN_DIR";
+
+/// The debug binaries of the workspace build, where `cargo nextest run --workspace` (and
+/// `cargo test --workspace`) leave `flotta-agent` and `flotta-server`: cargo builds a
+/// package's binaries for its integration tests, before any test runs. The end-to-end tests
+/// start these instead of building their own copy (which cost a second full debug build,
+/// inside the first end-to-end test's time).
+pub(crate) fn workspace_bin_dir(root: &Path) -> std::path::PathBuf {
+    dist::target_dir(root).join("debug")
+}
+
 /// nextest when installed (then doc tests separately: nextest does not run them), else
-/// `cargo test`, which runs both.
+/// `cargo test`, which runs both. The end-to-end tests start the binaries of this same build
+/// ([`workspace_bin_dir`]); the slowest tests are printed at the end.
 fn test(root: &Path) -> Result<()> {
+    let bins = workspace_bin_dir(root);
     if process::can_spawn("cargo-nextest", &["--version"]) {
-        cargo(root, &["nextest", "run", "--workspace"])?;
+        let mut cmd = cargo_command(root, &["nextest", "run", "--workspace", "--profile", "ci"]);
+        cmd.env(E2E_BIN_DIR_ENV, &bins);
+        let result = run_cargo(cmd);
+        slowest::print(&root.join(slowest::JUNIT_PATH), 12);
+        result?;
         cargo(root, &["test", "--workspace", "--doc"])
     } else {
         println!("cargo-nextest not installed; using cargo test");
-        cargo(root, &["test", "--workspace"])
+        let mut cmd = cargo_command(root, &["test", "--workspace"]);
+        cmd.env(E2E_BIN_DIR_ENV, &bins);
+        run_cargo(cmd)
     }
 }
 
@@ -116,10 +138,11 @@ pub(crate) fn format_elapsed(d: Duration) -> String {
     }
 }
 
-/// Run `steps` in order, stopping at the first failure.
+/// Run `steps` in order, stopping at the first failure. The timing table of the steps that
+/// ran is printed either way, so the budget is visible on a red run too.
 pub(crate) fn run_steps(root: &Path, steps: &[Step]) -> Result<()> {
     let all = Instant::now();
-    let mut done: Vec<(&str, Duration)> = Vec::new();
+    let mut done: Vec<(&str, Duration, bool)> = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         println!("\n==> [{}/{}] {}", i + 1, steps.len(), step.name);
         let started = Instant::now();
@@ -131,24 +154,43 @@ pub(crate) fn run_steps(root: &Path, steps: &[Step]) -> Result<()> {
             if result.is_ok() { "passed" } else { "FAILED" },
             format_elapsed(took)
         );
-        result.with_context(|| {
-            format!(
+        done.push((step.name, took, result.is_ok()));
+        if let Err(e) = result {
+            print!("{}", timing_table(&done, steps.len(), all.elapsed()));
+            return Err(e.context(format!(
                 "step `{}` failed after {}; fix it and rerun `cargo xtask test`",
                 step.name,
                 format_elapsed(took)
-            )
-        })?;
-        done.push((step.name, took));
+            )));
+        }
     }
-    println!(
-        "\nall {} steps passed in {}:",
-        steps.len(),
-        format_elapsed(all.elapsed())
-    );
-    for (name, took) in done {
-        println!("  {name:<10} {}", format_elapsed(took));
-    }
+    print!("{}", timing_table(&done, steps.len(), all.elapsed()));
     Ok(())
+}
+
+/// `all 5 steps passed in 9m12s:` (or how many of them ran) and one line per step.
+fn timing_table(done: &[(&str, Duration, bool)], planned: usize, total: Duration) -> String {
+    let passed = done.iter().all(|(_, _, ok)| *ok) && done.len() == planned;
+    let mut out = if passed {
+        format!(
+            "\nall {planned} steps passed in {}:\n",
+            format_elapsed(total)
+        )
+    } else {
+        format!(
+            "\n{} of {planned} steps ran in {}:\n",
+            done.len(),
+            format_elapsed(total)
+        )
+    };
+    for (name, took, ok) in done {
+        out.push_str(&format!(
+            "  {name:<10} {:>8}{}\n",
+            format_elapsed(*took),
+            if *ok { "" } else { "  FAILED" }
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -9,6 +9,16 @@ use std::path::Path;
 
 use crate::targets::{CcSetup, Target, Toolchain};
 
+/// The dated nightly that builds std for targets without a prebuilt one (`-Zbuild-std`), as
+/// named in `cross/nightly-toolchain` (which `scripts/setup.sh` installs). Pinned: a moving
+/// nightly breaks build-std (and the ARMv6 agent) without any change here.
+pub(crate) const NIGHTLY: &str = include_str!("../../cross/nightly-toolchain").trim_ascii();
+
+/// `+<pinned nightly>`, the first argument of a build-std cargo or rustc call.
+pub(crate) fn nightly_arg() -> String {
+    format!("+{NIGHTLY}")
+}
+
 /// The package and binary `dist` builds.
 pub(crate) const AGENT_PACKAGE: &str = "flotta-agent";
 
@@ -33,7 +43,7 @@ pub(crate) struct BuildOptions {
 /// A fully described `cargo build` invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BuildCommand {
-    /// Arguments after `cargo` (starting with `+nightly` when needed).
+    /// Arguments after `cargo` (starting with `+nightly-<date>` when needed).
     pub(crate) args: Vec<String>,
     /// Variables to set.
     pub(crate) env: Vec<(String, String)>,
@@ -127,7 +137,7 @@ pub(crate) fn build_env(target: &Target, root: &Path, opts: BuildOptions) -> Vec
 pub(crate) fn build_args(target: &Target) -> Vec<String> {
     let mut args: Vec<String> = Vec::new();
     if target.toolchain == Toolchain::NightlyBuildStd {
-        args.push("+nightly".into());
+        args.push(nightly_arg());
     }
     args.extend(
         [
@@ -240,7 +250,11 @@ mod tests {
     #[test]
     fn nightly_args_add_toolchain_and_build_std() {
         let args = build_args(find("arm-unknown-linux-musleabihf").unwrap());
-        assert_eq!(args.first().map(String::as_str), Some("+nightly"));
+        assert_eq!(args.first(), Some(&nightly_arg()));
+        assert!(
+            NIGHTLY.starts_with("nightly-20"),
+            "pinned by date: {NIGHTLY}"
+        );
         assert_eq!(
             args.last().map(String::as_str),
             Some("-Zbuild-std=std,panic_abort")

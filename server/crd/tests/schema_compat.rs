@@ -7,8 +7,9 @@
 //! enum, default, bounds and `required` list. Our own types may not add fields
 //! Flotta lacks either. The few justified differences are listed in [`ALLOWED`].
 //!
-//! The reference CRDs live outside the repository, in the shared reference tree
-//! beside the checkout (`FLOTTA_REFERENCE_CRDS` overrides the directory; see
+//! The reference CRDs are a copy of Flotta's, carried in
+//! `tests/fixtures/flotta-crds` (origin and licence in its README;
+//! `FLOTTA_REFERENCE_CRDS` points the tests at another directory; see
 //! `common/mod.rs`).
 
 mod common;

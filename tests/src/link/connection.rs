@@ -35,8 +35,10 @@ pub(crate) fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-/// Serves the `id`-th connection attempt, already admitted.
-pub(crate) async fn run(mut client: TcpStream, shared: Arc<Shared>, id: u64) {
+/// Serves the `id`-th connection attempt, admitted while the link was up in
+/// down-epoch `epoch` (see [`LinkState`](super::shared::LinkState)): any
+/// blackout after that cuts it, even one that ended before this task ran.
+pub(crate) async fn run(mut client: TcpStream, shared: Arc<Shared>, id: u64, epoch: u64) {
     let accepted_at = Instant::now();
     let lifetime = shared
         .timing
@@ -60,7 +62,7 @@ pub(crate) async fn run(mut client: TcpStream, shared: Arc<Shared>, id: u64) {
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
 
-    match forward_both(&mut client, &mut upstream, &shared, id, deadline).await {
+    match forward_both(&mut client, &mut upstream, &shared, id, epoch, deadline).await {
         Outcome::Finished => shared.counters.count(Event::Closed),
         Outcome::Failed => {
             shared.counters.count(Event::Closed);
@@ -90,6 +92,7 @@ async fn forward_both(
     upstream: &mut TcpStream,
     shared: &Shared,
     id: u64,
+    epoch: u64,
     deadline: Option<Instant>,
 ) -> Outcome {
     let mut link_state = shared.subscribe();
@@ -116,8 +119,13 @@ async fn forward_both(
         }
     };
     let blackout = async {
-        // The sender lives in `shared`, which outlives this task.
-        if link_state.wait_for(|up| !*up).await.is_err() {
+        // The sender lives in `shared`, which outlives this task. The epoch,
+        // not `up`, decides: a blackout that is already over still cuts.
+        if link_state
+            .wait_for(|state| !state.up || state.downs != epoch)
+            .await
+            .is_err()
+        {
             pending::<()>().await;
         }
     };

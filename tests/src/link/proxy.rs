@@ -312,12 +312,13 @@ impl Serving {
             shared
                 .timing
                 .refuse_attempt(&mut seed::rng(shared.seed, id, Stream::Attempt));
-        if !shared.is_up() || unlucky {
+        let state = shared.state();
+        if !state.up || unlucky {
             shared.counters.count(Event::Refused);
             connection::reset(stream);
             return;
         }
-        tasks.spawn(connection::run(stream, Arc::clone(shared), id));
+        tasks.spawn(connection::run(stream, Arc::clone(shared), id, state.downs));
     }
 }
 

@@ -20,6 +20,23 @@ struct Flags {
     scheduled_down: bool,
 }
 
+/// What connections watch: whether the link is up, and how many times it
+/// went down so far.
+///
+/// The count is what cuts connections. A `watch` channel keeps only the
+/// latest value, so a short blackout (down, then up again before a
+/// connection task is polled) would be invisible in a plain `bool`: the task
+/// would wake, see "up" and carry on. A connection admitted at epoch `n` is
+/// cut as soon as it sees any epoch other than `n`, however briefly the link
+/// was down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LinkState {
+    /// Up by hand and by schedule.
+    pub(crate) up: bool,
+    /// Transitions from up to down since the link started.
+    pub(crate) downs: u64,
+}
+
 /// Everything the proxy's tasks and the [`Link`](super::Link) handle share.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -32,8 +49,9 @@ pub(crate) struct Shared {
     /// `true` for [`CutMode::Stall`].
     stall: AtomicBool,
     flags: Mutex<Flags>,
-    /// Whether the link is up; connections watch it to be cut.
-    up: watch::Sender<bool>,
+    /// Whether the link is up and how often it went down; connections
+    /// watch it to be cut.
+    up: watch::Sender<LinkState>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -64,7 +82,7 @@ impl Shared {
                 manual_up: true,
                 scheduled_down: false,
             }),
-            up: watch::Sender::new(true),
+            up: watch::Sender::new(LinkState { up: true, downs: 0 }),
         }
     }
 
@@ -92,10 +110,16 @@ impl Shared {
     }
 
     pub(crate) fn is_up(&self) -> bool {
+        self.up.borrow().up
+    }
+
+    /// The state now: a connection admitted while it is up keeps its
+    /// `downs` as the epoch it lives in (see [`LinkState`]).
+    pub(crate) fn state(&self) -> LinkState {
         *self.up.borrow()
     }
 
-    pub(crate) fn subscribe(&self) -> watch::Receiver<bool> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<LinkState> {
         self.up.subscribe()
     }
 
@@ -112,7 +136,15 @@ impl Shared {
         change(&mut flags);
         let up = flags.manual_up && !flags.scheduled_down;
         // Under the lock, so concurrent updates publish in order.
-        self.up
-            .send_if_modified(|current| std::mem::replace(current, up) != up);
+        self.up.send_if_modified(|current| {
+            if current.up == up {
+                return false;
+            }
+            current.up = up;
+            if !up {
+                current.downs += 1;
+            }
+            true
+        });
     }
 }

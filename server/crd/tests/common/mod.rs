@@ -11,14 +11,13 @@ use std::path::PathBuf;
 use flotta_crd::all_crds;
 use serde_json::Value;
 
-/// Directory of Flotta's reference CRDs: `FLOTTA_REFERENCE_CRDS`, or the shared
-/// reference tree beside the checkout.
+/// Directory of Flotta's reference CRDs: `FLOTTA_REFERENCE_CRDS` (to compare
+/// against another Flotta release), else the copy this repository carries in
+/// `tests/fixtures/flotta-crds` (origin and licence in its README).
 pub fn reference_dir() -> PathBuf {
     match std::env::var_os("FLOTTA_REFERENCE_CRDS") {
         Some(dir) => PathBuf::from(dir),
-        None => {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/flotta/crds")
-        }
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/flotta-crds"),
     }
 }
 
