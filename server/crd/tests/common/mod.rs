@@ -16,8 +16,8 @@ use serde_json::Value;
 /// `tests/fixtures/flotta-crds` (origin and licence in its README).
 pub fn reference_dir() -> PathBuf {
     match std::env::var_os("FLOTTA_REFERENCE_CRDS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/flotta-crds"),
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/flotta-crds"),
     }
 }
 
