@@ -12,6 +12,7 @@ pub mod config;
 pub mod controller;
 pub mod decode;
 pub mod device_id;
+pub mod listener;
 pub mod metrics;
 pub mod models;
 pub mod objects;

@@ -1,6 +1,7 @@
 //! Prometheus metrics served on the admin listener's `/metrics`: API
 //! requests by route and status, records and batches received, devices by
-//! presence, and store call latency.
+//! presence, store call latency, and connections open and refused by
+//! listener and client class.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +50,26 @@ pub struct HandshakeLabels {
     pub kind: String,
 }
 
+/// Labels of `flotta_connections`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLabels {
+    /// `api` or `admin`.
+    pub listener: String,
+    /// `device`, `registration`, `other` or `admin`.
+    pub class: String,
+}
+
+/// Labels of `flotta_connections_refused_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// `api` or `admin`.
+    pub listener: String,
+    /// `device`, `registration`, `other` or `admin`.
+    pub class: String,
+    /// `listener_full`, `class_full` or `client_full`.
+    pub reason: String,
+}
+
 /// Every metric the server exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -65,6 +86,10 @@ pub struct Metrics {
     pub store_latency: Family<OpLabels, Histogram>,
     /// TLS handshakes on the API listener, by kind.
     pub tls_handshakes: Family<HandshakeLabels, Counter>,
+    /// Connections admitted and still open, by listener and class.
+    pub connections: Family<ConnectionLabels, Gauge>,
+    /// Connections refused after the handshake, by listener, class and reason.
+    pub connections_refused: Family<RefusalLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -106,6 +131,18 @@ impl Metrics {
             "TLS handshakes on the API listener: full, resumed (from a session ticket) or failed",
             tls_handshakes.clone(),
         );
+        let connections = Family::<ConnectionLabels, Gauge>::default();
+        registry.register(
+            "flotta_connections",
+            "Connections admitted and open, by listener and client class",
+            connections.clone(),
+        );
+        let connections_refused = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "flotta_connections_refused",
+            "Connections refused (503) because a connection budget was full, by listener, class and reason",
+            connections_refused.clone(),
+        );
         registry.register(
             "flotta_store_operation_seconds",
             "Latency of store calls by operation",
@@ -119,6 +156,8 @@ impl Metrics {
             devices,
             store_latency,
             tls_handshakes,
+            connections,
+            connections_refused,
         }
     }
 

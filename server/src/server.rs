@@ -1,32 +1,26 @@
 //! Running the server: open the PKI and store, bind the mTLS API listener and
-//! the plain admin listener, serve until told to stop.
+//! the plain admin listener, serve both (with budgets and deadlines, see
+//! [`crate::listener`]) until told to stop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 
 use crate::api::{self, AppState};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::controller::runner::Runner;
+use crate::listener::{self, Budgets, Listener, MtlsAdmit, PlainAdmit};
 use crate::metrics::Metrics;
-use crate::pki::{ClientIdentity, Pki, PkiError};
+use crate::pki::{Pki, PkiError};
 use crate::service::EdgeService;
 use crate::store::{SqliteStore, Store, StoreError, TimedStore};
 use crate::tls::{self, TlsError};
-
-/// How long open connections get to finish after shutdown was requested.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Starting the server failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +34,9 @@ pub enum StartError {
     /// The TLS configuration is unusable.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -61,7 +58,7 @@ impl StartError {
             StartError::Pki(e) => e.is_retriable(),
             StartError::Store(e) => e.is_retriable(),
             StartError::Bind { source, .. } => source.kind() == std::io::ErrorKind::AddrInUse,
-            StartError::Tls(_) | StartError::Internal(_) => false,
+            StartError::Tls(_) | StartError::Config(_) | StartError::Internal(_) => false,
         }
     }
 }
@@ -152,7 +149,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let service = EdgeService::new(
         store.clone(),
         pki.clone(),
-        clock,
+        clock.clone(),
         config.clone(),
         metrics.clone(),
     );
@@ -177,26 +174,28 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     tracing::info!(%api_addr, %admin_addr, "flotta-server listening");
 
     let (shutdown, rx) = watch::channel(false);
-    let api = Arc::new(ApiContext {
-        acceptor,
+    let api = Listener {
+        name: "api",
+        admit: MtlsAdmit {
+            acceptor,
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+        },
         router: api::router(state.clone()),
-        config: config.clone(),
-        metrics: metrics.clone(),
-    });
-    let api_task = tokio::spawn(serve_api(api_listener, api, rx.clone()));
-    let mut admin_rx = rx;
-    let admin_router = api::admin::router(state);
-    let admin_task = tokio::spawn(async move {
-        let stop = async move {
-            let _ = admin_rx.wait_for(|stop| *stop).await;
-        };
-        if let Err(e) = axum::serve(admin_listener, admin_router)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::error!("admin listener failed: {e}");
-        }
-    });
+        budgets: Budgets::new(config.api_limits(), "api", metrics.clone()),
+        max_pending: config.max_tls_handshakes,
+        timeouts: config.timeouts(),
+    };
+    let admin = Listener {
+        name: "admin",
+        admit: PlainAdmit,
+        router: api::admin::router(state),
+        budgets: Budgets::new(config.admin_limits(), "admin", metrics.clone()),
+        max_pending: config.max_admin_connections,
+        timeouts: config.timeouts(),
+    };
+    let api_task = tokio::spawn(listener::serve(api_listener, Arc::new(api), rx.clone()));
+    let admin_task = tokio::spawn(listener::serve(admin_listener, Arc::new(admin), rx));
     let controller_task = tokio::spawn(controller.run_loop(
         Duration::from_secs(config.controller_interval_seconds),
         shutdown.subscribe(),
@@ -210,130 +209,4 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         shutdown,
         tasks: vec![api_task, admin_task, controller_task],
     })
-}
-
-async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
-}
-
-/// What every API connection needs.
-struct ApiContext {
-    acceptor: TlsAcceptor,
-    router: Router,
-    config: Arc<Config>,
-    metrics: Arc<Metrics>,
-}
-
-async fn serve_api(
-    listener: TcpListener,
-    api: Arc<ApiContext>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let slots = Arc::new(Semaphore::new(api.config.max_connections));
-    let mut conns = JoinSet::new();
-    loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = stopped(&mut shutdown) => break,
-        };
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = stopped(&mut shutdown) => break,
-        };
-        while conns.try_join_next().is_some() {}
-        conns.spawn(serve_connection(
-            tcp,
-            peer,
-            api.clone(),
-            shutdown.clone(),
-            permit,
-        ));
-    }
-    drop(listener);
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while conns.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("closing connections still open after the grace period");
-        conns.abort_all();
-    }
-}
-
-async fn serve_connection(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    api: Arc<ApiContext>,
-    mut shutdown: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
-) {
-    let (config, metrics) = (&api.config, &api.metrics);
-    let handshake = Duration::from_secs(config.tls_handshake_timeout_seconds);
-    let tls = match tokio::time::timeout(handshake, api.acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            metrics.count_handshake("failed");
-            tracing::info!(%peer, "TLS handshake failed: {e}");
-            return;
-        }
-        Err(_) => {
-            metrics.count_handshake("failed");
-            tracing::info!(%peer, "TLS handshake timed out");
-            return;
-        }
-    };
-    metrics.count_handshake(match tls.get_ref().1.handshake_kind() {
-        Some(rustls::HandshakeKind::Resumed) => "resumed",
-        _ => "full",
-    });
-    let identity = match tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .map(|c| ClientIdentity::from_der(c))
-    {
-        Some(Ok(identity)) => identity,
-        Some(Err(e)) => {
-            tracing::warn!(%peer, "unreadable client certificate: {e}");
-            return;
-        }
-        None => {
-            tracing::warn!(%peer, "no client certificate");
-            return;
-        }
-    };
-    tracing::debug!(%peer, role = ?identity.role, "client connected");
-    let router = api.router.clone();
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(identity.clone());
-        router.clone().oneshot(req)
-    });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(config.http_header_read_timeout_seconds))
-        .serve_connection(TokioIo::new(tls), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => {
-            if let Err(e) = r {
-                tracing::debug!(%peer, "connection ended: {e}");
-            }
-        }
-        () = stopped(&mut shutdown) => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
-    }
 }

@@ -39,6 +39,9 @@ pub struct TestOptions {
     pub old_ca_files: Vec<std::path::PathBuf>,
     /// TLS sessions kept for resumption (0: none).
     pub tls_session_cache_entries: usize,
+    /// More configuration keys (TOML) applied last, e.g. small connection
+    /// budgets and short deadlines; validated.
+    pub config_toml: String,
 }
 
 impl Default for TestOptions {
@@ -50,6 +53,7 @@ impl Default for TestOptions {
             clock: Arc::new(SystemClock),
             old_ca_files: Vec::new(),
             tls_session_cache_entries: Config::default().tls_session_cache_entries,
+            config_toml: String::new(),
         }
     }
 }
@@ -106,7 +110,8 @@ impl TestServer {
             old_ca_files: options.old_ca_files.clone(),
             tls_session_cache_entries: options.tls_session_cache_entries,
             ..Config::default()
-        };
+        }
+        .with_toml(&options.config_toml)?;
         let server = server::start(config.clone(), options.clock.clone()).await?;
         let registration = server
             .pki()

@@ -4,13 +4,14 @@
 //! or 500/503.
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::body::read_limited;
 use crate::controller::{self, status};
 use crate::device_id::DeviceId;
 use crate::objects::{self, Kind, ObjectError};
@@ -55,13 +56,17 @@ pub(super) struct NamespaceQuery {
     namespace: Option<String>,
 }
 
-/// `POST /apis/apply`: YAML or JSON manifests, one or more documents. Every
-/// document is validated before anything is stored.
+/// `POST /apis/apply`: YAML or JSON manifests, one or more documents (at
+/// most `max_admin_body_bytes`). Every document is validated before
+/// anything is stored.
 pub(super) async fn apply(
     State(state): State<AppState>,
     Query(q): Query<NamespaceQuery>,
-    body: Bytes,
+    body: Body,
 ) -> Reply {
+    let body = read_limited(body, state.service.config().max_admin_body_bytes)
+        .await
+        .map_err(|e| error(e.status(), e.message()))?;
     let text = std::str::from_utf8(&body)
         .map_err(|e| {
             error(

@@ -1,22 +1,36 @@
-//! Reading request bodies with a size limit.
+//! Reading request bodies with a size limit and the listener's deadlines.
 
 use axum::body::{Body, Bytes};
 use axum::http::StatusCode;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Body as _;
 
 use super::error::ApiError;
 use crate::decode::BadBody;
+use crate::listener::BodyTimeout;
 
-/// Read the whole body, refusing (413) more than `limit` bytes.
+/// Read the whole body, refusing (413) more than `limit` bytes: at once,
+/// without reading anything, when the declared `Content-Length` (the body's
+/// exact size hint) is over the limit; while streaming otherwise (chunked).
+/// A body cut by the listener's deadline or minimum rate answers 408.
 pub(super) async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    if body.size_hint().lower() > u64::try_from(limit).unwrap_or(u64::MAX) {
+        return Err(BadBody::TooLarge(limit).into());
+    }
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             Err(BadBody::TooLarge(limit).into())
         }
-        Err(e) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("could not read the request body: {e}"),
-        )),
+        Err(e) => match BodyTimeout::find(&*e) {
+            Some(timeout) => Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                timeout.to_string(),
+            )),
+            None => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the request body: {e}"),
+            )),
+        },
     }
 }

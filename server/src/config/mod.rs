@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::device_id::Namespace;
 use crate::pki::PkiSettings;
 
+mod listeners;
+
 /// Prefix of environment variables overriding configuration keys
 /// (`FLOTTA_SERVER_LISTEN_ADDR` sets `listen_addr`).
 pub const ENV_PREFIX: &str = "FLOTTA_SERVER_";
@@ -71,10 +73,33 @@ pub struct Config {
     /// TLS sessions kept in memory for resumption (about 1 KiB each; 0: no
     /// resumption). Size it above the number of devices.
     pub tls_session_cache_entries: usize,
-    /// Time allowed to receive a request's headers.
+    /// Time allowed to receive a request's headers (from the moment the
+    /// connection waits for them; also bounds an idle keep-alive connection).
     pub http_header_read_timeout_seconds: u64,
-    /// Connections served at once on the API listener; more wait to be accepted.
+    /// Time allowed to receive a whole request, headers and body, counted
+    /// as the header timeout is. At least `http_header_read_timeout_seconds`.
+    pub http_request_timeout_seconds: u64,
+    /// Slowest average body rate accepted once the grace period is over.
+    pub http_body_min_rate_bytes_per_second: u64,
+    /// Time after the headers before the minimum body rate applies.
+    pub http_body_min_rate_grace_seconds: u64,
+    /// Admitted connections on the API listener, all classes together.
     pub max_connections: usize,
+    /// Of those, the most the registration certificate may hold.
+    pub max_registration_connections: usize,
+    /// Of those, the most expired certificates and certificates with
+    /// neither role may hold.
+    pub max_other_connections: usize,
+    /// Most API connections one client may hold: one device id (whichever
+    /// of its certificates), or one other certificate.
+    pub max_connections_per_client: usize,
+    /// API connections accepted and not yet admitted (TLS handshake, or a
+    /// refusal being answered); more wait in the kernel's backlog.
+    pub max_tls_handshakes: usize,
+    /// Connections on the admin listener.
+    pub max_admin_connections: usize,
+    /// Largest admin request body (manifests for `apply`).
+    pub max_admin_body_bytes: usize,
     /// A device is offline after this many heartbeat periods without news.
     pub offline_after_missed_heartbeats: u32,
     /// Heartbeat period sent to devices whose EdgeDevice/EdgeDeviceSet set none.
@@ -102,7 +127,16 @@ impl Default for Config {
             tls_handshake_timeout_seconds: 10,
             tls_session_cache_entries: 16_384,
             http_header_read_timeout_seconds: 30,
+            http_request_timeout_seconds: 300,
+            http_body_min_rate_bytes_per_second: 32,
+            http_body_min_rate_grace_seconds: 30,
             max_connections: 1024,
+            max_registration_connections: 128,
+            max_other_connections: 64,
+            max_connections_per_client: 4,
+            max_tls_handshakes: 256,
+            max_admin_connections: 32,
+            max_admin_body_bytes: 4 * 1024 * 1024,
             offline_after_missed_heartbeats: 3,
             default_heartbeat_period_seconds:
                 crate::controller::wire::DEFAULT_HEARTBEAT_PERIOD_SECONDS,
@@ -179,20 +213,6 @@ impl Config {
         if let Err(e) = Namespace::parse(&self.default_namespace) {
             return invalid("default_namespace", e.to_string());
         }
-        for (key, v) in [
-            (
-                "tls_handshake_timeout_seconds",
-                self.tls_handshake_timeout_seconds,
-            ),
-            (
-                "http_header_read_timeout_seconds",
-                self.http_header_read_timeout_seconds,
-            ),
-        ] {
-            if v == 0 || v > 3600 {
-                return invalid(key, "must be 1..=3600".into());
-            }
-        }
         if !(1..=86_400).contains(&self.default_heartbeat_period_seconds) {
             return invalid(
                 "default_heartbeat_period_seconds",
@@ -208,10 +228,7 @@ impl Config {
         if self.controller_interval_seconds == 0 || self.controller_interval_seconds > 3600 {
             return invalid("controller_interval_seconds", "must be 1..=3600".into());
         }
-        if self.max_connections == 0 {
-            return invalid("max_connections", "must be at least 1".into());
-        }
-        Ok(())
+        self.validate_listeners()
     }
 
     /// Path of the SQLite store.
