@@ -223,6 +223,10 @@ fn main() -> anyhow::Result<()> {
             let ns = namespace.unwrap_or_else(|| config.default_namespace.clone());
             let o = admin.get(kind, &ns, &name)?;
             print!("{}", cli::describe(kind, &o, clock.now_ms()));
+            if kind == Kind::EdgeDevice {
+                let events = admin.events(&name)?;
+                print!("{}", cli::describe_events(&events, clock.now_ms()));
+            }
         }
         Command::Delete {
             kind,

@@ -6,4 +6,6 @@ mod client;
 mod output;
 
 pub use client::{AdminClient, CliError};
-pub use output::{OutputFormat, describe, format_list, format_object, human_age, table};
+pub use output::{
+    OutputFormat, describe, describe_events, format_list, format_object, human_age, table,
+};

@@ -236,3 +236,35 @@ pub fn describe(kind: Kind, o: &Value, now_ms: u64) -> String {
     }
     out
 }
+
+/// The `Events:` section of `describe edgedevice` (as kubectl prints it):
+/// type, reason, age and message of each event, oldest first.
+pub fn describe_events(events: &[Value], now_ms: u64) -> String {
+    if events.is_empty() {
+        return "Events:       <none>\n".into();
+    }
+    let mut rows = vec![["TYPE", "REASON", "AGE", "MESSAGE"].map(str::to_owned)];
+    for e in events {
+        rows.push([
+            s(e, "/type").to_owned(),
+            s(e, "/reason").to_owned(),
+            human_age(s(e, "/time"), now_ms),
+            s(e, "/message").to_owned(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..4)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::from("Events:\n");
+    for r in rows {
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| format!("{cell:<w$}", w = widths[i]))
+            .collect();
+        out.push_str("  ");
+        out.push_str(cells.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}

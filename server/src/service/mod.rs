@@ -16,7 +16,7 @@ pub use error::ServiceError;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::controller::{self, Settings};
-use crate::decode::DecodedBatch;
+use crate::decode::{DecodedBatch, heartbeat_events};
 use crate::device_id::{DeviceId, Namespace};
 use crate::metrics::{ClassLabels, Metrics};
 use crate::models::{EnrolmentInfo, HeartbeatInfo, RegistrationInfo};
@@ -167,20 +167,23 @@ impl EdgeService {
         .await
     }
 
-    /// Apply a Flotta JSON heartbeat.
+    /// Apply a Flotta JSON heartbeat and store its events (`sent` is the
+    /// message's send time, which identifies the events of a retry).
     pub async fn heartbeat(
         &self,
         id: DeviceId,
         info: HeartbeatInfo,
         raw: Value,
+        sent: Option<String>,
     ) -> Result<(), ServiceError> {
+        let events = heartbeat_events(&info, sent.as_deref(), self.clock.now_ms());
         let update = StatusUpdate {
             status: info.status.unwrap_or_else(|| "up".into()),
             heartbeat: raw,
             hardware: info.hardware,
             seq: None,
         };
-        self.blocking(move |s, _, now| Ok(s.update_status(&id, &update, now)?))
+        self.blocking(move |s, _, now| Ok(s.update_status(&id, &update, &events, now)?))
             .await
     }
 
