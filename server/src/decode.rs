@@ -6,6 +6,7 @@ mod message;
 
 use flotta_proto::batch::{BatchRequest, DecodeError as BatchDecodeError};
 use flotta_proto::payload::{DeviceStatus, Heartbeat, Payload};
+use flotta_proto::record::RecordClass;
 use serde_json::Value;
 
 pub use message::{DataOut, decode_data_out, heartbeat_events};
@@ -91,6 +92,16 @@ pub fn heartbeat_json(hb: &Heartbeat) -> Value {
     v
 }
 
+/// The record class as a lower-case word (`heartbeat`, `log`, `event`), for
+/// messages and metric labels.
+pub fn class_word(class: RecordClass) -> &'static str {
+    match class {
+        RecordClass::Heartbeat => "heartbeat",
+        RecordClass::Log => "log",
+        RecordClass::Event => "event",
+    }
+}
+
 fn status_word(s: DeviceStatus) -> &'static str {
     match s {
         DeviceStatus::Up => "up",
@@ -131,9 +142,9 @@ pub fn decode_batch(body: &[u8]) -> Result<DecodedBatch, BadBody> {
         let payload = Payload::decode(&r.payload).map_err(|e| bad(format!("payload: {e}")))?;
         if payload.class() != r.class {
             return Err(bad(format!(
-                "payload is a {:?} but the record says {:?}",
-                payload.class(),
-                r.class
+                "payload is a {} but the record says {}",
+                class_word(payload.class()),
+                class_word(r.class)
             )));
         }
         if let Payload::Heartbeat(hb) = &payload {

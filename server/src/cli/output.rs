@@ -27,7 +27,7 @@ impl FromStr for OutputFormat {
             "yaml" => Ok(OutputFormat::Yaml),
             "json" => Ok(OutputFormat::Json),
             other => Err(format!(
-                "unknown output format {other:?} (yaml, json or table)"
+                "unknown output format \"{other}\" (yaml, json or table)"
             )),
         }
     }

@@ -16,7 +16,7 @@ pub use error::ServiceError;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::controller::{self, Settings};
-use crate::decode::{DecodedBatch, heartbeat_events};
+use crate::decode::{DecodedBatch, class_word, heartbeat_events};
 use crate::device_id::{DeviceId, Namespace};
 use crate::metrics::{ClassLabels, Metrics};
 use crate::models::{EnrolmentInfo, HeartbeatInfo, RegistrationInfo};
@@ -147,7 +147,7 @@ impl EdgeService {
             let renewal = matches!(&role, Role::Device { id: own, .. } if *own == id);
             if !renewal && device.cert_used {
                 return Err(ServiceError::Forbidden(format!(
-                    "device {:?} already uses its own certificate; renew it with that certificate, not the registration certificate",
+                    "device \"{}\" already uses its own certificate; renew it with that certificate, not the registration certificate",
                     id.as_str()
                 )));
             }
@@ -205,7 +205,7 @@ impl EdgeService {
         let period = self.config.default_heartbeat_period_seconds;
         self.blocking(move |s, _, now| {
             for r in &batch.records {
-                let class = format!("{:?}", r.class).to_ascii_lowercase();
+                let class = class_word(r.class).to_owned();
                 metrics.records.get_or_create(&ClassLabels { class }).inc();
             }
             metrics.batches.inc();
