@@ -2,6 +2,7 @@
 //! a client for the admin listener's object API and the output formats
 //! (tables, YAML, JSON). The binary only parses arguments and prints.
 
+mod assigned;
 mod client;
 mod output;
 
