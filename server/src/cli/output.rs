@@ -158,7 +158,13 @@ pub fn table(
         }
         rows.push(r);
     }
-    let cols = rows[0].len();
+    aligned(&rows, "")
+}
+
+/// Rows as columns padded to their widest cell, three spaces apart, each
+/// line starting with `indent`.
+fn aligned(rows: &[Vec<String>], indent: &str) -> String {
+    let cols = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {
             rows.iter()
@@ -174,6 +180,7 @@ pub fn table(
             .enumerate()
             .map(|(i, cell)| format!("{cell:<w$}", w = widths[i]))
             .collect();
+        out.push_str(indent);
         out.push_str(line.join("   ").trim_end());
         out.push('\n');
     }
@@ -251,28 +258,19 @@ pub fn describe_events(events: &[Value], now_ms: u64) -> String {
     if events.is_empty() {
         return "Events:       <none>\n".into();
     }
-    let mut rows = vec![["TYPE", "REASON", "AGE", "MESSAGE"].map(str::to_owned)];
+    let mut rows = vec![vec![
+        "TYPE".to_owned(),
+        "REASON".into(),
+        "AGE".into(),
+        "MESSAGE".into(),
+    ]];
     for e in events {
-        rows.push([
+        rows.push(vec![
             s(e, "/type").to_owned(),
             s(e, "/reason").to_owned(),
             human_age(s(e, "/time"), now_ms),
             s(e, "/message").to_owned(),
         ]);
     }
-    let widths: Vec<usize> = (0..4)
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::from("Events:\n");
-    for r in rows {
-        let cells: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, cell)| format!("{cell:<w$}", w = widths[i]))
-            .collect();
-        out.push_str("  ");
-        out.push_str(cells.join("   ").trim_end());
-        out.push('\n');
-    }
-    out
+    format!("Events:\n{}", aligned(&rows, "  "))
 }
