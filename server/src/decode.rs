@@ -1,13 +1,16 @@
 //! Decoders of untrusted request bodies: Flotta's JSON `message` on
-//! `POST /data/{id}/out`, and our postcard batch. Pure functions, so they are
-//! property-tested and fuzzed (`server/fuzz`).
+//! `POST /data/{id}/out` (`message.rs`), and our postcard batch. Pure
+//! functions, so they are property-tested and fuzzed (`server/fuzz`).
+
+mod message;
 
 use flotta_proto::batch::{BatchRequest, DecodeError as BatchDecodeError};
 use flotta_proto::payload::{DeviceStatus, Heartbeat, Payload};
-use serde::de::DeserializeOwned;
+use flotta_proto::record::RecordClass;
 use serde_json::Value;
 
-use crate::models::{EnrolmentInfo, HeartbeatInfo, Message, RegistrationInfo, directive};
+pub use message::{DataOut, decode_data_out, heartbeat_events};
+
 use crate::store::{NewRecord, StatusUpdate};
 
 /// Why a request body was refused (always answered with 400, except
@@ -18,19 +21,28 @@ pub enum BadBody {
     #[error("malformed JSON body: {0}")]
     Json(#[from] serde_json::Error),
     /// A message without a known directive.
-    #[error("unsupported directive {0:?} (expected enrolment, registration or heartbeat)")]
+    #[error("unsupported directive \"{0}\" (expected enrolment, registration or heartbeat)")]
     Directive(String),
     /// A message without content.
-    #[error("message with directive {0:?} has no content")]
+    #[error("message with directive \"{0}\" has no content")]
     NoContent(&'static str),
+    /// A field of the message envelope has the wrong type or value.
+    #[error("malformed message: {path}: {reason}")]
+    Field {
+        /// Where, e.g. `sent`.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Content is not the schema the directive requires.
-    #[error("{directive} content is malformed: {source}")]
+    #[error("{directive} content is malformed: {path}: {reason}")]
     Content {
         /// The directive.
         directive: &'static str,
-        /// The JSON error.
-        #[source]
-        source: serde_json::Error,
+        /// Where, e.g. `content.workloads[0].last_data_upload`.
+        path: String,
+        /// What is wrong.
+        reason: String,
     },
     /// A field holds a value outside its allowed set.
     #[error("{0}")]
@@ -50,66 +62,11 @@ pub enum BadBody {
     #[error("request body exceeds the limit of {0} bytes")]
     TooLarge(usize),
     /// A `Content-Encoding` we do not speak (415).
-    #[error("unsupported content encoding {0:?} (identity or deflate)")]
+    #[error("unsupported content encoding \"{0}\" (identity or deflate)")]
     Encoding(String),
     /// A `deflate` body that does not inflate.
     #[error("{0}")]
     Compressed(String),
-}
-
-/// What `POST /data/{id}/out` asks for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DataOut {
-    /// Enrol the device.
-    Enrolment(EnrolmentInfo),
-    /// Register (or renew) the device certificate.
-    Registration(RegistrationInfo),
-    /// Report status; the raw heartbeat JSON is kept for the store.
-    Heartbeat(HeartbeatInfo, Value),
-}
-
-fn content<T: DeserializeOwned>(directive: &'static str, v: Value) -> Result<T, BadBody> {
-    serde_json::from_value(v).map_err(|source| BadBody::Content { directive, source })
-}
-
-/// Decode a `POST /data/{id}/out` body.
-pub fn decode_data_out(body: &[u8]) -> Result<(Message, DataOut), BadBody> {
-    let value: Value = serde_json::from_slice(body)?;
-    if !value.is_object() {
-        return Err(BadBody::Value(
-            "the body must be a JSON object (a Flotta message)".into(),
-        ));
-    }
-    let mut msg: Message = serde_json::from_value(value)?;
-    let dir = msg.directive.clone().unwrap_or_default();
-    let name = match dir.as_str() {
-        directive::ENROLMENT => directive::ENROLMENT,
-        directive::REGISTRATION => directive::REGISTRATION,
-        directive::HEARTBEAT => directive::HEARTBEAT,
-        _ => return Err(BadBody::Directive(dir)),
-    };
-    let raw = msg
-        .content
-        .take()
-        .filter(|v| !v.is_null())
-        .ok_or(BadBody::NoContent(name))?;
-    let out = match name {
-        directive::ENROLMENT => DataOut::Enrolment(content(name, raw)?),
-        directive::REGISTRATION => DataOut::Registration(content(name, raw)?),
-        _ => {
-            let hb: HeartbeatInfo = content(name, raw.clone())?;
-            match hb.status.as_deref() {
-                None | Some("up" | "degraded") => {}
-                Some(other) => {
-                    return Err(BadBody::Value(format!(
-                        "heartbeat status {other:?} is neither \"up\" nor \"degraded\""
-                    )));
-                }
-            }
-            DataOut::Heartbeat(hb, raw)
-        }
-    };
-    Ok((msg, out))
 }
 
 /// A batch decoded and checked, ready for the store.
@@ -133,6 +90,16 @@ pub fn heartbeat_json(hb: &Heartbeat) -> Value {
         obj.insert("status".into(), Value::from(status_word(hb.status)));
     }
     v
+}
+
+/// The record class as a lower-case word (`heartbeat`, `log`, `event`), for
+/// messages and metric labels.
+pub fn class_word(class: RecordClass) -> &'static str {
+    match class {
+        RecordClass::Heartbeat => "heartbeat",
+        RecordClass::Log => "log",
+        RecordClass::Event => "event",
+    }
 }
 
 fn status_word(s: DeviceStatus) -> &'static str {
@@ -175,9 +142,9 @@ pub fn decode_batch(body: &[u8]) -> Result<DecodedBatch, BadBody> {
         let payload = Payload::decode(&r.payload).map_err(|e| bad(format!("payload: {e}")))?;
         if payload.class() != r.class {
             return Err(bad(format!(
-                "payload is a {:?} but the record says {:?}",
-                payload.class(),
-                r.class
+                "payload is a {} but the record says {}",
+                class_word(payload.class()),
+                class_word(r.class)
             )));
         }
         if let Payload::Heartbeat(hb) = &payload {

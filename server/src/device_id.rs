@@ -26,7 +26,7 @@ pub enum InvalidName {
     },
     /// A character outside the allowed set, or a bad first/last character.
     #[error(
-        "{what} {value:?} must consist of lowercase letters, digits and '-'{dot}, starting and ending with a letter or digit"
+        "{what} \"{value}\" must consist of lowercase letters, digits and '-'{dot}, starting and ending with a letter or digit"
     )]
     Syntax {
         /// "device id" or "namespace".
@@ -37,7 +37,7 @@ pub enum InvalidName {
         dot: &'static str,
     },
     /// The reserved registration common name.
-    #[error("{0:?} is reserved for the registration certificate")]
+    #[error("\"{0}\" is reserved for the registration certificate")]
     Reserved(String),
 }
 

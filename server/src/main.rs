@@ -192,22 +192,35 @@ fn main() -> anyhow::Result<()> {
             let kind: Kind = kind.parse()?;
             let ns = namespace.unwrap_or_else(|| config.default_namespace.clone());
             let now = clock.now_ms();
+            let ns_filter = (!all_namespaces).then_some(ns.as_str());
+            // The WORKLOADS column of EdgeDevices counts assigned workloads.
+            let workloads = match (kind, output) {
+                (Kind::EdgeDevice, OutputFormat::Table) => {
+                    admin.list(Kind::EdgeWorkload, ns_filter)?
+                }
+                _ => Vec::new(),
+            };
             match name {
                 Some(name) => {
                     let o = admin.get(kind, &ns, &name)?;
                     match output {
-                        OutputFormat::Table => print!("{}", cli::table(kind, &[o], false, now)),
+                        OutputFormat::Table => {
+                            print!("{}", cli::table(kind, &[o], &workloads, false, now));
+                        }
                         f => print!("{}", cli::format_object(&o, f)),
                     }
                 }
                 None => {
-                    let items = admin.list(kind, (!all_namespaces).then_some(ns.as_str()))?;
+                    let items = admin.list(kind, ns_filter)?;
                     match output {
                         OutputFormat::Table if items.is_empty() => {
                             eprintln!("No {} found.", kind.plural());
                         }
                         OutputFormat::Table => {
-                            print!("{}", cli::table(kind, &items, all_namespaces, now));
+                            print!(
+                                "{}",
+                                cli::table(kind, &items, &workloads, all_namespaces, now)
+                            );
                         }
                         f => print!("{}", cli::format_list(&items, f)),
                     }
@@ -223,6 +236,10 @@ fn main() -> anyhow::Result<()> {
             let ns = namespace.unwrap_or_else(|| config.default_namespace.clone());
             let o = admin.get(kind, &ns, &name)?;
             print!("{}", cli::describe(kind, &o, clock.now_ms()));
+            if kind == Kind::EdgeDevice {
+                let events = admin.events(&name)?;
+                print!("{}", cli::describe_events(&events, clock.now_ms()));
+            }
         }
         Command::Delete {
             kind,

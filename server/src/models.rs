@@ -21,7 +21,11 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<i64>,
     /// When it was sent (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "date_time"
+    )]
     pub sent: Option<String>,
     /// What the content is: `enrolment`, `registration`, `heartbeat`, `device`, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,7 +94,8 @@ pub struct RegistrationResponse {
     pub certificate: String,
 }
 
-/// `heartbeat` (only the fields the server interprets; the whole JSON is stored).
+/// `heartbeat`: the fields the server interprets, each type-checked (a
+/// wrongly typed one is refused with its path); the whole JSON is stored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HeartbeatInfo {
     /// `up` or `degraded`.
@@ -102,6 +107,81 @@ pub struct HeartbeatInfo {
     /// `hardware-info`, kept as JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hardware: Option<Value>,
+    /// Workloads the device runs; `null` (Flotta's device worker running
+    /// none) is the empty list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workloads: Option<Vec<WorkloadStatus>>,
+    /// Events produced by the device since its previous heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<EventInfo>>,
+}
+
+/// `workload-status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadStatus {
+    /// Workload name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its state as the device words it (Flotta's swagger lists `deploying`,
+    /// `running`, `crashed`, `stopped`; its device worker sends podman's words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// When its data was last uploaded (RFC 3339).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "date_time"
+    )]
+    pub last_data_upload: Option<String>,
+}
+
+/// `event-info`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventInfo {
+    /// One word naming the subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// `info` or `warn`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<EventType>,
+}
+
+/// `event-info.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    /// Informational.
+    Info,
+    /// Something to look at.
+    Warn,
+}
+
+/// ms since the Unix epoch of an RFC 3339 date-time; `None` when it is not
+/// one (or before 1970).
+pub fn date_time_ms(text: &str) -> Option<u64> {
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// Deserialise an optional RFC 3339 date-time (swagger `format: date-time`),
+/// refusing any other string.
+fn date_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let text = Option::<String>::deserialize(d)?;
+    match text {
+        Some(t)
+            if time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
+                .is_err() =>
+        {
+            Err(serde::de::Error::custom(format!(
+                "\"{t}\" is not an RFC 3339 date-time (e.g. 2024-05-01T10:00:00Z)"
+            )))
+        }
+        other => Ok(other),
+    }
 }
 
 /// Directive names used on `POST /data/{id}/out`.

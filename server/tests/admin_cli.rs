@@ -106,6 +106,13 @@ fn apply_get_describe_delete_with_flotta_examples() {
         .expect("dev-1 listed");
     assert!(row.contains("online"), "{out}");
     assert!(row.contains("up"), "{out}");
+    // WORKLOADS is assigned/running: nginx names the example device.
+    let cell = |name: &str| {
+        let row = out.lines().find(|l| l.starts_with(name)).unwrap();
+        row.split_whitespace().nth(4).unwrap().to_owned()
+    };
+    assert_eq!(cell("dev-1"), "0/0", "{out}");
+    assert_eq!(cell("171303c8224e4b27a0f4dbb4a351e397"), "1/0", "{out}");
     let out = ok(ctl(&s, &["get", "edsr", "-A"], None));
     assert!(out.starts_with("NAMESPACE"), "{out}");
     assert!(
@@ -124,6 +131,7 @@ fn apply_get_describe_delete_with_flotta_examples() {
     assert!(out.contains("Name:         dev-1"), "{out}");
     assert!(out.contains("edgedeviceSignedRequest=true"), "{out}");
     assert!(out.contains("Presence:     online"), "{out}");
+    assert!(out.contains("Events:       <none>"), "{out}");
 
     // -o yaml / -o json round trip: delete, apply the output back, same object.
     for format in ["yaml", "json"] {

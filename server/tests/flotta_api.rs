@@ -199,16 +199,21 @@ fn configuration_heartbeat_and_control() {
     assert_eq!(d.hardware, Some(json!({"hostname": "h2"})));
     assert!(d.last_seen_ms.is_some());
 
+    // Control answers are JSON, as Flotta's swagger declares: a `message`
+    // with nothing to do, and a `message-response` naming what was received.
     let r = dev.get(&format!("{API}/control/dev-1/in"));
-    assert_eq!((r.status, r.body.len()), (200, 0));
-    assert_eq!(
-        dev.post_json(
-            &format!("{API}/control/dev-1/out"),
-            &json!({"type": "event"})
-        )
-        .status,
-        200
+    assert_eq!(r.status, 200);
+    assert_eq!(r.content_type.as_deref(), Some("application/json"));
+    let msg = r.json();
+    assert!(msg["message_id"].is_string(), "{msg}");
+    assert_eq!(msg.get("content"), None, "no command: {msg}");
+    let r = dev.post_json(
+        &format!("{API}/control/dev-1/out"),
+        &json!({"type": "event", "message_id": "c-7"}),
     );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.content_type.as_deref(), Some("application/json"));
+    assert_eq!(r.json()["message_id"], "c-7");
 }
 
 #[test]

@@ -67,12 +67,20 @@ pub struct EdgeDeviceStatus {
     /// The hardware profile.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hardware: Option<Hardware>,
+    /// When the server last heard from the device (a heartbeat, a batch).
+    /// Not in Flotta's schema: flotta's server writes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen_time: Option<Time>,
     /// `metadata.resourceVersion` of the device the agent last synced with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_synced_resource_version: Option<String>,
     /// Device phase, e.g. `up`, `down`, `degraded`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
+    /// `online`, `offline` (heartbeats missed) or `unknown` (never heard
+    /// from). Not in Flotta's schema: flotta's server writes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presence: Option<String>,
     /// State of OS image upgrades.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upgrade_information: Option<UpgradeInformation>,

@@ -19,7 +19,7 @@ use crate::label_syntax::{validate_label_key, validate_label_value};
 #[non_exhaustive]
 pub enum SelectorError {
     /// A key in `matchLabels` or `matchExpressions` is not a valid label key.
-    #[error("invalid label key {key:?} in selector: {reason}")]
+    #[error("invalid label key \"{key}\" in selector: {reason}")]
     InvalidKey {
         /// The offending key.
         key: String,
@@ -27,7 +27,7 @@ pub enum SelectorError {
         reason: &'static str,
     },
     /// A value is not a valid label value.
-    #[error("invalid label value {value:?} for key {key:?} in selector: {reason}")]
+    #[error("invalid label value \"{value}\" for key \"{key}\" in selector: {reason}")]
     InvalidValue {
         /// Key the value belongs to.
         key: String,
@@ -38,7 +38,7 @@ pub enum SelectorError {
     },
     /// The operator is not `In`, `NotIn`, `Exists` or `DoesNotExist`.
     #[error(
-        "invalid operator {operator:?} for key {key:?} in selector: expected In, NotIn, Exists or DoesNotExist"
+        "invalid operator \"{operator}\" for key \"{key}\" in selector: expected In, NotIn, Exists or DoesNotExist"
     )]
     UnknownOperator {
         /// Key of the requirement.
@@ -47,7 +47,7 @@ pub enum SelectorError {
         operator: String,
     },
     /// `In` or `NotIn` without values.
-    #[error("operator {operator} for key {key:?} in selector needs at least one value")]
+    #[error("operator {operator} for key \"{key}\" in selector needs at least one value")]
     MissingValues {
         /// Key of the requirement.
         key: String,
@@ -55,7 +55,7 @@ pub enum SelectorError {
         operator: &'static str,
     },
     /// `Exists` or `DoesNotExist` with values.
-    #[error("operator {operator} for key {key:?} in selector takes no values, got {count}")]
+    #[error("operator {operator} for key \"{key}\" in selector takes no values, got {count}")]
     UnexpectedValues {
         /// Key of the requirement.
         key: String,

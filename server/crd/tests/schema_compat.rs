@@ -33,6 +33,19 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     // never worked), and added fields (extra fields in the pod spec are not
     // findings).
     ("EdgeWorkload", ".spec.pod.spec*", "ours requires name"),
+    // flotta's server writes the device's presence and the time it last heard
+    // from it into the status (`get`/`describe` show them); declared so that
+    // an API server does not prune them. Flotta's operator has neither.
+    (
+        "EdgeDevice",
+        ".status.presence",
+        "not in the reference schema",
+    ),
+    (
+        "EdgeDevice",
+        ".status.lastSeenTime",
+        "not in the reference schema",
+    ),
     (
         "EdgeWorkload",
         ".spec.pod.spec.hostAliases[]",

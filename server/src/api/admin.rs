@@ -1,5 +1,6 @@
 //! The plain-HTTP admin listener (loopback only): `/healthz`, `/readyz`,
-//! `/metrics`, and the object API under `/apis` (see `admin_objects`).
+//! `/metrics`, the object API under `/apis` (see `admin_objects`) and device
+//! events (`admin_events`).
 
 use axum::Router;
 use axum::extract::State;
@@ -31,6 +32,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(objects::metrics))
         .route("/apis/apply", post(objects::apply))
         .route("/apis/devices/{id}/approve", post(objects::approve))
+        .route(
+            "/apis/devices/{id}/events",
+            get(super::admin_events::events),
+        )
         .route("/apis/{kind}", get(objects::list))
         .route(
             "/apis/{kind}/{namespace}/{name}",

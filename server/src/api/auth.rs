@@ -60,7 +60,7 @@ pub fn authorize(
             }
             if !own {
                 return Err(Denied::Forbidden(format!(
-                    "the certificate of device {:?} cannot act for device {path_id:?}",
+                    "the certificate of device \"{}\" cannot act for device \"{path_id}\"",
                     id.as_str()
                 )));
             }
@@ -82,7 +82,7 @@ pub fn authorize(
                 return Err(Denied::Expired);
             }
             Err(Denied::Forbidden(format!(
-                "a certificate for {common_name:?} is neither a device nor the registration certificate"
+                "a certificate for \"{common_name}\" is neither a device nor the registration certificate"
             )))
         }
     }

@@ -1,7 +1,8 @@
-//! Reading request bodies with a size limit and the listener's deadlines.
+//! Reading request bodies: a size limit, the listener's deadlines, and the
+//! JSON content type Flotta's routes require.
 
 use axum::body::{Body, Bytes};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Body as _;
 
@@ -32,5 +33,27 @@ pub(super) async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiE
                 format!("could not read the request body: {e}"),
             )),
         },
+    }
+}
+
+/// Refuse (415) a body whose `Content-Type` is not JSON: `application/json`,
+/// optionally with parameters (`; charset=utf-8`), compared case-insensitively.
+/// A missing content type is refused too: Flotta's device worker and our
+/// agent always send one.
+pub(super) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    match essence {
+        Some(t) if t.eq_ignore_ascii_case("application/json") => Ok(()),
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "content type must be application/json, not {}",
+                other.map_or_else(|| "none".to_owned(), |t| format!("\"{t}\""))
+            ),
+        )),
     }
 }

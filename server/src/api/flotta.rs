@@ -1,14 +1,15 @@
-//! Flotta's Edge API routes: `data/{id}/in|out`, `control/{id}/in|out`.
+//! Flotta's Edge API data routes: `data/{id}/in|out` (the control routes
+//! are in `control.rs`).
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::auth::{Action, authorize};
-use super::body::read_limited;
+use super::body::{read_limited, require_json};
 use super::error::ApiError;
 use super::{AppState, Peer, parse_device_id};
 use crate::decode::{DataOut, decode_data_out};
@@ -18,13 +19,18 @@ use crate::store::EnrolOutcome;
 /// 208 Already Reported: Flotta's answer to enrolment of an approved device.
 const ALREADY_REPORTED: StatusCode = StatusCode::ALREADY_REPORTED;
 
-fn now_rfc3339(state: &AppState) -> String {
+pub(super) fn now_rfc3339(state: &AppState) -> String {
     let t = time::OffsetDateTime::from(state.service.clock().now());
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 
-fn new_message(state: &AppState, kind: &str, directive: Option<&str>, content: Value) -> Message {
+pub(super) fn new_message(
+    state: &AppState,
+    kind: &str,
+    directive: Option<&str>,
+    content: Value,
+) -> Message {
     Message {
         kind: Some(kind.into()),
         message_id: Some(uuid::Uuid::new_v4().to_string()),
@@ -41,12 +47,14 @@ pub(super) async fn post_data(
     State(state): State<AppState>,
     Peer(identity): Peer,
     Path(device_id): Path<String>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let now = state.service.clock().now();
     // Refuse early what no directive could make acceptable (the most
     // permissive action is registration).
     authorize(&identity, &device_id, Action::Register, now)?;
+    require_json(&headers)?;
     let body = read_limited(body, state.service.config().max_json_bytes).await?;
     let (msg, out) = decode_data_out(&body)?;
     let action = match &out {
@@ -75,7 +83,7 @@ pub(super) async fn post_data(
             Ok(Json(response).into_response())
         }
         DataOut::Heartbeat(info, raw) => {
-            state.service.heartbeat(id, info, raw).await?;
+            state.service.heartbeat(id, info, raw, msg.sent).await?;
             Ok(StatusCode::OK.into_response())
         }
     }
@@ -97,54 +105,4 @@ pub(super) async fn get_data(
     let (_version, content) = state.service.configuration(id).await?;
     let msg = new_message(&state, "data", Some(directive::DEVICE), content);
     Ok(Json(msg).into_response())
-}
-
-/// `GET control/{id}/in`: empty, or a `disconnect` command for a device the
-/// server no longer knows (as Flotta does).
-pub(super) async fn get_control(
-    State(state): State<AppState>,
-    Peer(identity): Peer,
-    Path(device_id): Path<String>,
-) -> Result<Response, ApiError> {
-    authorize(
-        &identity,
-        &device_id,
-        Action::GetControl,
-        state.service.clock().now(),
-    )?;
-    let id = parse_device_id(&device_id)?;
-    match state.service.configuration(id).await {
-        Ok(_) => Ok(StatusCode::OK.into_response()),
-        Err(crate::service::ServiceError::NotFound(_)) => {
-            let command = json!({ "command": "disconnect", "arguments": {} });
-            Ok(Json(new_message(&state, "command", None, command)).into_response())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// `POST control/{id}/out`: accepted and ignored (as in Flotta), once the
-/// body is checked to be a JSON message.
-pub(super) async fn post_control(
-    State(state): State<AppState>,
-    Peer(identity): Peer,
-    Path(device_id): Path<String>,
-    body: Body,
-) -> Result<Response, ApiError> {
-    authorize(
-        &identity,
-        &device_id,
-        Action::PostControl,
-        state.service.clock().now(),
-    )?;
-    parse_device_id(&device_id)?;
-    let body = read_limited(body, state.service.config().max_json_bytes).await?;
-    let value: Value = serde_json::from_slice(&body).map_err(crate::decode::BadBody::from)?;
-    if !value.is_object() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "the body must be a JSON object (a Flotta message)",
-        ));
-    }
-    Ok(StatusCode::OK.into_response())
 }

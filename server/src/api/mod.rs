@@ -1,10 +1,12 @@
 //! The HTTP layer: routes, authorisation, error mapping.
 
 pub mod admin;
+mod admin_events;
 mod admin_objects;
 pub mod auth;
 mod batch;
 mod body;
+mod control;
 mod error;
 mod flotta;
 
@@ -71,11 +73,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             &format!("{API_BASE}/control/{{device_id}}/in"),
-            get(flotta::get_control),
+            get(control::get_control),
         )
         .route(
             &format!("{API_BASE}/control/{{device_id}}/out"),
-            post(flotta::post_control),
+            post(control::post_control),
         )
         .route(
             &format!("{API_BASE}/batch/{{device_id}}"),

@@ -137,6 +137,16 @@ impl AdminClient {
         self.finish(self.agent.delete(self.url(&path)).call())
     }
 
+    /// The device's newest events (`{time, type, reason, message}`), oldest first.
+    pub fn events(&self, device: &str) -> Result<Vec<Value>, CliError> {
+        let path = format!("/apis/devices/{device}/events");
+        let v = self.finish(self.agent.get(self.url(&path)).call())?;
+        v.get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .ok_or_else(|| CliError::BadAnswer("expected items".into()))
+    }
+
     /// Approve an enrolled device.
     pub fn approve(&self, device: &str) -> Result<Value, CliError> {
         let path = format!("/apis/devices/{device}/approve");

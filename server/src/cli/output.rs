@@ -27,7 +27,7 @@ impl FromStr for OutputFormat {
             "yaml" => Ok(OutputFormat::Yaml),
             "json" => Ok(OutputFormat::Json),
             other => Err(format!(
-                "unknown output format {other:?} (yaml, json or table)"
+                "unknown output format \"{other}\" (yaml, json or table)"
             )),
         }
     }
@@ -56,15 +56,16 @@ pub fn human_age(rfc3339: &str, now_ms: u64) -> String {
     }
 }
 
-fn row(kind: Kind, o: &Value, now_ms: u64) -> Vec<String> {
+fn row(kind: Kind, o: &Value, workloads: &[Value], now_ms: u64) -> Vec<String> {
     let age = human_age(s(o, "/metadata/creationTimestamp"), now_ms);
     let name = s(o, "/metadata/name").to_owned();
     match kind {
         Kind::EdgeDevice => {
-            let workloads = o
-                .pointer("/status/workloads")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
+            let workloads = format!(
+                "{}/{}",
+                super::assigned::assigned(o, workloads),
+                super::assigned::running(o)
+            );
             let seen = s(o, "/status/lastSeenTime");
             let phase = s(o, "/status/phase");
             vec![
@@ -76,7 +77,7 @@ fn row(kind: Kind, o: &Value, now_ms: u64) -> Vec<String> {
                 } else {
                     human_age(seen, now_ms)
                 },
-                workloads.to_string(),
+                workloads,
                 or_dash(s(o, "/metadata/labels/flotta~1member-of")),
                 age,
             ]
@@ -135,8 +136,15 @@ fn headers(kind: Kind) -> &'static [&'static str] {
 }
 
 /// The objects as an aligned table; with a NAMESPACE column when
-/// `with_namespace`.
-pub fn table(kind: Kind, items: &[Value], with_namespace: bool, now_ms: u64) -> String {
+/// `with_namespace`. `workloads` (EdgeWorkload objects) make the WORKLOADS
+/// column of EdgeDevices: assigned/running.
+pub fn table(
+    kind: Kind,
+    items: &[Value],
+    workloads: &[Value],
+    with_namespace: bool,
+    now_ms: u64,
+) -> String {
     let mut rows: Vec<Vec<String>> = Vec::with_capacity(items.len() + 1);
     let mut head: Vec<String> = headers(kind).iter().map(|h| (*h).to_owned()).collect();
     if with_namespace {
@@ -144,13 +152,19 @@ pub fn table(kind: Kind, items: &[Value], with_namespace: bool, now_ms: u64) -> 
     }
     rows.push(head);
     for o in items {
-        let mut r = row(kind, o, now_ms);
+        let mut r = row(kind, o, workloads, now_ms);
         if with_namespace {
             r.insert(0, s(o, "/metadata/namespace").to_owned());
         }
         rows.push(r);
     }
-    let cols = rows[0].len();
+    aligned(&rows, "")
+}
+
+/// Rows as columns padded to their widest cell, three spaces apart, each
+/// line starting with `indent`.
+fn aligned(rows: &[Vec<String>], indent: &str) -> String {
+    let cols = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {
             rows.iter()
@@ -166,6 +180,7 @@ pub fn table(kind: Kind, items: &[Value], with_namespace: bool, now_ms: u64) -> 
             .enumerate()
             .map(|(i, cell)| format!("{cell:<w$}", w = widths[i]))
             .collect();
+        out.push_str(indent);
         out.push_str(line.join("   ").trim_end());
         out.push('\n');
     }
@@ -235,4 +250,27 @@ pub fn describe(kind: Kind, o: &Value, now_ms: u64) -> String {
         }
     }
     out
+}
+
+/// The `Events:` section of `describe edgedevice` (as kubectl prints it):
+/// type, reason, age and message of each event, oldest first.
+pub fn describe_events(events: &[Value], now_ms: u64) -> String {
+    if events.is_empty() {
+        return "Events:       <none>\n".into();
+    }
+    let mut rows = vec![vec![
+        "TYPE".to_owned(),
+        "REASON".into(),
+        "AGE".into(),
+        "MESSAGE".into(),
+    ]];
+    for e in events {
+        rows.push(vec![
+            s(e, "/type").to_owned(),
+            s(e, "/reason").to_owned(),
+            human_age(s(e, "/time"), now_ms),
+            s(e, "/message").to_owned(),
+        ]);
+    }
+    format!("Events:\n{}", aligned(&rows, "  "))
 }

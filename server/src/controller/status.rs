@@ -12,10 +12,17 @@ use super::presence::Presence;
 use super::{rfc3339, wire};
 use crate::store::Device;
 
-/// Workload statuses of a heartbeat: Flotta's `{name, status}` or our
-/// `{name, phase}`, as the CRD's `{name, phase}`.
+/// Workload statuses of a heartbeat: Flotta's `{name, status,
+/// last_data_upload}` or our `{name, phase}`, as the CRD's `{name, phase,
+/// lastDataUpload}`. `"workloads": null` (what Flotta's device worker sends
+/// when it runs none) or no `workloads` at all is the empty list: a heartbeat
+/// reports the device's whole state, so the previous list must not linger.
+/// Only a heartbeat that is not a JSON object says nothing about workloads.
 fn workloads(heartbeat: &Value) -> Option<Value> {
-    let list = heartbeat.get("workloads")?.as_array()?;
+    let heartbeat = heartbeat.as_object()?;
+    let Some(list) = heartbeat.get("workloads").and_then(Value::as_array) else {
+        return Some(Value::Array(Vec::new()));
+    };
     let out = list
         .iter()
         .filter_map(|w| {
@@ -25,6 +32,13 @@ fn workloads(heartbeat: &Value) -> Option<Value> {
                 .or_else(|| w.get("phase"))
                 .and_then(Value::as_str);
             let mut m = Map::new();
+            if let Some(t) = w
+                .get("last_data_upload")
+                .and_then(Value::as_str)
+                .and_then(normalised_time)
+            {
+                m.insert("lastDataUpload".into(), Value::from(t));
+            }
             m.insert("name".into(), Value::from(name));
             if let Some(p) = phase {
                 m.insert("phase".into(), Value::from(p));
@@ -33,6 +47,15 @@ fn workloads(heartbeat: &Value) -> Option<Value> {
         })
         .collect();
     Some(Value::Array(out))
+}
+
+/// An RFC 3339 time as the CRD's `metav1.Time` writes it (UTC, seconds);
+/// `None` when it does not parse (the decoder refuses those already).
+fn normalised_time(text: &str) -> Option<String> {
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    let ms = u64::try_from(t.unix_timestamp()).ok()?.checked_mul(1000)?;
+    Some(rfc3339(ms))
 }
 
 /// The new status of the EdgeDevice `current` (its present status kept for

@@ -246,7 +246,7 @@ fn presence_follows_heartbeats_and_the_injected_clock() {
         hardware: None,
         seq: None,
     };
-    s.update_status(&id("dev-a"), &update, T0).unwrap();
+    s.update_status(&id("dev-a"), &update, &[], T0).unwrap();
     let status = |s: &dyn Store| object(s, Kind::EdgeDevice, "dev-a").unwrap()["status"].clone();
 
     reconcile(&s, settings, T0 + 120_000).unwrap();
@@ -259,7 +259,7 @@ fn presence_follows_heartbeats_and_the_injected_clock() {
     assert_eq!(r.presence.get(&Presence::Offline), Some(&1));
     assert_eq!(status(&s)["presence"], json!("offline"));
 
-    s.update_status(&id("dev-a"), &update, T0 + 200_000)
+    s.update_status(&id("dev-a"), &update, &[], T0 + 200_000)
         .unwrap();
     reconcile(&s, settings, T0 + 200_500).unwrap();
     assert_eq!(status(&s)["presence"], json!("online"));
@@ -282,4 +282,57 @@ fn enrolment_into_a_target_set_labels_the_new_device() {
     assert!(reconcile_device(&s, Settings::default(), &id("dev-a"), T0).unwrap());
     let dev = object(&s, Kind::EdgeDevice, "dev-a").unwrap();
     assert_eq!(dev["metadata"]["labels"]["flotta/member-of"], json!("cams"));
+}
+
+fn heartbeat(s: &dyn Store, name: &str, hb: Value, at: u64) {
+    let update = crate::store::StatusUpdate {
+        status: "up".into(),
+        heartbeat: hb,
+        hardware: None,
+        seq: None,
+    };
+    s.update_status(&id(name), &update, &[], at).unwrap();
+}
+
+#[test]
+fn null_workloads_clear_the_list_and_last_data_upload_is_kept() {
+    let (_d, s) = store();
+    enrol(&s, "dev-a", "aarch64", true);
+    let workloads = |s: &dyn Store| {
+        object(s, Kind::EdgeDevice, "dev-a").unwrap()["status"]["workloads"].clone()
+    };
+    let hb = json!({"status": "up", "workloads": [
+        {"name": "w", "status": "running", "last_data_upload": "2024-05-01T10:00:00.250+02:00"}]});
+    heartbeat(&s, "dev-a", hb, T0);
+    reconcile(&s, Settings::default(), T0).unwrap();
+    assert_eq!(
+        workloads(&s),
+        json!([{"name": "w", "phase": "running", "lastDataUpload": "2024-05-01T08:00:00Z"}])
+    );
+
+    // What Flotta's device worker sends when it runs no workload.
+    heartbeat(
+        &s,
+        "dev-a",
+        json!({"status": "up", "workloads": null}),
+        T0 + 1,
+    );
+    reconcile(&s, Settings::default(), T0 + 1).unwrap();
+    assert_eq!(workloads(&s), json!([]));
+
+    heartbeat(
+        &s,
+        "dev-a",
+        json!({"status": "up", "workloads": [{"name": "w"}]}),
+        T0 + 2,
+    );
+    reconcile(&s, Settings::default(), T0 + 2).unwrap();
+    heartbeat(
+        &s,
+        "dev-a",
+        json!({"status": "up", "workloads": []}),
+        T0 + 3,
+    );
+    reconcile(&s, Settings::default(), T0 + 3).unwrap();
+    assert_eq!(workloads(&s), json!([]));
 }

@@ -23,7 +23,7 @@ use crate::store::{StoreError, StoredObject};
 pub enum ObjectError {
     /// A kind (or kind name on the command line) the server does not keep.
     #[error(
-        "unknown kind {0:?}: expected EdgeDevice (ed), EdgeDeviceSet (eds), EdgeWorkload (ew) or EdgeDeviceSignedRequest (edsr)"
+        "unknown kind \"{0}\": expected EdgeDevice (ed), EdgeDeviceSet (eds), EdgeWorkload (ew) or EdgeDeviceSignedRequest (edsr)"
     )]
     UnknownKind(String),
     /// The manifest is not YAML/JSON, or not a mapping.
@@ -35,7 +35,7 @@ pub enum ObjectError {
         reason: String,
     },
     /// The object does not fit its kind's schema.
-    #[error("{kind} {name:?}: {reason}")]
+    #[error("{kind} \"{name}\": {reason}")]
     Invalid {
         /// The kind.
         kind: String,
@@ -94,12 +94,13 @@ pub fn validate(body: &Value, default_namespace: &str) -> Result<StoredObject, O
         reason,
     };
     if kind_name != kind.as_str() {
-        return Err(invalid(format!("kind must be spelt {:?}", kind.as_str())));
+        return Err(invalid(format!("kind must be spelt \"{}\"", kind.as_str())));
     }
     let api_version = body.get("apiVersion").and_then(Value::as_str);
     if api_version != Some(flotta_crd::API_VERSION) {
+        let found = api_version.map_or_else(|| "missing".to_owned(), |v| format!("\"{v}\""));
         return Err(invalid(format!(
-            "apiVersion must be {:?}, not {api_version:?}",
+            "apiVersion must be \"{}\", not {found}",
             flotta_crd::API_VERSION
         )));
     }
@@ -149,7 +150,7 @@ fn check_name(name: &str) -> Result<(), String> {
         || !alnum(name.chars().last())
     {
         return Err(format!(
-            "metadata.name {name:?} must be lower-case alphanumerics, '-' or '.', start and end alphanumeric, at most 253 bytes"
+            "metadata.name \"{name}\" must be lower-case alphanumerics, '-' or '.', start and end alphanumeric, at most 253 bytes"
         ));
     }
     Ok(())

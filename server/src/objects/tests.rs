@@ -161,3 +161,22 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn errors_name_values_without_rust_debug_formatting() {
+    let wrong = json!({"apiVersion": "v1", "kind": "EdgeDeviceSet", "metadata": {"name": "x"}});
+    let err = validate(&wrong, "default").unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "EdgeDeviceSet \"x\": apiVersion must be \"{}\", not \"v1\"",
+            flotta_crd::API_VERSION
+        )
+    );
+    let missing = json!({"kind": "EdgeDeviceSet", "metadata": {"name": "x"}});
+    let err = validate(&missing, "default").unwrap_err().to_string();
+    assert!(err.ends_with(", not missing"), "{err}");
+    let unknown = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}});
+    let err = validate(&unknown, "default").unwrap_err().to_string();
+    assert!(err.starts_with("unknown kind \"Pod\""), "{err}");
+}

@@ -22,9 +22,12 @@ pub struct Validity {
 impl Validity {
     /// Valid from a little before `now` (see [`CLOCK_SKEW_ALLOWANCE`]) until `now + lifetime`.
     pub fn starting_at(now: SystemTime, lifetime: Duration) -> Result<Self, PkiError> {
-        let not_after = now
-            .checked_add(lifetime)
-            .ok_or_else(|| PkiError::Validity(format!("lifetime of {lifetime:?} is too long")))?;
+        let not_after = now.checked_add(lifetime).ok_or_else(|| {
+            PkiError::Validity(format!(
+                "a lifetime of {} seconds is too long",
+                lifetime.as_secs()
+            ))
+        })?;
         Ok(Self {
             not_before: now.checked_sub(CLOCK_SKEW_ALLOWANCE).unwrap_or(now),
             not_after,
@@ -49,8 +52,12 @@ impl Validity {
         let last = UNIX_EPOCH + Duration::from_secs(253_402_300_799);
         let conv = |t: SystemTime| {
             if t < UNIX_EPOCH || t > last {
+                let secs = match t.duration_since(UNIX_EPOCH) {
+                    Ok(d) => d.as_secs().to_string(),
+                    Err(e) => format!("-{}", e.duration().as_secs()),
+                };
                 Err(PkiError::Validity(format!(
-                    "{t:?} is outside 1970-01-01..9999-12-31"
+                    "{secs} seconds since 1970 is outside 1970-01-01..9999-12-31"
                 )))
             } else {
                 Ok(OffsetDateTime::from(t))

@@ -7,11 +7,11 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// The device is not enrolled (404).
-    #[error("device {0:?} is not enrolled")]
+    #[error("device \"{0}\" is not enrolled")]
     NotFound(String),
     /// The device is enrolled but waiting for approval (404, as in Flotta).
     #[error(
-        "device {0:?} is enrolled but not approved yet; registration is possible once an operator approves it"
+        "device \"{0}\" is enrolled but not approved yet; registration is possible once an operator approves it"
     )]
     NotApproved(String),
     /// The caller may not do this (403).

@@ -16,7 +16,7 @@ pub use error::ServiceError;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::controller::{self, Settings};
-use crate::decode::DecodedBatch;
+use crate::decode::{DecodedBatch, class_word, heartbeat_events};
 use crate::device_id::{DeviceId, Namespace};
 use crate::metrics::{ClassLabels, Metrics};
 use crate::models::{EnrolmentInfo, HeartbeatInfo, RegistrationInfo};
@@ -147,7 +147,7 @@ impl EdgeService {
             let renewal = matches!(&role, Role::Device { id: own, .. } if *own == id);
             if !renewal && device.cert_used {
                 return Err(ServiceError::Forbidden(format!(
-                    "device {:?} already uses its own certificate; renew it with that certificate, not the registration certificate",
+                    "device \"{}\" already uses its own certificate; renew it with that certificate, not the registration certificate",
                     id.as_str()
                 )));
             }
@@ -167,20 +167,23 @@ impl EdgeService {
         .await
     }
 
-    /// Apply a Flotta JSON heartbeat.
+    /// Apply a Flotta JSON heartbeat and store its events (`sent` is the
+    /// message's send time, which identifies the events of a retry).
     pub async fn heartbeat(
         &self,
         id: DeviceId,
         info: HeartbeatInfo,
         raw: Value,
+        sent: Option<String>,
     ) -> Result<(), ServiceError> {
+        let events = heartbeat_events(&info, sent.as_deref(), self.clock.now_ms());
         let update = StatusUpdate {
             status: info.status.unwrap_or_else(|| "up".into()),
             heartbeat: raw,
             hardware: info.hardware,
             seq: None,
         };
-        self.blocking(move |s, _, now| Ok(s.update_status(&id, &update, now)?))
+        self.blocking(move |s, _, now| Ok(s.update_status(&id, &update, &events, now)?))
             .await
     }
 
@@ -202,7 +205,7 @@ impl EdgeService {
         let period = self.config.default_heartbeat_period_seconds;
         self.blocking(move |s, _, now| {
             for r in &batch.records {
-                let class = format!("{:?}", r.class).to_ascii_lowercase();
+                let class = class_word(r.class).to_owned();
                 metrics.records.get_or_create(&ClassLabels { class }).inc();
             }
             metrics.batches.inc();

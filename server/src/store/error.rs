@@ -4,7 +4,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The device is not in the store.
-    #[error("device {0:?} not found")]
+    #[error("device \"{0}\" not found")]
     DeviceNotFound(String),
     /// A value the store cannot represent (e.g. a sequence number above 2^63-1).
     #[error("{0}")]

@@ -92,6 +92,30 @@ pub struct StoredRecord {
     pub received_ms: u64,
 }
 
+/// An event from a Flotta JSON heartbeat, which has no sequence number.
+/// Identified by (device, `at_ms`, `index`, `payload`), so a retried
+/// heartbeat stores it once (see `decode::heartbeat_events`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonEvent {
+    /// The heartbeat's `sent` time, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// Position in the heartbeat's `events`.
+    pub index: u32,
+    /// `Payload::Event`, postcard, as in an event record of a batch.
+    pub payload: Vec<u8>,
+}
+
+/// An event of a device, from a batch or a Flotta heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceEvent {
+    /// When it happened (device time), ms since the Unix epoch.
+    pub at_ms: u64,
+    /// When the server stored it, ms since the Unix epoch.
+    pub received_ms: u64,
+    /// `Payload::Event`, postcard.
+    pub payload: Vec<u8>,
+}
+
 /// A status report to apply to a device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusUpdate {
@@ -167,15 +191,22 @@ pub trait Store: Debug + Send + Sync {
     /// Record that the device authenticated with its own certificate.
     fn mark_cert_used(&self, id: &DeviceId) -> Result<(), StoreError>;
 
-    /// Apply a status report (Flotta JSON heartbeat) and update "last seen".
-    /// Only devices send status, with their own certificate: this also
-    /// records that the device certificate is in use.
+    /// Apply a status report (Flotta JSON heartbeat) with its events, and
+    /// update "last seen", in one transaction. Events already stored (a
+    /// retried heartbeat) are not stored again. Only devices send status,
+    /// with their own certificate: this also records that the device
+    /// certificate is in use.
     fn update_status(
         &self,
         id: &DeviceId,
         update: &StatusUpdate,
+        events: &[JsonEvent],
         now_ms: u64,
     ) -> Result<(), StoreError>;
+
+    /// The newest `limit` events of a device, from batches and Flotta
+    /// heartbeats alike, oldest first.
+    fn events(&self, id: &DeviceId, limit: usize) -> Result<Vec<DeviceEvent>, StoreError>;
 
     /// Store a batch in one transaction: records are deduplicated by
     /// `(device, seq)`, the status update (if any) is applied, "last seen"

@@ -165,13 +165,13 @@ fn older_heartbeats_do_not_overwrite_newer_status() {
         hardware: Some(json!({"hostname": "n"})),
         seq: None,
     };
-    s.update_status(&d, &json_hb, 30).unwrap();
+    s.update_status(&d, &json_hb, &[], 30).unwrap();
     let dev = s.device(&d).unwrap().unwrap();
     assert_eq!(dev.status.as_deref(), Some("degraded"));
     assert_eq!(dev.hardware, Some(json!({"hostname": "n"})));
     assert_eq!(dev.last_seen_ms, Some(30));
     assert!(matches!(
-        s.update_status(&id("x"), &json_hb, 1),
+        s.update_status(&id("x"), &json_hb, &[], 1),
         Err(StoreError::DeviceNotFound(_))
     ));
 }
@@ -252,4 +252,51 @@ fn garbage_database_file_is_refused() {
     std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
     let err = SqliteStore::open(&path).unwrap_err();
     assert!(!err.is_retriable(), "{err}");
+}
+
+#[test]
+fn json_heartbeat_events_are_stored_once_and_listed_with_batch_events() {
+    let (_d, s) = open();
+    let d = id("dev-1");
+    s.enrol(&d, &ns(), None, true, 1).unwrap();
+    let hb = StatusUpdate {
+        status: "up".into(),
+        heartbeat: json!({}),
+        hardware: None,
+        seq: None,
+    };
+    let ev = |at_ms, index, byte| JsonEvent {
+        at_ms,
+        index,
+        payload: vec![byte; 2],
+    };
+    let events = [ev(100, 0, 1), ev(100, 1, 2)];
+    s.update_status(&d, &hb, &events, 10).unwrap();
+    // The retried heartbeat adds nothing; the same content in another
+    // heartbeat (another sent time) is another event.
+    s.update_status(&d, &hb, &events, 11).unwrap();
+    s.update_status(&d, &hb, &[ev(300, 0, 1)], 12).unwrap();
+    let batch_event = NewRecord {
+        seq: 7,
+        at_ms: 200,
+        class: RecordClass::Event,
+        payload: vec![9; 2],
+    };
+    s.ingest_batch(&d, &[rec(6), batch_event], None, 13)
+        .unwrap();
+    let listed = |limit| -> Vec<(u64, u8)> {
+        s.events(&d, limit)
+            .unwrap()
+            .iter()
+            .map(|e| (e.at_ms, e.payload[0]))
+            .collect()
+    };
+    assert_eq!(listed(10), [(100, 1), (100, 2), (200, 9), (300, 1)]);
+    assert_eq!(listed(2), [(200, 9), (300, 1)], "the newest, oldest first");
+    assert_eq!(
+        s.acked_through(&d).unwrap(),
+        Some(7),
+        "sequence numbers untouched"
+    );
+    assert_eq!(s.events(&id("other"), 10).unwrap(), []);
 }

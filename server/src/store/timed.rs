@@ -8,8 +8,8 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::{
-    Device, DeviceConfig, EnrolOutcome, NewRecord, StatusUpdate, Store, StoreError, StoredObject,
-    StoredRecord,
+    Device, DeviceConfig, DeviceEvent, EnrolOutcome, JsonEvent, NewRecord, StatusUpdate, Store,
+    StoreError, StoredObject, StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
 use crate::metrics::Metrics;
@@ -77,9 +77,15 @@ impl<S: Store> Store for TimedStore<S> {
         &self,
         id: &DeviceId,
         update: &StatusUpdate,
+        events: &[JsonEvent],
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        self.timed("update_status", |s| s.update_status(id, update, now_ms))
+        self.timed("update_status", |s| {
+            s.update_status(id, update, events, now_ms)
+        })
+    }
+    fn events(&self, id: &DeviceId, limit: usize) -> Result<Vec<DeviceEvent>, StoreError> {
+        self.timed("events", |s| s.events(id, limit))
     }
     fn ingest_batch(
         &self,

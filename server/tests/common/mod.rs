@@ -27,10 +27,11 @@ pub struct Client {
     base: String,
 }
 
-/// A response: status and body.
+/// A response: status, content type and body.
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
+    pub content_type: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -81,8 +82,17 @@ impl Client {
     ) -> Result<Reply, ureq::Error> {
         let mut r = r?;
         let status = r.status().as_u16();
+        let content_type = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = r.body_mut().with_config().limit(16 << 20).read_to_vec()?;
-        Ok(Reply { status, body })
+        Ok(Reply {
+            status,
+            content_type,
+            body,
+        })
     }
 
     pub fn try_get(&self, path: &str) -> Result<Reply, ureq::Error> {

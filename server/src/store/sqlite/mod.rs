@@ -9,11 +9,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::{
-    Approval, Device, DeviceConfig, EnrolOutcome, NewRecord, StatusUpdate, Store, StoreError,
-    StoredObject, StoredRecord,
+    Approval, Device, DeviceConfig, DeviceEvent, EnrolOutcome, JsonEvent, NewRecord, StatusUpdate,
+    Store, StoreError, StoredObject, StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
 
+mod events;
 mod rows;
 mod schema;
 
@@ -221,14 +222,21 @@ impl Store for SqliteStore {
         &self,
         id: &DeviceId,
         update: &StatusUpdate,
+        events: &[JsonEvent],
         now_ms: u64,
     ) -> Result<(), StoreError> {
+        let now = to_i64("time", now_ms)?;
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         require_device(&tx, id)?;
-        apply_status(&tx, id, update, to_i64("time", now_ms)?)?;
+        events::insert(&tx, id, events, now)?;
+        apply_status(&tx, id, update, now)?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn events(&self, id: &DeviceId, limit: usize) -> Result<Vec<DeviceEvent>, StoreError> {
+        events::newest(&*self.conn()?, id, limit)
     }
 
     fn ingest_batch(

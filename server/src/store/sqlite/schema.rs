@@ -5,7 +5,8 @@ use rusqlite::Connection;
 use crate::store::StoreError;
 
 /// Schema migrations; `PRAGMA user_version` counts how many were applied.
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE devices (
     id                 TEXT PRIMARY KEY,
     namespace          TEXT NOT NULL,
@@ -42,7 +43,21 @@ CREATE TABLE objects (
     body      TEXT NOT NULL,
     PRIMARY KEY (kind, namespace, name)
 ) STRICT, WITHOUT ROWID;
-"#];
+"#,
+    // Events of Flotta JSON heartbeats: no sequence number, so they are
+    // identified by (device, sent time, position, payload); a retried
+    // heartbeat inserts nothing (`INSERT OR IGNORE`).
+    r#"
+CREATE TABLE json_events (
+    device_id   TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    at_ms       INTEGER NOT NULL,
+    idx         INTEGER NOT NULL,
+    payload     BLOB NOT NULL,
+    received_ms INTEGER NOT NULL,
+    PRIMARY KEY (device_id, at_ms, idx, payload)
+) STRICT, WITHOUT ROWID;
+"#,
+];
 
 /// Apply connection settings and pending migrations.
 pub(super) fn prepare(conn: &mut Connection) -> Result<(), StoreError> {

@@ -1,0 +1,62 @@
+//! Device events: event records of batches (table `records`) and events of
+//! Flotta JSON heartbeats (table `json_events`, deduplicated by
+//! (device, sent time, position, payload)), read together.
+
+use flotta_proto::record::RecordClass;
+use rusqlite::{Connection, params};
+
+use super::rows::{to_i64, to_u64};
+use crate::device_id::DeviceId;
+use crate::store::{DeviceEvent, JsonEvent, StoreError};
+
+/// Store the events of a heartbeat; those already stored are skipped.
+pub(super) fn insert(
+    conn: &Connection,
+    id: &DeviceId,
+    events: &[JsonEvent],
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO json_events (device_id, at_ms, idx, payload, received_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for e in events {
+        insert.execute(params![
+            id.as_str(),
+            to_i64("event time", e.at_ms)?,
+            i64::from(e.index),
+            e.payload,
+            now
+        ])?;
+    }
+    Ok(())
+}
+
+/// The newest `limit` events of the device, oldest first (by device time,
+/// then sequence number or position in the heartbeat).
+pub(super) fn newest(
+    conn: &Connection,
+    id: &DeviceId,
+    limit: usize,
+) -> Result<Vec<DeviceEvent>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT at_ms, received_ms, payload FROM (
+             SELECT at_ms, received_ms, payload, seq AS k1, 0 AS k2 FROM records
+                 WHERE device_id = ?1 AND class = ?2
+             UNION ALL
+             SELECT at_ms, received_ms, payload, 0, idx FROM json_events
+                 WHERE device_id = ?1
+             ORDER BY at_ms DESC, k1 DESC, k2 DESC LIMIT ?3
+         ) ORDER BY at_ms, k1, k2",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let event = i64::from(RecordClass::Event as u8);
+    let rows = stmt.query_map(params![id.as_str(), event, limit], |r| {
+        Ok(DeviceEvent {
+            at_ms: to_u64(r.get(0)?),
+            received_ms: to_u64(r.get(1)?),
+            payload: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
