@@ -17,6 +17,9 @@ use flotta_server::pki::IssuedCert;
 use flotta_server::testing::{TestOptions, TestServer, spawn};
 use tokio::time::timeout;
 
+/// The content type of Flotta's JSON routes (anything else is refused with 415 before the body).
+const JSON: &str = "content-type: application/json";
+
 /// Small budgets; deadlines short enough for a test, long enough for a busy CI box.
 const SMALL: &str = "
 max_connections = 12
@@ -101,7 +104,7 @@ http_body_min_rate_grace_seconds = 6",
         for i in 0..attackers {
             let (registration, ca) = (registration.clone(), server.ca_pem.clone());
             let (addr, path) = (server.api_addr, format!("{API}/data/attacker-{i}/out"));
-            let head = raw::head("POST", &path, &["content-length: 100"]);
+            let head = raw::head("POST", &path, &["content-length: 100", JSON]);
             held.push(tokio::spawn(async move {
                 let mut s = raw::connect_to(addr, &ca, &registration).await.unwrap();
                 raw::send(&mut s, &[head, b"{".to_vec()].concat()).await.unwrap();
@@ -115,7 +118,7 @@ http_body_min_rate_grace_seconds = 6",
         let open = r#"flotta_connections{listener="api",class="registration"} "#;
         let in_place = || metric(&server, open) == 4 && metric(&server, refused) == attackers - 4;
         let start = Instant::now();
-        while !in_place() && start.elapsed() < Duration::from_secs(5) {
+        while !in_place() && start.elapsed() < Duration::from_secs(20) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
 
@@ -159,7 +162,7 @@ http_body_min_rate_grace_seconds = 2",
         let path = format!("{API}/data/trickle-1/out");
         raw::send(
             &mut wr,
-            &raw::head("POST", &path, &["content-length: 1000"]),
+            &raw::head("POST", &path, &["content-length: 1000", JSON]),
         )
         .await
         .unwrap();
@@ -196,15 +199,15 @@ fn an_oversized_content_length_is_refused_before_any_body_is_read() {
     let admin = server.admin_addr;
     runtime().block_on(async {
         let too_big = "content-length: 100000000";
+        let batch = format!("content-type: {BATCH_CONTENT_TYPE}");
         let cases = [
-            (&registration, format!("{API}/data/big-1/out")),
-            (&device, format!("{API}/control/big-1/out")),
-            (&device, batch_path("big-1")),
+            (&registration, format!("{API}/data/big-1/out"), JSON),
+            (&device, format!("{API}/control/big-1/out"), JSON),
+            (&device, batch_path("big-1"), batch.as_str()),
         ];
-        for (cert, path) in cases {
+        for (cert, path, ct) in cases {
             let mut s = raw::connect(&server, cert).await.unwrap();
-            let ct = format!("content-type: {BATCH_CONTENT_TYPE}");
-            raw::send(&mut s, &raw::head("POST", &path, &[too_big, &ct]))
+            raw::send(&mut s, &raw::head("POST", &path, &[too_big, ct]))
                 .await
                 .unwrap();
             let start = Instant::now();
