@@ -22,3 +22,4 @@ pub mod service;
 pub mod store;
 pub mod testing;
 pub mod tls;
+pub mod warning;

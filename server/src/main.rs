@@ -12,7 +12,7 @@ use flotta_server::clock::{Clock, SystemClock};
 use flotta_server::config::Config;
 use flotta_server::controller;
 use flotta_server::device_id::DeviceId;
-use flotta_server::objects::Kind;
+use flotta_server::objects::{FieldValidation, Kind};
 use flotta_server::pki::Pki;
 use flotta_server::store::{SqliteStore, Store};
 
@@ -62,6 +62,18 @@ enum Command {
         /// Namespace for objects that name none.
         #[arg(short = 'n', long)]
         namespace: Option<String>,
+        /// Unknown fields: strict (or true) refuses the manifests, warn
+        /// stores and prints a warning per field, ignore (or false) drops
+        /// them silently. `--validate` alone means strict.
+        #[arg(
+            long,
+            default_value = "warn",
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "strict",
+            value_parser = FieldValidation::from_flag,
+        )]
+        validate: FieldValidation,
     },
     /// List objects of a kind, or show one.
     Get {
@@ -169,14 +181,22 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("updating the objects of {id}"))?;
             println!("approved {id}");
         }
-        Command::Apply { file, namespace } => {
+        Command::Apply {
+            file,
+            namespace,
+            validate,
+        } => {
             let text = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin())?
             } else {
                 std::fs::read_to_string(&file)
                     .with_context(|| format!("reading {}", file.display()))?
             };
-            for r in admin.apply(&text, namespace.as_deref())? {
+            let applied = admin.apply(&text, namespace.as_deref(), validate)?;
+            for w in &applied.warnings {
+                eprintln!("Warning: {w}");
+            }
+            for r in &applied.results {
                 let kind = r["kind"].as_str().unwrap_or_default().to_ascii_lowercase();
                 let (name, outcome) = (r["name"].as_str(), r["outcome"].as_str());
                 println!("{kind}/{} {}", name.unwrap_or(""), outcome.unwrap_or(""));

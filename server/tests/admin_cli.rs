@@ -6,55 +6,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
+use common::ctl::{ctl, example, fails, ok};
 use common::{Client, batch, batch_response, heartbeat, log, onboard};
 use flotta_proto::payload::DeviceStatus;
-use flotta_server::testing::{TestOptions, TestServer, spawn};
+use flotta_server::testing::{TestOptions, spawn};
 use serde_json::Value;
-
-const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crd/examples");
-
-fn ctl(s: &TestServer, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_flotta-server"));
-    c.arg("--admin-addr")
-        .arg(s.admin_addr.to_string())
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(pipe);
-    child.wait_with_output().unwrap()
-}
-
-fn ok(out: Output) -> String {
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        out.status.success(),
-        "stdout: {text}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
-
-fn fails(out: Output) -> String {
-    assert!(
-        !out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stderr).unwrap()
-}
-
-fn example(name: &str) -> String {
-    Path::new(EXAMPLES).join(name).display().to_string()
-}
 
 #[test]
 fn apply_get_describe_delete_with_flotta_examples() {

@@ -1,12 +1,13 @@
 //! The admin object API on the loopback admin listener, used by the
 //! kubectl-style CLI: apply manifests, get, delete, approve. Answers JSON;
 //! errors are `{"message": ...}` with 400 (bad input), 404 (no such object)
-//! or 500/503.
+//! or 500/503. Apply takes `?fieldValidation=` and answers `Warning`
+//! headers as the Kubernetes API server does.
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -14,7 +15,7 @@ use super::AppState;
 use super::body::read_limited;
 use crate::controller::{self, status};
 use crate::device_id::DeviceId;
-use crate::objects::{self, Kind, ObjectError};
+use crate::objects::{self, FieldValidation, Kind, ObjectError, UnknownFields};
 use crate::store::{Store, StoreError};
 
 type Reply = Result<Json<Value>, (StatusCode, Json<Value>)>;
@@ -56,14 +57,37 @@ pub(super) struct NamespaceQuery {
     namespace: Option<String>,
 }
 
+/// `?namespace=&fieldValidation=` of `POST /apis/apply`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ApplyQuery {
+    namespace: Option<String>,
+    field_validation: Option<String>,
+}
+
+/// One applied object's unknown fields, in kube's words.
+struct Noted {
+    label: String,
+    warnings: Vec<String>,
+}
+
 /// `POST /apis/apply`: YAML or JSON manifests, one or more documents (at
 /// most `max_admin_body_bytes`). Every document is validated before
-/// anything is stored.
+/// anything is stored. Unknown fields are dropped; with
+/// `fieldValidation=Warn` (the default) each is named in a `Warning`
+/// header and in the object's `warnings`, with `Strict` the request is
+/// refused (400) naming them all, with `Ignore` nothing is said.
 pub(super) async fn apply(
     State(state): State<AppState>,
-    Query(q): Query<NamespaceQuery>,
+    Query(q): Query<ApplyQuery>,
     body: Body,
-) -> Reply {
+) -> Result<(HeaderMap, Json<Value>), (StatusCode, Json<Value>)> {
+    let validation = match q.field_validation.as_deref() {
+        None | Some("") => FieldValidation::default(),
+        Some(v) => v
+            .parse::<FieldValidation>()
+            .map_err(|e| error(StatusCode::BAD_REQUEST, e))?,
+    };
     let body = read_limited(body, state.service.config().max_admin_body_bytes)
         .await
         .map_err(|e| error(e.status(), e.message()))?;
@@ -78,22 +102,86 @@ pub(super) async fn apply(
     let default_ns = q
         .namespace
         .unwrap_or_else(|| state.service.config().default_namespace.clone());
-    let results = blocking(&state, move |store, now| {
+    let (results, noted) = blocking(&state, move |store, now| {
         let docs = objects::parse_manifests(&text)?;
-        for doc in &docs {
-            objects::validate(doc, &default_ns)?;
-        }
+        let noted = unknown_fields(&docs, &default_ns, validation)?;
         let stamp = controller::rfc3339(now);
-        docs.iter()
-            .map(|doc| {
+        let results = docs
+            .iter()
+            .zip(&noted)
+            .map(|(doc, noted)| {
                 let (o, outcome) = objects::apply(store, doc, &default_ns, &stamp)?;
-                Ok(json!({"kind": o.kind, "namespace": o.namespace, "name": o.name, "outcome": outcome.as_str()}))
+                let mut r = json!({"kind": o.kind, "namespace": o.namespace, "name": o.name, "outcome": outcome.as_str()});
+                if !noted.warnings.is_empty() {
+                    r["warnings"] = json!(noted.warnings);
+                }
+                Ok(r)
             })
-            .collect::<Result<Vec<_>, ObjectError>>()
+            .collect::<Result<Vec<_>, ObjectError>>()?;
+        Ok((results, noted))
     })
     .await?;
     run_controller(&state).await;
-    Ok(Json(Value::Array(results)))
+    Ok((warning_headers(&noted), Json(Value::Array(results))))
+}
+
+/// Validate every document (nothing is stored when one fails) and note its
+/// unknown fields as `validation` says: refused together when strict, kept
+/// as warnings when warning, forgotten when ignoring.
+fn unknown_fields(
+    docs: &[Value],
+    default_ns: &str,
+    validation: FieldValidation,
+) -> Result<Vec<Noted>, ObjectError> {
+    let mut noted = Vec::with_capacity(docs.len());
+    let mut refused = Vec::new();
+    for doc in docs {
+        let (o, paths) = objects::validate_noting_unknown(doc, default_ns)?;
+        let label = format!("{}/{}", o.kind.to_ascii_lowercase(), o.name);
+        let warnings = match validation {
+            FieldValidation::Ignore => Vec::new(),
+            FieldValidation::Warn => paths
+                .iter()
+                .map(|p| objects::unknown_field_message(p))
+                .collect(),
+            FieldValidation::Strict => {
+                if !paths.is_empty() {
+                    refused.push(UnknownFields {
+                        kind: o.kind,
+                        name: o.name,
+                        paths,
+                    });
+                }
+                Vec::new()
+            }
+        };
+        noted.push(Noted { label, warnings });
+    }
+    if refused.is_empty() {
+        Ok(noted)
+    } else {
+        Err(ObjectError::UnknownFields(refused))
+    }
+}
+
+/// One `Warning: 299 - "..."` header per warning. A request that holds one
+/// object gets exactly the API server's text; with several, each text
+/// starts with the object it is about (`edgeworkload/web: unknown field ...`).
+fn warning_headers(noted: &[Noted]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for n in noted {
+        for w in &n.warnings {
+            let text = if noted.len() == 1 {
+                w.clone()
+            } else {
+                format!("{}: {w}", n.label)
+            };
+            if let Ok(v) = HeaderValue::from_str(&crate::warning::encode(&text)) {
+                headers.append(header::WARNING, v);
+            }
+        }
+    }
+    headers
 }
 
 fn parse_kind(kind: &str) -> Result<Kind, (StatusCode, Json<Value>)> {

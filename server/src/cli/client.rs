@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::objects::Kind;
+use crate::objects::{FieldValidation, Kind};
 
 /// Why an admin call failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,17 @@ impl CliError {
     }
 }
 
+/// What `apply` answered: one result per object (`{kind, namespace, name,
+/// outcome}`) and the server's warnings (from its `Warning` headers), to be
+/// shown as kubectl does: `Warning: <text>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// One result per object.
+    pub results: Vec<Value>,
+    /// The warnings' texts, in the order sent.
+    pub warnings: Vec<String>,
+}
+
 /// Client of the admin object API.
 #[derive(Debug)]
 pub struct AdminClient {
@@ -75,10 +86,27 @@ impl AdminClient {
         &self,
         r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<Value, CliError> {
+        self.finish_warned(r).map(|(value, _)| value)
+    }
+
+    /// The answer and the texts of its `Warning` headers (kept on errors
+    /// too, as kubectl shows them: they are dropped here only because an
+    /// error says more).
+    fn finish_warned(
+        &self,
+        r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<(Value, Vec<String>), CliError> {
         let mut resp = r.map_err(|e| CliError::Unreachable {
             addr: self.addr,
             reason: e.to_string(),
         })?;
+        let warnings = resp
+            .headers()
+            .get_all(ureq::http::header::WARNING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(crate::warning::decode)
+            .collect();
         let status = resp.status().as_u16();
         let text = resp
             .body_mut()
@@ -94,20 +122,31 @@ impl AdminClient {
                 .to_owned();
             return Err(CliError::Server { status, message });
         }
-        Ok(value)
+        Ok((value, warnings))
     }
 
-    /// Apply YAML/JSON manifests; one result per document
-    /// (`{kind, namespace, name, outcome}`).
-    pub fn apply(&self, manifests: &str, namespace: Option<&str>) -> Result<Vec<Value>, CliError> {
-        let mut req = self.agent.post(self.url("/apis/apply"));
+    /// Apply YAML/JSON manifests, unknown fields handled as `validation`
+    /// says (`?fieldValidation=`).
+    pub fn apply(
+        &self,
+        manifests: &str,
+        namespace: Option<&str>,
+        validation: FieldValidation,
+    ) -> Result<Applied, CliError> {
+        let mut req = self
+            .agent
+            .post(self.url("/apis/apply"))
+            .query("fieldValidation", validation.as_str());
         if let Some(ns) = namespace {
             req = req.query("namespace", ns);
         }
-        let v = self.finish(req.content_type("application/yaml").send(manifests))?;
-        v.as_array()
+        let (v, warnings) =
+            self.finish_warned(req.content_type("application/yaml").send(manifests))?;
+        let results = v
+            .as_array()
             .cloned()
-            .ok_or_else(|| CliError::BadAnswer("expected a list of results".into()))
+            .ok_or_else(|| CliError::BadAnswer("expected a list of results".into()))?;
+        Ok(Applied { results, warnings })
     }
 
     /// Objects of a kind, in `namespace` or all namespaces.

@@ -6,7 +6,7 @@ mod assigned;
 mod client;
 mod output;
 
-pub use client::{AdminClient, CliError};
+pub use client::{AdminClient, Applied, CliError};
 pub use output::{
     OutputFormat, describe, describe_events, format_list, format_object, human_age, table,
 };

@@ -7,6 +7,7 @@
 
 mod apply;
 mod kind;
+mod unknown;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -14,6 +15,9 @@ use serde_json::Value;
 
 pub use apply::{ApplyOutcome, apply, parse_manifests};
 pub use kind::Kind;
+pub use unknown::{
+    FieldValidation, FieldValidationError, deserialize_noting_unknown, unknown_field_message,
+};
 
 use crate::device_id::Namespace;
 use crate::store::{StoreError, StoredObject};
@@ -44,9 +48,24 @@ pub enum ObjectError {
         /// What is wrong.
         reason: String,
     },
+    /// Strict field validation refused objects with unknown fields.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    UnknownFields(Vec<UnknownFields>),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The unknown fields of one object, as strict validation reports them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} \"{name}\": strict decoding error: {}", .paths.iter().map(|p| unknown_field_message(p)).collect::<Vec<_>>().join(", "))]
+pub struct UnknownFields {
+    /// The kind.
+    pub kind: String,
+    /// The object name.
+    pub name: String,
+    /// Every unknown field's path (`spec.foo`).
+    pub paths: Vec<String>,
 }
 
 impl ObjectError {
@@ -56,27 +75,45 @@ impl ObjectError {
     }
 }
 
+/// The object as typed and serialised back, and the paths of the fields the
+/// type dropped. `apiVersion` and `kind` (checked before) and anything under
+/// `status` (apply drops status: it belongs to the controller) are not
+/// reported.
 fn check<T: DeserializeOwned + Serialize>(
     kind: Kind,
     name: &str,
     body: &Value,
-) -> Result<Value, ObjectError> {
+) -> Result<(Value, Vec<String>), ObjectError> {
     let invalid = |reason: String| ObjectError::Invalid {
         kind: kind.to_string(),
         name: name.to_owned(),
         reason,
     };
-    let typed: T = serde_path_to_error::deserialize(body.clone()).map_err(|e| {
+    let (typed, mut unknown) = deserialize_noting_unknown::<T>(body.clone()).map_err(|e| {
         let path = e.path().to_string();
         invalid(format!("at {path}: {}", e.into_inner()))
     })?;
-    serde_json::to_value(&typed).map_err(|e| invalid(e.to_string()))
+    unknown
+        .retain(|p| p != "apiVersion" && p != "kind" && p != "status" && !p.starts_with("status."));
+    let value = serde_json::to_value(&typed).map_err(|e| invalid(e.to_string()))?;
+    Ok((value, unknown))
 }
 
 /// Check `body` against its kind's schema and return it as stored: the typed
 /// object serialised back, with `metadata.namespace` set (`default_namespace`
-/// when the manifest names none).
+/// when the manifest names none). Unknown fields are dropped silently; see
+/// [`validate_noting_unknown`].
 pub fn validate(body: &Value, default_namespace: &str) -> Result<StoredObject, ObjectError> {
+    validate_noting_unknown(body, default_namespace).map(|(object, _)| object)
+}
+
+/// [`validate`], also returning the paths of the fields the schema does not
+/// know (`spec.foo`, `spec.pod.spec.containers[0].foo`), which the stored
+/// object leaves out.
+pub fn validate_noting_unknown(
+    body: &Value,
+    default_namespace: &str,
+) -> Result<(StoredObject, Vec<String>), ObjectError> {
     let kind_name = body.get("kind").and_then(Value::as_str).unwrap_or_default();
     let name = body
         .pointer("/metadata/name")
@@ -119,24 +156,25 @@ pub fn validate(body: &Value, default_namespace: &str) -> Result<StoredObject, O
     if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("namespace".into(), Value::from(namespace.as_str()));
     }
-    let body = match kind {
+    let (body, unknown) = match kind {
         Kind::EdgeDevice => check::<flotta_crd::EdgeDevice>(kind, &name, &body)?,
         Kind::EdgeDeviceSet => check::<flotta_crd::EdgeDeviceSet>(kind, &name, &body)?,
         Kind::EdgeWorkload => {
-            let v = check::<flotta_crd::EdgeWorkload>(kind, &name, &body)?;
-            check_workload(&v).map_err(invalid)?;
-            v
+            let checked = check::<flotta_crd::EdgeWorkload>(kind, &name, &body)?;
+            check_workload(&checked.0).map_err(invalid)?;
+            checked
         }
         Kind::EdgeDeviceSignedRequest => {
             check::<flotta_crd::EdgeDeviceSignedRequest>(kind, &name, &body)?
         }
     };
-    Ok(StoredObject {
+    let object = StoredObject {
         kind: kind.as_str().to_owned(),
         namespace,
         name,
         body,
-    })
+    };
+    Ok((object, unknown))
 }
 
 /// Names are DNS subdomains (RFC 1123): lower-case alphanumerics, `-` and

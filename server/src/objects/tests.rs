@@ -154,9 +154,11 @@ mod properties {
             let body = json!({"apiVersion": flotta_crd::API_VERSION, "kind": kind,
                               "metadata": {"name": "x"}, "spec": spec});
             if let Ok(stored) = validate(&body, "default") {
-                // What is stored validates again to itself.
-                let again = validate(&stored.body, "default").unwrap();
+                // What is stored validates again to itself, with no field
+                // the schema does not know.
+                let (again, unknown) = validate_noting_unknown(&stored.body, "default").unwrap();
                 prop_assert_eq!(again.body, stored.body);
+                prop_assert!(unknown.is_empty(), "{:?}", unknown);
             }
         }
     }
@@ -179,4 +181,64 @@ fn errors_name_values_without_rust_debug_formatting() {
     let unknown = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}});
     let err = validate(&unknown, "default").unwrap_err().to_string();
     assert!(err.starts_with("unknown kind \"Pod\""), "{err}");
+}
+
+#[test]
+fn unknown_fields_of_the_crd_types_are_named_by_kube_path() {
+    let body = json!({
+        "apiVersion": flotta_crd::API_VERSION, "kind": "EdgeWorkload",
+        "metadata": {"name": "web", "labels": {"any.key/x": "kept"}, "colour": "red",
+                     "annotations": {"note": "kept"}},
+        "spec": {"type": "pod", "device": "dev-1", "foo": 1,
+                 "pod": {"spec": {"containers": [
+                     {"name": "a", "image": "nginx"},
+                     {"name": "b", "image": "nginx", "bar": {"x": 1},
+                      "ports": [{"containerPort": 80, "baz": true}]}]}}},
+        "status": {"anything": "ignored"},
+    });
+    let (stored, unknown) = validate_noting_unknown(&body, "default").unwrap();
+    assert_eq!(
+        unknown,
+        [
+            "metadata.colour",
+            "spec.foo",
+            "spec.pod.spec.containers[1].bar",
+            "spec.pod.spec.containers[1].ports[0].baz",
+        ]
+    );
+    // Dropped from what is stored; maps keep every key.
+    assert!(stored.body["spec"].get("foo").is_none());
+    assert_eq!(stored.body["metadata"]["labels"]["any.key/x"], "kept");
+    assert_eq!(stored.body["metadata"]["annotations"]["note"], "kept");
+
+    let strict = ObjectError::UnknownFields(vec![UnknownFields {
+        kind: "EdgeWorkload".into(),
+        name: "web".into(),
+        paths: unknown,
+    }]);
+    assert_eq!(
+        strict.to_string(),
+        "EdgeWorkload \"web\": strict decoding error: unknown field \"metadata.colour\", \
+         unknown field \"spec.foo\", unknown field \"spec.pod.spec.containers[1].bar\", \
+         unknown field \"spec.pod.spec.containers[1].ports[0].baz\""
+    );
+}
+
+#[test]
+fn flotta_examples_have_no_unknown_fields() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crd/examples");
+    for name in [
+        "edgedevice.yaml",
+        "edgedevice-status.yaml",
+        "edgedeviceset.yaml",
+        "edgedevicesignedrequest.yaml",
+        "edgeworkload-device.yaml",
+        "edgeworkload-selector.yaml",
+    ] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        for doc in parse_manifests(&text).unwrap() {
+            let (_, unknown) = validate_noting_unknown(&doc, "default").unwrap();
+            assert!(unknown.is_empty(), "{name}: {unknown:?}");
+        }
+    }
 }

@@ -17,6 +17,7 @@ use rcgen::{CertificateParams, DnType, KeyPair};
 use serde_json::{Value, json};
 use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 
+pub mod ctl;
 pub mod raw;
 
 pub const API: &str = flotta_proto::batch::API_BASE;
