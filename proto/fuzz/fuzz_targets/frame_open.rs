@@ -25,16 +25,29 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(len, header.len());
     }
     let mut plain = [0u8; 2048];
-    assert!(open(&server, data, &mut plain).is_err(), "forged frame accepted");
+    assert!(
+        open(&server, data, &mut plain).is_err(),
+        "forged frame accepted"
+    );
     let mut frame = data.to_vec();
-    assert!(open_in_place(&server, &mut frame).is_err(), "forged frame accepted");
+    assert!(
+        open_in_place(&server, &mut frame).is_err(),
+        "forged frame accepted"
+    );
 
     // Round trip: the input as a payload.
     let device = context(Role::Device);
     let counter = data.first().map_or(0, |&b| u32::from(b) << 8);
     let with_key_id = data.len() % 2 == 1;
     let mut sealed = [0u8; 2048];
-    if let Ok(n) = seal(&device, FrameType::UplinkData, counter, with_key_id, data, &mut sealed) {
+    if let Ok(n) = seal(
+        &device,
+        FrameType::UplinkData,
+        counter,
+        with_key_id,
+        data,
+        &mut sealed,
+    ) {
         let opened = open(&server, &sealed[..n], &mut plain).expect("own frame opens");
         assert_eq!(opened.plaintext, data);
         assert_eq!(opened.header.counter, counter);
