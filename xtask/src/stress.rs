@@ -110,16 +110,79 @@ pub(crate) fn run(root: &Path, opts: &StressOptions) -> Result<()> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut cmd = cargo_command(root, &args);
     cmd.env(steps::E2E_BIN_DIR_ENV, &bins);
-    let result = run_cargo(cmd);
+    println!("$ {}", process::describe(&cmd));
+    // nextest 0.9.143 exits 0 after a stress run with a failed iteration (seen: "20/20 stress
+    // run iterations: 19 passed, 1 failed", status 0), so its output is read, not only its
+    // status: every `FAIL` line counts.
+    let run = tee_failures(cmd);
     let took = started.elapsed();
     load.stop();
+    let (status, failures) = run?;
+    let passed = status.success() && failures.is_empty();
     println!(
         "==> stress-tests: {} runs {} in {}",
         opts.runs,
-        if result.is_ok() { "passed" } else { "FAILED" },
+        if passed { "passed" } else { "FAILED" },
         format_elapsed(took)
     );
-    result.context("a test failed in at least one run; nextest's summary above names it")
+    if !failures.is_empty() {
+        bail!(
+            "{} failed test runs:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+    if !status.success() {
+        bail!("nextest {status}");
+    }
+    Ok(())
+}
+
+/// Runs `cmd`, passing its output through, and returns its status and every line that
+/// reports a failed test.
+fn tee_failures(mut cmd: std::process::Command) -> Result<(std::process::ExitStatus, Vec<String>)> {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting cargo nextest")?;
+    let stdout = child.stdout.take().context("nextest's stdout")?;
+    let stderr = child.stderr.take().context("nextest's stderr")?;
+    let relay = |stream: Box<dyn std::io::Read + Send>, to_stderr: bool| {
+        std::thread::spawn(move || {
+            let mut failures = Vec::new();
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if to_stderr {
+                    eprintln!("{line}");
+                } else {
+                    println!("{line}");
+                }
+                if is_failure(&line) {
+                    failures.push(line.trim().to_owned());
+                }
+            }
+            failures
+        })
+    };
+    let out = relay(Box::new(stdout), false);
+    let err = relay(Box::new(stderr), true);
+    let status = child.wait().context("waiting for cargo nextest")?;
+    let mut failures = out.join().unwrap_or_default();
+    failures.extend(err.join().unwrap_or_default());
+    // nextest repeats each failure in its final summary.
+    failures.sort();
+    failures.dedup();
+    Ok((status, failures))
+}
+
+/// nextest's line for one failed (or timed-out) test run, e.g.
+/// `        FAIL [   8.677s] [ 2/20] (131/318) flotta-e2e::urgent_e2e an_error_…`.
+fn is_failure(line: &str) -> bool {
+    let line = line.trim_start();
+    ["FAIL [", "TIMEOUT [", "SIGKILL [", "SIGSEGV [", "SIGABRT ["]
+        .iter()
+        .any(|prefix| line.starts_with(prefix))
 }
 
 /// A running background load; [`LoadGuard::stop`] (or drop) ends it.
@@ -243,6 +306,22 @@ mod tests {
             "{joined}"
         );
         assert!(joined.ends_with("-p flotta-e2e"), "{joined}");
+    }
+
+    #[test]
+    fn failed_runs_are_recognised_in_nextest_output() {
+        assert!(is_failure(
+            "        FAIL [   8.677s] [ 2/20] (131/318) flotta-e2e::urgent_e2e an_error"
+        ));
+        assert!(is_failure(
+            "     TIMEOUT [ 300.002s] flotta-e2e::agent_e2e every_record"
+        ));
+        assert!(!is_failure(
+            "        PASS [   0.019s] [19/20] (268/318) xtask::bin/xtask cli::tests::x"
+        ));
+        assert!(!is_failure(
+            "    test result: FAILED. 0 passed; 1 failed; 0 ignored"
+        ));
     }
 
     #[test]
