@@ -83,10 +83,11 @@ pub struct IssuedCertificate {
     pub serial: String,
     /// Its `notAfter`, ms since the Unix epoch.
     pub not_after_ms: u64,
-    /// Issued by a renewal (the device's own certificate asked): it is
+    /// Issued by a renewal (the device's own certificate asked), which also
+    /// records that the device uses its own certificate. Either way, the
+    /// device's first certificate is current at once, and a later one is
     /// accepted next to the current one until its first use, which
-    /// supersedes the current one. Otherwise (registration with the
-    /// registration certificate) it replaces the current one at once.
+    /// supersedes the current one.
     pub renewal: bool,
 }
 

@@ -26,16 +26,20 @@ pub(super) fn record_certificate(
     let tx = conn.transaction()?;
     let now = to_i64("time", now_ms)?;
     let not_after = to_i64("notAfter", cert.not_after_ms)?;
-    let sql = if cert.renewal {
-        "UPDATE devices SET next_cert_serial = ?2, next_cert_not_after_ms = ?3, cert_used = 1,
-             registered = 1, registered_at_ms = ?4, hardware = COALESCE(?5, hardware)
-         WHERE id = ?1"
-    } else {
-        "UPDATE devices SET cert_serial = ?2, cert_not_after_ms = ?3, next_cert_serial = NULL,
-             next_cert_not_after_ms = NULL,
-             registered = 1, registered_at_ms = ?4, hardware = COALESCE(?5, hardware)
-         WHERE id = ?1"
-    };
+    // The first certificate of a device (or the first after a
+    // decommissioning) is current at once; any later one (a renewal, or a
+    // registration again before the device used its certificate) waits
+    // next to the current one until its first use.
+    let sql = "UPDATE devices SET
+         cert_serial = CASE WHEN cert_serial IS NULL AND registered = 0 THEN ?2 ELSE cert_serial END,
+         cert_not_after_ms = CASE WHEN cert_serial IS NULL AND registered = 0 THEN ?3
+             ELSE cert_not_after_ms END,
+         next_cert_serial = CASE WHEN cert_serial IS NULL AND registered = 0 THEN NULL ELSE ?2 END,
+         next_cert_not_after_ms = CASE WHEN cert_serial IS NULL AND registered = 0 THEN NULL
+             ELSE ?3 END,
+         cert_used = CASE WHEN ?6 THEN 1 ELSE cert_used END,
+         registered = 1, registered_at_ms = ?4, hardware = COALESCE(?5, hardware)
+     WHERE id = ?1";
     let n = tx.execute(
         sql,
         params![
@@ -43,7 +47,8 @@ pub(super) fn record_certificate(
             cert.serial,
             not_after,
             now,
-            hardware.map(Value::to_string)
+            hardware.map(Value::to_string),
+            cert.renewal
         ],
     )?;
     if n == 0 {
