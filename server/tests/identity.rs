@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use common::{API, Client, batch, batch_response, log, onboard, raw};
+use common::{API, Client, batch, batch_response, issued, log, onboard, raw};
 use flotta_proto::payload::Payload;
 use flotta_server::clock::ManualClock;
 use flotta_server::device_id::DeviceId;
@@ -26,15 +26,6 @@ const DAY: Duration = Duration::from_secs(86_400);
 
 fn id(s: &str) -> DeviceId {
     DeviceId::parse(s).unwrap()
-}
-
-fn issued(r: &common::Reply, key_pem: String) -> IssuedCert {
-    assert_eq!(r.status, 200, "{}", r.text());
-    let cert_pem = r.json()["content"]["certificate"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    IssuedCert { cert_pem, key_pem }
 }
 
 /// Renew `dev` with `cert` (which must be accepted).

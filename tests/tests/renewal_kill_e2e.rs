@@ -73,26 +73,24 @@ fn try_batch(server: &ServerProc, id: &DeviceIdentity) -> Result<(), ClientError
     client.batch(&req, true).map(|_| ())
 }
 
-#[test]
-fn an_agent_killed_while_renewing_is_never_locked_out_and_old_certificates_stop_working() {
+/// A server with `server_toml` and an agent that got its first identity.
+fn start(dir: &std::path::Path, server_toml: &str) -> (ServerProc, AgentProc, DeviceIdentity) {
     let bins = bin_dir().expect("flotta binaries");
-    let dir = tempfile::tempdir().unwrap();
-    let server =
-        ServerProc::start(&bins, dir.path(), "device_cert_validity_seconds = 3\n").unwrap();
+    let server = ServerProc::start(&bins, dir, server_toml).unwrap();
     let url = format!("https://localhost:{}", server.api_addr.port());
-    let mut agent = AgentProc::start(
-        &bins,
-        dir.path(),
-        DEVICE,
-        &url,
-        &server.factory_dir,
-        AGENT_TOML,
-    )
-    .unwrap();
+    let agent =
+        AgentProc::start(&bins, dir, DEVICE, &url, &server.factory_dir, AGENT_TOML).unwrap();
     let first = wait_for(Duration::from_secs(30), || {
         DeviceIdentity::load(&agent.data_dir).ok().flatten()
     })
     .unwrap_or_else(|| panic!("no identity\n{}", agent.log()));
+    (server, agent, first)
+}
+
+#[test]
+fn an_agent_killed_while_renewing_is_never_locked_out_and_old_certificates_stop_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mut agent, first) = start(dir.path(), "device_cert_validity_seconds = 3\n");
     let mut held = vec![first];
 
     // Kill at jittered moments (seeded from the clock; printed to replay):
@@ -153,4 +151,48 @@ fn an_agent_killed_while_renewing_is_never_locked_out_and_old_certificates_stop_
         "{} certificates held over 12 kills; all but the saved one refused",
         held.len()
     );
+}
+
+#[test]
+fn an_agent_whose_certificate_lapsed_beyond_the_grace_enrols_again_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mut agent, first) = start(
+        dir.path(),
+        "device_cert_validity_seconds = 2\nrenewal_grace_seconds = 1\nauto_approve = true\n",
+    );
+    agent.stop().unwrap();
+    let old = DeviceIdentity::load(&agent.data_dir).unwrap().unwrap();
+    // Wait until the saved certificate expired beyond the 1 s grace.
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    assert!(
+        wait_for(Duration::from_secs(30), || (now() > old.not_after + 2)
+            .then_some(()))
+        .is_some()
+    );
+    match try_batch(&server, &old) {
+        Err(ClientError::Unauthorized(_)) => {}
+        other => panic!("an expired certificate may not upload: {other:?}"),
+    }
+    let (_, acked_before) = server_view(&server);
+    agent.restart().unwrap();
+    // Renewal is refused (401); the agent enrols again with the
+    // registration certificate, is approved at once and uploads again.
+    let renewed = wait_for(Duration::from_secs(40), || {
+        let (current, acked) = server_view(&server);
+        let saved = DeviceIdentity::load(&agent.data_dir).ok().flatten()?;
+        (saved.cert_pem != old.cert_pem && acked > acked_before && current == Some(serial(&saved)))
+            .then_some(saved)
+    });
+    agent.stop().unwrap();
+    assert!(
+        renewed.is_some(),
+        "the agent did not recover\n{}",
+        agent.log()
+    );
+    assert_ne!(first.cert_pem, renewed.unwrap().cert_pem);
 }
