@@ -370,4 +370,6 @@ pub trait Store: Debug + Send + Sync {
 }
 
 #[cfg(test)]
+mod identity_tests;
+#[cfg(test)]
 mod tests;
