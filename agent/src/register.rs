@@ -96,7 +96,12 @@ pub fn ensure_identity(
             // Still valid: use it and try renewing next time.
             Err(e) if e.is_retriable() && !id.expired(now) && !force_renew => return Ok(id.clone()),
             Err(e) if e.is_retriable() => return Err(e.into()),
-            // Refused: start over with the registration certificate.
+            // Refused (401: superseded, revoked, or expired beyond the
+            // server's renewal grace): start over with the registration
+            // certificate. The server lets a lapsed device enrol again
+            // (approved per its auto_approve) and register anew; a
+            // decommissioned one stays pending until an operator approves.
+            // The identity file is only replaced once a new certificate came.
             Err(_) => {}
         }
     }

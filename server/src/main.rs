@@ -101,7 +101,7 @@ enum Command {
         #[arg(short = 'n', long)]
         namespace: Option<String>,
     },
-    /// Delete one object.
+    /// Delete one object (an EdgeDevice: decommissions its device, data kept).
     Delete {
         /// Kind (as for `get`).
         kind: String,
@@ -110,6 +110,22 @@ enum Command {
         /// Namespace (default: `default_namespace`).
         #[arg(short = 'n', long)]
         namespace: Option<String>,
+        /// Who deletes, recorded in the device's events (not authenticated).
+        #[arg(long, default_value_t = cli::local_user())]
+        actor: String,
+    },
+    /// Revoke a device: its certificates are refused at once, its
+    /// EdgeDevice goes, its data stays (unless --purge); enrolling the same
+    /// id again needs explicit approval.
+    Decommission {
+        /// The device id.
+        device_id: String,
+        /// Also delete the device's records, events and configuration.
+        #[arg(long)]
+        purge: bool,
+        /// Who decommissions, recorded in the device's events (not authenticated).
+        #[arg(long, default_value_t = cli::local_user())]
+        actor: String,
     },
     /// Print Flotta's CustomResourceDefinitions (for `kubectl apply -f -`).
     Crds,
@@ -265,11 +281,25 @@ fn main() -> anyhow::Result<()> {
             kind,
             name,
             namespace,
+            actor,
         } => {
             let kind: Kind = kind.parse()?;
             let ns = namespace.unwrap_or_else(|| config.default_namespace.clone());
-            admin.delete(kind, &ns, &name)?;
-            println!("{}/{name} deleted", kind.as_str().to_ascii_lowercase());
+            let r = admin.delete(kind, &ns, &name, &actor)?;
+            let outcome = r["outcome"].as_str().unwrap_or("deleted");
+            println!("{}/{name} {outcome}", kind.as_str().to_ascii_lowercase());
+        }
+        Command::Decommission {
+            device_id,
+            purge,
+            actor,
+        } => {
+            let id = DeviceId::parse(&device_id)?;
+            admin
+                .decommission(id.as_str(), &actor, purge)
+                .with_context(|| format!("decommissioning {id}"))?;
+            let purged = if purge { ", data purged" } else { "" };
+            println!("decommissioned {id} (by {actor}{purged})");
         }
         Command::Crds => print!("{}", flotta_crd::crds_yaml()),
         Command::Config => print!("{}", config.to_toml()),

@@ -167,6 +167,8 @@ impl TestServer {
 
     /// Issue a device certificate directly (bypassing registration), valid
     /// between the given instants; lets tests hold expired certificates.
+    /// When the device is enrolled, the certificate becomes its current one
+    /// (as a registration would make it; see [`TestServer::adopt_certificate`]).
     pub fn device_cert(
         &self,
         id: &str,
@@ -175,10 +177,40 @@ impl TestServer {
         not_after: SystemTime,
     ) -> Result<IssuedCert, crate::pki::PkiError> {
         let bad = |e: crate::device_id::InvalidName| crate::pki::PkiError::Validity(e.to_string());
-        self.pki().ca().issue_device_cert(
+        let issued = self.pki().ca().issue_device_cert(
             &DeviceId::parse(id).map_err(bad)?,
             &Namespace::parse(namespace).map_err(bad)?,
             Validity::between(not_before, not_after),
+        )?;
+        match self.adopt_certificate(id, &issued.cert_pem) {
+            Ok(()) | Err(crate::store::StoreError::DeviceNotFound(_)) => Ok(issued),
+            Err(e) => Err(crate::pki::PkiError::Validity(format!(
+                "recording the certificate: {e}"
+            ))),
+        }
+    }
+
+    /// Record `cert_pem` (made by the test, e.g. by an old CA) as the current
+    /// certificate of enrolled device `id`, as a registration does.
+    pub fn adopt_certificate(
+        &self,
+        id: &str,
+        cert_pem: &str,
+    ) -> Result<(), crate::store::StoreError> {
+        let bad = |e: String| crate::store::StoreError::OutOfRange(e);
+        let id = DeviceId::parse(id).map_err(|e| bad(e.to_string()))?;
+        let cert =
+            crate::pki::ClientIdentity::from_pem(cert_pem).map_err(|e| bad(e.to_string()))?;
+        let issued = crate::store::IssuedCertificate {
+            serial: cert.serial,
+            not_after_ms: crate::clock::unix_ms(cert.not_after),
+            renewal: false,
+        };
+        self.store().record_certificate(
+            &id,
+            &issued,
+            None,
+            self.running().service().clock().now_ms(),
         )
     }
 

@@ -174,6 +174,7 @@ fn certificates_of_an_old_ca_stay_trusted_and_renew_under_the_new_one() {
             Validity::starting_at(now, Duration::from_secs(3600)).unwrap(),
         )
         .unwrap();
+    s.adopt_certificate("dev-1", &old_cert.cert_pem).unwrap();
     let c = Client::new(&s, &old_cert);
     assert_eq!(c.get(&format!("{API}/data/dev-1/in")).status, 200);
     let (r, key_pem) = c.register_as("dev-1", "dev-1");

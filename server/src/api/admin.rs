@@ -1,6 +1,6 @@
 //! The plain-HTTP admin listener (loopback only): `/healthz`, `/readyz`,
-//! `/metrics`, the object API under `/apis` (see `admin_objects`) and device
-//! events (`admin_events`).
+//! `/metrics`, the object API under `/apis` (see `admin_objects`), device
+//! events (`admin_events`) and decommissioning (`admin_lifecycle`).
 
 use axum::Router;
 use axum::extract::State;
@@ -32,6 +32,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(objects::metrics))
         .route("/apis/apply", post(objects::apply))
         .route("/apis/devices/{id}/approve", post(objects::approve))
+        .route(
+            "/apis/devices/{id}/decommission",
+            post(super::admin_lifecycle::decommission),
+        )
         .route(
             "/apis/devices/{id}/events",
             get(super::admin_events::events),

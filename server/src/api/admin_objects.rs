@@ -1,5 +1,6 @@
 //! The admin object API on the loopback admin listener, used by the
-//! kubectl-style CLI: apply manifests, get, delete, approve. Answers JSON;
+//! kubectl-style CLI: apply manifests, get, delete (of an EdgeDevice:
+//! decommissioning, see `admin_lifecycle`), approve. Answers JSON;
 //! errors are `{"message": ...}` with 400 (bad input), 404 (no such object)
 //! or 500/503. Apply takes `?fieldValidation=` and answers `Warning`
 //! headers as the Kubernetes API server does.
@@ -11,8 +12,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::body::read_limited;
+use super::{AppState, admin_lifecycle};
 use crate::controller::{self, status};
 use crate::device_id::DeviceId;
 use crate::objects::{self, FieldValidation, Kind, ObjectError, UnknownFields};
@@ -256,12 +257,30 @@ pub(super) async fn get(
         .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("{kind} not found")))
 }
 
-/// `DELETE /apis/{kind}/{namespace}/{name}`.
+/// `DELETE /apis/{kind}/{namespace}/{name}`. Deleting the EdgeDevice of an
+/// enrolled device decommissions the device (`?actor=&purge=` as for
+/// `POST /apis/devices/{id}/decommission`).
 pub(super) async fn delete(
     State(state): State<AppState>,
     Path((kind, ns, name)): Path<(String, String, String)>,
+    Query(q): Query<admin_lifecycle::DecommissionQuery>,
 ) -> Reply {
     let kind = parse_kind(&kind)?;
+    if kind == Kind::EdgeDevice
+        && let Ok(id) = DeviceId::parse(&name)
+    {
+        let (id2, ns2) = (id.clone(), ns.clone());
+        let enrolled = blocking(&state, move |store, _| {
+            Ok(store
+                .device(&id2)?
+                .is_some_and(|d| d.namespace.as_str() == ns2 && d.decommissioned.is_none()))
+        })
+        .await?;
+        if enrolled {
+            let actor = admin_lifecycle::actor(q.actor)?;
+            return admin_lifecycle::run(&state, id, actor, q.purge).await;
+        }
+    }
     let (n2, ns2) = (name.clone(), ns.clone());
     let existed = blocking(&state, move |store, _| {
         Ok(store.delete_object(kind.as_str(), &ns2, &n2)?)

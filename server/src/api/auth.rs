@@ -112,7 +112,14 @@ mod tests {
         } else {
             now + Duration::from_secs(1)
         };
-        (ClientIdentity { role, not_after }, now)
+        (
+            ClientIdentity {
+                role,
+                not_after,
+                serial: "01".into(),
+            },
+            now,
+        )
     }
 
     fn device(id: &str) -> Role {

@@ -78,6 +78,7 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         let status = match &e {
             ServiceError::NotFound(_) | ServiceError::NotApproved(_) => StatusCode::NOT_FOUND,
+            ServiceError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServiceError::BadRequest(_) => StatusCode::BAD_REQUEST,
             other if other.is_retriable() => StatusCode::SERVICE_UNAVAILABLE,

@@ -73,7 +73,7 @@ pub(super) async fn post_data(
             Ok(status.into_response())
         }
         DataOut::Registration(info) => {
-            let certificate = state.service.register(id, identity.role, info).await?;
+            let certificate = state.service.register(id, identity, info).await?;
             let response = MessageResponse {
                 message_id: msg.message_id,
                 directive: Some(directive::REGISTRATION.into()),

@@ -2,6 +2,7 @@
 
 pub mod admin;
 mod admin_events;
+mod admin_lifecycle;
 mod admin_objects;
 pub mod auth;
 mod batch;
@@ -35,20 +36,24 @@ pub struct AppState {
 }
 
 /// The verified client certificate's identity, put into every request's
-/// extensions by the connection handler.
+/// extensions by the connection handler, and judged again on every request
+/// ([`EdgeService::authenticate`]): a superseded or revoked device
+/// certificate is refused (401) even on a connection opened, or a TLS
+/// session resumed, while it was still good.
 #[derive(Debug, Clone)]
 pub struct Peer(pub ClientIdentity);
 
-impl<S: Send + Sync> FromRequestParts<S> for Peer {
+impl FromRequestParts<AppState> for Peer {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let identity = parts
             .extensions
             .get::<ClientIdentity>()
             .cloned()
-            .map(Peer)
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "no client certificate"))
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "no client certificate"))?;
+        state.service.authenticate(&identity).await?;
+        Ok(Peer(identity))
     }
 }
 

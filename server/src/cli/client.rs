@@ -170,10 +170,30 @@ impl AdminClient {
         self.finish(self.agent.get(self.url(&path)).call())
     }
 
-    /// Delete one object.
-    pub fn delete(&self, kind: Kind, namespace: &str, name: &str) -> Result<Value, CliError> {
+    /// Delete one object; deleting an EdgeDevice decommissions its device,
+    /// recording `actor`.
+    pub fn delete(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        actor: &str,
+    ) -> Result<Value, CliError> {
         let path = format!("/apis/{}/{namespace}/{name}", kind.plural());
-        self.finish(self.agent.delete(self.url(&path)).call())
+        let req = self.agent.delete(self.url(&path)).query("actor", actor);
+        self.finish(req.call())
+    }
+
+    /// Decommission a device: revoke its certificates, delete its objects,
+    /// keep its data unless `purge`; `actor` is recorded (not authenticated).
+    pub fn decommission(&self, device: &str, actor: &str, purge: bool) -> Result<Value, CliError> {
+        let path = format!("/apis/devices/{device}/decommission");
+        let req = self
+            .agent
+            .post(self.url(&path))
+            .query("actor", actor)
+            .query("purge", if purge { "true" } else { "false" });
+        self.finish(req.send_empty())
     }
 
     /// The device's newest events (`{time, type, reason, message}`), oldest first.

@@ -1,4 +1,5 @@
-//! The kubectl-style admin commands (`apply`, `get`, `describe`, `delete`):
+//! The kubectl-style admin commands (`apply`, `get`, `describe`, `delete`,
+//! `decommission`):
 //! a client for the admin listener's object API and the output formats
 //! (tables, YAML, JSON). The binary only parses arguments and prints.
 
@@ -10,3 +11,15 @@ pub use client::{AdminClient, Applied, CliError};
 pub use output::{
     OutputFormat, describe, describe_events, format_list, format_object, human_age, table,
 };
+
+/// The local user name (`$USER`, else `$LOGNAME`), the default actor recorded
+/// by `decommission` and `delete edgedevice`. The admin listener does not
+/// authenticate it.
+pub fn local_user() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .map(|v| v.trim().to_owned())
+        .find(|v| !v.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}

@@ -56,6 +56,10 @@ pub struct Config {
     pub default_namespace: String,
     /// Lifetime of device certificates.
     pub device_cert_validity_seconds: u64,
+    /// How long after its `notAfter` an expired device certificate may still
+    /// renew itself; after that the device must enrol again with the
+    /// registration certificate (and is approved again per `auto_approve`).
+    pub renewal_grace_seconds: u64,
     /// Default lifetime of registration certificates.
     pub registration_cert_validity_seconds: u64,
     /// Lifetime of a newly created CA.
@@ -118,6 +122,7 @@ impl Default for Config {
             auto_approve: true,
             default_namespace: "default".into(),
             device_cert_validity_seconds: 30 * DAY_SECONDS,
+            renewal_grace_seconds: 180 * DAY_SECONDS,
             registration_cert_validity_seconds: 365 * DAY_SECONDS,
             ca_validity_seconds: 10 * 365 * DAY_SECONDS,
             server_cert_validity_seconds: 365 * DAY_SECONDS,
@@ -198,6 +203,12 @@ impl Config {
                 return invalid(key, format!("must be 1..={MAX_VALIDITY_SECONDS}"));
             }
         }
+        if self.renewal_grace_seconds > MAX_VALIDITY_SECONDS {
+            return invalid(
+                "renewal_grace_seconds",
+                format!("must be 0..={MAX_VALIDITY_SECONDS}"),
+            );
+        }
         if self.ca_validity_seconds < self.device_cert_validity_seconds {
             return invalid(
                 "ca_validity_seconds",
@@ -239,6 +250,11 @@ impl Config {
     /// Lifetime of device certificates.
     pub fn device_cert_validity(&self) -> Duration {
         Duration::from_secs(self.device_cert_validity_seconds)
+    }
+
+    /// How long an expired device certificate may still renew itself.
+    pub fn renewal_grace(&self) -> Duration {
+        Duration::from_secs(self.renewal_grace_seconds)
     }
 
     /// What the PKI needs.
@@ -299,6 +315,8 @@ mod tests {
             err.to_string().contains("device_cert_validity_seconds"),
             "{err}"
         );
+        let err = Config::from_toml_str("renewal_grace_seconds = 9999999999").unwrap_err();
+        assert!(err.to_string().contains("renewal_grace_seconds"), "{err}");
         let err = Config::from_toml_str("default_namespace = \"Bad_NS\"").unwrap_err();
         assert!(err.to_string().contains("default_namespace"), "{err}");
         let err = Config::from_toml_str("listen_addr = \"nowhere\"").unwrap_err();

@@ -208,6 +208,14 @@ fn device_pass(
     device: &Device,
     now_ms: u64,
 ) -> Result<(bool, Presence), ControllerError> {
+    if device.decommissioned.is_some() {
+        // Revoked: no objects (decommissioning deleted them; a pass that
+        // raced it may have written them back).
+        for kind in crate::store::ENROLMENT_OBJECT_KINDS {
+            store.delete_object(kind, device.namespace.as_str(), device.id.as_str())?;
+        }
+        return Ok((false, device_presence(store, settings, device, now_ms)?));
+    }
     let approval = enrolment::sync_request(store, device, now_ms)?;
     if approval != Approval::Approved {
         return Ok((false, device_presence(store, settings, device, now_ms)?));

@@ -99,7 +99,11 @@ mod tests {
     use crate::device_id::DeviceId;
 
     fn identity(role: Role, not_after: SystemTime) -> ClientIdentity {
-        ClientIdentity { role, not_after }
+        ClientIdentity {
+            role,
+            not_after,
+            serial: "01".into(),
+        }
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub struct ClientIdentity {
     pub role: Role,
     /// Its last valid instant.
     pub not_after: SystemTime,
+    /// Its serial number, lowercase hex of the DER integer's bytes: what the
+    /// store records to tell a device's current certificate from others.
+    pub serial: String,
 }
 
 impl ClientIdentity {
@@ -65,13 +68,30 @@ impl ClientIdentity {
         Ok(Self {
             role,
             not_after: not_after(&cert),
+            serial: hex(cert.raw_serial()),
         })
+    }
+
+    /// Read the identity from a PEM certificate (e.g. one just issued).
+    pub fn from_pem(pem: &str) -> Result<Self, PkiError> {
+        use rustls_pki_types::pem::PemObject;
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+            .map_err(|e| PkiError::BadCertificate(format!("certificate PEM: {e}")))?;
+        Self::from_der(&der)
     }
 
     /// Whether the certificate has expired at `now`.
     pub fn is_expired(&self, now: SystemTime) -> bool {
         now > self.not_after
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 fn not_after(cert: &X509Certificate<'_>) -> SystemTime {

@@ -14,6 +14,10 @@ pub enum ServiceError {
         "device \"{0}\" is enrolled but not approved yet; registration is possible once an operator approves it"
     )]
     NotApproved(String),
+    /// The certificate is no longer accepted: superseded, revoked, or
+    /// expired beyond the renewal grace (401).
+    #[error("{0}")]
+    Unauthorized(String),
     /// The caller may not do this (403).
     #[error("{0}")]
     Forbidden(String),

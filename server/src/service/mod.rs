@@ -4,6 +4,7 @@
 
 mod config_message;
 mod error;
+mod identity;
 
 use std::sync::Arc;
 
@@ -12,16 +13,18 @@ use serde_json::Value;
 
 pub use config_message::{DEFAULT_VERSION, configuration_message, default_spec};
 pub use error::ServiceError;
+pub use identity::revoke_frame_keys;
 
 use crate::clock::Clock;
+use crate::clock::unix_ms;
 use crate::config::Config;
 use crate::controller::{self, Settings};
 use crate::decode::{DecodedBatch, class_word, heartbeat_events};
 use crate::device_id::{DeviceId, Namespace};
 use crate::metrics::{ClassLabels, Metrics};
 use crate::models::{EnrolmentInfo, HeartbeatInfo, RegistrationInfo};
-use crate::pki::{Pki, Role, Validity};
-use crate::store::{Approval, EnrolOutcome, StatusUpdate, Store};
+use crate::pki::{ClientIdentity, Pki, Role, Validity};
+use crate::store::{Approval, EnrolOutcome, IssuedCertificate, StatusUpdate, Store};
 
 /// Run the controller for one device after its enrolment or registration.
 /// The device's request already succeeded; a failed pass is logged and
@@ -112,7 +115,13 @@ impl EdgeService {
         let hardware = info.features.and_then(|f| f.hardware);
         let auto = self.config.auto_approve;
         let settings = self.config.controller_settings();
+        let grace_ms = u64::try_from(self.config.renewal_grace().as_millis()).unwrap_or(u64::MAX);
         self.blocking(move |s, _, now| {
+            // A device whose certificate expired beyond the renewal grace
+            // starts over: approved again according to `auto_approve`.
+            if s.enrol_again_if_lapsed(&id, now.saturating_sub(grace_ms), auto)? {
+                tracing::info!(device = %id, "certificate lapsed beyond the renewal grace: enrolling again");
+            }
             let outcome = s.enrol(&id, &ns, hardware.as_ref(), auto, now)?;
             reconcile_after(s, settings, &id, now);
             Ok(outcome)
@@ -125,26 +134,37 @@ impl EdgeService {
         self.blocking(move |s, _, _| Ok(s.approve(&id)?)).await
     }
 
-    /// Sign the device's CSR and record the registration. `role` is who asks:
-    /// the registration certificate (first registration) or the device's own
-    /// certificate (renewal, allowed even when expired).
+    /// Sign the device's CSR and record the registration. `identity` is who
+    /// asks: the registration certificate (first registration) or the
+    /// device's own certificate (renewal, allowed when expired for at most
+    /// `renewal_grace_seconds`).
     pub async fn register(
         &self,
         id: DeviceId,
-        role: Role,
+        identity: ClientIdentity,
         info: RegistrationInfo,
     ) -> Result<String, ServiceError> {
         let lifetime = self.config.device_cert_validity();
         let now = self.clock.now();
         let settings = self.config.controller_settings();
+        let renewal = matches!(&identity.role, Role::Device { id: own, .. } if *own == id);
+        if renewal {
+            identity::check_renewal_grace(&identity, now, self.config.renewal_grace())?;
+        }
         self.blocking(move |s, pki, now_ms| {
             let device = s
                 .device(&id)?
                 .ok_or_else(|| ServiceError::NotFound(id.to_string()))?;
+            if let Some(d) = &device.decommissioned {
+                return Err(ServiceError::Forbidden(format!(
+                    "device \"{}\" was decommissioned by \"{}\"; enrol it again (an operator must approve it)",
+                    id.as_str(),
+                    d.by
+                )));
+            }
             if device.approval == Approval::Pending {
                 return Err(ServiceError::NotApproved(id.to_string()));
             }
-            let renewal = matches!(&role, Role::Device { id: own, .. } if *own == id);
             if !renewal && device.cert_used {
                 return Err(ServiceError::Forbidden(format!(
                     "device \"{}\" already uses its own certificate; renew it with that certificate, not the registration certificate",
@@ -157,10 +177,13 @@ impl EdgeService {
                 &device.namespace,
                 Validity::starting_at(now, lifetime)?,
             )?;
-            s.mark_registered(&id, info.hardware.as_ref(), now_ms)?;
-            if renewal {
-                s.mark_cert_used(&id)?;
-            }
+            let issued = ClientIdentity::from_pem(&cert)?;
+            let record = IssuedCertificate {
+                serial: issued.serial,
+                not_after_ms: unix_ms(issued.not_after),
+                renewal,
+            };
+            s.record_certificate(&id, &record, info.hardware.as_ref(), now_ms)?;
             reconcile_after(s, settings, &id, now_ms);
             Ok(cert)
         })

@@ -57,7 +57,64 @@ pub struct Device {
     pub last_seen_ms: Option<u64>,
     /// When the device first enrolled (ms since the Unix epoch).
     pub enrolled_at_ms: u64,
+    /// Serial (hex) of the device's current certificate; `None` before its
+    /// first registration, and for devices registered before serials were
+    /// recorded (until their first renewal).
+    pub cert_serial: Option<String>,
+    /// `notAfter` of the current certificate (ms since the Unix epoch).
+    pub cert_not_after_ms: Option<u64>,
+    /// Set once an operator decommissioned the device, until it enrols again.
+    pub decommissioned: Option<Decommissioned>,
 }
+
+/// Who decommissioned a device, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decommissioned {
+    /// When (ms since the Unix epoch).
+    pub at_ms: u64,
+    /// The actor as given by the admin client (not authenticated).
+    pub by: String,
+}
+
+/// A certificate the server just issued to a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCertificate {
+    /// Its serial, hex (as [`crate::pki::ClientIdentity::serial`]).
+    pub serial: String,
+    /// Its `notAfter`, ms since the Unix epoch.
+    pub not_after_ms: u64,
+    /// Issued by a renewal (the device's own certificate asked), which also
+    /// records that the device uses its own certificate. Either way, the
+    /// device's first certificate is current at once, and a later one is
+    /// accepted next to the current one until its first use, which
+    /// supersedes the current one.
+    pub renewal: bool,
+}
+
+/// How the store judges a device certificate presented on a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertStanding {
+    /// The device's current certificate.
+    Current,
+    /// The renewed certificate, used for the first time: it is now the
+    /// current one and the previous one is superseded.
+    Promoted,
+    /// A device registered before serials were recorded: accepted until its
+    /// first renewal.
+    Legacy,
+    /// Not the device's current or renewed certificate: superseded (or never
+    /// the device's at all).
+    Superseded,
+    /// The device is decommissioned: every certificate of it is refused.
+    Revoked(Decommissioned),
+    /// The device is not in the store.
+    UnknownDevice,
+}
+
+/// What [`Store::enrol_again_if_lapsed`] and decommissioning delete with the
+/// device's state: its EdgeDeviceSignedRequest and EdgeDevice (kinds as
+/// stored), so that the controller does not copy an old approval back.
+pub const ENROLMENT_OBJECT_KINDS: [&str; 2] = ["EdgeDeviceSignedRequest", "EdgeDevice"];
 
 /// What an enrolment did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,7 +324,52 @@ pub trait Store: Debug + Send + Sync {
 
     /// Delete a generic object; returns whether it existed.
     fn delete_object(&self, kind: &str, namespace: &str, name: &str) -> Result<bool, StoreError>;
+
+    /// Record a certificate issued to the device (see
+    /// [`IssuedCertificate::renewal`]); marks the device registered and, for
+    /// a renewal, its certificate as used; `hardware` replaces the stored
+    /// hardware information when given.
+    fn record_certificate(
+        &self,
+        id: &DeviceId,
+        cert: &IssuedCertificate,
+        hardware: Option<&Value>,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Judge the certificate with `serial` presented for device `id`; the
+    /// first use of a renewed certificate makes it the current one.
+    fn certificate_standing(&self, id: &DeviceId, serial: &str)
+    -> Result<CertStanding, StoreError>;
+
+    /// Start the enrolment over when the device's current certificate
+    /// expired before `lapsed_before_ms` (beyond the renewal grace): the
+    /// approval becomes `auto_approve`, the registration certificate may
+    /// register it again, and its enrolment objects are deleted. Returns
+    /// whether it did.
+    fn enrol_again_if_lapsed(
+        &self,
+        id: &DeviceId,
+        lapsed_before_ms: u64,
+        auto_approve: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Decommission the device: every certificate of it is refused from now
+    /// on, its approval is withdrawn (a later enrolment waits for an
+    /// operator whatever `auto_approve` says), its enrolment objects are
+    /// deleted, and with `purge` its records, events and configuration too.
+    /// `event` (who did it) is stored after the purge.
+    fn decommission(
+        &self,
+        id: &DeviceId,
+        actor: &str,
+        purge: bool,
+        event: &JsonEvent,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
 }
 
+#[cfg(test)]
+mod identity_tests;
 #[cfg(test)]
 mod tests;

@@ -8,8 +8,8 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::{
-    Device, DeviceConfig, DeviceEvent, EnrolOutcome, JsonEvent, NewRecord, StatusUpdate, Store,
-    StoreError, StoredObject, StoredRecord,
+    CertStanding, Device, DeviceConfig, DeviceEvent, EnrolOutcome, IssuedCertificate, JsonEvent,
+    NewRecord, StatusUpdate, Store, StoreError, StoredObject, StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
 use crate::metrics::Metrics;
@@ -142,5 +142,47 @@ impl<S: Store> Store for TimedStore<S> {
     }
     fn delete_object(&self, kind: &str, namespace: &str, name: &str) -> Result<bool, StoreError> {
         self.timed("delete_object", |s| s.delete_object(kind, namespace, name))
+    }
+    fn record_certificate(
+        &self,
+        id: &DeviceId,
+        cert: &IssuedCertificate,
+        hardware: Option<&Value>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.timed("record_certificate", |s| {
+            s.record_certificate(id, cert, hardware, now_ms)
+        })
+    }
+    fn certificate_standing(
+        &self,
+        id: &DeviceId,
+        serial: &str,
+    ) -> Result<CertStanding, StoreError> {
+        self.timed("certificate_standing", |s| {
+            s.certificate_standing(id, serial)
+        })
+    }
+    fn enrol_again_if_lapsed(
+        &self,
+        id: &DeviceId,
+        lapsed_before_ms: u64,
+        auto_approve: bool,
+    ) -> Result<bool, StoreError> {
+        self.timed("enrol_again_if_lapsed", |s| {
+            s.enrol_again_if_lapsed(id, lapsed_before_ms, auto_approve)
+        })
+    }
+    fn decommission(
+        &self,
+        id: &DeviceId,
+        actor: &str,
+        purge: bool,
+        event: &JsonEvent,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.timed("decommission", |s| {
+            s.decommission(id, actor, purge, event, now_ms)
+        })
     }
 }

@@ -192,6 +192,11 @@ pub fn onboard(server: &TestServer, id: &str) -> IssuedCert {
     let r = reg.enrol(id);
     assert_eq!(r.status, 200, "{}", r.text());
     let (r, key_pem) = reg.register_as(id, id);
+    issued(&r, key_pem)
+}
+
+/// The certificate of a successful registration answer, with its key.
+pub fn issued(r: &Reply, key_pem: String) -> IssuedCert {
     assert_eq!(r.status, 200, "{}", r.text());
     let cert_pem = r.json()["content"]["certificate"]
         .as_str()

@@ -25,6 +25,12 @@ pub async fn connect_to(
     ca_pem: &str,
     cert: &IssuedCert,
 ) -> io::Result<TlsStream<TcpStream>> {
+    connect_with(addr, client_config(ca_pem, cert)).await
+}
+
+/// A TLS 1.3 client configuration trusting `ca_pem` and presenting `cert`;
+/// connections made with one configuration resume each other's sessions.
+pub fn client_config(ca_pem: &str, cert: &IssuedCert) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
@@ -40,11 +46,17 @@ pub async fn connect_to(
         .with_client_auth_cert(chain, key)
         .unwrap();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// A TLS connection to `addr` with `config`.
+pub async fn connect_with(
+    addr: std::net::SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> io::Result<TlsStream<TcpStream>> {
     let tcp = TcpStream::connect(addr).await?;
     let name = ServerName::try_from("localhost").unwrap();
-    TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
+    TlsConnector::from(config).connect(name, tcp).await
 }
 
 /// Request headers (and the blank line) for `method path` with `extra` header lines.

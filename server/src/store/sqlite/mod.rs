@@ -9,12 +9,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::{
-    Approval, Device, DeviceConfig, DeviceEvent, EnrolOutcome, JsonEvent, NewRecord, StatusUpdate,
-    Store, StoreError, StoredObject, StoredRecord,
+    Approval, CertStanding, Device, DeviceConfig, DeviceEvent, EnrolOutcome, IssuedCertificate,
+    JsonEvent, NewRecord, StatusUpdate, Store, StoreError, StoredObject, StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
 
 mod events;
+mod identity;
 mod rows;
 mod schema;
 
@@ -116,6 +117,10 @@ impl Store for SqliteStore {
     ) -> Result<EnrolOutcome, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
+        if identity::enrol_decommissioned(&tx, id, namespace, hardware, now_ms)? {
+            tx.commit()?;
+            return Ok(EnrolOutcome::Created(Approval::Pending));
+        }
         let existing: Option<bool> = tx
             .query_row(
                 "SELECT approved FROM devices WHERE id = ?1",
@@ -415,5 +420,43 @@ impl Store for SqliteStore {
             params![kind, namespace, name],
         )?;
         Ok(n > 0)
+    }
+
+    fn record_certificate(
+        &self,
+        id: &DeviceId,
+        cert: &IssuedCertificate,
+        hardware: Option<&Value>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        identity::record_certificate(&mut *self.conn()?, id, cert, hardware, now_ms)
+    }
+
+    fn certificate_standing(
+        &self,
+        id: &DeviceId,
+        serial: &str,
+    ) -> Result<CertStanding, StoreError> {
+        identity::standing(&mut *self.conn()?, id, serial)
+    }
+
+    fn enrol_again_if_lapsed(
+        &self,
+        id: &DeviceId,
+        lapsed_before_ms: u64,
+        auto_approve: bool,
+    ) -> Result<bool, StoreError> {
+        identity::enrol_again_if_lapsed(&mut *self.conn()?, id, lapsed_before_ms, auto_approve)
+    }
+
+    fn decommission(
+        &self,
+        id: &DeviceId,
+        actor: &str,
+        purge: bool,
+        event: &JsonEvent,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        identity::decommission(&mut *self.conn()?, id, actor, purge, event, now_ms)
     }
 }

@@ -5,7 +5,7 @@ use rusqlite::Row;
 use serde_json::Value;
 
 use crate::device_id::{DeviceId, Namespace};
-use crate::store::{Approval, Device, StoreError, StoredObject};
+use crate::store::{Approval, Decommissioned, Device, StoreError, StoredObject};
 
 pub(super) fn to_i64(what: &str, v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::OutOfRange(format!("{what} {v} exceeds 2^63-1")))
@@ -28,7 +28,8 @@ pub(super) fn json_opt(s: Option<String>) -> Result<Option<Value>, StoreError> {
 }
 
 pub(super) const DEVICE_COLUMNS: &str = "id, namespace, approved, registered, cert_used, labels, hardware, \
-     status, last_heartbeat, last_seen_ms, enrolled_at_ms";
+     status, last_heartbeat, last_seen_ms, enrolled_at_ms, cert_serial, cert_not_after_ms, \
+     decommissioned_at_ms, decommissioned_by";
 
 /// Raw device row; JSON columns parsed afterwards so errors surface as
 /// [`StoreError::CorruptJson`].
@@ -44,6 +45,10 @@ pub(super) type DeviceRow = (
     Option<String>,
     Option<i64>,
     i64,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
 );
 
 pub(super) fn device_row(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
@@ -59,11 +64,24 @@ pub(super) fn device_row(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
         r.get(8)?,
         r.get(9)?,
         r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
+        r.get(13)?,
+        r.get(14)?,
     ))
 }
 
 pub(super) fn device_from(row: DeviceRow) -> Result<Device, StoreError> {
-    let (id, ns, approved, registered, cert_used, labels, hw, status, hb, seen, enrolled) = row;
+    let (id, ns, approved, registered, cert_used, labels, hw, status, hb, seen, enrolled) = (
+        row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10,
+    );
+    let decommissioned = match (row.13, row.14) {
+        (Some(at), by) => Some(Decommissioned {
+            at_ms: to_u64(at),
+            by: by.unwrap_or_default(),
+        }),
+        (None, _) => None,
+    };
     let corrupt = |e: crate::device_id::InvalidName| StoreError::OutOfRange(format!("stored {e}"));
     Ok(Device {
         id: DeviceId::parse(&id).map_err(corrupt)?,
@@ -81,6 +99,9 @@ pub(super) fn device_from(row: DeviceRow) -> Result<Device, StoreError> {
         last_heartbeat: json_opt(hb)?,
         last_seen_ms: seen.map(to_u64),
         enrolled_at_ms: to_u64(enrolled),
+        cert_serial: row.11,
+        cert_not_after_ms: row.12.map(to_u64),
+        decommissioned,
     })
 }
 

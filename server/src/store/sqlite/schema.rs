@@ -57,6 +57,19 @@ CREATE TABLE json_events (
     PRIMARY KEY (device_id, at_ms, idx, payload)
 ) STRICT, WITHOUT ROWID;
 "#,
+    // Device identity lifecycle: the serial of the device's current
+    // certificate and of a renewed one not used yet (both accepted; the
+    // first use of the renewed one supersedes the current one), and
+    // decommissioning. Devices registered before this migration have no
+    // serial: their certificates stay accepted until their first renewal.
+    r#"
+ALTER TABLE devices ADD COLUMN cert_serial TEXT;
+ALTER TABLE devices ADD COLUMN cert_not_after_ms INTEGER;
+ALTER TABLE devices ADD COLUMN next_cert_serial TEXT;
+ALTER TABLE devices ADD COLUMN next_cert_not_after_ms INTEGER;
+ALTER TABLE devices ADD COLUMN decommissioned_at_ms INTEGER;
+ALTER TABLE devices ADD COLUMN decommissioned_by TEXT;
+"#,
 ];
 
 /// Apply connection settings and pending migrations.

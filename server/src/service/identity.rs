@@ -1,0 +1,108 @@
+//! The device identity lifecycle, independent of HTTP: which certificate
+//! may act for a device on each request (current, renewed-not-yet-used,
+//! superseded, revoked), how long an expired one may still renew, and
+//! decommissioning.
+//!
+//! Decommissioning lives here, behind the [`Store`](crate::store::Store)
+//! trait, so that every front end reaches the same revocation path: the
+//! admin listener (`flotta-server decommission`, deleting an EdgeDevice in
+//! the embedded mode) today, and a Kubernetes-mode watcher of EdgeDevice
+//! deletions later.
+
+use std::time::{Duration, SystemTime};
+
+use flotta_proto::payload::{Event, Level, Payload};
+
+use super::{EdgeService, ServiceError};
+use crate::device_id::DeviceId;
+use crate::pki::{ClientIdentity, Role};
+use crate::store::{CertStanding, JsonEvent};
+
+/// Refuse a renewal by a certificate that expired more than `grace` ago.
+pub(super) fn check_renewal_grace(
+    identity: &ClientIdentity,
+    now: SystemTime,
+    grace: Duration,
+) -> Result<(), ServiceError> {
+    if now > identity.not_after + grace {
+        return Err(ServiceError::Unauthorized(format!(
+            "client certificate expired more than renewal_grace_seconds ({}) ago and can no \
+             longer renew itself; enrol again with the registration certificate",
+            grace.as_secs()
+        )));
+    }
+    Ok(())
+}
+
+/// Hook of the revocation path for the device's frame keys. Sealed frames
+/// do not exist yet, so there is nothing to revoke; once they do, this must
+/// make every frame key of `id` unusable, in the same decommissioning call.
+pub fn revoke_frame_keys(id: &DeviceId) {
+    tracing::debug!(device = %id, "no frame keys to revoke (sealed frames do not exist yet)");
+}
+
+impl EdgeService {
+    /// Judge the certificate of a request, on every request (not only at the
+    /// handshake: a connection, or a TLS session resumed from the cache, may
+    /// outlive the certificate's standing). Only device certificates are
+    /// judged here; their expiry and what they may do is `api::auth`'s.
+    pub async fn authenticate(&self, identity: &ClientIdentity) -> Result<(), ServiceError> {
+        let Role::Device { id, .. } = &identity.role else {
+            return Ok(());
+        };
+        let (id, serial) = (id.clone(), identity.serial.clone());
+        let shown = id.clone();
+        let standing = self
+            .blocking(move |s, _, _| Ok(s.certificate_standing(&id, &serial)?))
+            .await?;
+        match standing {
+            CertStanding::Current | CertStanding::Legacy | CertStanding::UnknownDevice => Ok(()),
+            CertStanding::Promoted => {
+                tracing::info!(device = %shown, serial = %identity.serial, "renewed certificate in use; the previous one is superseded");
+                Ok(())
+            }
+            CertStanding::Superseded => Err(ServiceError::Unauthorized(format!(
+                "this certificate of device \"{shown}\" was superseded by a newer one (or was \
+                 never its current certificate); renew with the newest certificate or enrol \
+                 again with the registration certificate"
+            ))),
+            CertStanding::Revoked(d) => Err(ServiceError::Unauthorized(format!(
+                "device \"{shown}\" was decommissioned by \"{}\" at {}; its certificates are \
+                 revoked; an operator must approve a new enrolment",
+                d.by,
+                crate::controller::rfc3339(d.at_ms)
+            ))),
+        }
+    }
+
+    /// Decommission a device (operators): revoke every certificate of it at
+    /// once, revoke its frame keys ([`revoke_frame_keys`]), delete its
+    /// EdgeDevice and EdgeDeviceSignedRequest, keep its data unless `purge`,
+    /// and record `actor` (as given, not authenticated) in its events. A
+    /// later enrolment under the same id waits for explicit approval.
+    pub async fn decommission(
+        &self,
+        id: DeviceId,
+        actor: String,
+        purge: bool,
+    ) -> Result<(), ServiceError> {
+        self.blocking(move |s, _, now| {
+            let purged = if purge { "; its data was purged" } else { "" };
+            let event = Payload::Event(Event {
+                reason: "Decommissioned".into(),
+                message: format!("decommissioned by {actor}{purged}; its certificates are revoked"),
+                level: Level::Warn,
+            });
+            let event = JsonEvent {
+                at_ms: now,
+                index: 0,
+                payload: event.encode(),
+            };
+            s.decommission(&id, &actor, purge, &event, now)?;
+            revoke_frame_keys(&id);
+            tracing::warn!(device = %id, %actor, purge, "device decommissioned");
+            Ok(())
+        })
+        .await
+    }
+}
