@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -15,8 +17,9 @@ use std::num::NonZeroU32;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use common::Rng;
 use flotta_agent::frame_counter::open_reserver;
 use flotta_proto::frame::KeyId;
 
@@ -26,24 +29,6 @@ const ROUNDS: usize = 50;
 const STEP: u32 = 4;
 const KEY: KeyId = KeyId([1, 2, 3, 4]);
 const EPOCH: u32 = 9;
-
-/// xorshift64*: enough randomness for kill timing, no dependency.
-struct Rng(u64);
-impl Rng {
-    fn seeded() -> Self {
-        let t = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-        Rng(t ^ u64::from(std::process::id()) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
 
 /// The log of run `round`: one line per counter handed out.
 fn log_path(dir: &Path, round: usize) -> PathBuf {
