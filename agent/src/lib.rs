@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod desired;
 pub mod emit;
+pub mod frame_counter;
 pub mod fsutil;
 pub mod heartbeat;
 pub mod identity;

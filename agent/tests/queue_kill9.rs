@@ -12,32 +12,14 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::{open, payload_for, small_config};
+use common::{Rng, open, payload_for, small_config};
 use flotta_agent::queue::Durability;
 use flotta_proto::record::RecordClass;
 
 const CHILD_ENV: &str = "FLOTTA_KILL9_QUEUE_DIR";
 const ROUNDS: usize = 300;
-
-/// xorshift64*: enough randomness for kill timing, no dependency.
-struct Rng(u64);
-impl Rng {
-    fn seeded() -> Self {
-        let t = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-        Rng(t ^ u64::from(std::process::id()) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
 
 #[test]
 #[ignore = "child process of kill9_loses_nothing_durable_and_returns_nothing_acked"]

@@ -1,5 +1,6 @@
 //! `cargo xtask test`: the project's whole check, as one ordered list of steps:
-//! `fmt`, `clippy`, `test` (nextest or cargo test, then doc tests), `dist` (static builds
+//! `fmt`, `clippy`, `test` (nextest or cargo test, then doc tests), `no-std` (the sealed-frame
+//! core of `flotta-proto` built for a bare-metal target without std), `dist` (static builds
 //! for every target, ELF checks, qemu smoke runs, size budget) and `armv6-e2e` (the ARMv6
 //! agent `dist` published, under `qemu-arm -cpu arm1176`, enrols, registers and uploads to a
 //! real `flotta-server`; see `armv6_e2e`).
@@ -19,6 +20,7 @@ use crate::armv6_e2e;
 use crate::dist::{self, DistOptions};
 use crate::process;
 use crate::slowest;
+use crate::toolchain;
 
 /// One step of `cargo xtask test`.
 pub(crate) struct Step {
@@ -41,6 +43,10 @@ pub(crate) const STEPS: &[Step] = &[
     Step {
         name: "test",
         run: test,
+    },
+    Step {
+        name: "no-std",
+        run: no_std,
     },
     Step {
         name: "dist",
@@ -122,6 +128,49 @@ fn test(root: &Path) -> Result<()> {
         cmd.env(E2E_BIN_DIR_ENV, &bins);
         run_cargo(cmd)
     }
+}
+
+/// The bare-metal target of the `no-std` step: a Cortex-M4F, for which no `std` exists.
+pub(crate) const NO_STD_TARGET: &str = "thumbv7em-none-eabihf";
+
+/// `cargo` arguments that build `flotta-proto`'s `frame` feature alone for [`NO_STD_TARGET`],
+/// with `core` built from the pinned nightly's `rust-src` (no rustup target needed), into
+/// `target_dir/no-std` so that the main build's artifacts are never touched.
+pub(crate) fn no_std_args(target_dir: &Path) -> Vec<String> {
+    let mut args = vec![toolchain::nightly_arg()];
+    args.extend(
+        [
+            "build",
+            "-Zbuild-std=core",
+            "--target",
+            NO_STD_TARGET,
+            "-p",
+            "flotta-proto",
+            "--no-default-features",
+            "--features",
+            "frame",
+            "--target-dir",
+        ]
+        .map(String::from),
+    );
+    args.push(target_dir.join("no-std").display().to_string());
+    args
+}
+
+/// Prove that the sealed-frame core really builds without `std` and `alloc`: neither exists
+/// for the target, so any use of them (in our code or a dependency's features) fails here.
+fn no_std(root: &Path) -> Result<()> {
+    println!(
+        "proves: flotta-proto `--no-default-features --features frame` builds for \
+         {NO_STD_TARGET} with only `core` (no std, no alloc, dependencies included)"
+    );
+    let args = no_std_args(&dist::target_dir(root));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = cargo_command(root, &args);
+    for var in toolchain::SCRUBBED_ENV {
+        cmd.env_remove(var);
+    }
+    run_cargo(cmd)
 }
 
 fn dist_all(root: &Path) -> Result<()> {
@@ -244,6 +293,38 @@ mod tests {
         let names: Vec<&str> = STEPS.iter().map(|s| s.name).collect();
         let dist = names.iter().position(|n| *n == "dist").unwrap();
         assert_eq!(names.get(dist + 1), Some(&"armv6-e2e"));
+    }
+
+    #[test]
+    fn the_no_std_build_comes_right_after_test() {
+        let names: Vec<&str> = STEPS.iter().map(|s| s.name).collect();
+        let test = names.iter().position(|n| *n == "test").unwrap();
+        assert_eq!(names.get(test + 1), Some(&"no-std"));
+        assert_eq!(names.get(test + 2), Some(&"dist"));
+    }
+
+    #[test]
+    fn the_no_std_build_uses_the_pinned_nightly_and_its_own_target_dir() {
+        let args = no_std_args(Path::new("/t"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let nightly = format!("+{}", toolchain::NIGHTLY);
+        assert_eq!(
+            args,
+            [
+                nightly.as_str(),
+                "build",
+                "-Zbuild-std=core",
+                "--target",
+                "thumbv7em-none-eabihf",
+                "-p",
+                "flotta-proto",
+                "--no-default-features",
+                "--features",
+                "frame",
+                "--target-dir",
+                "/t/no-std",
+            ]
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use flotta_agent::clock::ManualClock;
 use flotta_agent::queue::{DiskSpace, Queue, QueueConfig};
@@ -74,4 +75,22 @@ pub fn fast_tempdir() -> tempfile::TempDir {
         return dir;
     }
     tempfile::tempdir().expect("tempdir")
+}
+
+/// xorshift64*: enough randomness for kill timing, no dependency.
+pub struct Rng(u64);
+impl Rng {
+    pub fn seeded() -> Self {
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_nanos() as u64;
+        Rng(t ^ u64::from(std::process::id()) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
 }
