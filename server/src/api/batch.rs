@@ -6,10 +6,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use flotta_proto::batch::BATCH_CONTENT_TYPE;
 
-use super::auth::{Action, authorize};
+use super::auth::Action;
 use super::body::read_limited;
 use super::error::ApiError;
-use super::{AppState, Peer, parse_device_id};
+use super::{AppState, Peer, authorized_device};
 use crate::decode::decode_encoded_batch;
 use flotta_proto::compress::{DEFLATE, deflate_if_smaller};
 
@@ -22,13 +22,7 @@ pub(super) async fn post_batch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    authorize(
-        &identity,
-        &device_id,
-        Action::Batch,
-        state.service.clock().now(),
-    )?;
-    let id = parse_device_id(&device_id)?;
+    let id = authorized_device(&state, &identity, &device_id, Action::Batch)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

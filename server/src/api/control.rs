@@ -9,11 +9,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::auth::{Action, authorize};
+use super::auth::Action;
 use super::body::{read_limited, require_json};
 use super::error::ApiError;
 use super::flotta::{new_message, now_rfc3339};
-use super::{AppState, Peer, parse_device_id};
+use super::{AppState, Peer, authorized_device};
 use crate::models::{Message, MessageResponse};
 
 /// `GET control/{id}/in`: a `message` without content (nothing to do), or
@@ -24,13 +24,7 @@ pub(super) async fn get_control(
     Peer(identity): Peer,
     Path(device_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorize(
-        &identity,
-        &device_id,
-        Action::GetControl,
-        state.service.clock().now(),
-    )?;
-    let id = parse_device_id(&device_id)?;
+    let id = authorized_device(&state, &identity, &device_id, Action::GetControl)?;
     match state.service.configuration(id).await {
         Ok(_) => {
             let nothing = Message {
@@ -58,13 +52,7 @@ pub(super) async fn post_control(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    authorize(
-        &identity,
-        &device_id,
-        Action::PostControl,
-        state.service.clock().now(),
-    )?;
-    parse_device_id(&device_id)?;
+    authorized_device(&state, &identity, &device_id, Action::PostControl)?;
     require_json(&headers)?;
     let body = read_limited(body, state.service.config().max_json_bytes).await?;
     let value: Value = serde_json::from_slice(&body).map_err(crate::decode::BadBody::from)?;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::auth::{Action, authorize};
 use super::body::{read_limited, require_json};
 use super::error::ApiError;
-use super::{AppState, Peer, parse_device_id};
+use super::{AppState, Peer, authorized_device};
 use crate::decode::{DataOut, decode_data_out};
 use crate::models::{Message, MessageResponse, RegistrationResponse, directive};
 use crate::store::EnrolOutcome;
@@ -62,8 +62,7 @@ pub(super) async fn post_data(
         DataOut::Registration(_) => Action::Register,
         DataOut::Heartbeat(..) => Action::Heartbeat,
     };
-    authorize(&identity, &device_id, action, now)?;
-    let id = parse_device_id(&device_id)?;
+    let id = authorized_device(&state, &identity, &device_id, action)?;
     match out {
         DataOut::Enrolment(info) => {
             let status = match state.service.enrol(id, info).await? {
@@ -95,13 +94,7 @@ pub(super) async fn get_data(
     Peer(identity): Peer,
     Path(device_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorize(
-        &identity,
-        &device_id,
-        Action::GetConfiguration,
-        state.service.clock().now(),
-    )?;
-    let id = parse_device_id(&device_id)?;
+    let id = authorized_device(&state, &identity, &device_id, Action::GetConfiguration)?;
     let (_version, content) = state.service.configuration(id).await?;
     let msg = new_message(&state, "data", Some(directive::DEVICE), content);
     Ok(Json(msg).into_response())

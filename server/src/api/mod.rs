@@ -57,6 +57,18 @@ impl FromRequestParts<AppState> for Peer {
     }
 }
 
+/// The preamble of every device route: `identity` may do `action` on the
+/// device named in the path (now), and that name is a valid device id.
+fn authorized_device(
+    state: &AppState,
+    identity: &ClientIdentity,
+    path_id: &str,
+    action: auth::Action,
+) -> Result<DeviceId, ApiError> {
+    auth::authorize(identity, path_id, action, state.service.clock().now())?;
+    parse_device_id(path_id)
+}
+
 fn parse_device_id(s: &str) -> Result<DeviceId, ApiError> {
     DeviceId::parse(s).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
 }
