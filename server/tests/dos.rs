@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::raw::{self, Response};
-use common::{API, batch, heartbeat, onboard};
+use common::{API, Client, batch, heartbeat, issued, onboard};
 use flotta_proto::batch::{BATCH_CONTENT_TYPE, batch_path};
 use flotta_proto::payload::DeviceStatus;
 use flotta_server::pki::IssuedCert;
@@ -268,6 +268,39 @@ fn one_device_cannot_hold_more_than_its_connections() {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    });
+}
+
+/// A stolen board's old certificate, superseded by a renewal, is refused on
+/// every request but still completes its handshake: it must not be able to
+/// hold the connections the real board's current certificate needs (the
+/// per-client cap counts certificates, not device ids).
+#[test]
+fn a_superseded_certificate_cannot_use_up_the_current_ones_connections() {
+    let server = server("");
+    let old = onboard(&server, "board-1");
+    let (reply, key) = Client::new(&server, &old).register_as("board-1", "board-1");
+    let current = issued(&reply, key);
+    let path = format!("{API}/control/board-1/in");
+    // Its first use makes the new certificate current; the old one is superseded.
+    assert_eq!(Client::new(&server, &current).get(&path).status, 200);
+    assert_eq!(Client::new(&server, &old).get(&path).status, 401);
+    runtime().block_on(async {
+        // The thief holds as many connections as one client may, sending nothing.
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(raw::connect(&server, &old).await.unwrap());
+        }
+        let open = r#"flotta_connections{listener="api",class="device"} "#;
+        wait_metric(&server, open, |n| n >= 2).await;
+        // The real board is still served.
+        let mut s = raw::connect(&server, &current).await.unwrap();
+        raw::send(&mut s, &raw::head("GET", &path, &[]))
+            .await
+            .unwrap();
+        let status = raw::read_response(&mut s).await.map(|r| r.status);
+        assert_eq!(status, Some(200));
+        drop(held);
     });
 }
 

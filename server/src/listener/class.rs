@@ -61,9 +61,13 @@ impl fmt::Display for Class {
     }
 }
 
-/// Whose connections count together against the per-client cap: a device
-/// (by id, whichever of its certificates it presents) or another
-/// certificate (by CN).
+/// Whose connections count together against the per-client cap: one device
+/// certificate (device id and serial), or another certificate (by CN).
+///
+/// Per certificate, not per device id: a superseded or revoked certificate
+/// of a device (a stolen or discarded board) is refused on every request,
+/// but it still completes the handshake; counted under the device's id it
+/// could hold all of that device's connections and lock the real board out.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClientKey(pub(super) String);
 
@@ -85,7 +89,8 @@ pub fn classify(identity: &ClientIdentity, now: SystemTime) -> (Class, Option<Cl
         Role::Registration => (Class::Other, Some(ClientKey("register".into()))),
         Role::Device { id, .. } => {
             let class = if expired { Class::Other } else { Class::Device };
-            (class, Some(ClientKey(format!("device:{id}"))))
+            let key = format!("device:{id}:{}", identity.serial);
+            (class, Some(ClientKey(key)))
         }
         Role::Other { common_name } => (Class::Other, Some(ClientKey(format!("cn:{common_name}")))),
     }
@@ -132,8 +137,13 @@ mod tests {
         );
         assert_eq!(valid.0, Class::Device);
         assert_eq!(expired.0, Class::Other);
-        // Old and new certificates of one device count as one client.
-        assert_eq!(valid.1, expired.1);
+        // Each certificate of a device counts as its own client: another
+        // (e.g. superseded) one cannot use up the current one's connections.
+        let mut superseded = device(later);
+        superseded.serial = "02".into();
+        assert_ne!(valid.1, classify(&superseded, now).1);
+        assert_eq!(valid.1, classify(&device(later), now).1);
+        assert_eq!(valid.1, expired.1, "same certificate, same client");
         let other = Role::Other {
             common_name: "server".into(),
         };
