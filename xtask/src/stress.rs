@@ -72,16 +72,16 @@ impl Default for StressOptions {
 
 /// The `cargo nextest run` arguments for `opts` (without the build-only pass).
 pub(crate) fn nextest_args(opts: &StressOptions) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "nextest",
-        "run",
-        "--workspace",
-        "--no-fail-fast",
-        "--stress-count",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    let mut args: Vec<String> = ["nextest", "run"].iter().map(|s| (*s).to_owned()).collect();
+    // `--workspace` would override a package chosen with `-p` (which then ran everything).
+    let picks_packages = opts
+        .nextest_args
+        .iter()
+        .any(|a| a == "-p" || a.starts_with("--package") || a.starts_with("-p"));
+    if !picks_packages {
+        args.push("--workspace".to_owned());
+    }
+    args.extend(["--no-fail-fast".to_owned(), "--stress-count".to_owned()]);
     args.push(opts.runs.to_string());
     args.extend(opts.nextest_args.iter().cloned());
     args
@@ -301,11 +301,18 @@ mod tests {
         };
         let args = nextest_args(&opts);
         let joined = args.join(" ");
-        assert!(
-            joined.starts_with("nextest run --workspace --no-fail-fast --stress-count 7"),
-            "{joined}"
+        assert_eq!(
+            joined, "nextest run --no-fail-fast --stress-count 7 -p flotta-e2e",
+            "a chosen package is not widened to the workspace"
         );
-        assert!(joined.ends_with("-p flotta-e2e"), "{joined}");
+        let all = nextest_args(&StressOptions {
+            runs: 3,
+            ..StressOptions::default()
+        });
+        assert_eq!(
+            all.join(" "),
+            "nextest run --workspace --no-fail-fast --stress-count 3"
+        );
     }
 
     #[test]
