@@ -10,7 +10,9 @@ use quick_xml::{Reader, XmlVersion};
 
 use crate::steps::format_elapsed;
 
-/// Where nextest's `ci` profile writes its JUnit report (`.config/nextest.toml`).
+/// Where nextest's `ci` profile writes its JUnit report (`.config/nextest.toml`), from the
+/// workspace root: nextest's store is `target/nextest` there even when `CARGO_TARGET_DIR`
+/// moves the build elsewhere.
 pub(crate) const JUNIT_PATH: &str = "target/nextest/ci/junit.xml";
 
 /// One test's outcome in the report.
