@@ -101,6 +101,7 @@ pub fn run_window_with<C: Clock, D: DiskSpace>(
             format: BATCH_FORMAT_VERSION,
             config_version: config_version.clone(),
             records: Vec::new(),
+            frame_epoch: None,
         };
         let (resp, bytes) = send(&probe, false)?;
         report.requests += 1;
@@ -143,6 +144,7 @@ pub fn run_window_with<C: Clock, D: DiskSpace>(
             format: BATCH_FORMAT_VERSION,
             config_version: config_version.clone(),
             records,
+            frame_epoch: None,
         };
         let (resp, bytes) = send(&req, last)?;
         report.requests += 1;

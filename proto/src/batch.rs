@@ -20,8 +20,17 @@ pub const API_BASE: &str = "/api/flotta-management/v1";
 /// Content type of both batch request and response bodies.
 pub const BATCH_CONTENT_TYPE: &str = "application/x-flotta-batch+postcard";
 
-/// Version of the batch encoding; bumped on any incompatible change.
-pub const BATCH_FORMAT_VERSION: u8 = 1;
+/// Version of the batch encoding this build sends; bumped on any
+/// incompatible change. The server also accepts (and answers in) every
+/// earlier version down to [`BATCH_FORMAT_MIN`].
+///
+/// - 1: records and configuration.
+/// - 2: adds sealed-frame key sync: [`BatchRequest::frame_epoch`] and
+///   [`BatchResponse::frame_keys`].
+pub const BATCH_FORMAT_VERSION: u8 = 2;
+
+/// The oldest batch format the server still speaks.
+pub const BATCH_FORMAT_MIN: u8 = 1;
 
 /// Largest batch body the server accepts, and the agent ever builds.
 pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
@@ -53,6 +62,25 @@ pub struct BatchRequest {
     pub config_version: String,
     /// Records in ascending `seq` order.
     pub records: Vec<WireRecord>,
+    /// Format 2: the epoch of the sealed-frame context the device holds
+    /// (`None`: it holds none). The server answers
+    /// [`BatchResponse::frame_keys`] when its current epoch differs.
+    pub frame_epoch: Option<u32>,
+}
+
+/// Format 1 of [`BatchRequest`] (no frame key sync).
+#[derive(Deserialize, Serialize)]
+struct BatchRequestV1 {
+    format: u8,
+    config_version: String,
+    records: Vec<WireRecord>,
+}
+
+/// Format 1 of [`BatchResponse`].
+#[derive(Deserialize, Serialize)]
+struct BatchResponseV1 {
+    acked_through: Option<u64>,
+    config: Option<ConfigUpdate>,
 }
 
 /// What the server answers.
@@ -63,6 +91,10 @@ pub struct BatchResponse {
     pub acked_through: Option<u64>,
     /// New desired configuration, present only when it changed.
     pub config: Option<ConfigUpdate>,
+    /// Format 2: the device's current sealed-frame key material, present
+    /// only when the request's `frame_epoch` differs from it (first
+    /// delivery and every rotation). Travels only inside mTLS.
+    pub frame_keys: Option<crate::frame_keys::FrameKeys>,
 }
 
 /// Desired device configuration, as Flotta's `device-configuration-message` JSON.
@@ -108,10 +140,21 @@ impl BatchRequest {
         if bytes.len() > MAX_BATCH_BYTES {
             return Err(DecodeError::TooLarge(bytes.len()));
         }
-        let req: BatchRequest = postcard::from_bytes(bytes)?;
-        if req.format != BATCH_FORMAT_VERSION {
-            return Err(DecodeError::UnsupportedFormat { found: req.format });
-        }
+        // postcard writes a u8 as one byte: the format comes first.
+        let req: BatchRequest = match bytes.first() {
+            Some(1) => {
+                let v1: BatchRequestV1 = postcard::from_bytes(bytes)?;
+                BatchRequest {
+                    format: v1.format,
+                    config_version: v1.config_version,
+                    records: v1.records,
+                    frame_epoch: None,
+                }
+            }
+            Some(2) => postcard::from_bytes(bytes)?,
+            Some(&found) => return Err(DecodeError::UnsupportedFormat { found }),
+            None => return Err(postcard::Error::DeserializeUnexpectedEnd.into()),
+        };
         if let Some(index) = req
             .records
             .windows(2)
@@ -125,17 +168,35 @@ impl BatchRequest {
 }
 
 impl BatchResponse {
-    /// Encode for the wire.
+    /// Encode for the wire in this build's format.
     pub fn encode(&self) -> Vec<u8> {
         postcard::to_allocvec(self).unwrap_or_default()
     }
 
-    /// Decode an untrusted response body.
+    /// Encode in the format the request came in (an older agent cannot
+    /// read fields it does not know; format 1 drops `frame_keys`).
+    pub fn encode_for(&self, format: u8) -> Vec<u8> {
+        if format >= 2 {
+            return self.encode();
+        }
+        let v1 = BatchResponseV1 {
+            acked_through: self.acked_through,
+            config: self.config.clone(),
+        };
+        postcard::to_allocvec(&v1).unwrap_or_default()
+    }
+
+    /// Decode an untrusted response body of this build's format.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         if bytes.len() > MAX_BATCH_BYTES {
             return Err(DecodeError::TooLarge(bytes.len()));
         }
-        Ok(postcard::from_bytes(bytes)?)
+        let resp: Self = postcard::from_bytes(bytes)?;
+        if let Some(keys) = &resp.frame_keys {
+            keys.validate()
+                .map_err(|_| DecodeError::Malformed(postcard::Error::DeserializeBadEncoding))?;
+        }
+        Ok(resp)
     }
 }
 
@@ -155,11 +216,13 @@ mod tests {
             cls in class(),
             payload in prop::collection::vec(any::<u8>(), 0..64),
             version in ".{0,12}",
+            epoch in any::<Option<u32>>(),
         ) {
             let req = BatchRequest {
                 format: BATCH_FORMAT_VERSION,
                 config_version: version,
                 records: seqs.into_iter().map(|seq| WireRecord { seq, at_ms: seq / 3, class: cls, payload: payload.clone() }).collect(),
+                frame_epoch: epoch,
             };
             prop_assert_eq!(BatchRequest::decode(&req.encode()).unwrap(), req);
         }
@@ -169,6 +232,43 @@ mod tests {
             let _ = BatchRequest::decode(&bytes);
             let _ = BatchResponse::decode(&bytes);
         }
+    }
+
+    #[test]
+    fn format_1_requests_still_decode_and_get_format_1_answers() {
+        let v1 = BatchRequestV1 {
+            format: 1,
+            config_version: "v3".into(),
+            records: vec![WireRecord {
+                seq: 4,
+                at_ms: 5,
+                class: RecordClass::Event,
+                payload: vec![1],
+            }],
+        };
+        let req = BatchRequest::decode(&postcard::to_allocvec(&v1).unwrap()).unwrap();
+        assert_eq!(
+            (req.format, req.frame_epoch, req.records.len()),
+            (1, None, 1)
+        );
+        let resp = BatchResponse {
+            acked_through: Some(4),
+            config: None,
+            frame_keys: Some(crate::frame_keys::FrameKeys {
+                key_id: [1, 2, 3, 4],
+                epoch: 1,
+                master_secret: [9; 32],
+                master_salt: vec![0; 8],
+            }),
+        };
+        let old: BatchResponseV1 = postcard::from_bytes(&resp.encode_for(1)).unwrap();
+        assert_eq!((old.acked_through, old.config), (Some(4), None));
+        assert_eq!(
+            resp.encode_for(1).len(),
+            3,
+            "no key material in a format-1 answer"
+        );
+        assert_eq!(BatchResponse::decode(&resp.encode_for(2)).unwrap(), resp);
     }
 
     #[test]
@@ -183,6 +283,7 @@ mod tests {
             format: BATCH_FORMAT_VERSION,
             config_version: String::new(),
             records: vec![rec(1), rec(3), rec(3)],
+            frame_epoch: None,
         };
         assert!(matches!(
             BatchRequest::decode(&req.encode()),
@@ -196,6 +297,7 @@ mod tests {
             format: 9,
             config_version: String::new(),
             records: vec![],
+            frame_epoch: None,
         };
         assert!(matches!(
             BatchRequest::decode(&req.encode()),

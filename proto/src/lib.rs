@@ -20,6 +20,8 @@ pub mod compress;
 #[cfg(feature = "frame")]
 pub mod frame;
 #[cfg(feature = "std")]
+pub mod frame_keys;
+#[cfg(feature = "std")]
 pub mod payload;
 #[cfg(feature = "std")]
 pub mod record;

@@ -15,6 +15,31 @@ pub enum Payload {
     Log(LogLine),
     /// Something happened that an operator should see.
     Event(Event),
+    /// The heartbeats of one upload window on a narrow link, folded into
+    /// one record (travels as class heartbeat).
+    Summary(WindowSummary),
+}
+
+/// The heartbeats of one upload window, folded: presence and trends without
+/// carrying every heartbeat over a narrow link. Stored under the sequence
+/// number of the last heartbeat it covers, so folding the same heartbeats
+/// again is deduplicated like any record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowSummary {
+    /// Heartbeats folded in.
+    pub heartbeats: u32,
+    /// Sequence number of the first one.
+    pub first_seq: u64,
+    /// Device clock of the first one, milliseconds since the Unix epoch.
+    pub first_at_ms: u64,
+    /// Lowest battery charge seen, in percent.
+    pub battery_min_percent: Option<u8>,
+    /// Highest battery charge seen, in percent.
+    pub battery_max_percent: Option<u8>,
+    /// Times the device was degraded among them.
+    pub degraded: u32,
+    /// The last heartbeat, whole.
+    pub last: Heartbeat,
 }
 
 /// Overall device health, as in Flotta's `heartbeat.status`.
@@ -120,7 +145,7 @@ impl Payload {
     pub fn class(&self) -> crate::record::RecordClass {
         use crate::record::RecordClass;
         match self {
-            Payload::Heartbeat(_) => RecordClass::Heartbeat,
+            Payload::Heartbeat(_) | Payload::Summary(_) => RecordClass::Heartbeat,
             Payload::Log(_) => RecordClass::Log,
             Payload::Event(_) => RecordClass::Event,
         }

@@ -81,6 +81,7 @@ fn batch(first_seq: u64, records: usize) -> BatchRequest {
         format: BATCH_FORMAT_VERSION,
         config_version: String::new(),
         records: out,
+        frame_epoch: None,
     }
 }
 

@@ -5,7 +5,7 @@
 mod message;
 
 use flotta_proto::batch::{BatchRequest, DecodeError as BatchDecodeError};
-use flotta_proto::payload::{DeviceStatus, Heartbeat, Payload};
+use flotta_proto::payload::{DeviceStatus, Heartbeat, Payload, WindowSummary};
 use flotta_proto::record::RecordClass;
 use serde_json::Value;
 
@@ -147,7 +147,8 @@ pub fn decode_batch(body: &[u8]) -> Result<DecodedBatch, BadBody> {
                 class_word(r.class)
             )));
         }
-        if let Payload::Heartbeat(hb) = &payload {
+        if let Payload::Heartbeat(hb) | Payload::Summary(WindowSummary { last: hb, .. }) = &payload
+        {
             // Records ascend by seq, so the last heartbeat is the newest.
             status = Some(StatusUpdate {
                 status: status_word(hb.status).into(),

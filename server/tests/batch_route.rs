@@ -116,6 +116,7 @@ fn malformed_batches_get_400_and_store_nothing() {
             format: 99,
             config_version: String::new(),
             records: vec![log(1, "a")],
+            frame_epoch: None,
         }
         .encode(),
         batch("", vec![log(1, "a"), log(1, "b")]).encode(),

@@ -69,6 +69,7 @@ fn try_batch(server: &ServerProc, id: &DeviceIdentity) -> Result<(), ClientError
         format: BATCH_FORMAT_VERSION,
         config_version: String::new(),
         records: vec![],
+        frame_epoch: None,
     };
     client.batch(&req, true).map(|_| ())
 }

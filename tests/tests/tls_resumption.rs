@@ -66,6 +66,7 @@ fn batch(seq: u64) -> BatchRequest {
             class: p.class(),
             payload: p.encode(),
         }],
+        frame_epoch: None,
     }
 }
 

@@ -43,6 +43,7 @@ fn ack_all(req: &BatchRequest) -> BatchResponse {
     BatchResponse {
         acked_through: req.records.last().map(|r| r.seq),
         config: None,
+        frame_keys: None,
     }
 }
 
@@ -101,6 +102,7 @@ fn an_empty_queue_still_syncs_configuration_in_one_closing_request() {
                         message_json: r#"{"configuration":{"heartbeat":{"period_seconds":5}}}"#
                             .into(),
                     }),
+                    frame_keys: None,
                 },
                 0,
             ))
@@ -160,6 +162,7 @@ fn after_a_lost_queue_records_move_above_what_the_server_holds() {
                 BatchResponse {
                     acked_through: Some(held),
                     config: None,
+                    frame_keys: None,
                 },
                 0,
             ))
@@ -216,6 +219,7 @@ fn a_new_device_keeps_its_numbers() {
                 BatchResponse {
                     acked_through: None,
                     config: None,
+                    frame_keys: None,
                 }
             } else {
                 ack_all(req)

@@ -14,6 +14,8 @@
 //! - `replay`: the receiver's [`ReplayWindow`];
 //! - `counter`: the sender's crash-safe [`CounterReserver`];
 //! - `ack`: the cumulative [`Ack`] of a downlink answer;
+//! - `item`: what a plaintext says ([`UpItem`], [`DownItem`]), `varint`;
+//! - `pack`: filling one frame from queued records ([`pack`]);
 //! - `error`: [`FrameError`].
 //!
 //! This module must stay `no_std`-clean: only `core`, the RustCrypto crates
@@ -28,9 +30,12 @@ mod context;
 mod counter;
 mod error;
 mod header;
+mod item;
 mod nonce;
+mod pack;
 mod replay;
 mod seal;
+mod varint;
 
 pub use ack::Ack;
 pub use aead::{KEY_LEN, NONCE_LEN, TAG_LEN, decrypt_detached, encrypt_detached};
@@ -40,9 +45,15 @@ pub use context::{
 pub use counter::{CounterReserver, CounterStore, ReserveError};
 pub use error::FrameError;
 pub use header::{FrameType, Header, VERSION};
+pub use item::{
+    ConfigEncoding, DownItem, ItemWriter, Items, RecordHead, SALT_MAX, UpItem, VERSION_MAX,
+    WireItem, down_items, down_tag, fragment_room, up_items, up_tag,
+};
 pub use nonce::oscore_nonce;
+pub use pack::{Cursor, MIN_FRAGMENT, PackRecord, Packed, pack};
 pub use replay::{REPLAY_WINDOW, ReplayWindow, Verdict};
 pub use seal::{Opened, open, open_in_place, seal, sealed_len};
+pub use varint::{VARINT_MAX, read_varint, varint_len, write_varint};
 
 /// Bytes of the counter (the OSCORE Partial IV) on the wire.
 pub const COUNTER_LEN: usize = 3;

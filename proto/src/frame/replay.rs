@@ -13,6 +13,8 @@
 //! server persists [`ReplayWindow::parts`] in the same transaction as the
 //! records a frame carried, so a crash can neither lose nor double a frame.
 
+use super::{Ack, COUNTER_MAX};
+
 /// How many counters the window remembers below the highest one (inclusive).
 pub const REPLAY_WINDOW: u32 = 64;
 
@@ -106,6 +108,50 @@ impl ReplayWindow {
                 }
             }
         });
+    }
+
+    /// The cumulative [`Ack`] this window answers, given the sender's
+    /// low-water mark (every counter below it is settled by the sender).
+    ///
+    /// `below` is the lowest counter at or above the low-water mark and the
+    /// window's floor (counters 64 or more below the highest can never be
+    /// stored again: settled) that was not accepted; the bitmap says which
+    /// of the 32 counters above it were. Sound: it never acknowledges a
+    /// counter at or above that floor that was not accepted.
+    #[must_use]
+    pub fn ack(&self, low_water: u32) -> Ack {
+        let low_water = low_water.min(COUNTER_MAX + 1);
+        let Some((highest, bitmap)) = self.state else {
+            return Ack {
+                below: low_water,
+                bitmap: 0,
+            };
+        };
+        let seen = |c: u32| {
+            c <= highest && highest - c < REPLAY_WINDOW && bitmap & (1 << (highest - c)) != 0
+        };
+        let floor = low_water.max(highest.saturating_sub(REPLAY_WINDOW - 1));
+        if floor > highest {
+            return Ack {
+                below: floor,
+                bitmap: 0,
+            };
+        }
+        let mut below = floor;
+        while below <= highest && seen(below) {
+            below += 1;
+        }
+        let mut bits = 0u32;
+        for i in 0..32u32 {
+            let c = below.saturating_add(1 + i);
+            if c <= highest && seen(c) {
+                bits |= 1 << i;
+            }
+        }
+        Ack {
+            below,
+            bitmap: bits,
+        }
     }
 
     /// [`check`](Self::check), and [`mark`](Self::mark) if fresh.

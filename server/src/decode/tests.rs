@@ -49,6 +49,7 @@ fn batch(records: Vec<WireRecord>) -> Vec<u8> {
         format: BATCH_FORMAT_VERSION,
         config_version: "3".into(),
         records,
+        frame_epoch: None,
     }
     .encode()
 }

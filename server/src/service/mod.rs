@@ -241,6 +241,7 @@ impl EdgeService {
             Ok(BatchResponse {
                 acked_through,
                 config,
+                frame_keys: None,
             })
         })
         .await

@@ -244,6 +244,7 @@ pub fn batch(config_version: &str, records: Vec<WireRecord>) -> BatchRequest {
         format: BATCH_FORMAT_VERSION,
         config_version: config_version.into(),
         records,
+        frame_epoch: None,
     }
 }
 
