@@ -33,6 +33,7 @@
 //! # }
 //! ```
 
+mod availability;
 mod bucket;
 mod connection;
 mod counters;
