@@ -1,7 +1,9 @@
 //! Harness for flotta's end-to-end tests (real server, real agents, emulated links).
 //!
 //! [`link`] is a user-space flaky-link emulator: a loopback TCP proxy that adds
-//! latency, jitter, bandwidth caps, random drops and scripted blackouts.
+//! latency, jitter, bandwidth caps, random drops and scripted blackouts, and
+//! its UDP counterpart (a NAT with expiring bindings; per-direction loss,
+//! duplication, reordering, latency and MTU).
 #![forbid(unsafe_code)]
 
 pub mod link;

@@ -32,7 +32,39 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # UDP: [`UdpLink`]
+//!
+//! The datagram path of the sealed-frame channel (NB-IoT) has its own
+//! emulator: [`UdpLink`] forwards client datagrams to one upstream through a
+//! NAT (a binding, i.e. an upstream source port, per client, expiring after
+//! `nat_idle_timeout` without uplink) and applies per direction a
+//! [`DatagramProfile`]: loss, duplication, reordering, latency and jitter, an
+//! MTU. Blackouts, schedules, time scales and seeds work as above;
+//! [`UdpLinkStats`] counts datagrams and bytes by fate, and
+//! [`UdpLinkStats::wire_bytes`] adds the 28 bytes of IPv4 and UDP headers
+//! each delivered datagram costs.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use flotta_e2e::link::{DatagramProfile, UdpLinkConfig, UdpProfile};
+//!
+//! # fn main() -> Result<(), flotta_e2e::link::LinkError> {
+//! let server: std::net::SocketAddr = "127.0.0.1:5683".parse().expect("address");
+//! let link = UdpLinkConfig::new(server, UdpProfile::clean())
+//!     .with_nat_idle_timeout(Duration::from_secs(30))
+//!     .with_seed(7)
+//!     .start()?;
+//! // A clean phase, then a lossy one; the agent sends to `link.addr()`.
+//! let before = link.stats();
+//! link.set_profile(UdpProfile::symmetric(DatagramProfile::clean().with_loss(0.3)))?;
+//! let lossy_phase = link.stats().since(&before);
+//! println!("{} bytes on the wire", lossy_phase.wire_bytes());
+//! # Ok(())
+//! # }
+//! ```
 
+mod availability;
 mod bucket;
 mod connection;
 mod counters;
@@ -45,11 +77,16 @@ mod seed;
 mod shared;
 mod time_scale;
 mod timing;
+mod udp;
 
-pub use counters::LinkStats;
+pub use counters::{Direction, LinkStats};
 pub use error::LinkError;
 pub use profile::{CutMode, LinkProfile};
 pub use proxy::{Link, LinkConfig};
 pub use schedule::{Outage, Schedule};
 pub use seed::SEED_ENV;
 pub use time_scale::TimeScale;
+pub use udp::{
+    DEFAULT_NAT_IDLE_TIMEOUT, DEFAULT_TRACE_LIMIT, DatagramProfile, DatagramRecord, DatagramStats,
+    DropCause, Fate, IPV4_UDP_HEADER_BYTES, UdpLink, UdpLinkConfig, UdpLinkStats, UdpProfile,
+};

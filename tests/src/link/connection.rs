@@ -36,7 +36,7 @@ pub(crate) fn reset(stream: TcpStream) {
 }
 
 /// Serves the `id`-th connection attempt, admitted while the link was up in
-/// down-epoch `epoch` (see [`LinkState`](super::shared::LinkState)): any
+/// down-epoch `epoch` (see [`LinkState`](super::availability::LinkState)): any
 /// blackout after that cuts it, even one that ended before this task ran.
 pub(crate) async fn run(mut client: TcpStream, shared: Arc<Shared>, id: u64, epoch: u64) {
     let accepted_at = Instant::now();
@@ -122,7 +122,7 @@ async fn forward_both(
         // The sender lives in `shared`, which outlives this task. The epoch,
         // not `up`, decides: a blackout that is already over still cuts.
         if link_state
-            .wait_for(|state| !state.up || state.downs != epoch)
+            .wait_for(|state| !state.admits(epoch))
             .await
             .is_err()
         {

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
+use super::availability::follow_schedule;
 use super::connection;
 use super::counters::{Event, LinkStats};
 use super::error::LinkError;
@@ -272,11 +273,12 @@ impl Serving {
     /// Accepts until told to stop, then aborts every connection task.
     async fn run(self, listener: TcpListener, mut shutdown: oneshot::Receiver<()>) {
         let mut tasks = JoinSet::new();
+        let schedule_shared = Arc::clone(&self.shared);
         tasks.spawn(follow_schedule(
             self.schedule.clone(),
             self.time_scale,
             tokio::time::Instant::from_std(self.started),
-            Arc::clone(&self.shared),
+            move |down| schedule_shared.set_scheduled_down(down),
         ));
         let mut next_id: u64 = 0;
         loop {
@@ -319,27 +321,5 @@ impl Serving {
             return;
         }
         tasks.spawn(connection::run(stream, Arc::clone(shared), id, state.downs));
-    }
-}
-
-/// Applies the schedule's transitions at their (scaled) times. Each one is
-/// applied even when the task wakes late, so no outage is skipped.
-async fn follow_schedule(
-    schedule: Schedule,
-    scale: TimeScale,
-    started: tokio::time::Instant,
-    shared: Arc<Shared>,
-) {
-    let mut now = scale.to_sim(started.elapsed());
-    loop {
-        shared.set_scheduled_down(schedule.is_down_at(now));
-        let Some(next) = schedule.next_change_after(now) else {
-            return;
-        };
-        let Some(wake) = started.checked_add(scale.to_real(next)) else {
-            return;
-        };
-        tokio::time::sleep_until(wake).await;
-        now = next;
     }
 }

@@ -4,6 +4,7 @@
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 
+use super::counters::Direction;
 use super::error::LinkError;
 
 /// Environment variable read for the seed when the config does not fix one.
@@ -55,6 +56,18 @@ pub(crate) fn rng(seed: u64, connection: u64, stream: Stream) -> ChaCha8Rng {
     rng
 }
 
+/// The generator for one direction of a UDP link. Its streams sit at the top
+/// of the range, which TCP connection numbers never reach, so a UDP link draws
+/// independently of a TCP link given the same seed.
+pub(crate) fn datagram_rng(seed: u64, direction: Direction) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(match direction {
+        Direction::Up => u64::MAX - 1,
+        Direction::Down => u64::MAX,
+    });
+    rng
+}
+
 #[cfg(test)]
 mod tests {
     use rand::RngExt;
@@ -84,5 +97,17 @@ mod tests {
         assert_ne!(draw(7, 3, Stream::Up), draw(7, 3, Stream::Down));
         assert_ne!(draw(7, 3, Stream::Up), draw(7, 4, Stream::Up));
         assert_ne!(draw(7, 3, Stream::Up), draw(8, 3, Stream::Up));
+    }
+
+    #[test]
+    fn datagram_streams_are_reproducible_and_distinct() {
+        let draw = |seed, direction| datagram_rng(seed, direction).random::<u64>();
+        assert_eq!(draw(7, Direction::Up), draw(7, Direction::Up));
+        assert_ne!(draw(7, Direction::Up), draw(7, Direction::Down));
+        assert_ne!(draw(7, Direction::Up), draw(8, Direction::Up));
+        assert_ne!(
+            draw(7, Direction::Up),
+            rng(7, 0, Stream::Up).random::<u64>()
+        );
     }
 }

@@ -8,34 +8,11 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
+use super::availability::{Availability, LinkState};
 use super::bucket::TokenBucket;
 use super::counters::{Counters, Direction};
 use super::profile::CutMode;
 use super::timing::RealTiming;
-
-/// Why the link is up or down: a blackout by hand and the schedule combine.
-#[derive(Debug)]
-struct Flags {
-    manual_up: bool,
-    scheduled_down: bool,
-}
-
-/// What connections watch: whether the link is up, and how many times it
-/// went down so far.
-///
-/// The count is what cuts connections. A `watch` channel keeps only the
-/// latest value, so a short blackout (down, then up again before a
-/// connection task is polled) would be invisible in a plain `bool`: the task
-/// would wake, see "up" and carry on. A connection admitted at epoch `n` is
-/// cut as soon as it sees any epoch other than `n`, however briefly the link
-/// was down.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct LinkState {
-    /// Up by hand and by schedule.
-    pub(crate) up: bool,
-    /// Transitions from up to down since the link started.
-    pub(crate) downs: u64,
-}
 
 /// Everything the proxy's tasks and the [`Link`](super::Link) handle share.
 #[derive(Debug)]
@@ -48,10 +25,9 @@ pub(crate) struct Shared {
     down_bucket: Option<Mutex<TokenBucket>>,
     /// `true` for [`CutMode::Stall`].
     stall: AtomicBool,
-    flags: Mutex<Flags>,
     /// Whether the link is up and how often it went down; connections
     /// watch it to be cut.
-    up: watch::Sender<LinkState>,
+    availability: Availability,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -78,11 +54,7 @@ impl Shared {
             timing,
             counters: Counters::default(),
             stall: AtomicBool::new(cut_mode == CutMode::Stall),
-            flags: Mutex::new(Flags {
-                manual_up: true,
-                scheduled_down: false,
-            }),
-            up: watch::Sender::new(LinkState { up: true, downs: 0 }),
+            availability: Availability::new(),
         }
     }
 
@@ -110,41 +82,24 @@ impl Shared {
     }
 
     pub(crate) fn is_up(&self) -> bool {
-        self.up.borrow().up
+        self.availability.is_up()
     }
 
     /// The state now: a connection admitted while it is up keeps its
     /// `downs` as the epoch it lives in (see [`LinkState`]).
     pub(crate) fn state(&self) -> LinkState {
-        *self.up.borrow()
+        self.availability.state()
     }
 
     pub(crate) fn subscribe(&self) -> watch::Receiver<LinkState> {
-        self.up.subscribe()
+        self.availability.subscribe()
     }
 
     pub(crate) fn set_manual_up(&self, up: bool) {
-        self.update(|flags| flags.manual_up = up);
+        self.availability.set_manual_up(up);
     }
 
     pub(crate) fn set_scheduled_down(&self, down: bool) {
-        self.update(|flags| flags.scheduled_down = down);
-    }
-
-    fn update(&self, change: impl FnOnce(&mut Flags)) {
-        let mut flags = lock(&self.flags);
-        change(&mut flags);
-        let up = flags.manual_up && !flags.scheduled_down;
-        // Under the lock, so concurrent updates publish in order.
-        self.up.send_if_modified(|current| {
-            if current.up == up {
-                return false;
-            }
-            current.up = up;
-            if !up {
-                current.downs += 1;
-            }
-            true
-        });
+        self.availability.set_scheduled_down(down);
     }
 }
