@@ -88,5 +88,6 @@ pub use seed::SEED_ENV;
 pub use time_scale::TimeScale;
 pub use udp::{
     DEFAULT_NAT_IDLE_TIMEOUT, DEFAULT_TRACE_LIMIT, DatagramProfile, DatagramRecord, DatagramStats,
-    DropCause, Fate, IPV4_UDP_HEADER_BYTES, UdpLink, UdpLinkConfig, UdpLinkStats, UdpProfile,
+    DropCause, Fate, HEAD_BYTES, IPV4_UDP_HEADER_BYTES, UdpLink, UdpLinkConfig, UdpLinkStats,
+    UdpProfile,
 };

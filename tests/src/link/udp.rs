@@ -72,4 +72,4 @@ pub use fate::{DropCause, Fate};
 pub use handle::{DEFAULT_NAT_IDLE_TIMEOUT, UdpLink, UdpLinkConfig};
 pub use profile::{DatagramProfile, IPV4_UDP_HEADER_BYTES, UdpProfile};
 pub use stats::{DatagramStats, UdpLinkStats};
-pub use trace::{DEFAULT_TRACE_LIMIT, DatagramRecord};
+pub use trace::{DEFAULT_TRACE_LIMIT, DatagramRecord, HEAD_BYTES};

@@ -26,7 +26,7 @@ use super::fate::{Draws, DropCause, Fate, decide};
 use super::nat::{BindingId, Nat};
 use super::shared::UdpShared;
 use super::stats::{Count, LinkEvent};
-use super::trace::DatagramRecord;
+use super::trace::{DatagramRecord, fingerprint};
 
 /// Larger than any UDP payload (65 507 bytes over IPv4), so none is truncated.
 const MAX_DATAGRAM: usize = 65_536;
@@ -98,10 +98,13 @@ impl Path {
             None => Fate::Dropped(DropCause::ExpiredBinding),
             Some(_) => decide(&profile, &shared.time_scale, bytes, state.up, draws),
         };
+        let (head, digest) = fingerprint(&data);
         shared.record(DatagramRecord {
             direction,
             index,
             bytes,
+            head,
+            digest,
             fate,
         });
         let (client, delay, duplicated, reordered) = match (fate, client) {

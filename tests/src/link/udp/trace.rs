@@ -7,6 +7,21 @@ use super::fate::Fate;
 /// Datagrams recorded by default ([`UdpLinkConfig::with_trace_limit`](super::UdpLinkConfig::with_trace_limit)).
 pub const DEFAULT_TRACE_LIMIT: usize = 10_000;
 
+/// Bytes of each datagram kept in [`DatagramRecord::head`].
+pub const HEAD_BYTES: usize = 8;
+
+/// [`DatagramRecord::head`] and [`DatagramRecord::digest`] of a payload.
+pub(crate) fn fingerprint(data: &[u8]) -> ([u8; HEAD_BYTES], u64) {
+    use std::hash::{Hash, Hasher};
+    let mut head = [0u8; HEAD_BYTES];
+    let n = data.len().min(HEAD_BYTES);
+    head[..n].copy_from_slice(&data[..n]);
+    // SipHash with fixed keys: the same bytes give the same digest in every run.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut h);
+    (head, h.finish())
+}
+
 /// What the link decided for one datagram on arrival.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DatagramRecord {
@@ -16,6 +31,13 @@ pub struct DatagramRecord {
     pub index: u64,
     /// Its payload length.
     pub bytes: usize,
+    /// Its first bytes, zero-padded (a sealed frame's header byte, counter
+    /// and key id), so a test can tell which frame it was.
+    pub head: [u8; HEAD_BYTES],
+    /// A hash of the whole payload: equal datagrams (a retransmission) have
+    /// equal digests, so a test can find one frame counter sent with two
+    /// different payloads.
+    pub digest: u64,
     /// The decision.
     pub fate: Fate,
 }
@@ -60,6 +82,8 @@ mod tests {
                 direction: Direction::Up,
                 index,
                 bytes: 1,
+                head: [0; HEAD_BYTES],
+                digest: 0,
                 fate: Fate::Dropped(DropCause::Loss),
             });
         }
@@ -68,5 +92,15 @@ mod tests {
         let mut off = Trace::new(0);
         off.record(trace.records()[0]);
         assert!(off.records().is_empty());
+    }
+
+    #[test]
+    fn fingerprints_tell_retransmissions_from_new_payloads() {
+        let (head, a) = fingerprint(&[1, 2, 3]);
+        assert_eq!(head, [1, 2, 3, 0, 0, 0, 0, 0]);
+        assert_eq!(fingerprint(&[1, 2, 3]).1, a);
+        assert_ne!(fingerprint(&[1, 2, 4]).1, a);
+        let long: Vec<u8> = (0..40).collect();
+        assert_eq!(fingerprint(&long).0, [0, 1, 2, 3, 4, 5, 6, 7]);
     }
 }
