@@ -15,7 +15,11 @@
 //! - the same for an RTC-woken device that runs `flotta-agent run --once`
 //!   every hour (a fresh process each time: a full handshake each time);
 //! - **idle RSS** and **wake-ups per idle hour** (context switches of every
-//!   agent thread) at the real periods: a heartbeat a minute, a window an hour.
+//!   agent thread) at the real periods: a heartbeat a minute, a window an hour;
+//! - the same device over **UDP sealed frames** (`wire/udp.rs`), resident and
+//!   `--once`: datagrams and bytes per window and per day, IPv4 + UDP headers
+//!   counted (target: at most 15 KB/day, one datagram each way per window
+//!   when the backlog fits), side by side with the TLS figures above.
 //!
 //! Run: `cargo bench -p flotta-e2e --bench wire` (about 4 minutes; set
 //! `FLOTTA_WIRE_WINDOWS` to measure more or fewer windows, default 3).
@@ -40,6 +44,9 @@ macro_rules! say {
         let _ = writeln!($out, $($arg)*);
     };
 }
+
+#[path = "wire/udp.rs"]
+mod udp;
 
 /// Heartbeats an hourly window carries at 60 s heartbeats.
 const HEARTBEATS_PER_WINDOW: u64 = 60;
@@ -353,13 +360,15 @@ fn main() {
         .unwrap_or(3);
     let debug = bin_dir().unwrap();
     let release = release_agent_dir().unwrap();
-    // The three scenarios run at once (each has its own server and link);
+    // The scenarios run at once (each has its own server and link);
     // their reports print in a fixed order.
     let reports = std::thread::scope(|s| {
         let (d, r) = (&debug, &release);
         let handles = [
             s.spawn(move || resident(d, r, windows_to_measure)),
             s.spawn(move || rtc_woken(d, r, 5)),
+            s.spawn(move || udp::resident(d, r, windows_to_measure)),
+            s.spawn(move || udp::rtc_woken(d, r, 5)),
             s.spawn(move || idle(d, r, 180)),
         ];
         handles.map(|h| h.join().unwrap())

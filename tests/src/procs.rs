@@ -187,6 +187,16 @@ impl ServerProc {
         Ok(parse_metric(&self.metrics()?, name_and_labels))
     }
 
+    /// `flotta-server --config <its config> ARGS...` run to completion
+    /// (CLI commands: `apply`, `describe`, `provision`, ...).
+    pub fn command(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
+        Command::new(&self.bin)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+    }
+
     /// Path of the SQLite store.
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.join("flotta.db")
@@ -220,6 +230,21 @@ impl AgentProc {
         factory_dir: &Path,
         extra_toml: &str,
     ) -> std::io::Result<Self> {
+        let mut a = Self::configure(bin_dir, dir, device_id, server_url, factory_dir, extra_toml)?;
+        a.restart()?;
+        Ok(a)
+    }
+
+    /// Write the agent's configuration and make its data directory, without
+    /// starting it (to put provisioned files in place first).
+    pub fn configure(
+        bin_dir: &Path,
+        dir: &Path,
+        device_id: &str,
+        server_url: &str,
+        factory_dir: &Path,
+        extra_toml: &str,
+    ) -> std::io::Result<Self> {
         let data_dir = dir.join(device_id);
         let config = dir.join(format!("{device_id}.toml"));
         std::fs::write(
@@ -233,14 +258,12 @@ impl AgentProc {
             ),
         )?;
         std::fs::create_dir_all(&data_dir)?;
-        let mut a = AgentProc {
+        Ok(AgentProc {
             bin: bin_dir.join("flotta-agent"),
             config,
             data_dir,
             child: None,
-        };
-        a.restart()?;
-        Ok(a)
+        })
     }
 
     /// (Re)start the agent on the same state.

@@ -1,0 +1,369 @@
+//! Sealed frames over UDP, end to end: real `flotta-server` (UDP listener)
+//! and `flotta-agent` processes through the user-space datagram emulator.
+//!
+//! - `a_udp_only_device_delivers_every_record_once_through_a_lossy_link`: a
+//!   device provisioned for a frame-only link (`flotta-server provision`)
+//!   sends heartbeats and events through a link that loses, duplicates and
+//!   reorders datagrams both ways, and is killed -9 in the middle of windows.
+//!   Every record is stored exactly once (heartbeats folded into window
+//!   summaries are each counted once), a configuration change reaches the
+//!   device by downlink, no frame counter ever carries two different
+//!   payloads (every datagram the link saw, dropped or not), and no TLS
+//!   connection is ever made.
+//! - `run_once_over_udp_is_one_datagram_each_way`: an RTC-woken device:
+//!   each `run --once` is one datagram up and one down, no TLS.
+//! - `keys_arrive_over_tls_and_udp_takes_over_when_tls_fails`: a device with
+//!   `links = ["tls", "udp"]` receives its frame keys in a TLS batch answer,
+//!   then keeps delivering over UDP while its TCP link is down.
+
+#![allow(clippy::unwrap_used)]
+
+mod agent_support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use agent_support::{agent_queue, stored_records};
+use flotta_e2e::link::{
+    DatagramProfile, Direction, Link, LinkConfig, LinkProfile, UdpLink, UdpLinkConfig, UdpProfile,
+};
+use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
+use flotta_proto::payload::Payload;
+
+/// Generous: the machine may be busy; only a failure waits this long.
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        sleep(Duration::from_millis(100));
+    }
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A server with its UDP listener on, heartbeats every second by default.
+fn server(dir: &Path) -> (ServerProc, std::net::SocketAddr) {
+    let udp: std::net::SocketAddr = ([127, 0, 0, 1], free_udp_port()).into();
+    let s = ServerProc::start(
+        &bin_dir().unwrap(),
+        dir,
+        &format!(
+            "udp_listen_addr = \"{udp}\"\ndefault_heartbeat_period_seconds = 1\n\
+             controller_interval_seconds = 1\n"
+        ),
+    )
+    .unwrap();
+    (s, udp)
+}
+
+fn udp_toml(link: &UdpLink, links: &str) -> String {
+    format!(
+        "heartbeat_period_seconds = 1\nlinks = {links}\n[link]\nupload_interval_seconds = 2\n\
+         backoff_initial_seconds = 1\nbackoff_max_seconds = 2\n\
+         [udp]\nserver_addr = \"{}\"\nanswer_timeout_ms = 300\nattempts = 4\n",
+        link.addr()
+    )
+}
+
+/// `flotta-server provision` into the agent's data directory.
+fn provision(server: &ServerProc, agent: &AgentProc, id: &str) {
+    let out = server
+        .command(&["provision", id, "--out", &agent.data_dir.to_string_lossy()])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "provision: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every sequence number the agent used is accounted for exactly once on
+/// the server: stored as a record, or folded into exactly one stored window
+/// summary. The agent must be stopped, its queue empty.
+fn assert_every_record_once(server: &ServerProc, agent: &AgentProc, id: &str) -> (u64, u64) {
+    let (next_seq, unacked) = agent_queue(&agent.data_dir);
+    assert_eq!(
+        unacked,
+        0,
+        "{id}: records left in the queue\n{}",
+        agent.log()
+    );
+    let stored = stored_records(server, id);
+    let (mut plain, mut folded, mut summaries) = (0u64, 0u64, 0u64);
+    let mut covered = vec![0u32; usize::try_from(next_seq).unwrap()];
+    for r in &stored {
+        let seq = r.record.seq;
+        assert!(seq < next_seq, "{id}: seq {seq} beyond {next_seq}");
+        match Payload::decode(&r.record.payload).unwrap() {
+            Payload::Summary(s) => {
+                summaries += 1;
+                folded += u64::from(s.heartbeats);
+                assert!(s.first_seq <= seq && s.heartbeats >= 1);
+                for c in &mut covered
+                    [usize::try_from(s.first_seq).unwrap()..=usize::try_from(seq).unwrap()]
+                {
+                    *c += 1;
+                }
+            }
+            _ => {
+                plain += 1;
+                covered[usize::try_from(seq).unwrap()] += 1;
+            }
+        }
+    }
+    let missing: Vec<usize> = (0..covered.len()).filter(|&i| covered[i] == 0).collect();
+    assert!(
+        missing.is_empty(),
+        "{id}: seqs never stored: {missing:?}\n{}",
+        agent.log()
+    );
+    assert_eq!(
+        plain + folded,
+        next_seq,
+        "{id}: {plain} records + {folded} folded heartbeats for {next_seq} sequence numbers \
+         ({summaries} summaries): a heartbeat counted twice"
+    );
+    (plain, summaries)
+}
+
+/// No frame counter was ever sent with two different payloads, either way
+/// (a retransmission repeats the same bytes; anything else reuses a nonce).
+fn assert_no_counter_reused(link: &UdpLink) {
+    for direction in [Direction::Up, Direction::Down] {
+        let mut seen: BTreeMap<[u8; 8], u64> = BTreeMap::new();
+        let mut frames = 0;
+        for r in link
+            .trace()
+            .into_iter()
+            .filter(|r| r.direction == direction)
+        {
+            frames += 1;
+            // Header byte (type, key-id flag, epoch parity), counter, key id if carried.
+            let key = r.head;
+            if let Some(&digest) = seen.get(&key) {
+                assert_eq!(
+                    digest,
+                    r.digest,
+                    "{direction:?}: counter {:02x?} sent with two payloads",
+                    &key[..4]
+                );
+            }
+            seen.insert(key, r.digest);
+        }
+        assert!(frames > 0, "{direction:?}: no datagram traced");
+    }
+}
+
+fn tls_handshakes(server: &ServerProc) -> f64 {
+    let m = server.metrics().unwrap();
+    let get = |k| flotta_e2e::procs::parse_metric(&m, k);
+    get("flotta_tls_handshakes_total{kind=\"full\"}")
+        + get("flotta_tls_handshakes_total{kind=\"resumed\"}")
+}
+
+fn emit(agent: &AgentProc, i: usize) {
+    let msg = format!("udp event {i}");
+    let out = agent.emit(&["event", "--reason", "UdpTest", &msg]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn events_stored(server: &ServerProc, id: &str) -> usize {
+    stored_records(server, id)
+        .iter()
+        .filter(|r| matches!(Payload::decode(&r.record.payload), Ok(Payload::Event(e)) if e.reason == "UdpTest"))
+        .count()
+}
+
+#[test]
+fn a_udp_only_device_delivers_every_record_once_through_a_lossy_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, udp) = server(dir.path());
+    let lossy = DatagramProfile::clean()
+        .with_latency(Duration::from_millis(5), Duration::from_millis(5))
+        .with_loss(0.2)
+        .with_duplicates(0.1, Duration::from_millis(20))
+        .with_reordering(0.1, Duration::from_millis(40));
+    let link = UdpLinkConfig::new(udp, UdpProfile::symmetric(lossy))
+        .start()
+        .unwrap();
+    let id = "udp-lossy";
+    // No TLS path at all: the server URL points nowhere.
+    let mut agent = AgentProc::configure(
+        &bin_dir().unwrap(),
+        dir.path(),
+        id,
+        "https://127.0.0.1:9",
+        &server.factory_dir,
+        &udp_toml(&link, r#"["udp"]"#),
+    )
+    .unwrap();
+    provision(&server, &agent, id);
+    agent.restart().unwrap();
+
+    // Events while the agent runs, with kill -9 in the middle of windows.
+    let total = 24;
+    for i in 0..total {
+        emit(&agent, i);
+        sleep(Duration::from_millis(250));
+        if i % 8 == 7 {
+            agent.kill9();
+            agent.restart().unwrap();
+        }
+    }
+    eventually("every event stored", LIMIT, || {
+        events_stored(&server, id) == total
+    });
+
+    // A configuration change reaches the device by downlink.
+    let manifest = dir.path().join("device.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: management.project-flotta.io/v1alpha1\nkind: EdgeDevice\n\
+             metadata:\n  name: {id}\n  namespace: default\nspec:\n  heartbeat:\n    periodSeconds: 2\n"
+        ),
+    )
+    .unwrap();
+    let out = server
+        .command(&["apply", "-f", &manifest.to_string_lossy()])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually("the new configuration applied on the device", LIMIT, || {
+        std::fs::read_to_string(agent.data_dir.join("desired.json"))
+            .ok()
+            .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+            .is_some_and(|d| d["message"]["configuration"]["heartbeat"]["period_seconds"] == 2)
+    });
+
+    // Drain over a clean link, then stop and check.
+    link.set_profile(UdpProfile::clean()).unwrap();
+    let windows = agent.windows_ended();
+    eventually("two clean windows", LIMIT, || {
+        agent.windows_ended() >= windows + 2
+    });
+    agent.stop().unwrap();
+    // A last window for what the stop queued (the final heartbeat, if any).
+    let status = agent.run_once_within(LIMIT).unwrap();
+    assert!(status.success(), "{}", agent.log());
+    let (plain, summaries) = assert_every_record_once(&server, &agent, id);
+    assert!(
+        plain >= total as u64 && summaries >= 2,
+        "{plain} records, {summaries} summaries"
+    );
+    assert_no_counter_reused(&link);
+    let stats = link.stats();
+    assert!(
+        stats.up.dropped() > 0 && stats.down.dropped() > 0,
+        "the link lost nothing: {stats:?}"
+    );
+    if stats.up.duplicated > 0 {
+        let dups = server
+            .metric("flotta_frames_total{result=\"duplicate\"}")
+            .unwrap();
+        assert!(
+            dups >= 1.0,
+            "duplicated uplinks, none counted by the server"
+        );
+    }
+    assert_eq!(tls_handshakes(&server), 0.0, "a TLS connection was made");
+}
+
+#[test]
+fn run_once_over_udp_is_one_datagram_each_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, udp) = server(dir.path());
+    let link = UdpLinkConfig::new(udp, UdpProfile::clean())
+        .start()
+        .unwrap();
+    let id = "udp-once";
+    let agent = AgentProc::configure(
+        &bin_dir().unwrap(),
+        dir.path(),
+        id,
+        "https://127.0.0.1:9",
+        &server.factory_dir,
+        &udp_toml(&link, r#"["udp"]"#),
+    )
+    .unwrap();
+    provision(&server, &agent, id);
+    let runs = 4;
+    for i in 0..runs {
+        emit(&agent, i);
+        let before = link.stats();
+        let status = agent.run_once_within(LIMIT).unwrap();
+        assert!(status.success(), "{}", agent.log());
+        let d = link.stats().since(&before);
+        assert_eq!((d.up.offered, d.down.offered), (1, 1), "run {i}: {d:?}");
+        assert!(
+            d.wire_bytes() < 600,
+            "run {i}: {} bytes on the wire",
+            d.wire_bytes()
+        );
+    }
+    assert_eq!(events_stored(&server, id), runs);
+    assert_every_record_once(&server, &agent, id);
+    assert_eq!(tls_handshakes(&server), 0.0);
+}
+
+#[test]
+fn keys_arrive_over_tls_and_udp_takes_over_when_tls_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, udp) = server(dir.path());
+    let tcp: Link = LinkConfig::new(server.api_addr, LinkProfile::ethernet())
+        .start()
+        .unwrap();
+    let link = UdpLinkConfig::new(udp, UdpProfile::clean())
+        .start()
+        .unwrap();
+    let id = "udp-fallback";
+    let mut agent = AgentProc::start(
+        &bin_dir().unwrap(),
+        dir.path(),
+        id,
+        &format!("https://localhost:{}", tcp.addr().port()),
+        &server.factory_dir,
+        &udp_toml(&link, r#"["tls", "udp"]"#),
+    )
+    .unwrap();
+    let keys = agent.data_dir.join("frame/context.json");
+    eventually("frame keys delivered over TLS", LIMIT, || keys.exists());
+    assert_eq!(link.stats().up.offered, 0, "UDP used while TLS works");
+    tcp.set_up(false);
+    for i in 0..3 {
+        emit(&agent, i);
+    }
+    eventually("events delivered over UDP", LIMIT, || {
+        events_stored(&server, id) == 3
+    });
+    assert!(link.stats().up.delivered > 0);
+    let described = server.command(&["describe", "ed", id]).unwrap();
+    let text = String::from_utf8_lossy(&described.stdout);
+    assert!(
+        text.to_lowercase().contains("udp"),
+        "describe does not show the link: {text}"
+    );
+    tcp.set_up(true);
+    agent.stop().unwrap();
+    let status = agent.run_once_within(LIMIT).unwrap();
+    assert!(status.success(), "{}", agent.log());
+    assert_every_record_once(&server, &agent, id);
+    assert_no_counter_reused(&link);
+}
