@@ -23,3 +23,4 @@ pub mod runtime;
 pub mod schedule;
 pub mod selftest;
 pub mod uplink;
+pub mod window;

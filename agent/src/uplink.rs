@@ -1,5 +1,7 @@
 //! One upload window: a single connection, as many batches as fit, each
-//! acknowledged before its records are deleted; configuration synced on the way.
+//! acknowledged before its records are deleted; configuration and
+//! sealed-frame keys synced on the way (every batch announces the epoch of
+//! the frame keys the device holds; keys in an answer are stored at once).
 
 use std::sync::Mutex;
 
@@ -26,6 +28,8 @@ pub struct WindowReport {
     pub config_updated: Option<Desired>,
     /// Records moved above the server's numbers after a lost queue (see `renumber`).
     pub renumbered: u64,
+    /// The epoch of sealed-frame keys the server sent and the agent stored.
+    pub frame_keys_epoch: Option<u32>,
 }
 
 /// Store a configuration the server sent. One we cannot store is reported
@@ -42,6 +46,22 @@ fn take_config(
     }
 }
 
+/// Store sealed-frame keys the server sent (only inside mTLS); the next
+/// request announces their epoch.
+fn take_frame_keys(
+    keys: Option<flotta_proto::frame_keys::FrameKeys>,
+    data_dir: &std::path::Path,
+    frame_epoch: &mut Option<u32>,
+    report: &mut WindowReport,
+) -> Result<(), UplinkError> {
+    if let Some(k) = keys {
+        crate::frame_keys::store(data_dir, &k)?;
+        *frame_epoch = Some(k.epoch);
+        report.frame_keys_epoch = Some(k.epoch);
+    }
+    Ok(())
+}
+
 /// Why a window ended early.
 #[derive(Debug, thiserror::Error)]
 pub enum UplinkError {
@@ -51,6 +71,9 @@ pub enum UplinkError {
     /// The queue failed.
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// Sealed-frame keys from the server could not be stored.
+    #[error(transparent)]
+    FrameKeys(#[from] crate::frame_keys::FrameKeysError),
 }
 
 impl UplinkError {
@@ -59,6 +82,7 @@ impl UplinkError {
         match self {
             UplinkError::Client(e) => e.is_retriable(),
             UplinkError::Queue(e) => e.is_retriable(),
+            UplinkError::FrameKeys(e) => e.is_retriable(),
         }
     }
 }
@@ -95,19 +119,23 @@ pub fn run_window_with<C: Clock, D: DiskSpace>(
 ) -> Result<WindowReport, UplinkError> {
     let mut report = WindowReport::default();
     let mut config_version = desired.version.clone();
+    // The sealed-frame epoch the device holds: the server answers its keys
+    // when its own differs (first delivery, rotation, a damaged file).
+    let mut frame_epoch = crate::frame_keys::held_epoch(data_dir);
     if crate::renumber::pending(data_dir) {
         // A queue made from nothing: learn what the server holds first.
         let probe = BatchRequest {
             format: BATCH_FORMAT_VERSION,
             config_version: config_version.clone(),
             records: Vec::new(),
-            frame_epoch: None,
+            frame_epoch,
         };
         let (resp, bytes) = send(&probe, false)?;
         report.requests += 1;
         report.body_bytes += bytes;
         report.renumbered = crate::renumber::resolve(queue, resp.acked_through, data_dir)?;
         take_config(resp.config, data_dir, &mut config_version, &mut report);
+        take_frame_keys(resp.frame_keys, data_dir, &mut frame_epoch, &mut report)?;
     }
     // Everything below this was queued before the window opened.
     let end = queue
@@ -144,7 +172,7 @@ pub fn run_window_with<C: Clock, D: DiskSpace>(
             format: BATCH_FORMAT_VERSION,
             config_version: config_version.clone(),
             records,
-            frame_epoch: None,
+            frame_epoch,
         };
         let (resp, bytes) = send(&req, last)?;
         report.requests += 1;
@@ -162,6 +190,7 @@ pub fn run_window_with<C: Clock, D: DiskSpace>(
             report.records_acked += before.saturating_sub(remaining);
         }
         take_config(resp.config, data_dir, &mut config_version, &mut report);
+        take_frame_keys(resp.frame_keys, data_dir, &mut frame_epoch, &mut report)?;
         if last || sent == 0 || remaining == 0 || resp.acked_through.is_none() {
             return Ok(report);
         }

@@ -27,7 +27,7 @@ mod window;
 #[cfg(test)]
 pub(crate) mod test_server;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use sender::{FrameSender, FrameState};
 pub use window::{FrameWindowParams, run_frame_window};

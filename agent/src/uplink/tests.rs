@@ -235,3 +235,52 @@ fn a_new_device_keeps_its_numbers() {
     assert_eq!(report.renumbered, 0);
     assert!(!crate::renumber::pending(dir.path()));
 }
+
+#[test]
+fn frame_keys_are_announced_by_epoch_and_stored_when_sent() {
+    use flotta_proto::frame_keys::FrameKeys;
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(dir.path(), 10);
+    let keys = |epoch| FrameKeys {
+        key_id: [1, 2, 3, 4],
+        epoch,
+        master_secret: [epoch as u8; 32],
+        master_salt: vec![0; 8],
+    };
+    let mut epochs = Vec::new();
+    // Batches of 3: the first answer delivers epoch 4, the third rotates to 5.
+    let report = run_window_with(
+        &q,
+        |req, _| {
+            epochs.push(req.frame_epoch);
+            let mut resp = ack_all(req);
+            resp.frame_keys = match epochs.len() {
+                1 => Some(keys(4)),
+                3 => Some(keys(5)),
+                _ => None,
+            };
+            Ok((resp, 0))
+        },
+        256 + 3 * 32,
+        dir.path(),
+        &Desired::default(),
+    )
+    .unwrap();
+    assert_eq!(epochs, [None, Some(4), Some(4), Some(5)]);
+    assert_eq!(report.frame_keys_epoch, Some(5));
+    assert_eq!(crate::frame_keys::load(dir.path()).unwrap(), Some(keys(5)));
+    // The next window announces what is stored.
+    let mut announced = None;
+    run_window_with(
+        &q,
+        |req, _| {
+            announced = req.frame_epoch;
+            Ok((ack_all(req), 0))
+        },
+        64 * 1024,
+        dir.path(),
+        &Desired::default(),
+    )
+    .unwrap();
+    assert_eq!(announced, Some(5));
+}
