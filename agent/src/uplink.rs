@@ -138,12 +138,17 @@ pub fn run_window_with<C: Clock, D: DiskSpace>(
         take_frame_keys(resp.frame_keys, data_dir, &mut frame_epoch, &mut report)?;
     }
     // Everything below this was queued before the window opened.
-    let end = queue
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .next_seq();
+    let (end, acked) = {
+        let q = queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (q.next_seq(), q.acked_through())
+    };
+    // Heartbeats a frame window folded travel as their summary (none on a
+    // device that never sent frames).
+    let mut folds = crate::frames::TlsFolds::load(data_dir, acked);
     loop {
-        let (records, last) = {
+        let (records, last, sent_through) = {
             let mut q = queue
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -156,6 +161,8 @@ pub fn run_window_with<C: Clock, D: DiskSpace>(
             let last = recs.len() < read
                 || recs.last().is_none_or(|r| r.seq + 1 >= end)
                 || recs.len() as u64 >= q.stats().records;
+            let sent_through = recs.last().map(|r| r.seq);
+            folds.substitute(&mut recs);
             let recs = recs
                 .into_iter()
                 .map(|r| WireRecord {
@@ -165,9 +172,8 @@ pub fn run_window_with<C: Clock, D: DiskSpace>(
                     payload: r.payload,
                 })
                 .collect::<Vec<_>>();
-            (recs, last)
+            (recs, last, sent_through)
         };
-        let sent = records.len();
         let req = BatchRequest {
             format: BATCH_FORMAT_VERSION,
             config_version: config_version.clone(),
@@ -185,13 +191,18 @@ pub fn run_window_with<C: Clock, D: DiskSpace>(
             let before = q.stats().records;
             // The server remembers more than we do (e.g. a wiped queue): never reuse its numbers.
             q.ensure_next_seq_at_least(acked.saturating_add(1))?;
-            q.ack(acked)?;
+            // It answers the highest seq it holds; frames may have stored
+            // records above ones not sent yet (a summary, records after one
+            // left for TLS): this answer confirms what this window sent.
+            if let Some(through) = sent_through {
+                q.ack(acked.min(through))?;
+            }
             remaining = q.stats().records;
             report.records_acked += before.saturating_sub(remaining);
         }
         take_config(resp.config, data_dir, &mut config_version, &mut report);
         take_frame_keys(resp.frame_keys, data_dir, &mut frame_epoch, &mut report)?;
-        if last || sent == 0 || remaining == 0 || resp.acked_through.is_none() {
+        if last || sent_through.is_none() || remaining == 0 || resp.acked_through.is_none() {
             return Ok(report);
         }
     }

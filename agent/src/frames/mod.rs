@@ -15,11 +15,13 @@
 //! records are re-packed under new counters next time. The queue lock is
 //! never held across an exchange (`window.rs`).
 //!
-//! Files: `records.rs` (plan and acknowledged prefix), `sender.rs` (context
-//! and counters between windows), `answer.rs` (accepting and reading an
-//! answer), `window.rs` (the loop).
+//! Files: `records.rs` (plan and acknowledged prefix), `folds.rs`
+//! (heartbeat groups kept until deleted, so none is folded twice),
+//! `sender.rs` (context and counters between windows), `answer.rs`
+//! (accepting and reading an answer), `window.rs` (the loop).
 
 mod answer;
+mod folds;
 mod records;
 mod sender;
 mod window;
@@ -29,6 +31,7 @@ pub(crate) mod test_server;
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub use folds::TlsFolds;
 pub use sender::{FrameSender, FrameState};
 pub use window::{FrameWindowParams, run_frame_window};
 
@@ -94,6 +97,9 @@ pub enum FrameWindowError {
     /// The queue failed.
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// The heartbeat groups file could not be written.
+    #[error("frame/folds.bin: {0}")]
+    Folds(std::io::Error),
 }
 
 impl FrameWindowError {
@@ -106,6 +112,7 @@ impl FrameWindowError {
             Self::Counter(ReserveError::Store(e)) => e.is_retriable(),
             Self::Carrier { source, .. } => source.is_retriable(),
             Self::Queue(e) => e.is_retriable(),
+            Self::Folds(_) => true,
         }
     }
 }

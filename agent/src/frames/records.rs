@@ -4,8 +4,9 @@
 //! acknowledged them (the longest acknowledged prefix, [`Prefix`]).
 //!
 //! A summary stands for every heartbeat it folds: it is stored under the
-//! last one's `seq` and `at_ms`, so folding the same heartbeats again (after
-//! a lost answer) is deduplicated by the server like any record. A single
+//! last one's `seq` and `at_ms`, and kept in `folds.rs` until the queue
+//! deleted its heartbeats, so a later window re-sends the same record (the
+//! server deduplicates it) instead of folding them again. A single
 //! heartbeat is sent as it is (a summary of one is larger). Records above
 //! `max_record_bytes` are left out when a TLS carrier can take them; they
 //! then hold back the deletion of everything after them (the queue's
@@ -17,6 +18,7 @@ use flotta_proto::frame::{PackRecord, RecordHead};
 use flotta_proto::payload::{DeviceStatus, Heartbeat, Payload, WindowSummary};
 use flotta_proto::record::RecordClass;
 
+use super::folds::Folds;
 use crate::queue::Record;
 
 /// One record as a frame window sends it, and the queue records it stands
@@ -44,25 +46,45 @@ impl WindowRecord {
 /// The records of one round of a frame window.
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
-    /// The summary first (if any), then the other records in `seq` order.
+    /// Heartbeat groups first (earlier ones re-sent, then the new one),
+    /// then the other records in `seq` order.
     pub(crate) records: Vec<WindowRecord>,
     /// Queue records left for a TLS window (too large for frames).
     pub(crate) left_for_tls: Vec<u64>,
-    /// Heartbeats folded into the summary.
+    /// Heartbeats folded into a new summary.
     pub(crate) folded: u32,
+    /// A new group was added to `folds`: save it before sending.
+    pub(crate) new_group: bool,
 }
 
-/// Plan the queue records `read` (in `seq` order). Records in `delivered`
-/// were acknowledged over frames in an earlier window but not deleted (held
-/// back by a record left for TLS): they are not sent again. `tls_limit`:
-/// records larger than this are left for TLS (`None`: no TLS carrier, send
-/// everything, fragmented if need be).
-pub(crate) fn plan(read: Vec<Record>, delivered: &BTreeSet<u64>, tls_limit: Option<usize>) -> Plan {
+/// Plan the queue records `read` (in `seq` order).
+///
+/// - Records in `delivered` were acknowledged over frames already in this
+///   process (held back from deletion): not sent again.
+/// - Heartbeats of a group in `folds` are never folded again; with
+///   `resend_groups` (a window's first round) every group not known to be
+///   acknowledged is sent again as it was. The window's other heartbeats
+///   become one new group (a summary, or a lone heartbeat as it is), added
+///   to `folds`.
+/// - `tls_limit`: records larger than this are left for TLS (`None`: no
+///   TLS carrier, send everything, fragmented if need be).
+pub(crate) fn plan(
+    read: Vec<Record>,
+    delivered: &BTreeSet<u64>,
+    tls_limit: Option<usize>,
+    folds: &mut Folds,
+    resend_groups: bool,
+) -> Plan {
     let mut plan = Plan::default();
+    if resend_groups {
+        plan.records = folds.records();
+        plan.records
+            .retain(|g| !g.covers.iter().all(|c| delivered.contains(c)));
+    }
     let mut heartbeats: Vec<(Record, Heartbeat)> = Vec::new();
     let mut others = Vec::new();
     for r in read {
-        if delivered.contains(&r.seq) {
+        if delivered.contains(&r.seq) || folds.covers(r.seq) {
             continue;
         }
         if tls_limit.is_some_and(|max| r.payload.len() > max) {
@@ -77,13 +99,16 @@ pub(crate) fn plan(read: Vec<Record>, delivered: &BTreeSet<u64>, tls_limit: Opti
         }
         others.push(whole(r));
     }
-    if heartbeats.len() == 1 {
-        let (r, _) = heartbeats.remove(0);
-        others.push(whole(r));
-        others.sort_by_key(|w| w.head.seq);
-    } else if let Some(summary) = fold(&heartbeats) {
+    let group = if heartbeats.len() == 1 {
+        heartbeats.pop().map(|(r, _)| whole(r))
+    } else {
         plan.folded = u32::try_from(heartbeats.len()).unwrap_or(u32::MAX);
-        plan.records.push(summary);
+        fold(&heartbeats)
+    };
+    if let Some(g) = group {
+        folds.add(&g);
+        plan.new_group = true;
+        plan.records.push(g);
     }
     plan.records.extend(others);
     plan
@@ -160,11 +185,6 @@ impl Prefix {
         }
         through
     }
-
-    /// Acknowledged records held back by an unacknowledged one before them.
-    pub(crate) fn held_back(&self) -> impl Iterator<Item = u64> + '_ {
-        self.pending.iter().filter(|(_, a)| *a).map(|(s, _)| *s)
-    }
 }
 
 #[cfg(test)]
@@ -220,8 +240,11 @@ mod tests {
             hb(4, Some(60), false),
             event(5, 3),
         ];
-        let p = plan(read, &BTreeSet::new(), None);
+        let dir = tempfile::tempdir().unwrap();
+        let mut folds = Folds::load(dir.path());
+        let p = plan(read.clone(), &BTreeSet::new(), None, &mut folds, true);
         assert_eq!(p.folded, 3);
+        assert!(p.new_group);
         let seqs: Vec<u64> = p.records.iter().map(|r| r.head.seq).collect();
         assert_eq!(seqs, [4, 2, 5], "summary first, under the last heartbeat");
         let s = &p.records[0];
@@ -239,20 +262,37 @@ mod tests {
             (Some(60), Some(80))
         );
         assert_eq!(sum.last.uptime_seconds, 240, "the newest heartbeat whole");
+
+        // The next window (the queue still holds them all, plus heartbeat 6)
+        // re-sends the same summary and folds only the new heartbeat.
+        let mut again = read;
+        again.push(hb(6, Some(10), false));
+        let p2 = plan(again, &BTreeSet::new(), None, &mut folds, true);
+        assert_eq!(p2.records[0], p.records[0], "byte for byte");
+        let seqs: Vec<u64> = p2.records.iter().map(|r| r.head.seq).collect();
+        assert_eq!(seqs, [4, 6, 2, 5]);
+        assert_eq!((p2.folded, p2.records[1].covers.clone()), (0, vec![6]));
+        // Known acknowledged in this process: not re-sent.
+        let p3 = plan(vec![event(7, 1)], &[1, 3, 4].into(), None, &mut folds, true);
+        let seqs: Vec<u64> = p3.records.iter().map(|r| r.head.seq).collect();
+        assert_eq!((seqs, p3.new_group), (vec![6, 7], false));
     }
 
     #[test]
     fn one_heartbeat_goes_as_it_is_and_big_records_wait_for_tls() {
         let read = vec![event(1, 5000), hb(2, None, false), event(3, 3)];
-        let p = plan(read.clone(), &BTreeSet::new(), Some(1000));
+        let dir = tempfile::tempdir().unwrap();
+        let mut folds = Folds::load(dir.path());
+        let p = plan(read.clone(), &BTreeSet::new(), Some(1000), &mut folds, true);
         assert_eq!(p.folded, 0);
         assert_eq!(p.left_for_tls, [1]);
         let seqs: Vec<u64> = p.records.iter().map(|r| r.head.seq).collect();
         assert_eq!(seqs, [2, 3]);
         assert_eq!(p.records[0].payload, read[1].payload);
-        let without_tls = plan(read, &[3].into(), None);
+        let mut folds = Folds::load(dir.path());
+        let without_tls = plan(read, &[3].into(), None, &mut folds, false);
         let seqs: Vec<u64> = without_tls.records.iter().map(|r| r.head.seq).collect();
-        assert_eq!(seqs, [1, 2], "no TLS: sent anyway; delivered ones skipped");
+        assert_eq!(seqs, [2, 1], "no TLS: sent anyway; delivered ones skipped");
     }
 
     #[test]
@@ -269,7 +309,6 @@ mod tests {
         p.push(5, false);
         p.mark(5);
         assert_eq!(p.take_acked(), None);
-        assert_eq!(p.held_back().collect::<Vec<_>>(), [5]);
         p.mark(4);
         assert_eq!(p.take_acked(), Some(5));
     }

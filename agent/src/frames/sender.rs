@@ -77,8 +77,9 @@ impl FrameSender {
 #[derive(Debug, Default)]
 pub struct FrameState {
     sender: Option<FrameSender>,
-    /// Queue records the server acknowledged over frames that could not be
-    /// deleted yet (a record before them was left for TLS): not sent again.
+    /// Queue records the server acknowledged over frames (not deleted yet
+    /// when an earlier record is not acknowledged, e.g. left for TLS): not
+    /// sent again by this process. Pruned below the queue's acknowledgement.
     pub(crate) delivered: BTreeSet<u64>,
 }
 

@@ -10,6 +10,7 @@ use flotta_proto::frame::{
     pack, seal,
 };
 
+use super::folds::Folds;
 use super::records::{Prefix, WindowRecord, plan};
 use super::{FrameReport, FrameState, FrameWindowError, answer, carrier_error};
 use crate::carrier::FrameCarrier;
@@ -59,7 +60,15 @@ pub fn run_frame_window<C: Clock, D: DiskSpace>(
         config_version: desired.version.clone(),
         prefix: Prefix::default(),
     };
-    let result = w.run();
+    let mut result = w.run();
+    if result.is_ok() {
+        // A queue made from nothing cannot ask the server over frames what
+        // it holds (renumber.rs); once frames delivered its records, a later
+        // TLS window must not renumber them as if they were strangers.
+        result = crate::renumber::resolve(queue, None, &params.data_dir)
+            .map(|_| ())
+            .map_err(FrameWindowError::from);
+    }
     let Window {
         mut report,
         carrier,
@@ -92,15 +101,12 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
         self.state.prune(acked);
         self.state
             .sender(&self.params.data_dir, &self.params.device_id)?;
-        let result = self.rounds(end);
-        // Acknowledged but held back behind a record left for TLS: not
-        // sent again by later windows of this process.
-        let held: Vec<u64> = self.prefix.held_back().collect();
-        self.state.delivered.extend(held);
-        result
+        self.rounds(end, acked)
     }
 
-    fn rounds(&mut self, end: u64) -> Result<(), FrameWindowError> {
+    fn rounds(&mut self, end: u64, acked: Option<u64>) -> Result<(), FrameWindowError> {
+        let mut folds = Folds::load(&self.params.data_dir);
+        let mut dirty = folds.prune(acked);
         let mut from = 0;
         loop {
             let read = {
@@ -110,6 +116,7 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
             let raw = read.len();
             let read: Vec<_> = read.into_iter().filter(|r| r.seq < end).collect();
             let Some(last) = read.last() else { break };
+            let from_start = from == 0;
             from = last.seq + 1;
             // Past the window's end: this is its last round.
             let done = read.len() < raw;
@@ -117,7 +124,18 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
                 self.prefix
                     .push(r.seq, self.state.delivered.contains(&r.seq));
             }
-            let plan = plan(read, &self.state.delivered, self.params.tls_limit);
+            let plan = plan(
+                read,
+                &self.state.delivered,
+                self.params.tls_limit,
+                &mut folds,
+                from_start,
+            );
+            if plan.new_group || dirty {
+                // Durable before the group's first frame (folds.rs).
+                folds.save().map_err(FrameWindowError::Folds)?;
+                dirty = false;
+            }
             self.report.left_for_tls += plan.left_for_tls.len() as u64;
             self.report.heartbeats_folded += plan.folded;
             self.send_all(&plan.records)?;
@@ -127,6 +145,9 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
         }
         if self.report.frames == 0 {
             self.send_frame(&[], Cursor::default())?;
+        }
+        if dirty {
+            folds.save().map_err(FrameWindowError::Folds)?;
         }
         Ok(())
     }
@@ -187,6 +208,8 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
         for r in &records[cursor.index..packed.next.index] {
             for seq in &r.covers {
                 self.prefix.mark(*seq);
+                // Also for heartbeats of this group in later rounds.
+                self.state.delivered.insert(*seq);
             }
         }
         self.settle()?;

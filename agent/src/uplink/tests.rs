@@ -284,3 +284,48 @@ fn frame_keys_are_announced_by_epoch_and_stored_when_sent() {
     .unwrap();
     assert_eq!(announced, Some(5));
 }
+
+#[test]
+fn an_answer_above_what_was_sent_deletes_only_what_was_sent() {
+    // Frames stored a summary (or records after one left for TLS) at a
+    // higher seq: the server's acked_through (the highest seq it holds)
+    // must not delete records this window has not sent yet.
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(dir.path(), 10);
+    let mut calls = 0;
+    let err = run_window_with(
+        &q,
+        |req, _| {
+            calls += 1;
+            if calls > 1 {
+                return Err(ClientError::Status {
+                    status: 503,
+                    body: String::new(),
+                });
+            }
+            assert_eq!(req.records.len(), 3);
+            Ok((
+                BatchResponse {
+                    acked_through: Some(9),
+                    config: None,
+                    frame_keys: None,
+                },
+                0,
+            ))
+        },
+        256 + 3 * 32,
+        dir.path(),
+        &Desired::default(),
+    )
+    .unwrap_err();
+    assert!(err.is_retriable());
+    let left: Vec<u64> = q
+        .lock()
+        .unwrap()
+        .read_batch(100, 1 << 20)
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(left, (3..10).collect::<Vec<_>>());
+}

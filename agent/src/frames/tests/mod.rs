@@ -116,6 +116,33 @@ pub(crate) fn assert_counters_sound(server: &TestServer) {
     }
 }
 
+/// Every sequence number below `next_seq` is stored exactly once: as a
+/// record, or folded into exactly one stored summary (counted as the
+/// end-to-end tests count them: a summary covers `first_seq..=seq`, and
+/// records plus folded heartbeats add up to `next_seq`).
+pub(crate) fn assert_every_record_once(server: &TestServer, next_seq: u64) {
+    let mut covered = vec![0u32; usize::try_from(next_seq).unwrap()];
+    let (mut plain, mut folded) = (0, 0);
+    for (seq, (_, _, bytes)) in &server.records {
+        let seq = usize::try_from(*seq).unwrap();
+        match Payload::decode(bytes) {
+            Ok(Payload::Summary(s)) => {
+                folded += u64::from(s.heartbeats);
+                for c in &mut covered[usize::try_from(s.first_seq).unwrap()..=seq] {
+                    *c += 1;
+                }
+            }
+            _ => {
+                plain += 1;
+                covered[seq] += 1;
+            }
+        }
+    }
+    let missing: Vec<usize> = (0..covered.len()).filter(|&i| covered[i] == 0).collect();
+    assert!(missing.is_empty(), "never stored: {missing:?}");
+    assert_eq!(plain + folded, next_seq, "a heartbeat counted twice");
+}
+
 pub(crate) fn queued(q: &Mutex<TestQueue>) -> Vec<u64> {
     let mut q = q.lock().unwrap();
     q.read_batch(usize::MAX, usize::MAX)

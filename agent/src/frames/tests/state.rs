@@ -41,46 +41,54 @@ fn records_too_large_wait_for_tls_and_hold_back_only_what_follows() {
 }
 
 #[test]
-fn a_kill_mid_window_loses_no_record_and_reuses_no_counter() {
-    for crash_at in [0, 1, 4, 9] {
+fn kills_mid_window_lose_no_record_fold_no_heartbeat_twice_reuse_no_counter() {
+    for crash_at in [0, 1, 2, 4, 7] {
         let dir = tempfile::tempdir().unwrap();
         frame_keys::store(dir.path(), &keys(1)).unwrap();
-        let mut payloads: Vec<Payload> = (0..25).map(log).collect();
-        payloads.insert(3, heartbeat(50));
-        payloads.push(heartbeat(40));
-        payloads.insert(10, event(700));
         let mut server = TestServer::new(keys(1));
-        let recs = {
+        let mut payloads: Vec<Payload> = (0..25).map(log).collect();
+        payloads.insert(0, heartbeat(50));
+        payloads.insert(3, heartbeat(50));
+        payloads.insert(10, event(700));
+        payloads.push(heartbeat(40));
+        let mut recs = Vec::new();
+        let mut runs = Vec::new();
+        // Three runs killed in the middle of a window, more heartbeats
+        // queued before each restart, then a run that completes.
+        for kill in [Some(crash_at), Some(crash_at + 1), Some(crash_at), None] {
+            let before = server.fresh.len();
+            // Restart: queue, keys, counters and groups from disk only.
             let q = open_queue(dir.path());
-            let recs = push(&q, &payloads);
+            recs.extend(push(&q, &payloads));
+            payloads = vec![heartbeat(30), log(99), heartbeat(31)];
             let mut state = FrameState::default();
             let mut carrier = FakeCarrier::new(&mut server, 200);
-            carrier.crash_at = Some(crash_at);
-            let killed = catch_unwind(AssertUnwindSafe(|| {
+            carrier.crash_at = kill.map(|k| carrier.transmissions + k);
+            let run = catch_unwind(AssertUnwindSafe(|| {
                 window(dir.path(), &q, &mut carrier, &mut state, None)
             }));
-            assert!(killed.is_err(), "crash at {crash_at}");
-            recs
-        };
-        let first_run = server.fresh.clone();
-        // Restart: queue and counters from disk only.
-        let q = open_queue(dir.path());
-        let mut state = FrameState::default();
-        let mut carrier = FakeCarrier::new(&mut server, 200);
-        window(dir.path(), &q, &mut carrier, &mut state, None).unwrap();
-        assert!(queued(&q).is_empty());
-        let logs: Vec<_> = recs
+            match (kill, run) {
+                // Killed, or done before the transmission to die at.
+                (Some(_), Err(_) | Ok(Ok(_))) => {}
+                (None, Ok(Ok(_))) => assert!(queued(&q).is_empty()),
+                (_, run) => panic!("crash at {crash_at}: {:?}", run.map(|_| ())),
+            }
+            runs.push(server.fresh[before..].to_vec());
+        }
+        let others: Vec<_> = recs
             .iter()
             .filter(|(_, b)| !matches!(Payload::decode(b), Ok(Payload::Heartbeat(_))))
             .cloned()
             .collect();
-        assert_stored(&server, &logs);
-        let max_before = first_run.iter().map(|(_, c)| *c).max().unwrap_or(0);
-        let second_run = &server.fresh[first_run.len()..];
-        assert!(
-            second_run.iter().all(|(_, c)| *c > max_before),
-            "crash at {crash_at}: {first_run:?} then {second_run:?}"
-        );
+        assert_stored(&server, &others);
+        assert_every_record_once(&server, recs.len() as u64);
+        for pair in runs.windows(2) {
+            let last = pair[0].iter().map(|(_, c)| *c).max().unwrap_or(0);
+            assert!(
+                pair[1].iter().all(|(_, c)| *c > last),
+                "crash at {crash_at}: {runs:?}"
+            );
+        }
         assert_counters_sound(&server);
     }
 }
