@@ -253,15 +253,11 @@ mod tests {
             .unwrap();
         assert_eq!(answer, b"ok:frame-1");
         let t = c.traffic();
-        assert_eq!(
-            (t.sent, t.bytes_up),
-            (3, 21),
-            "two lost, the third answered"
-        );
-        assert_eq!(
-            (t.received, t.ignored),
-            (2, 1),
-            "the forged datagram was skipped"
+        // Two lost, the third answered (a slow peer may see a fourth).
+        assert!(t.sent >= 3 && t.bytes_up == 7 * t.sent, "{t:?}");
+        assert!(
+            t.ignored >= 1 && t.received == t.ignored + 1,
+            "forged ones skipped: {t:?}"
         );
         let _ = c.socket.send(b"stop");
         let seen = server.join().unwrap();

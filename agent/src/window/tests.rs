@@ -97,7 +97,8 @@ fn a_frame_window_over_real_udp_survives_dropped_datagrams() {
         report.traffic.sent >= u64::from(report.frames) + 2,
         "{report:?}"
     );
-    assert_eq!(received, report.traffic.sent, "every datagram reached it");
+    // A retransmission racing the last answer may still be unread at stop.
+    assert!(received >= u64::from(report.frames) + 2 && received <= report.traffic.sent);
     assert!(queued(&q).is_empty());
     assert_stored(&server, &logs);
     assert!(server.deliveries.values().all(|n| *n == 1));
