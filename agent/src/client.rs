@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use flotta_proto::batch::{API_BASE, BATCH_CONTENT_TYPE, BatchRequest, BatchResponse, batch_path};
 use flotta_proto::compress::{DEFLATE, deflate_if_smaller, inflate};
+use flotta_proto::frame_keys::FrameKeys;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 
@@ -209,16 +211,20 @@ impl EdgeClient {
 
     /// Flotta's registration: send a CSR, get the signed certificate (PEM).
     pub fn register(&self, csr_pem: &str, hardware: &Value) -> Result<String, ClientError> {
+        self.register_with_keys(csr_pem, hardware)
+            .map(|(cert, _)| cert)
+    }
+
+    /// [`register`](Self::register), and the sealed-frame keys if the
+    /// answer carries them.
+    pub fn register_with_keys(
+        &self,
+        csr_pem: &str,
+        hardware: &Value,
+    ) -> Result<(String, Option<FrameKeys>), ClientError> {
         let content = json!({"certificate_request": csr_pem, "hardware": hardware});
         let (_, body) = self.data_out("registration", content)?;
-        let v: Value =
-            serde_json::from_slice(&body).map_err(|e| ClientError::BadResponse(e.to_string()))?;
-        v.pointer("/content/certificate")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                ClientError::BadResponse("registration response without content.certificate".into())
-            })
+        registration_answer(&body)
     }
 
     /// Our batch route: upload records (zlib-compressed when that is
@@ -241,5 +247,51 @@ impl EdgeClient {
         let decoded =
             BatchResponse::decode(&resp).map_err(|e| ClientError::BadResponse(e.to_string()))?;
         Ok((decoded, body.len() + resp.len()))
+    }
+}
+
+/// The certificate of a registration answer (`content.certificate`), and
+/// its sealed-frame keys (`content.frameKeys`, or `frameKeys` beside
+/// `content`) when present and valid; keys that do not parse are left out
+/// (the batch route delivers them).
+fn registration_answer(body: &[u8]) -> Result<(String, Option<FrameKeys>), ClientError> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| ClientError::BadResponse(e.to_string()))?;
+    let cert = v
+        .pointer("/content/certificate")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ClientError::BadResponse("registration response without content.certificate".into())
+        })?;
+    let keys = v
+        .pointer("/content/frameKeys")
+        .or_else(|| v.get("frameKeys"))
+        .and_then(|k| FrameKeys::deserialize(k).ok())
+        .filter(|k| k.validate().is_ok());
+    Ok((cert, keys))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_answer_may_carry_frame_keys() {
+        let keys = format!(
+            r#"{{"keyId":"01020304","epoch":2,"masterSecret":"{}","masterSalt":"00"}}"#,
+            "ab".repeat(32)
+        );
+        let with = format!(r#"{{"content":{{"certificate":"PEM","frameKeys":{keys}}}}}"#);
+        let (cert, k) = registration_answer(with.as_bytes()).unwrap();
+        assert_eq!((cert.as_str(), k.map(|k| k.epoch)), ("PEM", Some(2)));
+        let beside = format!(r#"{{"content":{{"certificate":"PEM"}},"frameKeys":{keys}}}"#);
+        assert!(registration_answer(beside.as_bytes()).unwrap().1.is_some());
+        let bad = r#"{"content":{"certificate":"PEM","frameKeys":{"keyId":"01"}}}"#;
+        assert_eq!(
+            registration_answer(bad.as_bytes()).unwrap(),
+            ("PEM".into(), None)
+        );
+        assert!(registration_answer(br#"{"content":{}}"#).is_err());
     }
 }

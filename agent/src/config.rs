@@ -1,11 +1,13 @@
 //! Agent configuration: compiled-in defaults, then a TOML file, then
-//! environment variables (`FLOTTA_AGENT_<KEY>` for top-level keys). Unknown
-//! keys are rejected; units are in key names.
+//! environment variables (`FLOTTA_AGENT_<KEY>` for top-level keys,
+//! `FLOTTA_AGENT_LINKS` and `FLOTTA_AGENT_UDP_<KEY>` for the carriers, see
+//! `carrier/config.rs`). Unknown keys are rejected; units are in key names.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::carrier::{LinkKind, UdpConfig};
 use crate::link::LinkProfile;
 use crate::queue::QueueConfig;
 
@@ -42,6 +44,11 @@ pub struct AgentConfig {
     pub link: LinkOverrides,
     /// On-disk queue bounds.
     pub queue: QueueConfig,
+    /// Carriers a window may use, tried in this order: `tls`, `udp`
+    /// (`wifi` and `ethernet` are aliases of `tls`).
+    pub links: Vec<LinkKind>,
+    /// Sealed frames over UDP (used when `links` lists `udp`).
+    pub udp: UdpConfig,
 }
 
 /// Optional overrides of a link profile (the `[link]` table).
@@ -80,6 +87,8 @@ impl Default for AgentConfig {
             urgent_event_level: UrgentLevel::Error,
             link: LinkOverrides::default(),
             queue: QueueConfig::default(),
+            links: vec![LinkKind::Tls],
+            udp: UdpConfig::default(),
         }
     }
 }
@@ -184,6 +193,7 @@ impl AgentConfig {
                 table.insert((*key).into(), value);
             }
         }
+        crate::carrier::apply_env(&mut table, &env)?;
         let cfg: AgentConfig =
             toml::Value::Table(table)
                 .try_into()
@@ -213,6 +223,7 @@ impl AgentConfig {
             ));
         }
         self.link()?;
+        crate::carrier::validate(&self.links, &self.udp)?;
         self.queue
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))

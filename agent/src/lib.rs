@@ -2,12 +2,15 @@
 //! it can be tested with injected clocks and I/O; `main.rs` only wires it up.
 #![forbid(unsafe_code)]
 
+pub mod carrier;
 pub mod client;
 pub mod clock;
 pub mod config;
 pub mod desired;
 pub mod emit;
 pub mod frame_counter;
+pub mod frame_keys;
+pub mod frames;
 pub mod fsutil;
 pub mod heartbeat;
 pub mod identity;
@@ -20,3 +23,4 @@ pub mod runtime;
 pub mod schedule;
 pub mod selftest;
 pub mod uplink;
+pub mod window;

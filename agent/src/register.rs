@@ -2,6 +2,7 @@
 //! registration certificate until approved (208), register with a CSR made
 //! here, renew with the device's own certificate well before it expires, and
 //! fall back to the registration certificate when the server refuses ours.
+//! Sealed-frame keys in a registration answer are stored (`frame_keys.rs`).
 
 use std::path::Path;
 
@@ -87,10 +88,11 @@ pub fn ensure_identity(
             &link,
         )?;
         let pending = new_key_and_csr(device_id)?;
-        match client.register(&pending.csr_pem, &hw) {
-            Ok(cert) => {
+        match client.register_with_keys(&pending.csr_pem, &hw) {
+            Ok((cert, keys)) => {
                 let renewed = DeviceIdentity::new(pending, cert)?;
                 renewed.save(&cfg.data_dir)?;
+                store_frame_keys(&cfg.data_dir, keys);
                 return Ok(renewed);
             }
             // Still valid: use it and try renewing next time.
@@ -115,8 +117,20 @@ pub fn ensure_identity(
         }
     }
     let pending = new_key_and_csr(device_id)?;
-    let cert = client.register(&pending.csr_pem, &hw)?;
+    let (cert, keys) = client.register_with_keys(&pending.csr_pem, &hw)?;
     let id = DeviceIdentity::new(pending, cert)?;
     id.save(&cfg.data_dir)?;
+    store_frame_keys(&cfg.data_dir, keys);
     Ok(id)
+}
+
+/// Keep sealed-frame keys from a registration answer. A failure to store
+/// them costs nothing lasting: the next batch announces the old epoch and
+/// the server sends them again.
+fn store_frame_keys(data_dir: &Path, keys: Option<flotta_proto::frame_keys::FrameKeys>) {
+    if let Some(k) = keys
+        && crate::frame_keys::load(data_dir).ok().flatten().as_ref() != Some(&k)
+    {
+        let _ = crate::frame_keys::store(data_dir, &k);
+    }
 }

@@ -1,5 +1,6 @@
 //! The agent's event loop on a tokio current_thread runtime: heartbeat timer,
-//! upload windows (run on the blocking pool: ureq never blocks this thread),
+//! upload windows (`window.rs`, over TLS or sealed frames, run on the
+//! blocking pool: no network call ever blocks this thread),
 //! group-commit deadline, the inbox (records from other programs; an urgent
 //! event opens a window early), shutdown on SIGTERM/SIGINT. Between events
 //! the process sleeps in the kernel: there is no polling loop.
@@ -10,16 +11,14 @@ use std::time::Duration;
 use flotta_proto::payload::{Event, Level, LogLine, Payload};
 use tokio::time::{Instant, sleep_until};
 
-use crate::client::EdgeClient;
 use crate::clock::{Clock, SystemClock};
 use crate::config::AgentConfig;
 use crate::desired::Desired;
 use crate::queue::{Durability, Queue, QueueError, StatVfs};
-use crate::register::{RegisterError, ensure_identity};
 use crate::schedule::urgent_window_at;
-use crate::uplink::{UplinkError, WindowReport, run_window};
-
-type AgentQueue = Queue<SystemClock, StatVfs>;
+use crate::uplink::UplinkError;
+use crate::window::{Shared, window};
+pub use crate::window::{WindowError, WindowOutcome};
 
 /// Why the agent stopped.
 #[derive(Debug, thiserror::Error)]
@@ -36,31 +35,6 @@ pub enum AgentError {
     /// `--once` and the single window failed.
     #[error("upload window failed: {0}")]
     Window(#[from] WindowError),
-}
-
-/// Why a window failed.
-#[derive(Debug, thiserror::Error)]
-pub enum WindowError {
-    /// No identity.
-    #[error(transparent)]
-    Register(#[from] RegisterError),
-    /// Upload failed.
-    #[error(transparent)]
-    Uplink(#[from] UplinkError),
-    /// Building the client failed.
-    #[error(transparent)]
-    Client(#[from] crate::client::ClientError),
-}
-
-/// What a window needs, shared with the blocking pool.
-struct Shared {
-    cfg: AgentConfig,
-    device_id: String,
-    queue: Mutex<AgentQueue>,
-    /// Reused across windows: keeps TLS session tickets and an idle connection.
-    client: Mutex<Option<(String, Arc<EdgeClient>)>>,
-    /// The server refused our certificate (401): renew before the next upload.
-    force_renew: std::sync::atomic::AtomicBool,
 }
 
 fn log(msg: &str) {
@@ -114,71 +88,6 @@ fn ingest_inbox(shared: &Shared) -> bool {
     }
 }
 
-fn window(shared: &Shared, desired: &Desired) -> Result<WindowReport, WindowError> {
-    let now = i64::try_from(SystemClock.now_ms() / 1000).unwrap_or(i64::MAX);
-    let force = shared.force_renew.load(std::sync::atomic::Ordering::SeqCst);
-    let id = ensure_identity(&shared.cfg, &shared.device_id, now, force)?;
-    shared
-        .force_renew
-        .store(false, std::sync::atomic::Ordering::SeqCst);
-    let client = {
-        let mut cached = shared
-            .client
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match cached.as_ref() {
-            Some((pem, c)) if *pem == id.cert_pem => Arc::clone(c),
-            _ => {
-                let ca = std::fs::read_to_string(&shared.cfg.ca_cert_path).map_err(|e| {
-                    crate::client::ClientError::Tls(format!(
-                        "{}: {e}",
-                        shared.cfg.ca_cert_path.display()
-                    ))
-                })?;
-                let link = shared
-                    .cfg
-                    .link()
-                    .map_err(|e| crate::client::ClientError::Tls(e.to_string()))?;
-                let c = Arc::new(EdgeClient::new(
-                    &shared.cfg.server_url,
-                    &shared.device_id,
-                    &ca,
-                    &id.cert_pem,
-                    &id.key_pem,
-                    &link,
-                )?);
-                *cached = Some((id.cert_pem.clone(), Arc::clone(&c)));
-                c
-            }
-        }
-    };
-    let max_batch = shared
-        .cfg
-        .link()
-        .map(|l| l.max_batch_bytes)
-        .unwrap_or(64 * 1024);
-    let result = run_window(
-        &shared.queue,
-        &client,
-        max_batch,
-        &shared.cfg.data_dir,
-        desired,
-    );
-    if let Err(UplinkError::Client(crate::client::ClientError::Unauthorized(_))) = &result {
-        // Our certificate was refused: the next window renews it (with the
-        // registration certificate as the fallback). The identity file stays:
-        // a renewal with it is the way back, and nothing queued is touched.
-        *shared
-            .client
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-        shared
-            .force_renew
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-    Ok(result?)
-}
-
 /// Uniform in [0, 1), from the OS's randomness (std seeds each `RandomState`
 /// from it): devices that lost the link together do not retry in step.
 fn jitter() -> f64 {
@@ -213,12 +122,28 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
         "device {device_id}: queue holds {} records ({} damaged bytes skipped); configuration version {:?}",
         recovery.records, recovery.damaged_bytes, desired.version
     ));
+    let links: Vec<&str> = cfg.links.iter().map(|l| l.name()).collect();
+    log(&format!(
+        "carriers: {}{}",
+        links.join(", "),
+        match crate::frame_keys::load(&cfg.data_dir) {
+            Ok(Some(k)) => format!(
+                "; frame context key id {} epoch {}",
+                k.key_id_hex(),
+                k.epoch
+            ),
+            Ok(None) => "; no frame context".into(),
+            Err(e) => format!("; {e}"),
+        }
+    ));
     let shared = Arc::new(Shared {
         cfg,
         device_id,
         queue: Mutex::new(queue),
         client: Mutex::new(None),
         force_renew: std::sync::atomic::AtomicBool::new(false),
+        frames: Mutex::new(crate::frames::FrameState::default()),
+        tls_wanted: std::sync::atomic::AtomicBool::new(false),
     });
     let started = Payload::Event(Event {
         reason: "AgentStarted".into(),
@@ -261,7 +186,8 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
     let mut last_window_started: Option<Instant> = None;
     let mut urgent = false;
     let urgent_gap = Duration::from_secs(link.urgent_min_interval_seconds);
-    let mut running: Option<tokio::task::JoinHandle<Result<WindowReport, WindowError>>> = None;
+    type Ran = (Result<WindowOutcome, WindowError>, Option<Desired>);
+    let mut running: Option<tokio::task::JoinHandle<Ran>> = None;
     loop {
         let sync_due = {
             let q = shared
@@ -299,20 +225,20 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
             }
             joined = async { running.as_mut().expect("guarded").await }, if running.is_some() => {
                 running = None;
-                let outcome = joined.unwrap_or_else(|e| Err(WindowError::Uplink(UplinkError::Queue(
-                    QueueError::Config(format!("window task failed: {e}"))))));
+                let (outcome, stored) = joined.unwrap_or_else(|e| (Err(WindowError::Uplink(UplinkError::Queue(
+                    QueueError::Config(format!("window task failed: {e}"))))), None));
+                if let Some(d) = stored {
+                    // Stored by the window (even one that then failed).
+                    log(&format!("configuration version {:?} applied", d.version));
+                    desired = d;
+                    // A shorter period takes effect now, not after the old one ran out.
+                    let period = desired.heartbeat_period_seconds().unwrap_or(shared.cfg.heartbeat_period_seconds);
+                    next_heartbeat = next_heartbeat.min(Instant::now() + Duration::from_secs(period));
+                }
                 match outcome {
                     Ok(report) => {
                         attempt = 0;
-                        if let Some(d) = report.config_updated.clone() {
-                            log(&format!("configuration version {:?} applied", d.version));
-                            desired = d;
-                            // A shorter period takes effect now, not after the old one ran out.
-                            let period = desired.heartbeat_period_seconds().unwrap_or(shared.cfg.heartbeat_period_seconds);
-                            next_heartbeat = next_heartbeat.min(Instant::now() + Duration::from_secs(period));
-                        }
-                        log(&format!("window: {} requests, {} records acknowledged, {} body bytes",
-                            report.requests, report.records_acked, report.body_bytes));
+                        log(&report.describe());
                         if once { break; }
                         next_window = Instant::now() + Duration::from_secs(link.upload_interval_seconds);
                     }

@@ -1,5 +1,7 @@
 //! One upload window: a single connection, as many batches as fit, each
-//! acknowledged before its records are deleted; configuration synced on the way.
+//! acknowledged before its records are deleted; configuration and
+//! sealed-frame keys synced on the way (every batch announces the epoch of
+//! the frame keys the device holds; keys in an answer are stored at once).
 
 use std::sync::Mutex;
 
@@ -26,6 +28,8 @@ pub struct WindowReport {
     pub config_updated: Option<Desired>,
     /// Records moved above the server's numbers after a lost queue (see `renumber`).
     pub renumbered: u64,
+    /// The epoch of sealed-frame keys the server sent and the agent stored.
+    pub frame_keys_epoch: Option<u32>,
 }
 
 /// Store a configuration the server sent. One we cannot store is reported
@@ -42,6 +46,22 @@ fn take_config(
     }
 }
 
+/// Store sealed-frame keys the server sent (only inside mTLS); the next
+/// request announces their epoch.
+fn take_frame_keys(
+    keys: Option<flotta_proto::frame_keys::FrameKeys>,
+    data_dir: &std::path::Path,
+    frame_epoch: &mut Option<u32>,
+    report: &mut WindowReport,
+) -> Result<(), UplinkError> {
+    if let Some(k) = keys {
+        crate::frame_keys::store(data_dir, &k)?;
+        *frame_epoch = Some(k.epoch);
+        report.frame_keys_epoch = Some(k.epoch);
+    }
+    Ok(())
+}
+
 /// Why a window ended early.
 #[derive(Debug, thiserror::Error)]
 pub enum UplinkError {
@@ -51,6 +71,9 @@ pub enum UplinkError {
     /// The queue failed.
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// Sealed-frame keys from the server could not be stored.
+    #[error(transparent)]
+    FrameKeys(#[from] crate::frame_keys::FrameKeysError),
 }
 
 impl UplinkError {
@@ -59,6 +82,7 @@ impl UplinkError {
         match self {
             UplinkError::Client(e) => e.is_retriable(),
             UplinkError::Queue(e) => e.is_retriable(),
+            UplinkError::FrameKeys(e) => e.is_retriable(),
         }
     }
 }
@@ -95,27 +119,36 @@ pub fn run_window_with<C: Clock, D: DiskSpace>(
 ) -> Result<WindowReport, UplinkError> {
     let mut report = WindowReport::default();
     let mut config_version = desired.version.clone();
+    // The sealed-frame epoch the device holds: the server answers its keys
+    // when its own differs (first delivery, rotation, a damaged file).
+    let mut frame_epoch = crate::frame_keys::held_epoch(data_dir);
     if crate::renumber::pending(data_dir) {
         // A queue made from nothing: learn what the server holds first.
         let probe = BatchRequest {
             format: BATCH_FORMAT_VERSION,
             config_version: config_version.clone(),
             records: Vec::new(),
-            frame_epoch: None,
+            frame_epoch,
         };
         let (resp, bytes) = send(&probe, false)?;
         report.requests += 1;
         report.body_bytes += bytes;
         report.renumbered = crate::renumber::resolve(queue, resp.acked_through, data_dir)?;
         take_config(resp.config, data_dir, &mut config_version, &mut report);
+        take_frame_keys(resp.frame_keys, data_dir, &mut frame_epoch, &mut report)?;
     }
     // Everything below this was queued before the window opened.
-    let end = queue
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .next_seq();
+    let (end, acked) = {
+        let q = queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (q.next_seq(), q.acked_through())
+    };
+    // Heartbeats a frame window folded travel as their summary (none on a
+    // device that never sent frames).
+    let mut folds = crate::frames::TlsFolds::load(data_dir, acked);
     loop {
-        let (records, last) = {
+        let (records, last, sent_through) = {
             let mut q = queue
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -128,6 +161,8 @@ pub fn run_window_with<C: Clock, D: DiskSpace>(
             let last = recs.len() < read
                 || recs.last().is_none_or(|r| r.seq + 1 >= end)
                 || recs.len() as u64 >= q.stats().records;
+            let sent_through = recs.last().map(|r| r.seq);
+            folds.substitute(&mut recs);
             let recs = recs
                 .into_iter()
                 .map(|r| WireRecord {
@@ -137,14 +172,13 @@ pub fn run_window_with<C: Clock, D: DiskSpace>(
                     payload: r.payload,
                 })
                 .collect::<Vec<_>>();
-            (recs, last)
+            (recs, last, sent_through)
         };
-        let sent = records.len();
         let req = BatchRequest {
             format: BATCH_FORMAT_VERSION,
             config_version: config_version.clone(),
             records,
-            frame_epoch: None,
+            frame_epoch,
         };
         let (resp, bytes) = send(&req, last)?;
         report.requests += 1;
@@ -157,12 +191,18 @@ pub fn run_window_with<C: Clock, D: DiskSpace>(
             let before = q.stats().records;
             // The server remembers more than we do (e.g. a wiped queue): never reuse its numbers.
             q.ensure_next_seq_at_least(acked.saturating_add(1))?;
-            q.ack(acked)?;
+            // It answers the highest seq it holds; frames may have stored
+            // records above ones not sent yet (a summary, records after one
+            // left for TLS): this answer confirms what this window sent.
+            if let Some(through) = sent_through {
+                q.ack(acked.min(through))?;
+            }
             remaining = q.stats().records;
             report.records_acked += before.saturating_sub(remaining);
         }
         take_config(resp.config, data_dir, &mut config_version, &mut report);
-        if last || sent == 0 || remaining == 0 || resp.acked_through.is_none() {
+        take_frame_keys(resp.frame_keys, data_dir, &mut frame_epoch, &mut report)?;
+        if last || sent_through.is_none() || remaining == 0 || resp.acked_through.is_none() {
             return Ok(report);
         }
     }

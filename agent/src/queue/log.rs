@@ -136,12 +136,25 @@ impl<C: Clock, D: DiskSpace> Queue<C, D> {
         max_records: usize,
         max_bytes: usize,
     ) -> Result<Vec<Record>, QueueError> {
+        self.read_batch_from(0, max_records, max_bytes)
+    }
+
+    /// [`read_batch`](Self::read_batch) of the records numbered `from` or
+    /// above (a frame window goes on past records it leaves for later).
+    pub fn read_batch_from(
+        &mut self,
+        from: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Record>, QueueError> {
         // The server may acknowledge what we send; it must not outlive a power loss here.
         self.sync()?;
         let mut out = Vec::new();
         let mut bytes = 0usize;
         for i in 0..self.segments.len() {
-            if self.segments[i].fully_acked(self.acked) {
+            if self.segments[i].fully_acked(self.acked)
+                || self.segments[i].last_data.is_none_or(|l| l < from)
+            {
                 continue;
             }
             let path = self.segment_path(self.segments[i].base);
@@ -157,7 +170,7 @@ impl<C: Clock, D: DiskSpace> Queue<C, D> {
                 else {
                     continue;
                 };
-                if self.acked.is_some_and(|a| seq <= a) {
+                if seq < from || self.acked.is_some_and(|a| seq <= a) {
                     continue;
                 }
                 if out.len() >= max_records

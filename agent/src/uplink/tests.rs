@@ -235,3 +235,97 @@ fn a_new_device_keeps_its_numbers() {
     assert_eq!(report.renumbered, 0);
     assert!(!crate::renumber::pending(dir.path()));
 }
+
+#[test]
+fn frame_keys_are_announced_by_epoch_and_stored_when_sent() {
+    use flotta_proto::frame_keys::FrameKeys;
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(dir.path(), 10);
+    let keys = |epoch| FrameKeys {
+        key_id: [1, 2, 3, 4],
+        epoch,
+        master_secret: [epoch as u8; 32],
+        master_salt: vec![0; 8],
+    };
+    let mut epochs = Vec::new();
+    // Batches of 3: the first answer delivers epoch 4, the third rotates to 5.
+    let report = run_window_with(
+        &q,
+        |req, _| {
+            epochs.push(req.frame_epoch);
+            let mut resp = ack_all(req);
+            resp.frame_keys = match epochs.len() {
+                1 => Some(keys(4)),
+                3 => Some(keys(5)),
+                _ => None,
+            };
+            Ok((resp, 0))
+        },
+        256 + 3 * 32,
+        dir.path(),
+        &Desired::default(),
+    )
+    .unwrap();
+    assert_eq!(epochs, [None, Some(4), Some(4), Some(5)]);
+    assert_eq!(report.frame_keys_epoch, Some(5));
+    assert_eq!(crate::frame_keys::load(dir.path()).unwrap(), Some(keys(5)));
+    // The next window announces what is stored.
+    let mut announced = None;
+    run_window_with(
+        &q,
+        |req, _| {
+            announced = req.frame_epoch;
+            Ok((ack_all(req), 0))
+        },
+        64 * 1024,
+        dir.path(),
+        &Desired::default(),
+    )
+    .unwrap();
+    assert_eq!(announced, Some(5));
+}
+
+#[test]
+fn an_answer_above_what_was_sent_deletes_only_what_was_sent() {
+    // Frames stored a summary (or records after one left for TLS) at a
+    // higher seq: the server's acked_through (the highest seq it holds)
+    // must not delete records this window has not sent yet.
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(dir.path(), 10);
+    let mut calls = 0;
+    let err = run_window_with(
+        &q,
+        |req, _| {
+            calls += 1;
+            if calls > 1 {
+                return Err(ClientError::Status {
+                    status: 503,
+                    body: String::new(),
+                });
+            }
+            assert_eq!(req.records.len(), 3);
+            Ok((
+                BatchResponse {
+                    acked_through: Some(9),
+                    config: None,
+                    frame_keys: None,
+                },
+                0,
+            ))
+        },
+        256 + 3 * 32,
+        dir.path(),
+        &Desired::default(),
+    )
+    .unwrap_err();
+    assert!(err.is_retriable());
+    let left: Vec<u64> = q
+        .lock()
+        .unwrap()
+        .read_batch(100, 1 << 20)
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(left, (3..10).collect::<Vec<_>>());
+}

@@ -1,0 +1,135 @@
+//! How an upload window reaches the server, and the seam for narrow-link
+//! carriers of sealed frames.
+//!
+//! The agent knows two kinds of links ([`LinkKind`], the `links` list of the
+//! configuration): `tls` (the Edge API over mTLS, `uplink.rs`) and `udp`
+//! (sealed frames in datagrams, [`UdpCarrier`]). A [`FrameCarrier`] moves
+//! one sealed uplink frame and brings back one downlink answer; everything
+//! about frames (keys, counters, packing, acks) stays in `frames/`, so a
+//! LoRaWAN or an Iridium SBD modem only has to implement this trait:
+//!
+//! - [`budget`](FrameCarrier::budget): the largest uplink frame it takes now
+//!   (51 bytes for LoRaWAN DR0, 340 for SBD MO, ~1200 for NB-IoT UDP);
+//! - [`identifies_device`](FrameCarrier::identifies_device): whether the
+//!   network names the device (DevEUI, IMEI), so frames may omit the key id;
+//! - [`exchange`](FrameCarrier::exchange): send the frame, wait for the
+//!   answer, and retransmit the *identical* bytes on the carrier's own
+//!   schedule (a retransmission is not a new use of the nonce); each
+//!   received message is shown to the caller's `is_answer`, which only
+//!   accepts an authentic answer to this frame, so injected, forged, late or
+//!   duplicated messages are skipped and the wait goes on;
+//! - [`traffic`](FrameCarrier::traffic): what crossed the link, for reports.
+//!
+//! A carrier never sees keys or plaintext and decides nothing about
+//! records: it is bytes in, bytes out, on a schedule.
+
+mod config;
+mod udp;
+
+pub use config::{LinkKind, MAX_FRAME_BYTES, MIN_FRAME_BYTES, UdpConfig};
+pub(crate) use config::{apply_env, validate};
+pub use udp::UdpCarrier;
+
+/// What crossed a carrier so far (retransmissions and ignored messages
+/// included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Messages sent up (every retransmission counts).
+    pub sent: u64,
+    /// Bytes sent up.
+    pub bytes_up: u64,
+    /// Messages received (accepted or not).
+    pub received: u64,
+    /// Bytes received.
+    pub bytes_down: u64,
+    /// Received messages that were not an answer to the frame in flight.
+    pub ignored: u64,
+}
+
+impl Traffic {
+    /// The traffic since `earlier`.
+    #[must_use]
+    pub fn since(&self, earlier: &Traffic) -> Traffic {
+        Traffic {
+            sent: self.sent - earlier.sent,
+            bytes_up: self.bytes_up - earlier.bytes_up,
+            received: self.received - earlier.received,
+            bytes_down: self.bytes_down - earlier.bytes_down,
+            ignored: self.ignored - earlier.ignored,
+        }
+    }
+}
+
+/// Why a carrier could not deliver a frame and bring its answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CarrierError {
+    /// The server address did not resolve.
+    #[error("cannot resolve {addr}: {source}")]
+    Resolve {
+        /// The configured address.
+        addr: String,
+        /// The resolver's error.
+        source: std::io::Error,
+    },
+    /// Opening, sending or receiving failed.
+    #[error("{op}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Every attempt went unanswered.
+    #[error("no answer after {attempts} attempts")]
+    NoAnswer {
+        /// Transmissions of the frame.
+        attempts: u32,
+    },
+    /// The frame exceeds the carrier's budget (a bug of the caller).
+    #[error("frame of {len} bytes exceeds the carrier budget of {budget}")]
+    TooLarge {
+        /// The frame's length.
+        len: usize,
+        /// The budget.
+        budget: usize,
+    },
+}
+
+impl CarrierError {
+    /// Whether a later window may succeed: everything but a caller's bug.
+    pub fn is_retriable(&self) -> bool {
+        !matches!(self, Self::TooLarge { .. })
+    }
+}
+
+/// A link that carries one sealed frame up and one answer down (module
+/// docs). Blocking: frame windows run on the blocking pool.
+pub trait FrameCarrier {
+    /// Name for logs and reports (`udp`, later `lorawan`, `sbd`).
+    fn name(&self) -> &'static str;
+
+    /// The largest uplink frame, in bytes, this carrier takes now (a
+    /// LoRaWAN modem's budget changes with its data rate).
+    fn budget(&self) -> usize;
+
+    /// Whether the network names the device (DevEUI, IMEI): then frames
+    /// need no key id. UDP does not (addresses are not identities).
+    fn identifies_device(&self) -> bool;
+
+    /// Send `frame` and return the first received message `is_answer`
+    /// accepts. Unaccepted messages are counted and skipped; without an
+    /// accepted one, the same bytes are sent again on the carrier's
+    /// schedule, up to its attempt limit.
+    ///
+    /// # Errors
+    /// [`CarrierError::NoAnswer`] when every attempt went unanswered;
+    /// [`CarrierError::TooLarge`] if `frame` exceeds the budget; I/O errors.
+    fn exchange(
+        &mut self,
+        frame: &[u8],
+        is_answer: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<Vec<u8>, CarrierError>;
+
+    /// What crossed the link since the carrier was opened.
+    fn traffic(&self) -> Traffic;
+}

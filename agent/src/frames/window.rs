@@ -1,0 +1,258 @@
+//! The frame window's loop (see the module docs of `frames`): rounds of
+//! queue records, one frame in flight at a time, the queue acknowledged
+//! after every answer, between exchanges only.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use flotta_proto::frame::{
+    Cursor, FrameType, OVERHEAD, OVERHEAD_WITH_KEY_ID, PackRecord, Packed, UpItem, VERSION_MAX,
+    pack, seal,
+};
+
+use super::folds::Folds;
+use super::records::{Prefix, WindowRecord, plan};
+use super::{FrameReport, FrameState, FrameWindowError, answer, carrier_error};
+use crate::carrier::FrameCarrier;
+use crate::clock::Clock;
+use crate::desired::Desired;
+use crate::frame_keys;
+use crate::queue::{DiskSpace, Queue};
+
+/// What a frame window needs to know besides the queue and the carrier.
+#[derive(Debug, Clone)]
+pub struct FrameWindowParams {
+    /// The agent's data directory (keys, counters, configuration).
+    pub data_dir: PathBuf,
+    /// The Flotta device id, bound into every frame.
+    pub device_id: String,
+    /// Records larger than this are left for TLS (`None`: no TLS carrier
+    /// is configured, so everything goes as frames, fragmented if need be).
+    pub tls_limit: Option<usize>,
+    /// Payload bytes read from the queue per round (memory bound).
+    pub round_bytes: usize,
+}
+
+/// Send what was queued before the window opened over `carrier`, as sealed
+/// frames (at least one frame, to sync configuration and keys).
+///
+/// # Errors
+/// [`FrameWindowError::NoContext`] without keys; the carrier's error when a
+/// frame went unanswered after its attempts (its records stay queued); key,
+/// counter, queue and frame errors.
+pub fn run_frame_window<C: Clock, D: DiskSpace>(
+    queue: &Mutex<Queue<C, D>>,
+    carrier: &mut dyn FrameCarrier,
+    state: &mut FrameState,
+    params: &FrameWindowParams,
+    desired: &Desired,
+) -> Result<FrameReport, FrameWindowError> {
+    let before = carrier.traffic();
+    let mut w = Window {
+        queue,
+        report: FrameReport {
+            carrier: carrier.name(),
+            ..FrameReport::default()
+        },
+        carrier,
+        state,
+        params,
+        config_version: desired.version.clone(),
+        prefix: Prefix::default(),
+    };
+    let mut result = w.run();
+    if result.is_ok() {
+        // A queue made from nothing cannot ask the server over frames what
+        // it holds (renumber.rs); once frames delivered its records, a later
+        // TLS window must not renumber them as if they were strangers.
+        result = crate::renumber::resolve(queue, None, &params.data_dir)
+            .map(|_| ())
+            .map_err(FrameWindowError::from);
+    }
+    let Window {
+        mut report,
+        carrier,
+        ..
+    } = w;
+    report.traffic = carrier.traffic().since(&before);
+    result.map(|()| report)
+}
+
+struct Window<'a, C: Clock, D: DiskSpace> {
+    queue: &'a Mutex<Queue<C, D>>,
+    carrier: &'a mut dyn FrameCarrier,
+    state: &'a mut FrameState,
+    params: &'a FrameWindowParams,
+    report: FrameReport,
+    config_version: String,
+    prefix: Prefix,
+}
+
+impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
+    fn lock(&self) -> MutexGuard<'_, Queue<C, D>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn run(&mut self) -> Result<(), FrameWindowError> {
+        let (end, acked) = {
+            let q = self.lock();
+            (q.next_seq(), q.acked_through())
+        };
+        self.state.prune(acked);
+        self.state
+            .sender(&self.params.data_dir, &self.params.device_id)?;
+        self.rounds(end, acked)
+    }
+
+    fn rounds(&mut self, end: u64, acked: Option<u64>) -> Result<(), FrameWindowError> {
+        let mut folds = Folds::load(&self.params.data_dir);
+        let mut dirty = folds.prune(acked);
+        let mut from = 0;
+        loop {
+            let read = {
+                let mut q = self.lock();
+                q.read_batch_from(from, usize::MAX, self.params.round_bytes)?
+            };
+            let raw = read.len();
+            let read: Vec<_> = read.into_iter().filter(|r| r.seq < end).collect();
+            let Some(last) = read.last() else { break };
+            let from_start = from == 0;
+            from = last.seq + 1;
+            // Past the window's end: this is its last round.
+            let done = read.len() < raw;
+            for r in &read {
+                self.prefix
+                    .push(r.seq, self.state.delivered.contains(&r.seq));
+            }
+            let plan = plan(
+                read,
+                &self.state.delivered,
+                self.params.tls_limit,
+                &mut folds,
+                from_start,
+            );
+            if plan.new_group || dirty {
+                // Durable before the group's first frame (folds.rs).
+                folds.save().map_err(FrameWindowError::Folds)?;
+                dirty = false;
+            }
+            self.report.left_for_tls += plan.left_for_tls.len() as u64;
+            self.report.heartbeats_folded += plan.folded;
+            self.send_all(&plan.records)?;
+            if done {
+                break;
+            }
+        }
+        if self.report.frames == 0 {
+            self.send_frame(&[], Cursor::default())?;
+        }
+        if dirty {
+            folds.save().map_err(FrameWindowError::Folds)?;
+        }
+        Ok(())
+    }
+
+    /// Send `records` in as many frames as they need.
+    fn send_all(&mut self, records: &[WindowRecord]) -> Result<(), FrameWindowError> {
+        let mut cursor = Cursor::default();
+        while cursor.index < records.len() {
+            cursor = self.send_frame(records, cursor)?.next;
+        }
+        Ok(())
+    }
+
+    /// One frame: seal from `cursor`, exchange, settle what it completed,
+    /// apply the answer.
+    fn send_frame(
+        &mut self,
+        records: &[WindowRecord],
+        cursor: Cursor,
+    ) -> Result<Packed, FrameWindowError> {
+        let with_key_id = !self.carrier.identifies_device();
+        let overhead = if with_key_id {
+            OVERHEAD_WITH_KEY_ID
+        } else {
+            OVERHEAD
+        };
+        let budget = self.carrier.budget();
+        let sender = self.state.current()?;
+        let counter = sender.take_counter()?;
+        // A version too long for the status is sent as "none": the server
+        // then offers its configuration (as ConfigPending if too big).
+        let version = Some(self.config_version.as_str())
+            .filter(|v| v.len() <= VERSION_MAX)
+            .unwrap_or_default();
+        let status = UpItem::Status {
+            config_version: version,
+            low_water: counter,
+        };
+        let packs: Vec<PackRecord<'_>> = records.iter().map(WindowRecord::as_pack).collect();
+        let mut plain = vec![0; budget.saturating_sub(overhead)];
+        let packed = pack(&mut plain, &status, &packs, cursor)?;
+        let mut frame = vec![0; budget];
+        let ctx = sender.context();
+        let n = seal(
+            ctx,
+            FrameType::UplinkData,
+            counter,
+            with_key_id,
+            &plain[..packed.len],
+            &mut frame,
+        )?;
+        let datagram = self
+            .carrier
+            .exchange(&frame[..n], &mut |d: &[u8]| answer::acks(ctx, d, counter))
+            .map_err(carrier_error(&*self.carrier))?;
+        let answer = answer::read(ctx, &datagram)?;
+        self.report.frames += 1;
+        for r in &records[cursor.index..packed.next.index] {
+            for seq in &r.covers {
+                self.prefix.mark(*seq);
+                // Also for heartbeats of this group in later rounds.
+                self.state.delivered.insert(*seq);
+            }
+        }
+        self.settle()?;
+        self.apply(answer)?;
+        Ok(packed)
+    }
+
+    /// Delete the acknowledged prefix from the queue.
+    fn settle(&mut self) -> Result<(), FrameWindowError> {
+        if let Some(through) = self.prefix.take_acked() {
+            let mut q = self.lock();
+            let before = q.stats().records;
+            q.ack(through)?;
+            let after = q.stats().records;
+            drop(q);
+            self.report.records_acked += before.saturating_sub(after);
+        }
+        Ok(())
+    }
+
+    /// Configuration and keys from an accepted answer.
+    fn apply(&mut self, answer: answer::Answer) -> Result<(), FrameWindowError> {
+        let data_dir = &self.params.data_dir;
+        // One that cannot be read or stored is left (as the TLS window
+        // does): the server offers it again while the version differs.
+        if let Some(Ok(update)) = answer.config
+            && let Ok(d) = Desired::store(data_dir, &update)
+        {
+            self.config_version.clone_from(&d.version);
+            self.report.config_updated = Some(d);
+        }
+        if let Some(v) = answer.pending {
+            self.report.config_pending = Some(v);
+        }
+        if let Some(keys) = answer.rekey {
+            let epoch = keys.epoch;
+            // Durable first: a frame under the new epoch must never precede
+            // the keys on disk (after a crash the device could not read the
+            // answers any more).
+            frame_keys::store(data_dir, &keys)?;
+            self.state.switch(data_dir, &self.params.device_id, keys)?;
+            self.report.rekeyed_to_epoch = Some(epoch);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,274 @@
+//! One upload window over the configured carriers (`links`), run on the
+//! blocking pool.
+//!
+//! Carriers are tried in the configured order and the first that works
+//! carries the window: a TLS failure (no connection, no identity yet, an
+//! HTTP error) falls through to UDP in the same window, and a frame window
+//! that fails falls through to TLS. They run one after the other, never at
+//! once, so a record is never in flight on two carriers. After a
+//! successful frame window, TLS (if listed and not tried yet) runs as well
+//! when the frame window left records too large for frames or heard that a
+//! configuration waits for TLS; and after a `ConfigPending`, later windows
+//! try TLS first until a TLS window succeeds.
+//!
+//! The TLS path is `uplink::run_window` exactly as before; the frame path
+//! is `frames::run_frame_window` over a [`UdpCarrier`] opened (and its
+//! server address resolved) once per window.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::carrier::{LinkKind, UdpCarrier};
+use crate::client::{ClientError, EdgeClient};
+use crate::clock::{Clock, SystemClock};
+use crate::config::AgentConfig;
+use crate::desired::Desired;
+use crate::frames::{FrameReport, FrameState, FrameWindowError, FrameWindowParams};
+use crate::queue::{Queue, StatVfs};
+use crate::register::{RegisterError, ensure_identity};
+use crate::uplink::{UplinkError, WindowReport, run_window};
+
+/// The agent's queue.
+pub(crate) type AgentQueue = Queue<SystemClock, StatVfs>;
+
+/// What a window needs, shared with the blocking pool.
+pub(crate) struct Shared {
+    pub(crate) cfg: AgentConfig,
+    pub(crate) device_id: String,
+    pub(crate) queue: Mutex<AgentQueue>,
+    /// Reused across windows: keeps TLS session tickets and an idle connection.
+    pub(crate) client: Mutex<Option<(String, Arc<EdgeClient>)>>,
+    /// The server refused our certificate (401): renew before the next upload.
+    pub(crate) force_renew: AtomicBool,
+    /// Frame context, counters and delivered records, between windows.
+    pub(crate) frames: Mutex<FrameState>,
+    /// A frame answer said a configuration waits for TLS: try TLS first.
+    pub(crate) tls_wanted: AtomicBool,
+}
+
+/// Why a window failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WindowError {
+    /// No identity.
+    #[error(transparent)]
+    Register(#[from] RegisterError),
+    /// Upload failed.
+    #[error(transparent)]
+    Uplink(#[from] UplinkError),
+    /// Building the client failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The frame window failed.
+    #[error(transparent)]
+    Frames(#[from] FrameWindowError),
+}
+
+/// What a window did, per carrier that carried it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowOutcome {
+    /// The TLS window's report, if TLS carried (part of) the window.
+    pub tls: Option<WindowReport>,
+    /// The frame window's report, if frames carried (part of) it.
+    pub frames: Option<FrameReport>,
+}
+
+impl WindowOutcome {
+    /// The log line of a successful window, naming its carriers:
+    /// `window: R requests, N records acknowledged, B body bytes (tls)` or
+    /// `window: F frames, N records acknowledged, U bytes up, D bytes down,
+    /// S datagrams sent (udp)`; both, joined by `; then `, when a frame
+    /// window was followed by TLS.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(f) = &self.frames {
+            let mut s = format!(
+                "{} frames, {} records acknowledged, {} bytes up, {} bytes down, {} datagrams sent",
+                f.frames, f.records_acked, f.traffic.bytes_up, f.traffic.bytes_down, f.traffic.sent
+            );
+            if f.left_for_tls > 0 {
+                s += &format!(", {} records left for tls", f.left_for_tls);
+            }
+            if let Some(v) = &f.config_pending {
+                s += &format!(", configuration {v:?} waits for tls");
+            }
+            if let Some(e) = f.rekeyed_to_epoch {
+                s += &format!(", frame keys rotated to epoch {e}");
+            }
+            parts.push(format!("{s} ({})", f.carrier));
+        }
+        if let Some(t) = &self.tls {
+            let mut s = format!(
+                "{} requests, {} records acknowledged, {} body bytes",
+                t.requests, t.records_acked, t.body_bytes
+            );
+            if let Some(e) = t.frame_keys_epoch {
+                s += &format!(", frame keys of epoch {e} stored");
+            }
+            parts.push(format!("{s} (tls)"));
+        }
+        format!("window: {}", parts.join("; then "))
+    }
+}
+
+fn log(msg: &str) {
+    eprintln!("flotta-agent: {msg}");
+}
+
+/// Run one window (on the blocking pool). Returns its outcome and the
+/// configuration now stored if it differs from `desired` (also after a
+/// failure: a carrier may have stored one before another failed).
+pub(crate) fn window(
+    shared: &Shared,
+    desired: &Desired,
+) -> (Result<WindowOutcome, WindowError>, Option<Desired>) {
+    let result = carriers(shared, desired);
+    let now = Desired::load(&shared.cfg.data_dir);
+    (result, (now != *desired).then_some(now))
+}
+
+fn carriers(shared: &Shared, desired: &Desired) -> Result<WindowOutcome, WindowError> {
+    let links = &shared.cfg.links;
+    let mut order = links.clone();
+    if shared.tls_wanted.load(Ordering::SeqCst) && links.contains(&LinkKind::Tls) {
+        order.retain(|l| *l != LinkKind::Tls);
+        order.insert(0, LinkKind::Tls);
+    }
+    let mut outcome = WindowOutcome::default();
+    let mut desired = desired.clone();
+    let mut error = None;
+    for (i, kind) in order.iter().enumerate() {
+        let next = order.get(i + 1).map_or("", |k| k.name());
+        match kind {
+            LinkKind::Tls => match tls_window(shared, &desired) {
+                Ok(r) => {
+                    shared.tls_wanted.store(false, Ordering::SeqCst);
+                    outcome.tls = Some(r);
+                    break;
+                }
+                Err(e) if outcome.frames.is_some() => {
+                    log(&format!("tls window after frames failed: {e}"));
+                    break;
+                }
+                Err(e) => {
+                    if !next.is_empty() {
+                        log(&format!("tls window failed: {e}; trying {next}"));
+                    }
+                    error = Some(e);
+                }
+            },
+            LinkKind::Udp => match udp_window(shared, &desired) {
+                Ok(r) => {
+                    if let Some(d) = &r.config_updated {
+                        desired = d.clone();
+                    }
+                    if r.config_pending.is_some() {
+                        shared.tls_wanted.store(true, Ordering::SeqCst);
+                    }
+                    let wants_tls = r.left_for_tls > 0 || r.config_pending.is_some();
+                    outcome.frames = Some(r);
+                    // TLS next in the order (not tried yet) takes what frames left.
+                    if !(wants_tls && next == LinkKind::Tls.name()) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    if !next.is_empty() {
+                        log(&format!("udp window failed: {e}; trying {next}"));
+                    }
+                    error = Some(e);
+                }
+            },
+        }
+    }
+    match error {
+        Some(e) if outcome == WindowOutcome::default() => Err(e),
+        _ => Ok(outcome),
+    }
+}
+
+fn tls_window(shared: &Shared, desired: &Desired) -> Result<WindowReport, WindowError> {
+    let now = i64::try_from(SystemClock.now_ms() / 1000).unwrap_or(i64::MAX);
+    let force = shared.force_renew.load(Ordering::SeqCst);
+    let id = ensure_identity(&shared.cfg, &shared.device_id, now, force)?;
+    shared.force_renew.store(false, Ordering::SeqCst);
+    let client = {
+        let mut cached = shared.client.lock().unwrap_or_else(PoisonError::into_inner);
+        match cached.as_ref() {
+            Some((pem, c)) if *pem == id.cert_pem => Arc::clone(c),
+            _ => {
+                let ca = std::fs::read_to_string(&shared.cfg.ca_cert_path).map_err(|e| {
+                    ClientError::Tls(format!("{}: {e}", shared.cfg.ca_cert_path.display()))
+                })?;
+                let link = shared
+                    .cfg
+                    .link()
+                    .map_err(|e| ClientError::Tls(e.to_string()))?;
+                let c = Arc::new(EdgeClient::new(
+                    &shared.cfg.server_url,
+                    &shared.device_id,
+                    &ca,
+                    &id.cert_pem,
+                    &id.key_pem,
+                    &link,
+                )?);
+                *cached = Some((id.cert_pem.clone(), Arc::clone(&c)));
+                c
+            }
+        }
+    };
+    let max_batch = shared
+        .cfg
+        .link()
+        .map(|l| l.max_batch_bytes)
+        .unwrap_or(64 * 1024);
+    let result = run_window(
+        &shared.queue,
+        &client,
+        max_batch,
+        &shared.cfg.data_dir,
+        desired,
+    );
+    if let Err(UplinkError::Client(ClientError::Unauthorized(_))) = &result {
+        // Our certificate was refused: the next window renews it (with the
+        // registration certificate as the fallback). The identity file stays:
+        // a renewal with it is the way back, and nothing queued is touched.
+        *shared.client.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        shared.force_renew.store(true, Ordering::SeqCst);
+    }
+    Ok(result?)
+}
+
+fn udp_window(shared: &Shared, desired: &Desired) -> Result<FrameReport, WindowError> {
+    let cfg = &shared.cfg;
+    // Without keys there is nothing to seal: say so before any network.
+    if crate::frame_keys::load(&cfg.data_dir)
+        .map_err(FrameWindowError::from)?
+        .is_none()
+    {
+        return Err(FrameWindowError::NoContext.into());
+    }
+    let mut carrier = UdpCarrier::open(&cfg.udp).map_err(|source| FrameWindowError::Carrier {
+        carrier: "udp",
+        source,
+    })?;
+    let params = FrameWindowParams {
+        data_dir: cfg.data_dir.clone(),
+        device_id: shared.device_id.clone(),
+        tls_limit: cfg
+            .links
+            .contains(&LinkKind::Tls)
+            .then_some(cfg.udp.max_record_bytes),
+        round_bytes: cfg.link().map_or(64 * 1024, |l| l.max_batch_bytes),
+    };
+    let mut state = shared.frames.lock().unwrap_or_else(PoisonError::into_inner);
+    Ok(crate::frames::run_frame_window(
+        &shared.queue,
+        &mut carrier,
+        &mut state,
+        &params,
+        desired,
+    )?)
+}
+
+#[cfg(test)]
+mod tests;
