@@ -8,13 +8,18 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
+use flotta_proto::frame_keys::FrameKeys;
+
 use super::{
-    Approval, CertStanding, Device, DeviceConfig, DeviceEvent, EnrolOutcome, IssuedCertificate,
-    JsonEvent, NewRecord, StatusUpdate, Store, StoreError, StoredObject, StoredRecord,
+    Approval, CertStanding, Device, DeviceConfig, DeviceEvent, EnrolOutcome, FrameIngested,
+    FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, NewRecord, StatusUpdate, Store,
+    StoreError, StoredFrameContext, StoredObject, StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
 
 mod events;
+mod fragments;
+mod frames;
 mod identity;
 mod rows;
 mod schema;
@@ -89,6 +94,30 @@ fn apply_status(
             now_ms
         ],
     )?;
+    Ok(())
+}
+
+/// Insert records, deduplicated by `(device, seq)`.
+fn insert_records(
+    conn: &Connection,
+    id: &DeviceId,
+    records: &[NewRecord],
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO records (device_id, seq, at_ms, class, payload, received_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for r in records {
+        insert.execute(params![
+            id.as_str(),
+            to_i64("seq", r.seq)?,
+            to_i64("at_ms", r.at_ms)?,
+            i64::from(r.class as u8),
+            r.payload,
+            now
+        ])?;
+    }
     Ok(())
 }
 
@@ -236,6 +265,10 @@ impl Store for SqliteStore {
         require_device(&tx, id)?;
         events::insert(&tx, id, events, now)?;
         apply_status(&tx, id, update, now)?;
+        tx.execute(
+            "UPDATE devices SET last_link = 'tls' WHERE id = ?1",
+            [id.as_str()],
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -255,24 +288,9 @@ impl Store for SqliteStore {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         require_device(&tx, id)?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO records (device_id, seq, at_ms, class, payload, received_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for r in records {
-                insert.execute(params![
-                    id.as_str(),
-                    to_i64("seq", r.seq)?,
-                    to_i64("at_ms", r.at_ms)?,
-                    i64::from(r.class as u8),
-                    r.payload,
-                    now
-                ])?;
-            }
-        }
+        insert_records(&tx, id, records, now)?;
         tx.execute(
-            "UPDATE devices SET last_seen_ms = ?2, cert_used = 1 WHERE id = ?1",
+            "UPDATE devices SET last_seen_ms = ?2, cert_used = 1, last_link = 'tls' WHERE id = ?1",
             params![id.as_str(), now],
         )?;
         if let Some(u) = status {
@@ -458,5 +476,70 @@ impl Store for SqliteStore {
         now_ms: u64,
     ) -> Result<(), StoreError> {
         identity::decommission(&mut *self.conn()?, id, actor, purge, event, now_ms)
+    }
+
+    fn frame_contexts_by_key(
+        &self,
+        key_id: [u8; 4],
+    ) -> Result<Vec<StoredFrameContext>, StoreError> {
+        frames::by_key(&*self.conn()?, key_id)
+    }
+
+    fn frame_contexts(&self, id: &DeviceId) -> Result<Vec<StoredFrameContext>, StoreError> {
+        frames::by_device(&*self.conn()?, id)
+    }
+
+    fn create_frame_context(
+        &self,
+        id: &DeviceId,
+        keys: &FrameKeys,
+        now_ms: u64,
+    ) -> Result<StoredFrameContext, StoreError> {
+        frames::create(&mut *self.conn()?, id, keys, now_ms)
+    }
+
+    fn rotate_frame_context(
+        &self,
+        id: &DeviceId,
+        from_epoch: u32,
+        master_secret: &[u8; 32],
+        master_salt: &[u8],
+        now_ms: u64,
+    ) -> Result<StoredFrameContext, StoreError> {
+        frames::rotate(
+            &mut *self.conn()?,
+            id,
+            from_epoch,
+            master_secret,
+            master_salt,
+            now_ms,
+        )
+    }
+
+    fn ingest_frame(&self, frame: &FrameWrite, now_ms: u64) -> Result<FrameIngested, StoreError> {
+        frames::ingest(&mut *self.conn()?, frame, now_ms)
+    }
+
+    fn reserve_frame_counters(
+        &self,
+        key_id: [u8; 4],
+        epoch: u32,
+        expected: Option<u32>,
+        next_free: u32,
+    ) -> Result<(), StoreError> {
+        frames::reserve(&*self.conn()?, key_id, epoch, expected, next_free)
+    }
+
+    fn frame_link_status(&self, id: &DeviceId) -> Result<FrameLinkStatus, StoreError> {
+        frames::link_status(&*self.conn()?, id)
+    }
+}
+
+#[cfg(test)]
+impl SqliteStore {
+    /// Run raw SQL on the connection (tests: triggers that make a
+    /// transaction fail half-way, as a crash would).
+    pub(crate) fn execute_batch_for_tests(&self, sql: &str) -> Result<(), StoreError> {
+        Ok(self.conn()?.execute_batch(sql)?)
     }
 }
