@@ -131,13 +131,15 @@ impl Job {
         let handled = tokio::task::spawn_blocking(move || ingest.handle(&datagram, now_ms)).await;
         match handled {
             Ok(Ok(answered)) => {
+                // Counted before sending, so that whoever has the answer
+                // also sees it counted.
+                metrics.count_frame(answered.result.label());
                 if let Some(answer) = answered.answer {
-                    match socket.send_to(&answer, source).await {
-                        Ok(n) => metrics.count_datagram("out", n),
-                        Err(e) => tracing::debug!(%source, "udp send: {e}"),
+                    metrics.count_datagram("out", answer.len());
+                    if let Err(e) = socket.send_to(&answer, source).await {
+                        tracing::debug!(%source, "udp send: {e}");
                     }
                 }
-                metrics.count_frame(answered.result.label());
             }
             Ok(Err(dropped)) => {
                 if dropped.is_source_failure() {
