@@ -104,6 +104,26 @@ fn a_frame_is_stored_once_and_a_duplicate_is_acked_again_without_amplification()
     assert_eq!((link.frames_stored, link.frames_duplicate), (1, 1));
     assert_eq!(link.last_link.as_deref(), Some("udp"));
 
+    // The operator sees the link and the frame counters.
+    let key = dev.keys.key_id_hex();
+    let described = common::ctl::ok(common::ctl::ctl(&s, &["describe", "ed", "dev-1"], None));
+    assert!(
+        described.contains(&format!("Link:         udp (frame key {key}, epoch 0)")),
+        "{described}"
+    );
+    assert!(
+        described
+            .contains("Frames:       1 stored, 1 duplicate; uplink counter 0, downlink counter 16"),
+        "{described}"
+    );
+    let wide = common::ctl::ok(common::ctl::ctl(&s, &["get", "ed", "-o", "wide"], None));
+    let header = wide.lines().next().unwrap();
+    assert!(
+        header.contains("LINK") && header.contains("FRAME KEY"),
+        "{wide}"
+    );
+    assert!(wide.contains("udp") && wide.contains(&key), "{wide}");
+
     // The ack follows the device's low-water mark past a lost counter.
     let later = dev.exchange(&dev.seal(3, &FrameDevice::plaintext("1", 1, &[item(&log(13, "c"))])));
     assert!(later.ack().acks(0) && !later.ack().acks(1) && later.ack().acks(3));
