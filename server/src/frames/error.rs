@@ -41,10 +41,14 @@ impl FramesError {
 /// Why a datagram got no answer (or its frame was not stored).
 #[derive(Debug, thiserror::Error)]
 pub enum FrameDrop {
-    /// Not a well-formed uplink frame with a key id, or its plaintext holds
-    /// invalid items, or its fragments were refused.
+    /// Not a well-formed uplink frame with a key id.
     #[error("malformed: {0}")]
     Malformed(String),
+    /// An authenticated frame whose plaintext holds an invalid item, or
+    /// whose fragments were refused: nothing of it is stored (counted
+    /// `malformed`, but not against its source: it is a device's frame).
+    #[error("refused: {0}")]
+    Refused(String),
     /// No device has the key id.
     #[error("unknown key id {0}")]
     UnknownKey(String),
@@ -66,7 +70,7 @@ impl FrameDrop {
     /// The `result` label of `flotta_frames_total`.
     pub fn label(&self) -> &'static str {
         match self {
-            FrameDrop::Malformed(_) => "malformed",
+            FrameDrop::Malformed(_) | FrameDrop::Refused(_) => "malformed",
             FrameDrop::UnknownKey(_) => "unknown_key",
             FrameDrop::EpochMismatch(_) => "epoch_mismatch",
             FrameDrop::BadTag(_) => "bad_tag",
@@ -76,10 +80,13 @@ impl FrameDrop {
     }
 
     /// Whether the datagram counts against its source's failure budget:
-    /// anything that is not a frame of a device (a frame that is too old
+    /// anything that is not a frame of a device (a refused or too old frame
     /// is authentic, and a server failure is not the sender's).
     pub fn is_source_failure(&self) -> bool {
-        !matches!(self, FrameDrop::TooOld(_) | FrameDrop::Failed(_))
+        !matches!(
+            self,
+            FrameDrop::Refused(_) | FrameDrop::TooOld(_) | FrameDrop::Failed(_)
+        )
     }
 
     /// Whether sending the same datagram again may succeed.

@@ -119,7 +119,9 @@ impl FrameIngest {
             Err(e) => return Err(malformed(e)),
         };
         let uplink = decode_uplink(opened.plaintext, self.settings.limits.max_record_bytes)
-            .map_err(|e| FrameDrop::Malformed(format!("key id {key_hex}: {e}")))?;
+            .map_err(|e| {
+                FrameDrop::Refused(format!("of {} (key id {key_hex}): {e}", key.device_id))
+            })?;
         let write = FrameWrite {
             key_id: key_id.0,
             epoch: epoch.keys.epoch,
@@ -157,8 +159,10 @@ impl FrameIngest {
                 });
             }
             FrameVerdict::Refused(r) => {
-                tracing::warn!(key_id = %key_hex, device = %key.device_id, "frame refused: {r}");
-                return Err(FrameDrop::Malformed(format!("key id {key_hex}: {r}")));
+                return Err(FrameDrop::Refused(format!(
+                    "of {} (key id {key_hex}): {r}",
+                    key.device_id
+                )));
             }
         };
         let ack = ReplayWindow::from_parts(ingested.window).ack(uplink.low_water);

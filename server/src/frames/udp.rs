@@ -149,6 +149,9 @@ impl Job {
                     super::FrameDrop::Failed(e) => {
                         tracing::warn!(%source, "frame not handled: {e}")
                     }
+                    refused @ super::FrameDrop::Refused(_) => {
+                        tracing::warn!(%source, "device frame {refused}");
+                    }
                     other => tracing::debug!(%source, "frame dropped: {other}"),
                 }
                 metrics.count_frame(dropped.label());
