@@ -1,77 +1,24 @@
 //! Sealed frames over UDP against a real server in process (127.0.0.1):
 //! stored exactly once and acknowledged, duplicates re-acknowledged without
-//! amplification, nothing answered to what does not authenticate, fragments
-//! reassembled (across a restart too), configuration and key rotation in
-//! the answer, decommissioning, downlink counters never reused, and old
-//! batch clients unaffected.
+//! amplification, nothing answered to what does not authenticate, rate
+//! limits, fragments reassembled (across a restart too), configuration in
+//! the answer, downlink counters never reused. Keys and their lifecycle:
+//! `udp_frame_keys.rs`.
 // Helpers outside #[test] functions fail the test by panicking.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
-use common::frames::{Down, FrameDevice, dropped, eventually, keys_by_batch};
-use common::{Client, heartbeat, log, onboard};
+use common::frames::{
+    Down, FrameDevice, dropped, eventually, frame_device, head, id, item, seqs, udp_server,
+};
+use common::{heartbeat, log};
 use flotta_proto::batch::WireRecord;
-use flotta_proto::frame::{ConfigEncoding, RecordHead, UpItem};
+use flotta_proto::frame::{ConfigEncoding, UpItem, derive_oscore, oscore_nonce};
 use flotta_proto::frame_keys::FrameKeys;
 use flotta_proto::payload::{DeviceStatus, Level, LogLine, Payload};
-use flotta_server::clock::ManualClock;
-use flotta_server::device_id::DeviceId;
-use flotta_server::testing::{TestOptions, TestServer, spawn};
-
-fn udp_server(config_toml: &str) -> TestServer {
-    spawn(TestOptions {
-        udp: true,
-        config_toml: config_toml.into(),
-        ..TestOptions::default()
-    })
-    .unwrap()
-}
-
-fn id(s: &str) -> DeviceId {
-    DeviceId::parse(s).unwrap()
-}
-
-fn head(r: &WireRecord) -> RecordHead {
-    RecordHead {
-        seq: r.seq,
-        at_ms: r.at_ms,
-        class: r.class as u8,
-    }
-}
-
-fn item(r: &WireRecord) -> UpItem<'_> {
-    UpItem::Record {
-        head: head(r),
-        payload: &r.payload,
-    }
-}
-
-/// An onboarded device with frame keys from the batch route.
-fn frame_device(s: &TestServer, name: &str) -> (Client, FrameDevice) {
-    let client = Client::new(s, &onboard(s, name));
-    let keys = keys_by_batch(&client, name, None).expect("frame keys in the batch answer");
-    assert_eq!(
-        keys_by_batch(&client, name, Some(keys.epoch)),
-        None,
-        "keys only when the device's epoch differs"
-    );
-    let dev = FrameDevice::new(name, keys, s);
-    (client, dev)
-}
-
-fn seqs(s: &TestServer, name: &str) -> Vec<u64> {
-    s.store()
-        .records(&id(name), None, 1000)
-        .unwrap()
-        .iter()
-        .map(|r| r.record.seq)
-        .collect()
-}
 
 #[test]
 fn a_frame_is_stored_once_and_a_duplicate_is_acked_again_without_amplification() {
@@ -338,109 +285,33 @@ fn configuration_rides_in_the_answer_when_it_fits_and_is_pending_otherwise() {
     assert!(pending.len <= 160);
 }
 
-fn clock_server(clock: Arc<ManualClock>) -> TestServer {
-    spawn(TestOptions {
-        udp: true,
-        clock,
-        config_toml: "frame_rotation_days = 1".into(),
-        ..TestOptions::default()
-    })
-    .unwrap()
-}
-
-#[test]
-fn rotation_by_the_batch_route_keeps_the_old_epoch_until_the_new_one_is_used() {
-    let clock = Arc::new(ManualClock::new(SystemTime::now()));
-    let s = clock_server(clock.clone());
-    let (client, mut dev) = frame_device(&s, "dev-1");
-    assert!(
-        dev.exchange(&dev.frame(0, &[item(&log(1, "a"))]))
-            .ack()
-            .acks(0)
-    );
-    clock.advance(Duration::from_secs(2 * 86_400));
-    let new = keys_by_batch(&client, "dev-1", Some(dev.keys.epoch)).expect("rotated keys");
-    assert_eq!(
-        (new.key_id, new.epoch),
-        (dev.keys.key_id, dev.keys.epoch + 1)
-    );
-    assert_ne!(new.master_secret, dev.keys.master_secret);
-
-    // The old epoch still works; its answer carries the new keys, sealed.
-    let old = dev.exchange(&dev.frame(1, &[item(&log(2, "b"))]));
-    assert!(old.ack().acks(1));
-    assert_eq!(old.rekey(), Some(&new));
-    let old_frame = dev.frame(2, &[item(&log(3, "c"))]);
-
-    dev.rekey(new.clone());
-    let first = dev.exchange(&dev.frame(0, &[item(&log(4, "d"))]));
-    assert!(first.ack().acks(0));
-    assert_eq!(first.rekey(), None);
-    // Now the old epoch is gone: its frames are refused.
-    dropped(&s, &dev, &old_frame, "epoch_mismatch");
-    assert_eq!(seqs(&s, "dev-1"), vec![1, 2, 4]);
-}
-
-#[test]
-fn a_rekey_is_delivered_sealed_when_rotation_comes_over_udp() {
-    let clock = Arc::new(ManualClock::new(SystemTime::now()));
-    let s = clock_server(clock.clone());
-    let (_client, mut dev) = frame_device(&s, "dev-1");
-    clock.advance(Duration::from_secs(2 * 86_400));
-    let answer = dev.exchange(&dev.frame(0, &[item(&log(1, "a"))]));
-    let new = answer.rekey().cloned().expect("a rekey item");
-    assert_eq!(new.epoch, dev.keys.epoch + 1);
-    dev.rekey(new);
-    assert!(
-        dev.exchange(&dev.frame(0, &[item(&log(2, "b"))]))
-            .ack()
-            .acks(0)
-    );
-    assert_eq!(seqs(&s, "dev-1"), vec![1, 2]);
-    let link = s.store().frame_link_status(&id("dev-1")).unwrap();
-    assert_eq!(link.epoch, Some(dev.keys.epoch));
-}
-
-#[test]
-fn a_decommissioned_device_s_frames_are_unknown_keys() {
-    let s = udp_server("");
-    let (_c, dev) = frame_device(&s, "dev-1");
-    assert!(dev.exchange(&dev.frame(0, &[])).ack().acks(0));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    rt.block_on(s.service().decommission(id("dev-1"), "test".into(), false))
-        .unwrap();
-    dropped(
-        &s,
-        &dev,
-        &dev.frame(1, &[item(&log(1, "a"))]),
-        "unknown_key",
-    );
-    assert!(seqs(&s, "dev-1").is_empty());
-}
-
 #[test]
 fn downlink_counters_are_never_reused_across_a_restart() {
     let mut s = udp_server("");
     let (_c, mut dev) = frame_device(&s, "dev-1");
-    let mut counters = BTreeSet::new();
+    // Every downlink nonce (RFC 8613 §5.2: the server's empty Sender ID, the
+    // answer's counter, the epoch's common IV) seen, across two restarts.
+    let k = dev.keys.clone();
+    let iv = derive_oscore(
+        &k.master_secret,
+        &k.master_salt,
+        &k.key_id,
+        &[],
+        Some(&k.epoch.to_be_bytes()),
+    )
+    .unwrap()
+    .common_iv;
+    let mut nonces = BTreeSet::new();
+    let mut record = |counter: u32| {
+        let nonce = oscore_nonce(&iv, &[], u64::from(counter)).unwrap();
+        assert!(nonces.insert(nonce), "downlink counter {counter} reused");
+    };
     let mut up = 0;
     for round in 0..3 {
         for _ in 0..5 {
-            let a = dev.exchange(&dev.frame(up, &[]));
-            assert!(
-                counters.insert(a.header.counter),
-                "downlink counter {} reused",
-                a.header.counter
-            );
+            record(dev.exchange(&dev.frame(up, &[])).header.counter);
             // A duplicate's answer is sealed with a new counter too.
-            let d = dev.exchange(&dev.frame(up, &[]));
-            assert!(
-                counters.insert(d.header.counter),
-                "downlink counter {} reused",
-                d.header.counter
-            );
+            record(dev.exchange(&dev.frame(up, &[])).header.counter);
             up += 1;
         }
         if round < 2 {
@@ -448,72 +319,5 @@ fn downlink_counters_are_never_reused_across_a_restart() {
             dev.server = s.udp_addr.unwrap();
         }
     }
-    assert_eq!(counters.len(), 30);
-}
-
-#[test]
-fn format_1_batch_clients_still_work_and_get_no_frame_keys() {
-    let s = udp_server("");
-    let client = Client::new(&s, &onboard(&s, "dev-1"));
-    // What an old agent sends: format 1, no frame epoch.
-    let body = postcard::to_allocvec(&(1u8, String::from("0"), vec![log(1, "a")])).unwrap();
-    let r = client.post(
-        &flotta_proto::batch::batch_path("dev-1"),
-        flotta_proto::batch::BATCH_CONTENT_TYPE,
-        &body,
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    type V1 = (Option<u64>, Option<flotta_proto::batch::ConfigUpdate>);
-    let (answer, rest) = postcard::take_from_bytes::<V1>(&r.body).unwrap();
-    assert!(rest.is_empty(), "a format-1 answer, nothing after it");
-    assert_eq!(answer.0, Some(1));
-    // The registration answer carries the keys when frames are on (the
-    // format-1 answer above could not).
-    let reg = Client::new(&s, &s.registration);
-    assert_eq!(reg.enrol("dev-2").status, 200);
-    let (r, _key) = reg.register_as("dev-2", "dev-2");
-    let keys: FrameKeys = serde_json::from_value(r.json()["content"]["frameKeys"].clone()).unwrap();
-    assert_eq!(
-        s.store().frame_contexts(&id("dev-2")).unwrap()[0].keys,
-        keys
-    );
-}
-
-#[test]
-fn a_provisioned_device_speaks_frames_with_the_files_it_was_given() {
-    let s = udp_server("");
-    let out = tempfile::tempdir().unwrap();
-    let request = flotta_server::provision::Request {
-        id: &id("sensor-9"),
-        namespace: &flotta_server::device_id::Namespace::parse("default").unwrap(),
-        validity: Duration::from_secs(3600),
-        rotation: Duration::from_secs(86_400),
-        now: SystemTime::now(),
-        out: out.path(),
-    };
-    flotta_server::provision::provision(s.shared_store(), s.pki(), &request).unwrap();
-    let text = std::fs::read_to_string(out.path().join("frame/context.json")).unwrap();
-    let keys: FrameKeys = serde_json::from_str(&text).unwrap();
-    let dev = FrameDevice::new("sensor-9", keys, &s);
-    assert!(
-        dev.exchange(&dev.frame(0, &[item(&log(1, "hi"))]))
-            .ack()
-            .acks(0)
-    );
-    assert_eq!(seqs(&s, "sensor-9"), vec![1]);
-    // Its certificate works on the API too (key and certificate in one file).
-    let pem = std::fs::read_to_string(out.path().join("identity/device.pem")).unwrap();
-    let split = pem.find("-----BEGIN CERTIFICATE-----").unwrap();
-    let cert = flotta_server::pki::IssuedCert {
-        key_pem: pem[..split].to_owned(),
-        cert_pem: pem[split..].to_owned(),
-    };
-    let api = Client::new(&s, &cert);
-    assert_eq!(keys_by_batch(&api, "sensor-9", Some(dev.keys.epoch)), None);
-    // Never overwritten.
-    let again = flotta_server::provision::provision(s.shared_store(), s.pki(), &request);
-    assert!(matches!(
-        again,
-        Err(flotta_server::provision::ProvisionError::Exists(_))
-    ));
+    assert_eq!(nonces.len(), 30);
 }

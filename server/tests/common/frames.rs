@@ -5,15 +5,16 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use flotta_proto::batch::{BATCH_FORMAT_VERSION, BatchRequest};
+use flotta_proto::batch::{BATCH_FORMAT_VERSION, BatchRequest, WireRecord};
 use flotta_proto::frame::{
-    Ack, ConfigEncoding, DownItem, FrameContext, FrameType, Header, ItemWriter, KeyId, Role,
-    UpItem, down_items, open, seal,
+    Ack, ConfigEncoding, DownItem, FrameContext, FrameType, Header, ItemWriter, KeyId, RecordHead,
+    Role, UpItem, down_items, open, seal,
 };
 use flotta_proto::frame_keys::FrameKeys;
-use flotta_server::testing::TestServer;
+use flotta_server::device_id::DeviceId;
+use flotta_server::testing::{TestOptions, TestServer, spawn};
 
-use super::{Client, batch_response};
+use super::{Client, batch_response, onboard};
 
 /// How long a test waits for an answer or a counter (a generous limit on
 /// a state, never a verdict by itself).
@@ -230,4 +231,55 @@ pub fn dropped(s: &TestServer, dev: &FrameDevice, datagram: &[u8], result: &str)
     });
     assert_eq!(s.datagrams("out"), out, "{result}: nothing sent");
     assert!(!dev.has_datagram(), "{result}: no answer");
+}
+
+/// A server listening for frames, with `config_toml` applied.
+pub fn udp_server(config_toml: &str) -> TestServer {
+    spawn(TestOptions {
+        udp: true,
+        config_toml: config_toml.into(),
+        ..TestOptions::default()
+    })
+    .unwrap()
+}
+
+pub fn id(s: &str) -> DeviceId {
+    DeviceId::parse(s).unwrap()
+}
+
+pub fn head(r: &WireRecord) -> RecordHead {
+    RecordHead {
+        seq: r.seq,
+        at_ms: r.at_ms,
+        class: r.class as u8,
+    }
+}
+
+pub fn item(r: &WireRecord) -> UpItem<'_> {
+    UpItem::Record {
+        head: head(r),
+        payload: &r.payload,
+    }
+}
+
+/// An onboarded device with frame keys from the batch route.
+pub fn frame_device(s: &TestServer, name: &str) -> (Client, FrameDevice) {
+    let client = Client::new(s, &onboard(s, name));
+    let keys = keys_by_batch(&client, name, None).expect("frame keys in the batch answer");
+    assert_eq!(
+        keys_by_batch(&client, name, Some(keys.epoch)),
+        None,
+        "keys only when the device's epoch differs"
+    );
+    let dev = FrameDevice::new(name, keys, s);
+    (client, dev)
+}
+
+pub fn seqs(s: &TestServer, name: &str) -> Vec<u64> {
+    s.store()
+        .records(&id(name), None, 1000)
+        .unwrap()
+        .iter()
+        .map(|r| r.record.seq)
+        .collect()
 }
