@@ -14,8 +14,8 @@ use flotta_proto::frame_keys::FrameKeys;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::fragments::merge_fragments;
+use super::records::{apply_status, insert_records, require_device};
 use super::rows::{to_i64, to_u64};
-use super::{apply_status, insert_records, require_device};
 use crate::device_id::DeviceId;
 use crate::store::{
     FrameIngested, FrameLinkStatus, FrameVerdict, FrameWrite, NewRecord, StatusUpdate, StoreError,
