@@ -196,6 +196,9 @@ impl EdgeService {
                     id.as_str()
                 )));
             }
+            // Made before the certificate is recorded, so that a failure
+            // here leaves the registration undone rather than half done.
+            let keys = Self::frame_keys(&keyring, frames, &id, now_ms)?;
             let cert = pki.ca().sign_device_csr(
                 &info.certificate_request,
                 &id,
@@ -210,7 +213,6 @@ impl EdgeService {
             };
             s.record_certificate(&id, &record, info.hardware.as_ref(), now_ms)?;
             reconcile_after(s, settings, &id, now_ms);
-            let keys = Self::frame_keys(&keyring, frames, &id, now_ms)?;
             Ok((cert, keys))
         })
         .await
