@@ -72,6 +72,10 @@ pub enum BadBody {
 /// A batch decoded and checked, ready for the store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodedBatch {
+    /// The batch format the request came in (the answer is encoded in it).
+    pub format: u8,
+    /// Format 2: the epoch of the frame context the device holds.
+    pub frame_epoch: Option<u32>,
     /// Configuration version the device applies.
     pub config_version: String,
     /// Records to store.
@@ -135,40 +139,64 @@ pub fn decode_batch(body: &[u8]) -> Result<DecodedBatch, BadBody> {
     let mut records = Vec::with_capacity(req.records.len());
     let mut status = None;
     for r in req.records {
-        let bad = |reason: String| BadBody::Record { seq: r.seq, reason };
-        if r.seq > MAX_STORED || r.at_ms > MAX_STORED {
-            return Err(bad("seq and at_ms must not exceed 2^63-1".into()));
+        let (record, update) = check_record(r.seq, r.at_ms, r.class, r.payload)?;
+        // Records ascend by seq, so the last heartbeat is the newest.
+        if update.is_some() {
+            status = update;
         }
-        let payload = Payload::decode(&r.payload).map_err(|e| bad(format!("payload: {e}")))?;
-        if payload.class() != r.class {
-            return Err(bad(format!(
-                "payload is a {} but the record says {}",
-                class_word(payload.class()),
-                class_word(r.class)
-            )));
-        }
-        if let Payload::Heartbeat(hb) | Payload::Summary(WindowSummary { last: hb, .. }) = &payload
-        {
-            // Records ascend by seq, so the last heartbeat is the newest.
-            status = Some(StatusUpdate {
-                status: status_word(hb.status).into(),
-                heartbeat: heartbeat_json(hb),
-                hardware: None,
-                seq: Some(r.seq),
-            });
-        }
-        records.push(NewRecord {
-            seq: r.seq,
-            at_ms: r.at_ms,
-            class: r.class,
-            payload: r.payload,
-        });
+        records.push(record);
     }
     Ok(DecodedBatch {
+        format: req.format,
+        frame_epoch: req.frame_epoch,
         config_version: req.config_version,
         records,
         status,
     })
+}
+
+/// Check one record as the batch route does, whatever carried it (a batch,
+/// a sealed frame, fragments reassembled): `seq` and `at_ms` fit the store,
+/// the payload decodes and is of the record's class. Returns the record and,
+/// for a heartbeat (or a window summary), the status update it makes.
+pub fn check_record(
+    seq: u64,
+    at_ms: u64,
+    class: RecordClass,
+    payload: Vec<u8>,
+) -> Result<(NewRecord, Option<StatusUpdate>), BadBody> {
+    let bad = |reason: String| BadBody::Record { seq, reason };
+    if seq > MAX_STORED || at_ms > MAX_STORED {
+        return Err(bad("seq and at_ms must not exceed 2^63-1".into()));
+    }
+    let decoded = Payload::decode(&payload).map_err(|e| bad(format!("payload: {e}")))?;
+    if decoded.class() != class {
+        return Err(bad(format!(
+            "payload is a {} but the record says {}",
+            class_word(decoded.class()),
+            class_word(class)
+        )));
+    }
+    let status = match &decoded {
+        Payload::Heartbeat(hb) | Payload::Summary(WindowSummary { last: hb, .. }) => {
+            Some(StatusUpdate {
+                status: status_word(hb.status).into(),
+                heartbeat: heartbeat_json(hb),
+                hardware: None,
+                seq: Some(seq),
+            })
+        }
+        _ => None,
+    };
+    Ok((
+        NewRecord {
+            seq,
+            at_ms,
+            class,
+            payload,
+        },
+        status,
+    ))
 }
 
 #[cfg(test)]

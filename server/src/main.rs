@@ -11,9 +11,10 @@ use flotta_server::cli::{self, AdminClient, OutputFormat};
 use flotta_server::clock::{Clock, SystemClock};
 use flotta_server::config::Config;
 use flotta_server::controller;
-use flotta_server::device_id::DeviceId;
+use flotta_server::device_id::{DeviceId, Namespace};
 use flotta_server::objects::{FieldValidation, Kind};
 use flotta_server::pki::Pki;
+use flotta_server::provision;
 use flotta_server::store::{SqliteStore, Store};
 
 /// Flotta-compatible edge device management server.
@@ -87,7 +88,7 @@ enum Command {
         /// List across all namespaces.
         #[arg(short = 'A', long)]
         all_namespaces: bool,
-        /// Output format: table, yaml or json.
+        /// Output format: table, wide (EdgeDevices: link and frame columns), yaml or json.
         #[arg(short = 'o', long, default_value = "table")]
         output: OutputFormat,
     },
@@ -126,6 +127,21 @@ enum Command {
         /// Who decommissions, recorded in the device's events (not authenticated).
         #[arg(long, default_value_t = cli::local_user())]
         actor: String,
+    },
+    /// Make a frame-only device: registered and approved, with a
+    /// certificate whose key the server makes (the only case where the key
+    /// is not made on the device), and write its agent files into DIR:
+    /// identity/device.pem (0600), ca.pem, frame/context.json (0600).
+    /// Works on the store directly; never overwrites a file.
+    Provision {
+        /// The device id.
+        device_id: String,
+        /// Directory to write the files to (the agent's data directory).
+        #[arg(long)]
+        out: PathBuf,
+        /// Namespace (default: `default_namespace`).
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
     },
     /// Print Flotta's CustomResourceDefinitions (for `kubectl apply -f -`).
     Crds,
@@ -230,18 +246,21 @@ fn main() -> anyhow::Result<()> {
             let now = clock.now_ms();
             let ns_filter = (!all_namespaces).then_some(ns.as_str());
             // The WORKLOADS column of EdgeDevices counts assigned workloads.
-            let workloads = match (kind, output) {
-                (Kind::EdgeDevice, OutputFormat::Table) => {
-                    admin.list(Kind::EdgeWorkload, ns_filter)?
-                }
+            let columns = matches!(output, OutputFormat::Table | OutputFormat::Wide);
+            let wide = output == OutputFormat::Wide;
+            let workloads = match kind {
+                Kind::EdgeDevice if columns => admin.list(Kind::EdgeWorkload, ns_filter)?,
                 _ => Vec::new(),
             };
             match name {
                 Some(name) => {
                     let o = admin.get(kind, &ns, &name)?;
                     match output {
-                        OutputFormat::Table => {
-                            print!("{}", cli::table(kind, &[o], &workloads, false, now));
+                        _ if columns => {
+                            print!(
+                                "{}",
+                                cli::table_with(kind, &[o], &workloads, false, wide, now)
+                            );
                         }
                         f => print!("{}", cli::format_object(&o, f)),
                     }
@@ -249,13 +268,20 @@ fn main() -> anyhow::Result<()> {
                 None => {
                     let items = admin.list(kind, ns_filter)?;
                     match output {
-                        OutputFormat::Table if items.is_empty() => {
+                        _ if columns && items.is_empty() => {
                             eprintln!("No {} found.", kind.plural());
                         }
-                        OutputFormat::Table => {
+                        _ if columns => {
                             print!(
                                 "{}",
-                                cli::table(kind, &items, &workloads, all_namespaces, now)
+                                cli::table_with(
+                                    kind,
+                                    &items,
+                                    &workloads,
+                                    all_namespaces,
+                                    wide,
+                                    now
+                                )
                             );
                         }
                         f => print!("{}", cli::format_list(&items, f)),
@@ -300,6 +326,42 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("decommissioning {id}"))?;
             let purged = if purge { ", data purged" } else { "" };
             println!("decommissioned {id} (by {actor}{purged})");
+        }
+        Command::Provision {
+            device_id,
+            out,
+            namespace,
+        } => {
+            require_ca(&config)?;
+            let id = DeviceId::parse(&device_id)?;
+            let ns = Namespace::parse(namespace.as_deref().unwrap_or(&config.default_namespace))?;
+            let pki = Pki::load_or_init(&config.data_dir, &config.pki_settings(), clock.now())?;
+            let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store_path())?);
+            let request = provision::Request {
+                id: &id,
+                namespace: &ns,
+                validity: config.device_cert_validity(),
+                rotation: config.frame_rotation(),
+                now: clock.now(),
+                out: &out,
+            };
+            let made = provision::provision(store.clone(), &pki, &request)
+                .with_context(|| format!("provisioning {id}"))?;
+            controller::reconcile_device(
+                &*store,
+                config.controller_settings(),
+                &id,
+                clock.now_ms(),
+            )
+            .with_context(|| format!("updating the objects of {id}"))?;
+            for f in &made.files {
+                println!("{}", f.display());
+            }
+            eprintln!(
+                "provisioned {id}: frame key id {}, epoch {}",
+                made.keys.key_id_hex(),
+                made.keys.epoch
+            );
         }
         Command::Crds => print!("{}", flotta_crd::crds_yaml()),
         Command::Config => print!("{}", config.to_toml()),

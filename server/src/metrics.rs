@@ -1,7 +1,7 @@
 //! Prometheus metrics served on the admin listener's `/metrics`: API
 //! requests by route and status, records and batches received, devices by
-//! presence, store call latency, and connections open and refused by
-//! listener and client class.
+//! presence, store call latency, connections open and refused by
+//! listener and client class, and UDP datagrams and sealed frames.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +70,21 @@ pub struct RefusalLabels {
     pub reason: String,
 }
 
+/// Labels of `flotta_udp_datagrams_total` and `flotta_udp_bytes_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabels {
+    /// `in` (received) or `out` (sent).
+    pub direction: String,
+}
+
+/// Labels of `flotta_frames_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FrameResultLabels {
+    /// `stored`, `duplicate`, `unknown_key`, `bad_tag`, `epoch_mismatch`,
+    /// `too_old`, `malformed`, `rate_limited` or `overloaded`.
+    pub result: String,
+}
+
 /// Every metric the server exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -90,6 +105,12 @@ pub struct Metrics {
     pub connections: Family<ConnectionLabels, Gauge>,
     /// Connections refused after the handshake, by listener, class and reason.
     pub connections_refused: Family<RefusalLabels, Counter>,
+    /// UDP datagrams received and sent.
+    pub udp_datagrams: Family<DirectionLabels, Counter>,
+    /// UDP payload bytes received and sent.
+    pub udp_bytes: Family<DirectionLabels, Counter>,
+    /// Sealed frames by what became of them.
+    pub frames: Family<FrameResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -143,6 +164,25 @@ impl Metrics {
             "Connections refused (503) because a connection budget was full, by listener, class and reason",
             connections_refused.clone(),
         );
+        let udp_datagrams = Family::<DirectionLabels, Counter>::default();
+        registry.register(
+            "flotta_udp_datagrams",
+            "UDP datagrams received (in) and sent (out)",
+            udp_datagrams.clone(),
+        );
+        let udp_bytes = Family::<DirectionLabels, Counter>::default();
+        registry.register(
+            "flotta_udp_bytes",
+            "UDP payload bytes received (in) and sent (out)",
+            udp_bytes.clone(),
+        );
+        let frames = Family::<FrameResultLabels, Counter>::default();
+        registry.register(
+            "flotta_frames",
+            "Sealed frames by result: stored, duplicate (acknowledged again), unknown_key, \
+             bad_tag, epoch_mismatch, too_old, malformed, rate_limited, overloaded",
+            frames.clone(),
+        );
         registry.register(
             "flotta_store_operation_seconds",
             "Latency of store calls by operation",
@@ -158,7 +198,48 @@ impl Metrics {
             tls_handshakes,
             connections,
             connections_refused,
+            udp_datagrams,
+            udp_bytes,
+            frames,
         }
+    }
+
+    /// Count one sealed frame (or datagram) with `result`.
+    pub fn count_frame(&self, result: &str) {
+        self.frames
+            .get_or_create(&FrameResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Frames counted with `result` so far.
+    pub fn frames(&self, result: &str) -> u64 {
+        self.frames
+            .get_or_create(&FrameResultLabels {
+                result: result.to_owned(),
+            })
+            .get()
+    }
+
+    /// Count one datagram of `bytes` travelling `direction` (`in`, `out`).
+    pub fn count_datagram(&self, direction: &str, bytes: usize) {
+        let labels = DirectionLabels {
+            direction: direction.to_owned(),
+        };
+        self.udp_datagrams.get_or_create(&labels).inc();
+        self.udp_bytes
+            .get_or_create(&labels)
+            .inc_by(u64::try_from(bytes).unwrap_or(u64::MAX));
+    }
+
+    /// Datagrams counted travelling `direction` so far.
+    pub fn datagrams(&self, direction: &str) -> u64 {
+        self.udp_datagrams
+            .get_or_create(&DirectionLabels {
+                direction: direction.to_owned(),
+            })
+            .get()
     }
 
     /// Count one handshake of `kind` (`full`, `resumed`, `failed`).

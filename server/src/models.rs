@@ -92,6 +92,10 @@ pub struct RegistrationInfo {
 pub struct RegistrationResponse {
     /// The signed device certificate, PEM.
     pub certificate: String,
+    /// The device's sealed-frame keys, when the server has frames on (an
+    /// addition to Flotta's answer; Flotta's agents ignore it).
+    #[serde(rename = "frameKeys", default, skip_serializing_if = "Option::is_none")]
+    pub frame_keys: Option<flotta_proto::frame_keys::FrameKeys>,
 }
 
 /// `heartbeat`: the fields the server interprets, each type-checked (a

@@ -1,12 +1,13 @@
-//! Running the server: open the PKI and store, bind the mTLS API listener and
-//! the plain admin listener, serve both (with budgets and deadlines, see
-//! [`crate::listener`]) until told to stop.
+//! Running the server: open the PKI and store, bind the mTLS API listener,
+//! the plain admin listener and (when configured) the UDP listener for
+//! sealed frames, serve them (with budgets and deadlines, see
+//! [`crate::listener`] and [`crate::frames::udp`]) until told to stop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
@@ -15,6 +16,8 @@ use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::controller::runner::Runner;
+use crate::frames::udp::UdpListener;
+use crate::frames::{FrameIngest, FrameKeyring};
 use crate::listener::{self, Budgets, Listener, MtlsAdmit, PlainAdmit};
 use crate::metrics::Metrics;
 use crate::pki::{Pki, PkiError};
@@ -75,6 +78,7 @@ pub fn open(config: &Config, clock: &dyn Clock) -> Result<(Pki, SqliteStore), St
 pub struct RunningServer {
     api_addr: SocketAddr,
     admin_addr: SocketAddr,
+    udp_addr: Option<SocketAddr>,
     pki: Arc<Pki>,
     store: Arc<dyn Store>,
     service: EdgeService,
@@ -91,6 +95,11 @@ impl RunningServer {
     /// Address the admin listener listens on.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
+    }
+
+    /// Address the UDP listener for sealed frames listens on, when configured.
+    pub fn udp_addr(&self) -> Option<SocketAddr> {
+        self.udp_addr
     }
 
     /// The PKI in use.
@@ -146,12 +155,19 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         config.controller_settings(),
         metrics.clone(),
     );
+    let settings = config.frame_settings();
+    let keyring = Arc::new(FrameKeyring::new(
+        store.clone(),
+        settings.cache_entries,
+        settings.rotation,
+    ));
     let service = EdgeService::new(
         store.clone(),
         pki.clone(),
         clock.clone(),
         config.clone(),
         metrics.clone(),
+        keyring.clone(),
     );
     let state = AppState {
         service: service.clone(),
@@ -171,7 +187,34 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     };
     let api_addr = local(&api_listener, config.listen_addr)?;
     let admin_addr = local(&admin_listener, config.admin_listen_addr)?;
-    tracing::info!(%api_addr, %admin_addr, "flotta-server listening");
+    let udp = match config.udp_listen_addr {
+        Some(addr) => {
+            let socket = UdpSocket::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let bound = socket
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let listener = UdpListener {
+                socket: Arc::new(socket),
+                ingest: Arc::new(FrameIngest::new(
+                    store.clone(),
+                    keyring,
+                    settings,
+                    metrics.clone(),
+                )),
+                clock: clock.clone(),
+                metrics: metrics.clone(),
+                max_datagram_bytes: config.udp_max_datagram_bytes,
+                max_in_flight: config.udp_max_in_flight,
+                failures_per_source_per_minute: config.udp_failures_per_source_per_minute,
+            };
+            Some((bound, listener))
+        }
+        None => None,
+    };
+    let udp_addr = udp.as_ref().map(|(a, _)| *a);
+    tracing::info!(%api_addr, %admin_addr, ?udp_addr, "flotta-server listening");
 
     let (shutdown, rx) = watch::channel(false);
     let api = Listener {
@@ -200,13 +243,18 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         Duration::from_secs(config.controller_interval_seconds),
         shutdown.subscribe(),
     ));
+    let mut tasks = vec![api_task, admin_task, controller_task];
+    if let Some((_, listener)) = udp {
+        tasks.push(tokio::spawn(listener.serve(shutdown.subscribe())));
+    }
     Ok(RunningServer {
         api_addr,
         admin_addr,
+        udp_addr,
         pki,
         store,
         service,
         shutdown,
-        tasks: vec![api_task, admin_task, controller_task],
+        tasks,
     })
 }

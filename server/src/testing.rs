@@ -12,6 +12,11 @@
 //! [`spawn`] runs the server on its own tokio runtime and must be called (and
 //! the server dropped) from synchronous code; async tests use
 //! [`TestServer::start`] instead, which runs on the caller's runtime.
+//!
+//! Sealed frames: set [`TestOptions::udp`] and the server also listens for
+//! UDP frames on 127.0.0.1 ([`TestServer::udp_addr`]) and hands out frame
+//! keys; [`TestServer::frames`] reads `flotta_frames_total{result}` and
+//! [`TestServer::restart`] restarts the server on the same data directory.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +47,9 @@ pub struct TestOptions {
     /// More configuration keys (TOML) applied last, e.g. small connection
     /// budgets and short deadlines; validated.
     pub config_toml: String,
+    /// Listen for sealed frames on UDP (127.0.0.1, ephemeral port), which
+    /// also turns on frame key delivery.
+    pub udp: bool,
 }
 
 impl Default for TestOptions {
@@ -54,6 +62,7 @@ impl Default for TestOptions {
             old_ca_files: Vec::new(),
             tls_session_cache_entries: Config::default().tls_session_cache_entries,
             config_toml: String::new(),
+            udp: false,
         }
     }
 }
@@ -64,6 +73,9 @@ pub struct TestServer {
     pub api_addr: SocketAddr,
     /// The plain admin address (`/healthz`, `/readyz`).
     pub admin_addr: SocketAddr,
+    /// The UDP address for sealed frames (127.0.0.1, ephemeral port), when
+    /// [`TestOptions::udp`] asked for it.
+    pub udp_addr: Option<SocketAddr>,
     /// The CA certificate clients must trust, PEM.
     pub ca_pem: String,
     /// A registration certificate and key (CN=`register`), PEM.
@@ -72,6 +84,7 @@ pub struct TestServer {
     pub config: Config,
     server: Option<RunningServer>,
     runtime: Option<tokio::runtime::Runtime>,
+    clock: Arc<dyn Clock>,
     _data_dir: tempfile::TempDir,
 }
 
@@ -109,6 +122,7 @@ impl TestServer {
             max_batch_bytes: options.max_batch_bytes,
             old_ca_files: options.old_ca_files.clone(),
             tls_session_cache_entries: options.tls_session_cache_entries,
+            udp_listen_addr: options.udp.then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
             ..Config::default()
         }
         .with_toml(&options.config_toml)?;
@@ -123,11 +137,13 @@ impl TestServer {
         Ok(TestServer {
             api_addr: server.api_addr(),
             admin_addr: server.admin_addr(),
+            udp_addr: server.udp_addr(),
             ca_pem: server.pki().ca().cert_pem().to_owned(),
             registration,
             config,
             server: Some(server),
             runtime: None,
+            clock: options.clock.clone(),
             _data_dir: data_dir,
         })
     }
@@ -156,6 +172,17 @@ impl TestServer {
     /// The server's store (to inspect what was stored).
     pub fn store(&self) -> &dyn Store {
         &**self.running().store()
+    }
+
+    /// The server's store, shared (for library calls that keep it, such as
+    /// [`crate::provision::provision`]).
+    pub fn shared_store(&self) -> Arc<dyn Store> {
+        self.running().store().clone()
+    }
+
+    /// The device-facing operations (decommissioning, frame keys).
+    pub fn service(&self) -> &crate::service::EdgeService {
+        self.running().service()
     }
 
     /// Approve a pending device.
@@ -212,6 +239,39 @@ impl TestServer {
             None,
             self.running().service().clock().now_ms(),
         )
+    }
+
+    /// Sealed frames counted with `result` (`stored`, `duplicate`,
+    /// `unknown_key`, `bad_tag`, `epoch_mismatch`, `too_old`, `malformed`,
+    /// `rate_limited`, `overloaded`): `flotta_frames_total{result}`.
+    pub fn frames(&self, result: &str) -> u64 {
+        self.metrics().frames(result)
+    }
+
+    /// Datagrams counted `in` or `out`: `flotta_udp_datagrams_total{direction}`.
+    pub fn datagrams(&self, direction: &str) -> u64 {
+        self.metrics().datagrams(direction)
+    }
+
+    /// Stop the server and start it again on the same data directory (CA,
+    /// store) and configuration; it listens on new ephemeral ports (read
+    /// [`TestServer::api_addr`], [`TestServer::udp_addr`] again) and its
+    /// metrics start from zero. Only for servers made by [`spawn`].
+    pub fn restart(&mut self) -> Result<(), StartError> {
+        let Some(runtime) = self.runtime.as_ref() else {
+            return Err(StartError::Internal(
+                "restart needs a server started by testing::spawn".into(),
+            ));
+        };
+        if let Some(server) = self.server.take() {
+            runtime.block_on(server.shutdown());
+        }
+        let server = runtime.block_on(server::start(self.config.clone(), self.clock.clone()))?;
+        self.api_addr = server.api_addr();
+        self.admin_addr = server.admin_addr();
+        self.udp_addr = server.udp_addr();
+        self.server = Some(server);
+        Ok(())
     }
 
     /// Stop the server and wait for it.

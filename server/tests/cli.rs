@@ -214,3 +214,74 @@ fn serve_answers_health_and_stops_on_sigterm() {
         "CA created on first start"
     );
 }
+
+#[test]
+fn provision_writes_a_frame_only_device_s_files_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = dir.path().join("image");
+    ok(bin()
+        .arg("init")
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap());
+    let printed = ok(bin()
+        .args(["provision", "sensor-7", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap());
+    for (file, m) in [
+        ("identity/device.pem", 0o600),
+        ("ca.pem", 0o644),
+        ("frame/context.json", 0o600),
+    ] {
+        let path = out.join(file);
+        assert!(printed.contains(&path.display().to_string()), "{printed}");
+        assert_eq!(mode(&path), m, "{file}");
+    }
+    let identity = std::fs::read_to_string(out.join("identity/device.pem")).unwrap();
+    let split = identity.find("-----BEGIN CERTIFICATE-----").unwrap();
+    assert!(
+        identity[..split].contains("PRIVATE KEY"),
+        "key first, as the agent reads it"
+    );
+    let cert = flotta_server::pki::ClientIdentity::from_pem(&identity[split..]).unwrap();
+    assert!(
+        matches!(cert.role, flotta_server::pki::Role::Device { ref id, .. } if id.as_str() == "sensor-7")
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("ca.pem")).unwrap(),
+        std::fs::read_to_string(data.join("ca.pem")).unwrap()
+    );
+    let keys: flotta_proto::frame_keys::FrameKeys =
+        serde_json::from_str(&std::fs::read_to_string(out.join("frame/context.json")).unwrap())
+            .unwrap();
+    assert_eq!((keys.epoch, keys.master_salt.len()), (0, 8));
+
+    use flotta_server::store::Store;
+    let store = flotta_server::store::SqliteStore::open(&data.join("flotta.db")).unwrap();
+    let id = flotta_server::device_id::DeviceId::parse("sensor-7").unwrap();
+    let device = store.device(&id).unwrap().unwrap();
+    assert!(device.registered && device.approval == flotta_server::store::Approval::Approved);
+    assert_eq!(device.cert_serial.as_deref(), Some(cert.serial.as_str()));
+    assert_eq!(store.frame_contexts(&id).unwrap()[0].keys, keys);
+    drop(store);
+
+    // Again into the same directory: refused, nothing replaced.
+    let again = bin()
+        .args(["provision", "sensor-8", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("identity/device.pem")).unwrap(),
+        identity
+    );
+}

@@ -45,8 +45,26 @@ fn every_status_field_the_server_writes_is_in_our_crd_schema() {
     let presence =
         controller::device_presence(&store, Settings::default(), &device, T0 + 1000).unwrap();
     status::overlay_live(&mut body["status"], &device, presence);
+    let link = flotta_server::store::FrameLinkStatus {
+        last_link: Some("udp".into()),
+        key_id: Some([1, 2, 3, 4]),
+        epoch: Some(2),
+        highest_uplink_counter: Some(40),
+        downlink_counter: Some(48),
+        frames_stored: 39,
+        frames_duplicate: 2,
+    };
+    status::overlay_link(&mut body["status"], &link);
     let st = &body["status"];
-    for field in ["phase", "presence", "lastSeenTime", "hardware", "workloads"] {
+    assert_eq!(st["link"]["frameKeyId"], "01020304");
+    for field in [
+        "phase",
+        "presence",
+        "lastSeenTime",
+        "hardware",
+        "workloads",
+        "link",
+    ] {
         assert!(st.get(field).is_some(), "{field} not written: {st}");
     }
     assert!(st["workloads"][0]["lastDataUpload"].is_string(), "{st}");

@@ -74,6 +74,10 @@ pub struct EdgeDeviceStatus {
     /// `metadata.resourceVersion` of the device the agent last synced with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_synced_resource_version: Option<String>,
+    /// The link the device last used and its sealed-frame context and
+    /// counters. Not in Flotta's schema: flotta's server writes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkStatus>,
     /// Device phase, e.g. `up`, `down`, `degraded`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
@@ -87,6 +91,35 @@ pub struct EdgeDeviceStatus {
     /// Workloads deployed on the device.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workloads: Option<Vec<WorkloadStatus>>,
+}
+
+/// How a device reaches the server: the link it last used (`tls`: the
+/// mTLS API; `udp`: sealed frames) and, when it has one, its sealed-frame
+/// context (key id, epoch) and counters. A flotta addition.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkStatus {
+    /// `tls` or `udp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_link: Option<String>,
+    /// Key id of the device's frame context, hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_key_id: Option<String>,
+    /// The context's newest epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_epoch: Option<i64>,
+    /// The highest uplink frame counter accepted under that epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uplink_counter: Option<i64>,
+    /// The next free downlink frame counter of that epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub downlink_counter: Option<i64>,
+    /// Frames stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames_stored: Option<i64>,
+    /// Frames received again and acknowledged again (not stored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames_duplicate: Option<i64>,
 }
 
 /// A playbook run on the device.

@@ -46,6 +46,12 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         ".status.lastSeenTime",
         "not in the reference schema",
     ),
+    // ... and the link it last used with its sealed-frame counters.
+    (
+        "EdgeDevice",
+        ".status.link*",
+        "not in the reference schema",
+    ),
     (
         "EdgeWorkload",
         ".spec.pod.spec.hostAliases[]",

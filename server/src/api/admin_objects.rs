@@ -189,7 +189,7 @@ fn parse_kind(kind: &str) -> Result<Kind, (StatusCode, Json<Value>)> {
     kind.parse().map_err(object_error)
 }
 
-/// EdgeDevices get their live presence and last-seen time overlaid.
+/// EdgeDevices get their live presence, last-seen time and link overlaid.
 fn with_live_status(
     store: &dyn Store,
     state_settings: controller::Settings,
@@ -207,8 +207,10 @@ fn with_live_status(
         let status = body
             .as_object_mut()
             .map(|o| o.entry("status").or_insert(Value::Null));
+        let link = store.frame_link_status(&id)?;
         if let Some(status) = status {
             status::overlay_live(status, &device, p);
+            status::overlay_link(status, &link);
         }
     }
     Ok(body)

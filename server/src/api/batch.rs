@@ -40,6 +40,8 @@ pub(super) async fn post_batch(
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("(not ASCII)"));
     let batch = decode_encoded_batch(&body, encoding, limit)?;
+    // An older agent cannot read fields it does not know: answer in its format.
+    let format = batch.format;
     let response = state.service.ingest_batch(id, batch).await?;
     // A configuration (pod specs, JSON) shrinks several times; an ack alone stays plain.
     let accepts_deflate = headers
@@ -53,8 +55,8 @@ pub(super) async fn post_batch(
                 .is_some_and(|t| t.trim().eq_ignore_ascii_case(DEFLATE))
         });
     let (body, compressed) = match accepts_deflate {
-        true => deflate_if_smaller(response.encode()),
-        false => (response.encode(), false),
+        true => deflate_if_smaller(response.encode_for(format)),
+        false => (response.encode_for(format), false),
     };
     let mut response = ([(header::CONTENT_TYPE, BATCH_CONTENT_TYPE)], body).into_response();
     if compressed {

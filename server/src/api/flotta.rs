@@ -72,11 +72,14 @@ pub(super) async fn post_data(
             Ok(status.into_response())
         }
         DataOut::Registration(info) => {
-            let certificate = state.service.register(id, identity, info).await?;
+            let (certificate, frame_keys) = state.service.register(id, identity, info).await?;
             let response = MessageResponse {
                 message_id: msg.message_id,
                 directive: Some(directive::REGISTRATION.into()),
-                content: Some(json!(RegistrationResponse { certificate })),
+                content: Some(json!(RegistrationResponse {
+                    certificate,
+                    frame_keys
+                })),
                 metadata: None,
             };
             Ok(Json(response).into_response())

@@ -10,6 +10,7 @@ mod output;
 pub use client::{AdminClient, Applied, CliError};
 pub use output::{
     OutputFormat, describe, describe_events, format_list, format_object, human_age, table,
+    table_with,
 };
 
 /// The local user name (`$USER`, else `$LOGNAME`), the default actor recorded

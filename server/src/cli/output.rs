@@ -13,6 +13,9 @@ pub enum OutputFormat {
     /// Columns (the default).
     #[default]
     Table,
+    /// Columns and more of them (`-o wide`): for EdgeDevices the link and
+    /// sealed-frame context.
+    Wide,
     /// YAML, re-appliable with `apply -f`.
     Yaml,
     /// JSON, re-appliable with `apply -f`.
@@ -23,11 +26,12 @@ impl FromStr for OutputFormat {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "table" | "wide" => Ok(OutputFormat::Table),
+            "table" => Ok(OutputFormat::Table),
+            "wide" => Ok(OutputFormat::Wide),
             "yaml" => Ok(OutputFormat::Yaml),
             "json" => Ok(OutputFormat::Json),
             other => Err(format!(
-                "unknown output format \"{other}\" (yaml, json or table)"
+                "unknown output format \"{other}\" (yaml, json, table or wide)"
             )),
         }
     }
@@ -145,14 +149,50 @@ pub fn table(
     with_namespace: bool,
     now_ms: u64,
 ) -> String {
+    table_with(kind, items, workloads, with_namespace, false, now_ms)
+}
+
+/// Extra columns of `-o wide` for EdgeDevices.
+const WIDE_DEVICE_HEADERS: [&str; 4] = ["LINK", "FRAME KEY", "EPOCH", "FRAMES"];
+
+fn wide_device_row(o: &Value) -> Vec<String> {
+    let n = |p: &str| {
+        o.pointer(p)
+            .and_then(Value::as_i64)
+            .map_or_else(|| "-".to_owned(), |v| v.to_string())
+    };
+    vec![
+        or_dash(s(o, "/status/link/lastLink")),
+        or_dash(s(o, "/status/link/frameKeyId")),
+        n("/status/link/frameEpoch"),
+        n("/status/link/framesStored"),
+    ]
+}
+
+/// [`table`], with the extra columns of `-o wide` when `wide`.
+pub fn table_with(
+    kind: Kind,
+    items: &[Value],
+    workloads: &[Value],
+    with_namespace: bool,
+    wide: bool,
+    now_ms: u64,
+) -> String {
+    let wide = wide && kind == Kind::EdgeDevice;
     let mut rows: Vec<Vec<String>> = Vec::with_capacity(items.len() + 1);
     let mut head: Vec<String> = headers(kind).iter().map(|h| (*h).to_owned()).collect();
+    if wide {
+        head.extend(WIDE_DEVICE_HEADERS.iter().map(|h| (*h).to_owned()));
+    }
     if with_namespace {
         head.insert(0, "NAMESPACE".into());
     }
     rows.push(head);
     for o in items {
         let mut r = row(kind, o, workloads, now_ms);
+        if wide {
+            r.extend(wide_device_row(o));
+        }
         if with_namespace {
             r.insert(0, s(o, "/metadata/namespace").to_owned());
         }
@@ -237,6 +277,7 @@ pub fn describe(kind: Kind, o: &Value, now_ms: u64) -> String {
                 format!("{seen} ({} ago)", human_age(seen, now_ms))
             }
         ));
+        out.push_str(&describe_link(o));
     }
     for section in ["spec", "status"] {
         if let Some(v) = o.get(section) {
@@ -248,6 +289,34 @@ pub fn describe(kind: Kind, o: &Value, now_ms: u64) -> String {
                 out.push('\n');
             }
         }
+    }
+    out
+}
+
+/// The `Link:` and `Frames:` lines of `describe edgedevice`: the link the
+/// device last used, its sealed-frame context and counters.
+fn describe_link(o: &Value) -> String {
+    let Some(link) = o.pointer("/status/link") else {
+        return "Link:         <none>\n".into();
+    };
+    let n = |k: &str| {
+        link.get(k)
+            .and_then(Value::as_i64)
+            .map_or_else(|| "-".to_owned(), |v| v.to_string())
+    };
+    let mut out = format!("Link:         {}", or_dash(s(link, "/lastLink")));
+    if let Some(key) = link.get("frameKeyId").and_then(Value::as_str) {
+        out.push_str(&format!(" (frame key {key}, epoch {})", n("frameEpoch")));
+    }
+    out.push('\n');
+    if link.get("framesStored").is_some() {
+        out.push_str(&format!(
+            "Frames:       {} stored, {} duplicate; uplink counter {}, downlink counter {}\n",
+            n("framesStored"),
+            n("framesDuplicate"),
+            n("uplinkCounter"),
+            n("downlinkCounter")
+        ));
     }
     out
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::device_id::Namespace;
 use crate::pki::PkiSettings;
 
+mod frames;
 mod listeners;
 
 /// Prefix of environment variables overriding configuration keys
@@ -110,6 +111,30 @@ pub struct Config {
     pub default_heartbeat_period_seconds: u64,
     /// Seconds between two controller passes over every device.
     pub controller_interval_seconds: u64,
+    /// Address of the UDP listener for sealed frames (NB-IoT); absent: off,
+    /// and no frame keys are handed out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_listen_addr: Option<SocketAddr>,
+    /// Longest datagram read; longer ones are dropped as malformed.
+    pub udp_max_datagram_bytes: usize,
+    /// Longest sealed answer sent (a configuration that does not fit is
+    /// announced as pending instead).
+    pub udp_answer_bytes: usize,
+    /// Datagrams handed to the store at once; more are dropped (counted
+    /// `overloaded`), never queued.
+    pub udp_max_in_flight: usize,
+    /// Failed datagrams (unknown key, bad tag, malformed, wrong epoch) one
+    /// source address may send per minute before its datagrams are dropped
+    /// unread (`rate_limited`); also the burst.
+    pub udp_failures_per_source_per_minute: u32,
+    /// Age of a device's frame context after which it gets a new epoch.
+    pub frame_rotation_days: u64,
+    /// Longest record reassembled from fragments.
+    pub frame_max_record_bytes: u32,
+    /// Most bytes of incomplete (fragmented) records kept per device.
+    pub frame_max_pending_bytes_per_device: u64,
+    /// Devices whose derived frame contexts are kept in memory.
+    pub frame_context_cache_entries: usize,
 }
 
 impl Default for Config {
@@ -146,6 +171,15 @@ impl Default for Config {
             default_heartbeat_period_seconds:
                 crate::controller::wire::DEFAULT_HEARTBEAT_PERIOD_SECONDS,
             controller_interval_seconds: 10,
+            udp_listen_addr: None,
+            udp_max_datagram_bytes: 1500,
+            udp_answer_bytes: 1200,
+            udp_max_in_flight: 64,
+            udp_failures_per_source_per_minute: 60,
+            frame_rotation_days: 30,
+            frame_max_record_bytes: 64 * 1024,
+            frame_max_pending_bytes_per_device: 256 * 1024,
+            frame_context_cache_entries: 16_384,
         }
     }
 }
@@ -239,7 +273,8 @@ impl Config {
         if self.controller_interval_seconds == 0 || self.controller_interval_seconds > 3600 {
             return invalid("controller_interval_seconds", "must be 1..=3600".into());
         }
-        self.validate_listeners()
+        self.validate_listeners()?;
+        self.validate_frames()
     }
 
     /// Path of the SQLite store.

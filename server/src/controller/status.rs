@@ -2,15 +2,16 @@
 //! workload phases from the last heartbeat (Flotta JSON or our batch
 //! heartbeat), hardware, and presence with the last-seen time.
 //!
-//! `presence` (stored, updated on transitions) and `lastSeenTime` (added
-//! on reads by [`overlay_live`]) are additions to Flotta's status schema; the
-//! other fields are Flotta's.
+//! `presence` (stored, updated on transitions), `lastSeenTime` (added
+//! on reads by [`overlay_live`]) and `link` (added on reads by
+//! [`overlay_link`]) are additions to Flotta's status schema; the other
+//! fields are Flotta's.
 
 use serde_json::{Map, Value};
 
 use super::presence::Presence;
 use super::{rfc3339, wire};
-use crate::store::Device;
+use crate::store::{Device, FrameLinkStatus};
 
 /// Workload statuses of a heartbeat: Flotta's `{name, status,
 /// last_data_upload}` or our `{name, phase}`, as the CRD's `{name, phase,
@@ -92,4 +93,38 @@ pub fn overlay_live(status: &mut Value, device: &Device, presence: Presence) {
     if let Some(ms) = device.last_seen_ms {
         status["lastSeenTime"] = Value::from(rfc3339(ms));
     }
+}
+
+/// Overlay the link the device last used and its sealed-frame counters
+/// (for reads: they change with every frame), when there is anything to say.
+pub fn overlay_link(status: &mut Value, link: &FrameLinkStatus) {
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            m.insert(k.into(), v);
+        }
+    };
+    put("lastLink", link.last_link.clone().map(Value::from));
+    put(
+        "frameKeyId",
+        link.key_id
+            .map(|k| Value::from(flotta_proto::frame_keys::hex(&k))),
+    );
+    put("frameEpoch", link.epoch.map(Value::from));
+    put(
+        "uplinkCounter",
+        link.highest_uplink_counter.map(Value::from),
+    );
+    put("downlinkCounter", link.downlink_counter.map(Value::from));
+    if link.key_id.is_some() || link.frames_stored > 0 || link.frames_duplicate > 0 {
+        put("framesStored", Some(Value::from(link.frames_stored)));
+        put("framesDuplicate", Some(Value::from(link.frames_duplicate)));
+    }
+    if m.is_empty() {
+        return;
+    }
+    if !status.is_object() {
+        *status = Value::Object(Map::new());
+    }
+    status["link"] = Value::Object(m);
 }

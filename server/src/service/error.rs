@@ -1,5 +1,6 @@
 //! Errors of the device-facing operations, each mapping to one HTTP status.
 
+use crate::frames::FramesError;
 use crate::pki::PkiError;
 use crate::store::StoreError;
 
@@ -53,6 +54,16 @@ impl From<StoreError> for ServiceError {
             StoreError::DeviceNotFound(id) => ServiceError::NotFound(id),
             StoreError::OutOfRange(m) => ServiceError::BadRequest(m),
             other => ServiceError::Store(other),
+        }
+    }
+}
+
+impl From<FramesError> for ServiceError {
+    fn from(e: FramesError) -> Self {
+        match e {
+            FramesError::Store(e) => e.into(),
+            FramesError::Random => ServiceError::Internal(e.to_string()),
+            other => ServiceError::Internal(other.to_string()),
         }
     }
 }

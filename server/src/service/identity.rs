@@ -15,6 +15,7 @@ use flotta_proto::payload::{Event, Level, Payload};
 
 use super::{EdgeService, ServiceError};
 use crate::device_id::DeviceId;
+use crate::frames::FrameKeyring;
 use crate::pki::{ClientIdentity, Role};
 use crate::store::{CertStanding, JsonEvent};
 
@@ -34,11 +35,15 @@ pub(super) fn check_renewal_grace(
     Ok(())
 }
 
-/// Hook of the revocation path for the device's frame keys. Sealed frames
-/// do not exist yet, so there is nothing to revoke; once they do, this must
-/// make every frame key of `id` unusable, in the same decommissioning call.
-pub fn revoke_frame_keys(id: &DeviceId) {
-    tracing::debug!(device = %id, "no frame keys to revoke (sealed frames do not exist yet)");
+/// The revocation path of the device's frame keys. The store's
+/// decommissioning transaction has deleted them (every epoch, and the
+/// device's pending fragments): its frames are unknown keys from the
+/// commit on, since every frame's own transaction checks its context. This
+/// forgets the derived contexts cached in memory, so they are not even
+/// tried.
+pub fn revoke_frame_keys(keyring: &FrameKeyring, id: &DeviceId) {
+    keyring.revoke(id);
+    tracing::info!(device = %id, "frame keys revoked");
 }
 
 impl EdgeService {
@@ -86,6 +91,7 @@ impl EdgeService {
         actor: String,
         purge: bool,
     ) -> Result<(), ServiceError> {
+        let keyring = self.keyring.clone();
         self.blocking(move |s, _, now| {
             let purged = if purge { "; its data was purged" } else { "" };
             let event = Payload::Event(Event {
@@ -99,7 +105,7 @@ impl EdgeService {
                 payload: event.encode(),
             };
             s.decommission(&id, &actor, purge, &event, now)?;
-            revoke_frame_keys(&id);
+            revoke_frame_keys(&keyring, &id);
             tracing::warn!(device = %id, %actor, purge, "device decommissioned");
             Ok(())
         })

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::controller::{self, Settings};
 use crate::decode::{DecodedBatch, class_word, heartbeat_events};
 use crate::device_id::{DeviceId, Namespace};
+use crate::frames::FrameKeyring;
 use crate::metrics::{ClassLabels, Metrics};
 use crate::models::{EnrolmentInfo, HeartbeatInfo, RegistrationInfo};
 use crate::pki::{ClientIdentity, Pki, Role, Validity};
@@ -43,6 +44,7 @@ pub struct EdgeService {
     clock: Arc<dyn Clock>,
     config: Arc<Config>,
     metrics: Arc<Metrics>,
+    keyring: Arc<FrameKeyring>,
 }
 
 impl EdgeService {
@@ -53,6 +55,7 @@ impl EdgeService {
         clock: Arc<dyn Clock>,
         config: Arc<Config>,
         metrics: Arc<Metrics>,
+        keyring: Arc<FrameKeyring>,
     ) -> Self {
         Self {
             store,
@@ -60,7 +63,27 @@ impl EdgeService {
             clock,
             config,
             metrics,
+            keyring,
         }
+    }
+
+    /// The frame keys of every device (shared with the UDP listener).
+    pub fn keyring(&self) -> &Arc<FrameKeyring> {
+        &self.keyring
+    }
+
+    /// The device's current frame keys when frames are on (made on first
+    /// use, rotated when due).
+    fn frame_keys(
+        keyring: &FrameKeyring,
+        enabled: bool,
+        id: &DeviceId,
+        now: u64,
+    ) -> Result<Option<flotta_proto::frame_keys::FrameKeys>, ServiceError> {
+        if !enabled {
+            return Ok(None);
+        }
+        Ok(Some(keyring.current(id, now).map_err(ServiceError::from)?))
     }
 
     /// The server's metrics.
@@ -137,13 +160,15 @@ impl EdgeService {
     /// Sign the device's CSR and record the registration. `identity` is who
     /// asks: the registration certificate (first registration) or the
     /// device's own certificate (renewal, allowed when expired for at most
-    /// `renewal_grace_seconds`).
+    /// `renewal_grace_seconds`). Returns the certificate and, when frames
+    /// are on, the device's current frame keys.
     pub async fn register(
         &self,
         id: DeviceId,
         identity: ClientIdentity,
         info: RegistrationInfo,
-    ) -> Result<String, ServiceError> {
+    ) -> Result<(String, Option<flotta_proto::frame_keys::FrameKeys>), ServiceError> {
+        let (keyring, frames) = (self.keyring.clone(), self.config.frames_enabled());
         let lifetime = self.config.device_cert_validity();
         let now = self.clock.now();
         let settings = self.config.controller_settings();
@@ -171,6 +196,9 @@ impl EdgeService {
                     id.as_str()
                 )));
             }
+            // Made before the certificate is recorded, so that a failure
+            // here leaves the registration undone rather than half done.
+            let keys = Self::frame_keys(&keyring, frames, &id, now_ms)?;
             let cert = pki.ca().sign_device_csr(
                 &info.certificate_request,
                 &id,
@@ -185,7 +213,7 @@ impl EdgeService {
             };
             s.record_certificate(&id, &record, info.hardware.as_ref(), now_ms)?;
             reconcile_after(s, settings, &id, now_ms);
-            Ok(cert)
+            Ok((cert, keys))
         })
         .await
     }
@@ -217,8 +245,10 @@ impl EdgeService {
             .await
     }
 
-    /// Store a decoded batch; answer what is durably stored and, when the
-    /// device's configuration version is stale, the current configuration.
+    /// Store a decoded batch; answer what is durably stored, when the
+    /// device's configuration version is stale the current configuration,
+    /// and (format 2, frames on) its frame keys when its epoch is not the
+    /// current one. Encode the answer with `encode_for(batch.format)`.
     pub async fn ingest_batch(
         &self,
         id: DeviceId,
@@ -226,6 +256,7 @@ impl EdgeService {
     ) -> Result<BatchResponse, ServiceError> {
         let metrics = self.metrics.clone();
         let period = self.config.default_heartbeat_period_seconds;
+        let (keyring, frames) = (self.keyring.clone(), self.config.frames_enabled());
         self.blocking(move |s, _, now| {
             for r in &batch.records {
                 let class = class_word(r.class).to_owned();
@@ -238,10 +269,17 @@ impl EdgeService {
                 version,
                 message_json: message.to_string(),
             });
+            // Format 2 says which frame epoch the device holds: hand it the
+            // current keys when they differ (first delivery, rotation).
+            let frame_keys = match batch.format >= 2 {
+                true => Self::frame_keys(&keyring, frames, &id, now)?
+                    .filter(|k| batch.frame_epoch != Some(k.epoch)),
+                false => None,
+            };
             Ok(BatchResponse {
                 acked_through,
                 config,
-                frame_keys: None,
+                frame_keys,
             })
         })
         .await

@@ -24,6 +24,10 @@ pub enum StoreError {
     /// JSON stored in the database no longer parses.
     #[error("stored JSON is corrupt: {0}")]
     CorruptJson(#[from] serde_json::Error),
+    /// A row changed under the caller (a key id taken, a counter reserved
+    /// by someone else, a context rotated away): read again and retry.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The store's lock was poisoned by a panicking thread.
     #[error("the store is unusable after a panic in another thread")]
     Poisoned,
@@ -37,6 +41,7 @@ impl StoreError {
             DatabaseBusy, DatabaseLocked, DiskFull, OutOfMemory, SystemIoFailure,
         };
         match self {
+            StoreError::Conflict(_) => true,
             StoreError::Database(rusqlite::Error::SqliteFailure(e, _))
             | StoreError::Open {
                 source: rusqlite::Error::SqliteFailure(e, _),

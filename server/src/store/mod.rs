@@ -1,24 +1,27 @@
 //! The device store: devices and their enrolment state, records uploaded by
-//! devices, desired device configuration, and generic JSON objects (for the
-//! CRD controller).
+//! devices, desired device configuration, generic JSON objects (for the
+//! CRD controller) and sealed-frame contexts (`frames.rs`).
 //!
 //! [`Store`] is a blocking interface; async code calls it through
 //! `tokio::task::spawn_blocking`. The default backend is [`SqliteStore`]
 //! (see `server/STORE.md` for why SQLite).
 
 mod error;
+mod frames;
 mod sqlite;
 mod timed;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
+use flotta_proto::frame_keys::FrameKeys;
 use flotta_proto::record::RecordClass;
 use serde_json::Value;
 
 use crate::device_id::{DeviceId, Namespace};
 
 pub use error::StoreError;
+pub use frames::{FrameIngested, FrameLinkStatus, FrameVerdict, FrameWrite, StoredFrameContext};
 pub use sqlite::SqliteStore;
 pub use timed::TimedStore;
 
@@ -367,8 +370,66 @@ pub trait Store: Debug + Send + Sync {
         event: &JsonEvent,
         now_ms: u64,
     ) -> Result<(), StoreError>;
+
+    /// The frame contexts of `key_id`, newest epoch first (at most two);
+    /// empty when no device has that key id.
+    fn frame_contexts_by_key(&self, key_id: [u8; 4])
+    -> Result<Vec<StoredFrameContext>, StoreError>;
+
+    /// The device's frame contexts, newest epoch first (at most two).
+    fn frame_contexts(&self, id: &DeviceId) -> Result<Vec<StoredFrameContext>, StoreError>;
+
+    /// Give the device its first frame context, `keys`, unless it has one;
+    /// returns its newest context either way. [`StoreError::Conflict`] when
+    /// another device has `keys.key_id` (pick another).
+    fn create_frame_context(
+        &self,
+        id: &DeviceId,
+        keys: &FrameKeys,
+        now_ms: u64,
+    ) -> Result<StoredFrameContext, StoreError>;
+
+    /// Rotate: if the device's newest epoch is `from_epoch` and no older one
+    /// is kept, add epoch `from_epoch + 1` with `master_secret` and
+    /// `master_salt` under the same key id. Returns the newest context after
+    /// the call (the new one, or what another rotation made).
+    fn rotate_frame_context(
+        &self,
+        id: &DeviceId,
+        from_epoch: u32,
+        master_secret: &[u8; 32],
+        master_salt: &[u8],
+        now_ms: u64,
+    ) -> Result<StoredFrameContext, StoreError>;
+
+    /// Store one authenticated uplink frame in one transaction: judge its
+    /// counter against the persisted replay window; if fresh, store its
+    /// records (deduplicated by `(device, seq)` as [`Store::ingest_batch`]
+    /// does, with the same status update and "last seen"), merge its
+    /// fragments and store the records they complete, mark the counter, and
+    /// drop the previous epoch when the frame is under a newer one. A
+    /// duplicate only counts; a refusal stores and marks nothing. Durable
+    /// before it returns, so the caller may acknowledge.
+    fn ingest_frame(&self, frame: &FrameWrite, now_ms: u64) -> Result<FrameIngested, StoreError>;
+
+    /// Persist the downlink counter reservation of (`key_id`, `epoch`):
+    /// `next_free`, if the stored value still is `expected`
+    /// ([`StoreError::Conflict`] otherwise, or when the context is gone), so
+    /// two reservers can never hand out the same counter.
+    fn reserve_frame_counters(
+        &self,
+        key_id: [u8; 4],
+        epoch: u32,
+        expected: Option<u32>,
+        next_free: u32,
+    ) -> Result<(), StoreError>;
+
+    /// The sealed-frame facts of a device (for `describe`).
+    fn frame_link_status(&self, id: &DeviceId) -> Result<FrameLinkStatus, StoreError>;
 }
 
+#[cfg(test)]
+mod frame_tests;
 #[cfg(test)]
 mod identity_tests;
 #[cfg(test)]

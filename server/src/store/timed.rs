@@ -7,9 +7,12 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use flotta_proto::frame_keys::FrameKeys;
+
 use super::{
-    CertStanding, Device, DeviceConfig, DeviceEvent, EnrolOutcome, IssuedCertificate, JsonEvent,
-    NewRecord, StatusUpdate, Store, StoreError, StoredObject, StoredRecord,
+    CertStanding, Device, DeviceConfig, DeviceEvent, EnrolOutcome, FrameIngested, FrameLinkStatus,
+    FrameWrite, IssuedCertificate, JsonEvent, NewRecord, StatusUpdate, Store, StoreError,
+    StoredFrameContext, StoredObject, StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
 use crate::metrics::Metrics;
@@ -184,5 +187,53 @@ impl<S: Store> Store for TimedStore<S> {
         self.timed("decommission", |s| {
             s.decommission(id, actor, purge, event, now_ms)
         })
+    }
+    fn frame_contexts_by_key(
+        &self,
+        key_id: [u8; 4],
+    ) -> Result<Vec<StoredFrameContext>, StoreError> {
+        self.timed("frame_contexts_by_key", |s| s.frame_contexts_by_key(key_id))
+    }
+    fn frame_contexts(&self, id: &DeviceId) -> Result<Vec<StoredFrameContext>, StoreError> {
+        self.timed("frame_contexts", |s| s.frame_contexts(id))
+    }
+    fn create_frame_context(
+        &self,
+        id: &DeviceId,
+        keys: &FrameKeys,
+        now_ms: u64,
+    ) -> Result<StoredFrameContext, StoreError> {
+        self.timed("create_frame_context", |s| {
+            s.create_frame_context(id, keys, now_ms)
+        })
+    }
+    fn rotate_frame_context(
+        &self,
+        id: &DeviceId,
+        from_epoch: u32,
+        master_secret: &[u8; 32],
+        master_salt: &[u8],
+        now_ms: u64,
+    ) -> Result<StoredFrameContext, StoreError> {
+        self.timed("rotate_frame_context", |s| {
+            s.rotate_frame_context(id, from_epoch, master_secret, master_salt, now_ms)
+        })
+    }
+    fn ingest_frame(&self, frame: &FrameWrite, now_ms: u64) -> Result<FrameIngested, StoreError> {
+        self.timed("ingest_frame", |s| s.ingest_frame(frame, now_ms))
+    }
+    fn reserve_frame_counters(
+        &self,
+        key_id: [u8; 4],
+        epoch: u32,
+        expected: Option<u32>,
+        next_free: u32,
+    ) -> Result<(), StoreError> {
+        self.timed("reserve_frame_counters", |s| {
+            s.reserve_frame_counters(key_id, epoch, expected, next_free)
+        })
+    }
+    fn frame_link_status(&self, id: &DeviceId) -> Result<FrameLinkStatus, StoreError> {
+        self.timed("frame_link_status", |s| s.frame_link_status(id))
     }
 }

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 
 pub mod ctl;
+pub mod frames;
 pub mod raw;
 
 pub const API: &str = flotta_proto::batch::API_BASE;

@@ -5,6 +5,7 @@
 //! (the current certificate), `next_cert_serial` / `next_cert_not_after_ms`
 //! (a renewed certificate not used yet: accepted too, and its first use
 //! makes it current), `decommissioned_at_ms` / `decommissioned_by`.
+//! Decommissioning also deletes the device's frame keys (migration 4).
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -212,6 +213,14 @@ pub(super) fn decommission(
         params![id.as_str(), now, actor],
     )?;
     delete_enrolment_objects(&tx, id, &namespace)?;
+    // Frame keys (every epoch, by cascade) and pending fragments go with the
+    // certificates: the device's frames are unknown keys from now on.
+    for table in ["frame_keys", "frame_fragments"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE device_id = ?1"),
+            [id.as_str()],
+        )?;
+    }
     if purge {
         for table in ["records", "json_events", "device_config"] {
             tx.execute(

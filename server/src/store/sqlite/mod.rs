@@ -8,17 +8,24 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
+use flotta_proto::frame_keys::FrameKeys;
+
 use super::{
-    Approval, CertStanding, Device, DeviceConfig, DeviceEvent, EnrolOutcome, IssuedCertificate,
-    JsonEvent, NewRecord, StatusUpdate, Store, StoreError, StoredObject, StoredRecord,
+    Approval, CertStanding, Device, DeviceConfig, DeviceEvent, EnrolOutcome, FrameIngested,
+    FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, NewRecord, StatusUpdate, Store,
+    StoreError, StoredFrameContext, StoredObject, StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
 
 mod events;
+mod fragments;
+mod frames;
 mod identity;
+mod records;
 mod rows;
 mod schema;
 
+use records::{apply_status, insert_records, max_seq, require_device};
 use rows::{
     DEVICE_COLUMNS, class_from, device_from, device_row, object_from, object_row, to_i64, to_u64,
 };
@@ -54,51 +61,6 @@ impl SqliteStore {
     fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
         self.conn.lock().map_err(|_| StoreError::Poisoned)
     }
-}
-
-fn require_device(conn: &Connection, id: &DeviceId) -> Result<(), StoreError> {
-    let found: Option<i64> = conn
-        .query_row("SELECT 1 FROM devices WHERE id = ?1", [id.as_str()], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    found
-        .map(|_| ())
-        .ok_or_else(|| StoreError::DeviceNotFound(id.to_string()))
-}
-
-fn apply_status(
-    conn: &Connection,
-    id: &DeviceId,
-    u: &StatusUpdate,
-    now_ms: i64,
-) -> Result<(), StoreError> {
-    let seq = u.seq.map(|s| to_i64("heartbeat seq", s)).transpose()?;
-    conn.execute(
-        "UPDATE devices SET status = ?2, last_heartbeat = ?3,
-             hardware = COALESCE(?4, hardware),
-             last_heartbeat_seq = COALESCE(?5, last_heartbeat_seq), last_seen_ms = ?6,
-             cert_used = 1
-         WHERE id = ?1 AND (?5 IS NULL OR last_heartbeat_seq IS NULL OR last_heartbeat_seq < ?5)",
-        params![
-            id.as_str(),
-            u.status,
-            u.heartbeat.to_string(),
-            u.hardware.as_ref().map(Value::to_string),
-            seq,
-            now_ms
-        ],
-    )?;
-    Ok(())
-}
-
-fn max_seq(conn: &Connection, id: &DeviceId) -> Result<Option<u64>, StoreError> {
-    let v: Option<i64> = conn.query_row(
-        "SELECT MAX(seq) FROM records WHERE device_id = ?1",
-        [id.as_str()],
-        |r| r.get(0),
-    )?;
-    Ok(v.map(to_u64))
 }
 
 impl Store for SqliteStore {
@@ -236,6 +198,10 @@ impl Store for SqliteStore {
         require_device(&tx, id)?;
         events::insert(&tx, id, events, now)?;
         apply_status(&tx, id, update, now)?;
+        tx.execute(
+            "UPDATE devices SET last_link = 'tls' WHERE id = ?1",
+            [id.as_str()],
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -255,24 +221,9 @@ impl Store for SqliteStore {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         require_device(&tx, id)?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO records (device_id, seq, at_ms, class, payload, received_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for r in records {
-                insert.execute(params![
-                    id.as_str(),
-                    to_i64("seq", r.seq)?,
-                    to_i64("at_ms", r.at_ms)?,
-                    i64::from(r.class as u8),
-                    r.payload,
-                    now
-                ])?;
-            }
-        }
+        insert_records(&tx, id, records, now)?;
         tx.execute(
-            "UPDATE devices SET last_seen_ms = ?2, cert_used = 1 WHERE id = ?1",
+            "UPDATE devices SET last_seen_ms = ?2, cert_used = 1, last_link = 'tls' WHERE id = ?1",
             params![id.as_str(), now],
         )?;
         if let Some(u) = status {
@@ -458,5 +409,70 @@ impl Store for SqliteStore {
         now_ms: u64,
     ) -> Result<(), StoreError> {
         identity::decommission(&mut *self.conn()?, id, actor, purge, event, now_ms)
+    }
+
+    fn frame_contexts_by_key(
+        &self,
+        key_id: [u8; 4],
+    ) -> Result<Vec<StoredFrameContext>, StoreError> {
+        frames::by_key(&*self.conn()?, key_id)
+    }
+
+    fn frame_contexts(&self, id: &DeviceId) -> Result<Vec<StoredFrameContext>, StoreError> {
+        frames::by_device(&*self.conn()?, id)
+    }
+
+    fn create_frame_context(
+        &self,
+        id: &DeviceId,
+        keys: &FrameKeys,
+        now_ms: u64,
+    ) -> Result<StoredFrameContext, StoreError> {
+        frames::create(&mut *self.conn()?, id, keys, now_ms)
+    }
+
+    fn rotate_frame_context(
+        &self,
+        id: &DeviceId,
+        from_epoch: u32,
+        master_secret: &[u8; 32],
+        master_salt: &[u8],
+        now_ms: u64,
+    ) -> Result<StoredFrameContext, StoreError> {
+        frames::rotate(
+            &mut *self.conn()?,
+            id,
+            from_epoch,
+            master_secret,
+            master_salt,
+            now_ms,
+        )
+    }
+
+    fn ingest_frame(&self, frame: &FrameWrite, now_ms: u64) -> Result<FrameIngested, StoreError> {
+        frames::ingest(&mut *self.conn()?, frame, now_ms)
+    }
+
+    fn reserve_frame_counters(
+        &self,
+        key_id: [u8; 4],
+        epoch: u32,
+        expected: Option<u32>,
+        next_free: u32,
+    ) -> Result<(), StoreError> {
+        frames::reserve(&*self.conn()?, key_id, epoch, expected, next_free)
+    }
+
+    fn frame_link_status(&self, id: &DeviceId) -> Result<FrameLinkStatus, StoreError> {
+        frames::link_status(&*self.conn()?, id)
+    }
+}
+
+#[cfg(test)]
+impl SqliteStore {
+    /// Run raw SQL on the connection (tests: triggers that make a
+    /// transaction fail half-way, as a crash would).
+    pub(crate) fn execute_batch_for_tests(&self, sql: &str) -> Result<(), StoreError> {
+        Ok(self.conn()?.execute_batch(sql)?)
     }
 }

@@ -70,6 +70,41 @@ ALTER TABLE devices ADD COLUMN next_cert_not_after_ms INTEGER;
 ALTER TABLE devices ADD COLUMN decommissioned_at_ms INTEGER;
 ALTER TABLE devices ADD COLUMN decommissioned_by TEXT;
 "#,
+    // Sealed frames (issue 10, `frames.rs`): one key id per device, unique
+    // server-wide; per epoch (the current one and at most one previous) the
+    // key material, the uplink replay window and the downlink counter
+    // reservation; fragments of records waiting for their other bytes; and
+    // per device the link it last used and frame counts.
+    r#"
+CREATE TABLE frame_keys (
+    key_id    BLOB PRIMARY KEY CHECK (length(key_id) = 4),
+    device_id TEXT NOT NULL UNIQUE REFERENCES devices(id) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+CREATE TABLE frame_contexts (
+    key_id        BLOB NOT NULL REFERENCES frame_keys(key_id) ON DELETE CASCADE,
+    epoch         INTEGER NOT NULL,
+    master_secret BLOB NOT NULL CHECK (length(master_secret) = 32),
+    master_salt   BLOB NOT NULL,
+    created_ms    INTEGER NOT NULL,
+    up_highest    INTEGER,
+    up_bitmap     INTEGER,
+    down_next     INTEGER,
+    PRIMARY KEY (key_id, epoch)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE frame_fragments (
+    device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    seq       INTEGER NOT NULL,
+    start     INTEGER NOT NULL,
+    data      BLOB NOT NULL,
+    total_len INTEGER NOT NULL,
+    at_ms     INTEGER NOT NULL,
+    class     INTEGER NOT NULL,
+    PRIMARY KEY (device_id, seq, start)
+) STRICT, WITHOUT ROWID;
+ALTER TABLE devices ADD COLUMN last_link TEXT;
+ALTER TABLE devices ADD COLUMN frames_stored INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN frames_duplicate INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Apply connection settings and pending migrations.

@@ -1,0 +1,258 @@
+//! One datagram in, at most one sealed answer out (blocking: runs on the
+//! blocking pool, called by the UDP listener):
+//!
+//! 1. parse the header: an uplink frame carrying its key id;
+//! 2. find the key id's contexts (cache, then store) and pick the epoch by
+//!    the E parity bit;
+//! 3. `open` (authenticates everything, binds the device id);
+//! 4. decode the items (a frame with any invalid item is refused whole);
+//! 5. store in one transaction ([`Store::ingest_frame`]): replay check,
+//!    records, fragments, window mark, durable before anything is sent;
+//! 6. answer: `Ack` from the window and the device's low-water mark, then
+//!    configuration and `Rekey` (fresh frames only), sealed as a downlink
+//!    answer with a persisted downlink counter.
+//!
+//! Nothing is ever sent for a datagram that does not authenticate. An
+//! answer to a duplicate holds the ack alone and is never longer than the
+//! datagram it answers (no amplification by replay).
+
+use std::sync::Arc;
+
+use flotta_proto::frame::{
+    FrameError, FrameType, Header, OVERHEAD, ReplayWindow, open, seal, sealed_len,
+};
+use flotta_proto::frame_keys::hex;
+
+use super::answer::{self, ConfigOffer};
+use super::items::decode_uplink;
+use super::keyring::{CachedEpoch, FrameKeyring};
+use super::{FrameDrop, FrameSettings, FramesError};
+use crate::decode::class_word;
+use crate::metrics::{ClassLabels, Metrics};
+use crate::service::configuration_message;
+use crate::store::{FrameIngested, FrameVerdict, FrameWrite, Store};
+
+/// What became of a frame that was answered (or would have been).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameResult {
+    /// Fresh and stored.
+    Stored,
+    /// Seen before: acknowledged again, nothing stored.
+    Duplicate,
+}
+
+impl FrameResult {
+    /// The `result` label of `flotta_frames_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            FrameResult::Stored => "stored",
+            FrameResult::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// An authenticated frame's outcome and its answer (`None`: an answer to
+/// a duplicate that would have been longer than the datagram).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered {
+    /// Stored or duplicate.
+    pub result: FrameResult,
+    /// The sealed answer to send back to the datagram's source.
+    pub answer: Option<Vec<u8>>,
+}
+
+/// The sealed-frame ingest path.
+#[derive(Debug)]
+pub struct FrameIngest {
+    store: Arc<dyn Store>,
+    keyring: Arc<FrameKeyring>,
+    settings: FrameSettings,
+    metrics: Arc<Metrics>,
+}
+
+impl FrameIngest {
+    /// Assemble the ingest path.
+    pub fn new(
+        store: Arc<dyn Store>,
+        keyring: Arc<FrameKeyring>,
+        settings: FrameSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            store,
+            keyring,
+            settings,
+            metrics,
+        }
+    }
+
+    /// Handle one datagram received at `now_ms`.
+    ///
+    /// # Errors
+    /// [`FrameDrop`]: why there is no answer.
+    pub fn handle(&self, datagram: &[u8], now_ms: u64) -> Result<Answered, FrameDrop> {
+        let malformed = |e: FrameError| FrameDrop::Malformed(e.to_string());
+        let (header, _) = Header::parse(datagram).map_err(malformed)?;
+        if header.frame_type != FrameType::UplinkData {
+            return Err(FrameDrop::Malformed("not an uplink frame".into()));
+        }
+        let Some(key_id) = header.key_id else {
+            return Err(FrameDrop::Malformed(
+                "UDP frames must carry the key id".into(),
+            ));
+        };
+        let key_hex = hex(&key_id.0);
+        let Some(key) = self.keyring.lookup(key_id.0)? else {
+            return Err(FrameDrop::UnknownKey(key_hex));
+        };
+        let Some(epoch) = key
+            .epochs
+            .iter()
+            .find(|e| e.context.epoch_parity() == header.epoch_parity)
+        else {
+            return Err(FrameDrop::EpochMismatch(key_hex));
+        };
+        let mut out = vec![0u8; datagram.len()];
+        let opened = match open(&epoch.context, datagram, &mut out) {
+            Ok(o) => o,
+            Err(FrameError::AuthenticationFailed) => return Err(FrameDrop::BadTag(key_hex)),
+            Err(e) => return Err(malformed(e)),
+        };
+        let uplink = decode_uplink(opened.plaintext, self.settings.limits.max_record_bytes)
+            .map_err(|e| {
+                FrameDrop::Refused(format!("of {} (key id {key_hex}): {e}", key.device_id))
+            })?;
+        let write = FrameWrite {
+            key_id: key_id.0,
+            epoch: epoch.keys.epoch,
+            counter: header.counter,
+            records: uplink.records,
+            status: uplink.status,
+            fragments: uplink.fragments,
+            limits: self.settings.limits,
+        };
+        let ingested = self.store.ingest_frame(&write, now_ms)?;
+        if ingested.previous_kept != (key.epochs.len() > 1)
+            || ingested.newest.as_ref().map(|n| n.keys.epoch)
+                != key.epochs.first().map(|e| e.keys.epoch)
+        {
+            // The store dropped the previous epoch (or another path rotated).
+            self.keyring.invalidate(key_id.0);
+        }
+        let result = match &ingested.verdict {
+            FrameVerdict::Stored { completed } => {
+                self.count_records(write.records.iter().map(|r| r.class));
+                self.count_records(completed.iter().copied());
+                FrameResult::Stored
+            }
+            FrameVerdict::Duplicate => {
+                // Received again, as the batch route counts duplicates.
+                self.count_records(write.records.iter().map(|r| r.class));
+                FrameResult::Duplicate
+            }
+            FrameVerdict::TooOld => return Err(FrameDrop::TooOld(header.counter)),
+            FrameVerdict::UnknownContext => {
+                self.keyring.invalidate(key_id.0);
+                return Err(match ingested.newest.is_some() {
+                    true => FrameDrop::EpochMismatch(key_hex),
+                    false => FrameDrop::UnknownKey(key_hex),
+                });
+            }
+            FrameVerdict::Refused(r) => {
+                return Err(FrameDrop::Refused(format!(
+                    "of {} (key id {key_hex}): {r}",
+                    key.device_id
+                )));
+            }
+        };
+        let ack = ReplayWindow::from_parts(ingested.window).ack(uplink.low_water);
+        let plaintext = match result {
+            FrameResult::Duplicate => {
+                answer::plaintext(ack, None, None, self.room())
+                    .map_err(FramesError::from)?
+                    .0
+            }
+            FrameResult::Stored => self.full_answer(
+                &key.device_id,
+                epoch,
+                &ingested,
+                ack,
+                &uplink.config_version,
+                now_ms,
+            )?,
+        };
+        let needed = sealed_len(plaintext.len(), false);
+        if result == FrameResult::Duplicate && needed > datagram.len() {
+            return Ok(Answered {
+                result,
+                answer: None,
+            });
+        }
+        let counter = self.keyring.down_counter(epoch)?;
+        let mut answer = vec![0u8; needed];
+        seal(
+            &epoch.context,
+            FrameType::DownlinkAnswer,
+            counter,
+            false,
+            &plaintext,
+            &mut answer,
+        )
+        .map_err(FramesError::from)?;
+        Ok(Answered {
+            result,
+            answer: Some(answer),
+        })
+    }
+
+    fn count_records(&self, classes: impl Iterator<Item = flotta_proto::record::RecordClass>) {
+        for class in classes {
+            let class = class_word(class).to_owned();
+            self.metrics
+                .records
+                .get_or_create(&ClassLabels { class })
+                .inc();
+        }
+    }
+
+    /// Plaintext bytes an answer may hold.
+    fn room(&self) -> usize {
+        self.settings.answer_bytes.saturating_sub(OVERHEAD)
+    }
+
+    /// The answer to a fresh frame: ack, configuration, rekey.
+    fn full_answer(
+        &self,
+        device: &crate::device_id::DeviceId,
+        epoch: &CachedEpoch,
+        ingested: &FrameIngested,
+        ack: flotta_proto::frame::Ack,
+        device_version: &str,
+        now_ms: u64,
+    ) -> Result<Vec<u8>, FrameDrop> {
+        let mut newest = ingested.newest.clone();
+        if let Some(n) = &newest
+            && n.keys.epoch == epoch.keys.epoch
+            && let Some(rotated) = self
+                .keyring
+                .rotate_if_due(n, ingested.previous_kept, now_ms)?
+        {
+            newest = Some(rotated);
+        }
+        let rekey = newest
+            .as_ref()
+            .map(|n| &n.keys)
+            .filter(|k| k.epoch > epoch.keys.epoch);
+        let period = self.settings.default_heartbeat_period_seconds;
+        let (version, message) = configuration_message(&*self.store, device, period)
+            .map_err(|e| FramesError::Config(format!("configuration of {device}: {e}")))?;
+        let json = message.to_string();
+        let offer = (version != device_version).then(|| ConfigOffer {
+            version: &version,
+            json: json.as_bytes(),
+        });
+        let (text, _) =
+            answer::plaintext(ack, offer, rekey, self.room()).map_err(FramesError::from)?;
+        Ok(text)
+    }
+}
