@@ -68,7 +68,7 @@ fn server(dir: &Path) -> (ServerProc, std::net::SocketAddr) {
 
 fn udp_toml(link: &UdpLink, links: &str) -> String {
     format!(
-        "heartbeat_period_seconds = 1\nlinks = {links}\n[link]\nupload_interval_seconds = 2\n\
+        "heartbeat_period_seconds = 1\nlinks = {links}\n[link]\nupload_interval_seconds = 1\n\
          backoff_initial_seconds = 1\nbackoff_max_seconds = 2\n\
          [udp]\nserver_addr = \"{}\"\nanswer_timeout_ms = 300\nattempts = 4\n",
         link.addr()
@@ -214,12 +214,28 @@ fn a_udp_only_device_delivers_every_record_once_through_a_lossy_link() {
     provision(&server, &agent, id);
     agent.restart().unwrap();
 
-    // Events while the agent runs, with kill -9 in the middle of windows.
-    let total = 24;
-    for i in 0..total {
-        emit(&agent, i);
-        sleep(Duration::from_millis(250));
-        if i % 8 == 7 {
+    // Events while the agent runs, with kill -9 in the middle of windows,
+    // until the link has lost, duplicated and reordered datagrams both ways
+    // (a state, not a time: the test exercises what it claims to).
+    let exercised = |s: &flotta_e2e::link::UdpLinkStats| {
+        s.up.dropped() >= 3
+            && s.down.dropped() >= 3
+            && s.up.duplicated >= 1
+            && s.down.duplicated >= 1
+            && s.up.reordered + s.down.reordered >= 1
+    };
+    let started = Instant::now();
+    let mut total = 0;
+    while total < 24 || !exercised(&link.stats()) {
+        assert!(
+            started.elapsed() < LIMIT,
+            "the link never exercised: {:?}",
+            link.stats()
+        );
+        emit(&agent, total);
+        total += 1;
+        sleep(Duration::from_millis(200));
+        if total % 10 == 0 {
             agent.kill9();
             agent.restart().unwrap();
         }
@@ -270,11 +286,8 @@ fn a_udp_only_device_delivers_every_record_once_through_a_lossy_link() {
     );
     assert_no_counter_reused(&link);
     let stats = link.stats();
-    assert!(
-        stats.up.dropped() > 0 && stats.down.dropped() > 0,
-        "the link lost nothing: {stats:?}"
-    );
-    if stats.up.duplicated > 0 {
+    assert!(exercised(&stats), "{stats:?}");
+    {
         let dups = server
             .metric("flotta_frames_total{result=\"duplicate\"}")
             .unwrap();
