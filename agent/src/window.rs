@@ -88,6 +88,13 @@ impl WindowOutcome {
             if f.left_for_tls > 0 {
                 s += &format!(", {} records left for tls", f.left_for_tls);
             }
+            if f.logs_discarded > 0 {
+                s += &format!(
+                    ", {} logs below {} not sent",
+                    f.logs_discarded,
+                    f.min_log_level.name()
+                );
+            }
             if let Some(v) = &f.config_pending {
                 s += &format!(", configuration {v:?} waits for tls");
             }
@@ -259,6 +266,7 @@ fn udp_window(shared: &Shared, desired: &Desired) -> Result<FrameReport, WindowE
             .contains(&LinkKind::Tls)
             .then_some(cfg.udp.max_record_bytes),
         round_bytes: cfg.link().map_or(64 * 1024, |l| l.max_batch_bytes),
+        policy: cfg.udp.pack_policy(),
     };
     let mut state = shared.frames.lock().unwrap_or_else(PoisonError::into_inner);
     Ok(crate::frames::run_frame_window(

@@ -6,6 +6,7 @@
 use serde::Deserialize;
 
 use crate::config::ConfigError;
+use crate::frames::{MinLogLevel, PackPolicy};
 
 /// One carrier a window may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -49,6 +50,24 @@ pub struct UdpConfig {
     /// Records larger than this are left for a TLS window when `links` lists
     /// `tls` (otherwise they go as fragments).
     pub max_record_bytes: usize,
+    /// Log lines below this level (`info`, `warn`, `error`) do not travel
+    /// in frames: left for a TLS window when `links` lists `tls`, else
+    /// deleted unsent and counted.
+    pub min_log_level: MinLogLevel,
+    /// Longest message of an event or a log line in frames, in bytes, a
+    /// trailing `…` included (0: no limit); the queued record keeps it whole.
+    pub max_text_bytes: usize,
+}
+
+impl UdpConfig {
+    /// The packing policy of this carrier.
+    #[must_use]
+    pub fn pack_policy(&self) -> PackPolicy {
+        PackPolicy {
+            min_log_level: self.min_log_level,
+            max_text_bytes: self.max_text_bytes,
+        }
+    }
 }
 
 impl Default for UdpConfig {
@@ -59,6 +78,8 @@ impl Default for UdpConfig {
             answer_timeout_ms: 4000,
             attempts: 3,
             max_record_bytes: 16 * 1024,
+            min_log_level: MinLogLevel::Info,
+            max_text_bytes: 0,
         }
     }
 }
@@ -68,6 +89,9 @@ pub const MIN_FRAME_BYTES: usize = 128;
 /// Largest `udp.frame_bytes`: the largest UDP payload over IPv4.
 pub const MAX_FRAME_BYTES: usize = 65_507;
 
+/// Smallest non-zero `udp.max_text_bytes`: one byte and the `…`.
+pub const MIN_TEXT_BYTES: usize = 4;
+
 /// The `[udp]` keys `FLOTTA_AGENT_UDP_<KEY>` may set.
 const UDP_ENV_KEYS: &[&str] = &[
     "server_addr",
@@ -75,6 +99,8 @@ const UDP_ENV_KEYS: &[&str] = &[
     "answer_timeout_ms",
     "attempts",
     "max_record_bytes",
+    "min_log_level",
+    "max_text_bytes",
 ];
 
 /// Apply `FLOTTA_AGENT_LINKS` and `FLOTTA_AGENT_UDP_*` from `env` to the
@@ -104,7 +130,7 @@ pub(crate) fn apply_env(
         let Some(value) = env(&format!("FLOTTA_AGENT_UDP_{}", key.to_ascii_uppercase())) else {
             continue;
         };
-        let value = if *key == "server_addr" {
+        let value = if matches!(*key, "server_addr" | "min_log_level") {
             toml::Value::String(value)
         } else {
             value
@@ -168,6 +194,11 @@ pub(crate) fn validate(links: &[LinkKind], udp: &UdpConfig) -> Result<(), Config
     }
     if udp.max_record_bytes == 0 {
         return invalid("udp.max_record_bytes must be positive".into());
+    }
+    if (1..MIN_TEXT_BYTES).contains(&udp.max_text_bytes) {
+        return invalid(format!(
+            "udp.max_text_bytes must be 0 (no limit) or at least {MIN_TEXT_BYTES}"
+        ));
     }
     Ok(())
 }
@@ -242,6 +273,53 @@ mod tests {
             ),
             (250, 240, 4096)
         );
+    }
+
+    #[test]
+    fn packing_policy_from_file_then_env() {
+        let cfg = load("", &[]).unwrap();
+        assert_eq!(cfg.udp.pack_policy(), PackPolicy::default());
+        assert_eq!(cfg.udp.pack_policy().min_log_level, MinLogLevel::Info);
+        let udp = "links = [\"udp\"]\n[udp]\nserver_addr = \"h:1\"\n";
+        let cfg = load(
+            &format!("{udp}min_log_level = \"error\"\nmax_text_bytes = 64\n"),
+            &[("FLOTTA_AGENT_UDP_MIN_LOG_LEVEL", "warn")],
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.udp.pack_policy(),
+            PackPolicy {
+                min_log_level: MinLogLevel::Warn,
+                max_text_bytes: 64
+            }
+        );
+        let cfg = load(udp, &[("FLOTTA_AGENT_UDP_MAX_TEXT_BYTES", "120")]).unwrap();
+        assert_eq!(cfg.udp.max_text_bytes, 120);
+        for (toml, env, needle) in [
+            (
+                format!("{udp}min_log_level = \"debug\"\n"),
+                vec![],
+                "min_log_level",
+            ),
+            (
+                udp.to_owned(),
+                vec![("FLOTTA_AGENT_UDP_MIN_LOG_LEVEL", "loud")],
+                "min_log_level",
+            ),
+            (
+                udp.to_owned(),
+                vec![("FLOTTA_AGENT_UDP_MAX_TEXT_BYTES", "many")],
+                "udp.max_text_bytes",
+            ),
+            (
+                udp.to_owned(),
+                vec![("FLOTTA_AGENT_UDP_MAX_TEXT_BYTES", "3")],
+                "udp.max_text_bytes",
+            ),
+        ] {
+            let err = load(&toml, &env).unwrap_err();
+            assert!(err.contains(needle), "{toml:?} {env:?}: {err}");
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@
 mod config;
 mod udp;
 
-pub use config::{LinkKind, MAX_FRAME_BYTES, MIN_FRAME_BYTES, UdpConfig};
+pub use config::{LinkKind, MAX_FRAME_BYTES, MIN_FRAME_BYTES, MIN_TEXT_BYTES, UdpConfig};
 pub(crate) use config::{apply_env, validate};
 pub use udp::UdpCarrier;
 

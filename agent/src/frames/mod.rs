@@ -8,20 +8,23 @@
 //! status item (configuration version, low-water mark = this frame's
 //! counter: one frame is in flight at a time), as many records as `pack`
 //! fits into the carrier's budget, sealed, exchanged, and the answer read
-//! (`answer.rs`). After each acknowledged frame the queue deletes the
-//! longest prefix of the window's records that is entirely acknowledged;
-//! nothing else. Configuration and rekey items are applied as they come.
+//! (`answer.rs`). After each acknowledged frame (and each round) the queue
+//! deletes the longest prefix of the window's records that is entirely
+//! acknowledged; nothing else. Log lines the packing policy (`policy.rs`)
+//! discards on a frame-only device count as acknowledged there. Configuration and rekey items are applied as they come.
 //! An exchange that fails after the carrier's attempts ends the window; its
 //! records are re-packed under new counters next time. The queue lock is
 //! never held across an exchange (`window.rs`).
 //!
-//! Files: `records.rs` (plan and acknowledged prefix), `folds.rs`
+//! Files: `policy.rs` (which log lines travel, messages cut to a limit),
+//! `records.rs` (plan and acknowledged prefix), `folds.rs`
 //! (heartbeat groups kept until deleted, so none is folded twice),
 //! `sender.rs` (context and counters between windows), `answer.rs`
 //! (accepting and reading an answer), `window.rs` (the loop).
 
 mod answer;
 mod folds;
+mod policy;
 mod records;
 mod sender;
 mod window;
@@ -32,6 +35,7 @@ pub(crate) mod test_server;
 pub(crate) mod tests;
 
 pub use folds::TlsFolds;
+pub use policy::{MinLogLevel, PackPolicy};
 pub use sender::{FrameSender, FrameState};
 pub use window::{FrameWindowParams, run_frame_window};
 
@@ -57,12 +61,19 @@ pub struct FrameReport {
     /// Datagrams and bytes both ways, retransmissions and ignored ones included.
     pub traffic: Traffic,
     /// Queue records deleted after the server's acknowledgement (a summary
-    /// counts every heartbeat it folds).
+    /// counts every heartbeat it folds; discarded log lines are not).
     pub records_acked: u64,
     /// Heartbeats folded into summaries.
     pub heartbeats_folded: u32,
-    /// Records left for a TLS window (larger than `udp.max_record_bytes`).
+    /// Records left for a TLS window (larger than `udp.max_record_bytes`,
+    /// or log lines below `udp.min_log_level` when a TLS carrier is
+    /// configured).
     pub left_for_tls: u64,
+    /// Log lines below `min_log_level` deleted unsent (no TLS carrier to
+    /// take them): counted when the acknowledged prefix passed them.
+    pub logs_discarded: u64,
+    /// The policy's level, for the log line.
+    pub min_log_level: MinLogLevel,
     /// A configuration received and stored.
     pub config_updated: Option<Desired>,
     /// A newer configuration waits for a TLS window.

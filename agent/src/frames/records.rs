@@ -11,7 +11,14 @@
 //! `max_record_bytes` are left out when a TLS carrier can take them; they
 //! then hold back the deletion of everything after them (the queue's
 //! acknowledgement is cumulative) until a TLS window sends them.
+//!
+//! The [`PackPolicy`] (`policy.rs`) applies first: log lines below its
+//! level are left for TLS the same way, or, with no TLS carrier, discarded
+//! (they count as acknowledged in the window's prefix, so they never hold
+//! back later records); messages are cut before the size check, so what is
+//! compared with `max_record_bytes` is what would travel.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, VecDeque};
 
 use flotta_proto::frame::{PackRecord, RecordHead};
@@ -19,6 +26,7 @@ use flotta_proto::payload::{DeviceStatus, Heartbeat, Payload, WindowSummary};
 use flotta_proto::record::RecordClass;
 
 use super::folds::Folds;
+use super::policy::PackPolicy;
 use crate::queue::Record;
 
 /// One record as a frame window sends it, and the queue records it stands
@@ -49,8 +57,12 @@ pub(crate) struct Plan {
     /// Heartbeat groups first (earlier ones re-sent, then the new one),
     /// then the other records in `seq` order.
     pub(crate) records: Vec<WindowRecord>,
-    /// Queue records left for a TLS window (too large for frames).
+    /// Queue records left for a TLS window (too large for frames, or log
+    /// lines below the policy's level).
     pub(crate) left_for_tls: Vec<u64>,
+    /// Log lines below the policy's level with no TLS carrier to take them:
+    /// never sent; the window counts them acknowledged.
+    pub(crate) discarded: Vec<u64>,
     /// Heartbeats folded into a new summary.
     pub(crate) folded: u32,
     /// A new group was added to `folds`: save it before sending.
@@ -68,10 +80,13 @@ pub(crate) struct Plan {
 ///   to `folds`.
 /// - `tls_limit`: records larger than this are left for TLS (`None`: no
 ///   TLS carrier, send everything, fragmented if need be).
+/// - `policy`: log lines below its level are left for TLS (or discarded
+///   without one); messages are cut to its limit.
 pub(crate) fn plan(
     read: Vec<Record>,
     delivered: &BTreeSet<u64>,
     tls_limit: Option<usize>,
+    policy: &PackPolicy,
     folds: &mut Folds,
     resend_groups: bool,
 ) -> Plan {
@@ -83,9 +98,24 @@ pub(crate) fn plan(
     }
     let mut heartbeats: Vec<(Record, Heartbeat)> = Vec::new();
     let mut others = Vec::new();
-    for r in read {
+    for mut r in read {
         if delivered.contains(&r.seq) || folds.covers(r.seq) {
             continue;
+        }
+        let cut = match policy.apply(r.class, &r.payload) {
+            None if tls_limit.is_some() => {
+                plan.left_for_tls.push(r.seq);
+                continue;
+            }
+            None => {
+                plan.discarded.push(r.seq);
+                continue;
+            }
+            Some(Cow::Owned(cut)) => Some(cut),
+            Some(Cow::Borrowed(_)) => None,
+        };
+        if let Some(cut) = cut {
+            r.payload = cut;
         }
         if tls_limit.is_some_and(|max| r.payload.len() > max) {
             plan.left_for_tls.push(r.seq);
@@ -242,7 +272,14 @@ mod tests {
         ];
         let dir = tempfile::tempdir().unwrap();
         let mut folds = Folds::load(dir.path());
-        let p = plan(read.clone(), &BTreeSet::new(), None, &mut folds, true);
+        let p = plan(
+            read.clone(),
+            &BTreeSet::new(),
+            None,
+            &PackPolicy::default(),
+            &mut folds,
+            true,
+        );
         assert_eq!(p.folded, 3);
         assert!(p.new_group);
         let seqs: Vec<u64> = p.records.iter().map(|r| r.head.seq).collect();
@@ -267,13 +304,27 @@ mod tests {
         // re-sends the same summary and folds only the new heartbeat.
         let mut again = read;
         again.push(hb(6, Some(10), false));
-        let p2 = plan(again, &BTreeSet::new(), None, &mut folds, true);
+        let p2 = plan(
+            again,
+            &BTreeSet::new(),
+            None,
+            &PackPolicy::default(),
+            &mut folds,
+            true,
+        );
         assert_eq!(p2.records[0], p.records[0], "byte for byte");
         let seqs: Vec<u64> = p2.records.iter().map(|r| r.head.seq).collect();
         assert_eq!(seqs, [4, 6, 2, 5]);
         assert_eq!((p2.folded, p2.records[1].covers.clone()), (0, vec![6]));
         // Known acknowledged in this process: not re-sent.
-        let p3 = plan(vec![event(7, 1)], &[1, 3, 4].into(), None, &mut folds, true);
+        let p3 = plan(
+            vec![event(7, 1)],
+            &[1, 3, 4].into(),
+            None,
+            &PackPolicy::default(),
+            &mut folds,
+            true,
+        );
         let seqs: Vec<u64> = p3.records.iter().map(|r| r.head.seq).collect();
         assert_eq!((seqs, p3.new_group), (vec![6, 7], false));
     }
@@ -283,14 +334,28 @@ mod tests {
         let read = vec![event(1, 5000), hb(2, None, false), event(3, 3)];
         let dir = tempfile::tempdir().unwrap();
         let mut folds = Folds::load(dir.path());
-        let p = plan(read.clone(), &BTreeSet::new(), Some(1000), &mut folds, true);
+        let p = plan(
+            read.clone(),
+            &BTreeSet::new(),
+            Some(1000),
+            &PackPolicy::default(),
+            &mut folds,
+            true,
+        );
         assert_eq!(p.folded, 0);
         assert_eq!(p.left_for_tls, [1]);
         let seqs: Vec<u64> = p.records.iter().map(|r| r.head.seq).collect();
         assert_eq!(seqs, [2, 3]);
         assert_eq!(p.records[0].payload, read[1].payload);
         let mut folds = Folds::load(dir.path());
-        let without_tls = plan(read, &[3].into(), None, &mut folds, false);
+        let without_tls = plan(
+            read,
+            &[3].into(),
+            None,
+            &PackPolicy::default(),
+            &mut folds,
+            false,
+        );
         let seqs: Vec<u64> = without_tls.records.iter().map(|r| r.head.seq).collect();
         assert_eq!(seqs, [2, 1], "no TLS: sent anyway; delivered ones skipped");
     }

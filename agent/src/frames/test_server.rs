@@ -65,6 +65,9 @@ pub(crate) struct TestServer {
     pub(crate) records: BTreeMap<u64, Stored>,
     /// Complete records that arrived in fresh frames, per `seq`.
     pub(crate) deliveries: BTreeMap<u64, u32>,
+    /// Records that arrived again with other bytes than the stored ones
+    /// (a re-pack must carry identical bytes).
+    pub(crate) conflicts: Vec<u64>,
     fragments: BTreeMap<u64, (u32, Vec<u8>, BTreeSet<u32>)>,
     /// (epoch, counter) of every fresh uplink.
     pub(crate) fresh: Vec<(u32, u32)>,
@@ -88,6 +91,7 @@ impl TestServer {
             previous: None,
             records: BTreeMap::new(),
             deliveries: BTreeMap::new(),
+            conflicts: Vec::new(),
             fragments: BTreeMap::new(),
             fresh: Vec::new(),
             seen: Vec::new(),
@@ -162,7 +166,10 @@ impl TestServer {
             self.fresh.push((epoch_no, counter));
             for (seq, r) in records {
                 *self.deliveries.entry(seq).or_default() += 1;
-                self.records.entry(seq).or_insert(r);
+                let stored = self.records.entry(seq).or_insert_with(|| r.clone());
+                if *stored != r {
+                    self.conflicts.push(seq);
+                }
             }
             if !prev && let Some(next) = self.rekey.take() {
                 let old = std::mem::replace(&mut self.current, Epoch::new(next));

@@ -2,6 +2,7 @@
 //! queue records, one frame in flight at a time, the queue acknowledged
 //! after every answer, between exchanges only.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -11,6 +12,7 @@ use flotta_proto::frame::{
 };
 
 use super::folds::Folds;
+use super::policy::PackPolicy;
 use super::records::{Prefix, WindowRecord, plan};
 use super::{FrameReport, FrameState, FrameWindowError, answer, carrier_error};
 use crate::carrier::FrameCarrier;
@@ -31,6 +33,8 @@ pub struct FrameWindowParams {
     pub tls_limit: Option<usize>,
     /// Payload bytes read from the queue per round (memory bound).
     pub round_bytes: usize,
+    /// Which log lines travel, and how long a message may be.
+    pub policy: PackPolicy,
 }
 
 /// Send what was queued before the window opened over `carrier`, as sealed
@@ -52,6 +56,7 @@ pub fn run_frame_window<C: Clock, D: DiskSpace>(
         queue,
         report: FrameReport {
             carrier: carrier.name(),
+            min_log_level: params.policy.min_log_level,
             ..FrameReport::default()
         },
         carrier,
@@ -59,6 +64,7 @@ pub fn run_frame_window<C: Clock, D: DiskSpace>(
         params,
         config_version: desired.version.clone(),
         prefix: Prefix::default(),
+        discarded: BTreeSet::new(),
     };
     let mut result = w.run();
     if result.is_ok() {
@@ -86,6 +92,9 @@ struct Window<'a, C: Clock, D: DiskSpace> {
     report: FrameReport,
     config_version: String,
     prefix: Prefix,
+    /// Log lines below the level (no TLS carrier), marked acknowledged in
+    /// `prefix` and counted once the queue deleted them.
+    discarded: BTreeSet<u64>,
 }
 
 impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
@@ -128,6 +137,7 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
                 read,
                 &self.state.delivered,
                 self.params.tls_limit,
+                &self.params.policy,
                 &mut folds,
                 from_start,
             );
@@ -138,7 +148,14 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
             }
             self.report.left_for_tls += plan.left_for_tls.len() as u64;
             self.report.heartbeats_folded += plan.folded;
+            for seq in plan.discarded {
+                self.prefix.mark(seq);
+                self.discarded.insert(seq);
+            }
             self.send_all(&plan.records)?;
+            // A round of records discarded or delivered before may complete
+            // the prefix without a frame of its own.
+            self.settle()?;
             if done {
                 break;
             }
@@ -225,7 +242,10 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
             q.ack(through)?;
             let after = q.stats().records;
             drop(q);
-            self.report.records_acked += before.saturating_sub(after);
+            let kept = self.discarded.split_off(&through.saturating_add(1));
+            let discarded = std::mem::replace(&mut self.discarded, kept).len() as u64;
+            self.report.logs_discarded += discarded;
+            self.report.records_acked += before.saturating_sub(after).saturating_sub(discarded);
         }
         Ok(())
     }

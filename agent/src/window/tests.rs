@@ -212,6 +212,21 @@ fn the_log_line_names_the_carriers() {
         tls: Some(tls),
         frames: Some(frames),
     };
+    let frame_only = WindowOutcome {
+        tls: None,
+        frames: Some(FrameReport {
+            logs_discarded: 5,
+            min_log_level: crate::frames::MinLogLevel::Warn,
+            ..both.frames.clone().unwrap()
+        }),
+    };
+    assert!(
+        frame_only
+            .describe()
+            .ends_with(", 1 records left for tls, 5 logs below warn not sent (udp)"),
+        "{}",
+        frame_only.describe()
+    );
     assert_eq!(
         both.describe(),
         "window: 3 frames, 12 records acknowledged, 1500 bytes up, 60 bytes down, \

@@ -38,6 +38,7 @@ pub(crate) fn params(dir: &Path, tls_limit: Option<usize>) -> FrameWindowParams 
         device_id: DEVICE.into(),
         tls_limit,
         round_bytes: 64 * 1024,
+        policy: PackPolicy::default(),
     }
 }
 
@@ -95,9 +96,15 @@ pub(crate) fn assert_stored(server: &TestServer, expected: &[(u64, Vec<u8>)]) {
     }
 }
 
-/// Retransmissions repeat a frame's bytes exactly; fresh counters are
-/// unique per epoch; every status's low water is its own counter.
+/// Retransmissions repeat a frame's bytes exactly; re-packed records their
+/// bytes; fresh counters are unique per epoch; every status's low water is
+/// its own counter.
 pub(crate) fn assert_counters_sound(server: &TestServer) {
+    assert!(
+        server.conflicts.is_empty(),
+        "re-packed with other bytes: {:?}",
+        server.conflicts
+    );
     let mut by_counter: BTreeMap<(u32, u32), &Vec<u8>> = BTreeMap::new();
     for (epoch, counter, bytes) in &server.seen {
         let first = by_counter.entry((*epoch, *counter)).or_insert(bytes);
@@ -153,4 +160,5 @@ pub(crate) fn queued(q: &Mutex<TestQueue>) -> Vec<u64> {
 }
 
 mod delivery;
+mod policy;
 mod state;
