@@ -47,11 +47,7 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "not in the reference schema",
     ),
     // ... and the link it last used with its sealed-frame counters.
-    (
-        "EdgeDevice",
-        ".status.link*",
-        "not in the reference schema",
-    ),
+    ("EdgeDevice", ".status.link*", "not in the reference schema"),
     (
         "EdgeWorkload",
         ".spec.pod.spec.hostAliases[]",
