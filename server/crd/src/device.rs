@@ -111,7 +111,8 @@ pub struct LinkStatus {
     /// The highest uplink frame counter accepted under that epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uplink_counter: Option<i64>,
-    /// The next free downlink frame counter of that epoch.
+    /// Downlink frame counters of that epoch reserved so far (every answer
+    /// sealed under it had a lower one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub downlink_counter: Option<i64>,
     /// Frames stored.

@@ -37,7 +37,8 @@ fuzz_target!(|data: &[u8]| {
         // The fragment's bytes are now part of the record, unchanged.
         let start = f.offset;
         let covered = p.pieces().any(|(s, d)| {
-            s <= start && u64::from(start) + f.data.len() as u64 <= u64::from(s) + d.len() as u64
+            s <= start
+                && u64::from(start) + f.data.len() as u64 <= u64::from(s) + d.len() as u64
                 && d[(start - s) as usize..(start - s) as usize + f.data.len()] == f.data[..]
         });
         assert!(covered);

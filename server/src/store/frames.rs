@@ -106,7 +106,8 @@ pub struct FrameLinkStatus {
     pub epoch: Option<u32>,
     /// The highest uplink counter accepted under the newest epoch.
     pub highest_uplink_counter: Option<u32>,
-    /// The next free downlink counter of the newest epoch.
+    /// The downlink counters of the newest epoch reserved so far (every
+    /// answer sealed under it had a lower one; blocks of 16).
     pub downlink_counter: Option<u32>,
     /// Frames stored.
     pub frames_stored: u64,
