@@ -66,11 +66,14 @@ fn server(dir: &Path) -> (ServerProc, std::net::SocketAddr) {
     (s, udp)
 }
 
-fn udp_toml(link: &UdpLink, links: &str) -> String {
+/// Agent settings: windows every second; `answer_timeout_ms` short where
+/// losses must be retransmitted quickly, long where a retransmission would
+/// be the test's failure (a busy machine's slow fsync is not a lost datagram).
+fn udp_toml(link: &UdpLink, links: &str, answer_timeout_ms: u64) -> String {
     format!(
         "heartbeat_period_seconds = 1\nlinks = {links}\n[link]\nupload_interval_seconds = 1\n\
          backoff_initial_seconds = 1\nbackoff_max_seconds = 2\n\
-         [udp]\nserver_addr = \"{}\"\nanswer_timeout_ms = 300\nattempts = 4\n",
+         [udp]\nserver_addr = \"{}\"\nanswer_timeout_ms = {answer_timeout_ms}\nattempts = 4\n",
         link.addr()
     )
 }
@@ -208,7 +211,7 @@ fn a_udp_only_device_delivers_every_record_once_through_a_lossy_link() {
         id,
         "https://127.0.0.1:9",
         &server.factory_dir,
-        &udp_toml(&link, r#"["udp"]"#),
+        &udp_toml(&link, r#"["udp"]"#, 300),
     )
     .unwrap();
     provision(&server, &agent, id);
@@ -313,7 +316,7 @@ fn run_once_over_udp_is_one_datagram_each_way() {
         id,
         "https://127.0.0.1:9",
         &server.factory_dir,
-        &udp_toml(&link, r#"["udp"]"#),
+        &udp_toml(&link, r#"["udp"]"#, 10_000),
     )
     .unwrap();
     provision(&server, &agent, id);
@@ -353,7 +356,7 @@ fn keys_arrive_over_tls_and_udp_takes_over_when_tls_fails() {
         id,
         &format!("https://localhost:{}", tcp.addr().port()),
         &server.factory_dir,
-        &udp_toml(&link, r#"["tls", "udp"]"#),
+        &udp_toml(&link, r#"["tls", "udp"]"#, 2_000),
     )
     .unwrap();
     let keys = agent.data_dir.join("frame/context.json");
