@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use agent_support::{run_once_ok, stored_records};
 use flotta_e2e::link::{Link, LinkConfig, LinkProfile, LinkStats};
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir, release_agent_dir};
+use flotta_e2e::wait::wait_for;
 
 /// `writeln!` into a report string (writing to a `String` cannot fail).
 macro_rules! say {
@@ -93,14 +94,6 @@ fn handshakes(server: &ServerProc) -> (f64, f64) {
         get("flotta_tls_handshakes_total{kind=\"full\"}"),
         get("flotta_tls_handshakes_total{kind=\"resumed\"}"),
     )
-}
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        sleep(Duration::from_millis(200));
-    }
 }
 
 /// A server, the link to it and one agent that has done its first window

@@ -8,3 +8,4 @@
 
 pub mod link;
 pub mod procs;
+pub mod wait;

@@ -30,18 +30,11 @@ use flotta_e2e::link::{
     DatagramProfile, Direction, Link, LinkConfig, LinkProfile, UdpLink, UdpLinkConfig, UdpProfile,
 };
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
+use flotta_e2e::wait::wait_for;
 use flotta_proto::payload::Payload;
 
 /// Generous: the machine may be busy; only a failure waits this long.
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        sleep(Duration::from_millis(100));
-    }
-}
 
 fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
@@ -243,7 +236,7 @@ fn a_udp_only_device_delivers_every_record_once_through_a_lossy_link() {
             agent.restart().unwrap();
         }
     }
-    eventually("every event stored", LIMIT, || {
+    wait_for("every event stored", LIMIT, || {
         events_stored(&server, id) == total
     });
 
@@ -265,7 +258,7 @@ fn a_udp_only_device_delivers_every_record_once_through_a_lossy_link() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    eventually("the new configuration applied on the device", LIMIT, || {
+    wait_for("the new configuration applied on the device", LIMIT, || {
         std::fs::read_to_string(agent.data_dir.join("desired.json"))
             .ok()
             .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
@@ -275,7 +268,7 @@ fn a_udp_only_device_delivers_every_record_once_through_a_lossy_link() {
     // Drain over a clean link, then stop and check.
     link.set_profile(UdpProfile::clean()).unwrap();
     let windows = agent.windows_ended();
-    eventually("two clean windows", LIMIT, || {
+    wait_for("two clean windows", LIMIT, || {
         agent.windows_ended() >= windows + 2
     });
     agent.stop().unwrap();
@@ -360,13 +353,13 @@ fn keys_arrive_over_tls_and_udp_takes_over_when_tls_fails() {
     )
     .unwrap();
     let keys = agent.data_dir.join("frame/context.json");
-    eventually("frame keys delivered over TLS", LIMIT, || keys.exists());
+    wait_for("frame keys delivered over TLS", LIMIT, || keys.exists());
     assert_eq!(link.stats().up.offered, 0, "UDP used while TLS works");
     tcp.set_up(false);
     for i in 0..3 {
         emit(&agent, i);
     }
-    eventually("events delivered over UDP", LIMIT, || {
+    wait_for("events delivered over UDP", LIMIT, || {
         events_stored(&server, id) == 3
     });
     assert!(link.stats().up.delivered > 0);

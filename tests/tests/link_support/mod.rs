@@ -160,19 +160,7 @@ pub(crate) fn is_timeout(error: &io::Error) -> bool {
     )
 }
 
-/// Polls `condition` every 5 ms until it holds or `limit` passes.
-pub(crate) fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-}
+pub(crate) use flotta_e2e::wait::eventually;
 
 /// `len` bytes of a repeating, position-dependent pattern.
 pub(crate) fn pattern(len: usize) -> Vec<u8> {

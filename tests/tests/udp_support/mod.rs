@@ -124,19 +124,7 @@ impl Drop for Peer {
     }
 }
 
-/// Polls `condition` every 5 ms until it holds or `limit` passes.
-pub(crate) fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-}
+pub(crate) use flotta_e2e::wait::eventually;
 
 /// A `len`-byte datagram (at least 4) that starts with sequence number `seq`.
 pub(crate) fn numbered(seq: u32, len: usize) -> Vec<u8> {
