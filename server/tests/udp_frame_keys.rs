@@ -83,6 +83,42 @@ fn a_rekey_is_delivered_sealed_when_rotation_comes_over_udp() {
 }
 
 #[test]
+fn an_epoch_is_rotated_before_its_counters_run_out_whatever_its_age() {
+    use flotta_server::frames::keyring::ROTATE_AT_COUNTER;
+    // Downlink: answers (a replaying attacker, a chatty device) reached the
+    // threshold. Moved there in the store as a million answers would.
+    let s = udp_server("");
+    let (_c, mut dev) = frame_device(&s, "dev-1");
+    assert_eq!(dev.exchange(&dev.frame(0, &[])).rekey(), None, "young");
+    let reserved = s.store().frame_link_status(&id("dev-1")).unwrap();
+    s.store()
+        .reserve_frame_counters(
+            dev.keys.key_id,
+            dev.keys.epoch,
+            reserved.downlink_counter,
+            ROTATE_AT_COUNTER,
+        )
+        .unwrap();
+    let answer = dev.exchange(&dev.frame(1, &[]));
+    let new = answer
+        .rekey()
+        .cloned()
+        .expect("rotated for its downlink counters");
+    assert_eq!(new.epoch, dev.keys.epoch + 1);
+    dev.rekey(new);
+    let after = dev.exchange(&dev.frame(0, &[]));
+    assert!(after.ack().acks(0) && after.rekey().is_none());
+
+    // Uplink: the device's own counter reached it.
+    let (_c2, dev2) = frame_device(&s, "dev-2");
+    assert_eq!(dev2.exchange(&dev2.frame(7, &[])).rekey(), None);
+    let high = dev2.exchange(&dev2.frame(ROTATE_AT_COUNTER, &[]));
+    assert!(high.ack().acks(ROTATE_AT_COUNTER));
+    let new2 = high.rekey().expect("rotated for its uplink counters");
+    assert_eq!(new2.epoch, dev2.keys.epoch + 1);
+}
+
+#[test]
 fn a_decommissioned_device_s_frames_are_unknown_keys() {
     let s = udp_server("");
     let (_c, dev) = frame_device(&s, "dev-1");

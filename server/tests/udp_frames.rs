@@ -40,16 +40,27 @@ fn a_frame_is_stored_once_and_a_duplicate_is_acked_again_without_amplification()
     assert!(device.last_seen_ms.is_some());
     eventually("stored counted", || s.frames("stored") == 1);
 
-    // The same datagram again (a lost answer): acknowledged, not stored.
+    // The same datagram again (a lost answer): the same answer, not stored.
     let again = dev.exchange(&frame);
     assert_eq!(again.items, vec![Down::Ack(answer.ack())]);
     assert!(again.len <= frame.len(), "no amplification");
-    assert_ne!(again.header.counter, answer.header.counter);
+    assert_eq!(
+        again.header.counter, answer.header.counter,
+        "the kept answer, not a new seal"
+    );
     assert_eq!(seqs(&s, "dev-1"), vec![10, 11, 12]);
     eventually("duplicate counted", || s.frames("duplicate") == 1);
     let link = s.store().frame_link_status(&id("dev-1")).unwrap();
-    assert_eq!((link.frames_stored, link.frames_duplicate), (1, 1));
+    assert_eq!(
+        (link.frames_stored, link.frames_duplicate),
+        (1, 0),
+        "a duplicate answered from memory is stored with the next frame"
+    );
     assert_eq!(link.last_link.as_deref(), Some("udp"));
+    let next = dev.exchange(&dev.frame(1, &[]));
+    assert!(next.ack().acks(1));
+    let link = s.store().frame_link_status(&id("dev-1")).unwrap();
+    assert_eq!((link.frames_stored, link.frames_duplicate), (2, 1));
 
     // The operator sees the link and the frame counters.
     let key = dev.keys.key_id_hex();
@@ -60,7 +71,7 @@ fn a_frame_is_stored_once_and_a_duplicate_is_acked_again_without_amplification()
     );
     assert!(
         described
-            .contains("Frames:       1 stored, 1 duplicate; uplink counter 0, downlink counter 16"),
+            .contains("Frames:       2 stored, 1 duplicate; uplink counter 1, downlink counter 16"),
         "{described}"
     );
     let wide = common::ctl::ok(common::ctl::ctl(&s, &["get", "ed", "-o", "wide"], None));
@@ -72,10 +83,10 @@ fn a_frame_is_stored_once_and_a_duplicate_is_acked_again_without_amplification()
     assert!(wide.contains("udp") && wide.contains(&key), "{wide}");
 
     // The ack follows the device's low-water mark past a lost counter.
-    let later = dev.exchange(&dev.seal(3, &FrameDevice::plaintext("1", 1, &[item(&log(13, "c"))])));
-    assert!(later.ack().acks(0) && !later.ack().acks(1) && later.ack().acks(3));
-    let settled = dev.exchange(&dev.seal(4, &FrameDevice::plaintext("1", 3, &[])));
-    assert_eq!(settled.ack().below, 5, "1 and 2 given up by the device");
+    let later = dev.exchange(&dev.seal(4, &FrameDevice::plaintext("1", 2, &[item(&log(13, "c"))])));
+    assert!(later.ack().acks(1) && !later.ack().acks(2) && later.ack().acks(4));
+    let settled = dev.exchange(&dev.seal(5, &FrameDevice::plaintext("1", 4, &[])));
+    assert_eq!(settled.ack().below, 6, "2 and 3 given up by the device");
 }
 
 #[test]
@@ -308,10 +319,25 @@ fn downlink_counters_are_never_reused_across_a_restart() {
     };
     let mut up = 0;
     for round in 0..3 {
+        if round > 0 {
+            // After a restart the kept answers are gone: a duplicate of the
+            // last frame gets an ack-only answer sealed once, under a new
+            // counter, then those bytes again.
+            let last = dev.frame(up - 1, &[]);
+            let resealed = dev.exchange(&last);
+            record(resealed.header.counter);
+            assert_eq!(dev.exchange(&last).header.counter, resealed.header.counter);
+        }
         for _ in 0..5 {
-            record(dev.exchange(&dev.frame(up, &[])).header.counter);
-            // A duplicate's answer is sealed with a new counter too.
-            record(dev.exchange(&dev.frame(up, &[])).header.counter);
+            let frame = dev.frame(up, &[]);
+            let fresh = dev.exchange(&frame);
+            record(fresh.header.counter);
+            let again = dev.exchange(&frame);
+            assert_eq!(
+                (again.header.counter, &again.items),
+                (fresh.header.counter, &fresh.items),
+                "a duplicate gets the kept answer"
+            );
             up += 1;
         }
         if round < 2 {
@@ -319,5 +345,51 @@ fn downlink_counters_are_never_reused_across_a_restart() {
             dev.server = s.udp_addr.unwrap();
         }
     }
-    assert_eq!(nonces.len(), 30);
+    assert_eq!(nonces.len(), 17);
+}
+
+#[test]
+fn a_frame_replayed_ten_thousand_times_spends_no_downlink_counters() {
+    let s = udp_server("");
+    let (_c, dev) = frame_device(&s, "dev-1");
+    let records = [log(10, "a"), heartbeat(11, DeviceStatus::Up)];
+    let items: Vec<UpItem<'_>> = records.iter().map(item).collect();
+    let frame = dev.frame(0, &items);
+    dev.send(&frame);
+    let first = dev.recv();
+    let reserved = || {
+        s.store()
+            .frame_link_status(&id("dev-1"))
+            .unwrap()
+            .downlink_counter
+    };
+    let before = reserved();
+    for n in 0..10_000 {
+        dev.send(&frame);
+        assert_eq!(dev.recv(), first, "replay {n}: the same bytes");
+    }
+    assert_eq!(reserved(), before, "no counter reserved by replays");
+    eventually("replays counted", || s.frames("duplicate") == 10_000);
+    assert_eq!(seqs(&s, "dev-1"), vec![10, 11]);
+
+    // A frame whose answer (with a configuration) is longer than the frame:
+    // its duplicates get an ack-only answer, sealed once.
+    let stale = dev.seal(1, &FrameDevice::plaintext("", 1, &[item(&log(12, "b"))]));
+    let full = dev.exchange(&stale);
+    assert!(full.len > stale.len(), "a configuration rode along");
+    let ack_only = dev.exchange(&stale);
+    assert_eq!(ack_only.items, vec![Down::Ack(full.ack())]);
+    assert!(ack_only.len <= stale.len() && ack_only.header.counter != full.header.counter);
+    for _ in 0..100 {
+        assert_eq!(dev.exchange(&stale).header.counter, ack_only.header.counter);
+    }
+    assert_eq!(
+        reserved(),
+        before,
+        "two answers sealed, within one reservation"
+    );
+    // The replays are in the device's count with its next fresh frame.
+    dev.exchange(&dev.frame(2, &[]));
+    let link = s.store().frame_link_status(&id("dev-1")).unwrap();
+    assert_eq!((link.frames_stored, link.frames_duplicate), (3, 10_101));
 }

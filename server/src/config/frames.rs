@@ -46,6 +46,12 @@ impl Config {
                 return invalid(key, "must be at least 1".into());
             }
         }
+        if self.frame_answer_cache_bytes < self.udp_answer_bytes {
+            return invalid(
+                "frame_answer_cache_bytes",
+                "must be at least udp_answer_bytes".into(),
+            );
+        }
         if !(1..=3650).contains(&self.frame_rotation_days) {
             return invalid("frame_rotation_days", "must be 1..=3650".into());
         }
@@ -82,6 +88,7 @@ impl Config {
             },
             rotation: self.frame_rotation(),
             cache_entries: self.frame_context_cache_entries,
+            answer_cache_bytes: self.frame_answer_cache_bytes,
             default_heartbeat_period_seconds: self.default_heartbeat_period_seconds,
         }
     }
@@ -107,6 +114,10 @@ mod tests {
                 "frame_max_pending_bytes_per_device",
             ),
             ("udp_listen_addr = \"nowhere\"", "udp_listen_addr"),
+            (
+                "frame_answer_cache_bytes = 1000",
+                "frame_answer_cache_bytes",
+            ),
         ] {
             let err = Config::from_toml_str(toml).unwrap_err();
             assert!(err.to_string().contains(key), "{toml}: {err}");

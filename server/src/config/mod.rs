@@ -135,6 +135,9 @@ pub struct Config {
     pub frame_max_pending_bytes_per_device: u64,
     /// Devices whose derived frame contexts are kept in memory.
     pub frame_context_cache_entries: usize,
+    /// Bytes of sealed answers kept in memory so that duplicates (a device's
+    /// retries, replays) get the same bytes again instead of a new seal.
+    pub frame_answer_cache_bytes: usize,
 }
 
 impl Default for Config {
@@ -180,6 +183,7 @@ impl Default for Config {
             frame_max_record_bytes: 64 * 1024,
             frame_max_pending_bytes_per_device: 256 * 1024,
             frame_context_cache_entries: 16_384,
+            frame_answer_cache_bytes: 8 * 1024 * 1024,
         }
     }
 }

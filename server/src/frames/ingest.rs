@@ -6,6 +6,8 @@
 //!    the E parity bit;
 //! 3. `open` (authenticates everything, binds the device id);
 //! 4. decode the items (a frame with any invalid item is refused whole);
+//!    a duplicate whose answer is kept ([`AnswerCache`]) gets those bytes
+//!    back at once: no store write, no new downlink counter;
 //! 5. store in one transaction ([`Store::ingest_frame`]): replay check,
 //!    records, fragments, window mark, durable before anything is sent;
 //! 6. answer: `Ack` from the window and the device's low-water mark, then
@@ -13,8 +15,10 @@
 //!    answer with a persisted downlink counter.
 //!
 //! Nothing is ever sent for a datagram that does not authenticate. An
-//! answer to a duplicate holds the ack alone and is never longer than the
-//! datagram it answers (no amplification by replay).
+//! answer to a duplicate is bytes sealed before (the fresh frame's answer,
+//! or an ack-only answer sealed once for its duplicates) and never longer
+//! than the datagram it answers (no amplification by replay, and replays
+//! spend no downlink counters).
 
 use std::sync::Arc;
 
@@ -24,6 +28,7 @@ use flotta_proto::frame::{
 use flotta_proto::frame_keys::hex;
 
 use super::answer::{self, ConfigOffer};
+use super::answers::{AnswerCache, FrameRef};
 use super::items::decode_uplink;
 use super::keyring::{CachedEpoch, FrameKeyring};
 use super::{FrameDrop, FrameSettings, FramesError};
@@ -68,6 +73,7 @@ pub struct FrameIngest {
     keyring: Arc<FrameKeyring>,
     settings: FrameSettings,
     metrics: Arc<Metrics>,
+    answers: AnswerCache,
 }
 
 impl FrameIngest {
@@ -81,6 +87,7 @@ impl FrameIngest {
         Self {
             store,
             keyring,
+            answers: AnswerCache::new(settings.answer_cache_bytes),
             settings,
             metrics,
         }
@@ -122,6 +129,16 @@ impl FrameIngest {
             .map_err(|e| {
                 FrameDrop::Refused(format!("of {} (key id {key_hex}): {e}", key.device_id))
             })?;
+        let frame = FrameRef::of(key_id.0, epoch.keys.epoch, header.counter, datagram);
+        if let Some(kept) = self.answers.answer_duplicate(frame, datagram.len()) {
+            // Received again, as the batch route counts duplicates.
+            self.count_records(uplink.records.iter().map(|r| r.class));
+            return Ok(Answered {
+                result: FrameResult::Duplicate,
+                answer: Some(kept.to_vec()),
+            });
+        }
+        let duplicates = self.answers.take_duplicates(key_id.0);
         let write = FrameWrite {
             key_id: key_id.0,
             epoch: epoch.keys.epoch,
@@ -130,8 +147,21 @@ impl FrameIngest {
             status: uplink.status,
             fragments: uplink.fragments,
             limits: self.settings.limits,
+            earlier_duplicates: duplicates,
         };
-        let ingested = self.store.ingest_frame(&write, now_ms)?;
+        let ingested = match self.store.ingest_frame(&write, now_ms) {
+            Ok(i) => i,
+            Err(e) => {
+                self.answers.restore_duplicates(key_id.0, duplicates);
+                return Err(e.into());
+            }
+        };
+        if !matches!(
+            ingested.verdict,
+            FrameVerdict::Stored { .. } | FrameVerdict::Duplicate
+        ) {
+            self.answers.restore_duplicates(key_id.0, duplicates);
+        }
         if ingested.previous_kept != (key.epochs.len() > 1)
             || ingested.newest.as_ref().map(|n| n.keys.epoch)
                 != key.epochs.first().map(|e| e.keys.epoch)
@@ -199,6 +229,10 @@ impl FrameIngest {
             &mut answer,
         )
         .map_err(FramesError::from)?;
+        match result {
+            FrameResult::Stored => self.answers.remember_fresh(frame, &answer),
+            FrameResult::Duplicate => self.answers.remember_ack_only(frame, &answer),
+        }
         Ok(Answered {
             result,
             answer: Some(answer),

@@ -23,6 +23,10 @@ use crate::store::{Store, StoreError, StoredFrameContext};
 
 /// Bytes of the master salt the server makes.
 pub const SALT_LEN: usize = 8;
+/// A context whose uplink or downlink counters reach this is rotated
+/// however young it is: 2^20 counters (a million frames) remain in each
+/// direction to deliver and start using the new epoch, never a wrap.
+pub const ROTATE_AT_COUNTER: u32 = (1 << 24) - (1 << 20);
 /// Attempts at a free key id before giving up (2^32 ids: one is plenty).
 const KEY_ID_ATTEMPTS: usize = 8;
 
@@ -180,9 +184,10 @@ impl FrameKeyring {
     }
 
     /// Give `newest` a successor epoch if it is older than the rotation
-    /// period and no older epoch is still kept (the device has not used the
-    /// newest yet: two epochs of one parity must never be held at once).
-    /// Returns the new newest context when it rotated.
+    /// period or its counters reached [`ROTATE_AT_COUNTER`] in either
+    /// direction, and no older epoch is still kept (the device has not used
+    /// the newest yet: two epochs of one parity must never be held at
+    /// once). Returns the new newest context when it rotated.
     ///
     /// # Errors
     /// Store errors; no randomness.
@@ -192,7 +197,12 @@ impl FrameKeyring {
         previous_kept: bool,
         now_ms: u64,
     ) -> Result<Option<StoredFrameContext>, FramesError> {
-        if previous_kept || newest.created_ms.saturating_add(self.rotation_ms) > now_ms {
+        let old = newest.created_ms.saturating_add(self.rotation_ms) <= now_ms;
+        let spent = newest.down_next.unwrap_or(0) >= ROTATE_AT_COUNTER
+            || newest
+                .window
+                .is_some_and(|(highest, _)| highest >= ROTATE_AT_COUNTER);
+        if previous_kept || !(old || spent) {
             return Ok(None);
         }
         let material = fresh_keys(newest.keys.epoch)?;
@@ -205,7 +215,7 @@ impl FrameKeyring {
         )?;
         self.invalidate(newest.keys.key_id);
         tracing::info!(device = %newest.device_id, key_id = %newest.keys.key_id_hex(),
-            epoch = rotated.keys.epoch, "frame context rotated");
+            epoch = rotated.keys.epoch, counters_spent = spent, "frame context rotated");
         Ok(Some(rotated))
     }
 

@@ -7,6 +7,7 @@
 //! - [`items`]: an uplink plaintext decoded and checked;
 //! - [`reassembly`]: records reassembled from fragments (pure);
 //! - [`answer`]: the answer's plaintext (ack, configuration, rekey);
+//! - [`answers`]: sealed answers kept for duplicates;
 //! - [`ingest`]: one datagram in, at most one sealed answer out;
 //! - [`rate`]: per-source budget of failed datagrams;
 //! - [`udp`]: the listener;
@@ -15,9 +16,12 @@
 //! Invariants: nothing is acknowledged before the frame's transaction is
 //! committed; no downlink counter is ever handed out twice (reserved in
 //! the store before use); nothing is sent in answer to a datagram that does
-//! not authenticate, and an answer to a duplicate is never longer than it.
+//! not authenticate, and an answer to a duplicate is never longer than it
+//! and is bytes sealed before (replays spend no downlink counters); an
+//! epoch is rotated well before its counters run out.
 
 pub mod answer;
+pub mod answers;
 pub mod counter;
 mod error;
 pub mod ingest;
@@ -46,6 +50,8 @@ pub struct FrameSettings {
     pub rotation: Duration,
     /// Key ids whose contexts are cached.
     pub cache_entries: usize,
+    /// Bytes of sealed answers kept for duplicates.
+    pub answer_cache_bytes: usize,
     /// Heartbeat period of devices nobody configured (their configuration).
     pub default_heartbeat_period_seconds: u64,
 }

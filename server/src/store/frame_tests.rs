@@ -83,6 +83,7 @@ fn frame(counter: u32, records: Vec<NewRecord>, fragments: Vec<NewFragment>) -> 
         status: None,
         fragments,
         limits: LIMITS,
+        earlier_duplicates: 0,
     }
 }
 

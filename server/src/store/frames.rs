@@ -60,6 +60,9 @@ pub struct FrameWrite {
     pub fragments: Vec<NewFragment>,
     /// Reassembly bounds.
     pub limits: FragmentLimits,
+    /// Duplicates of this key id answered without the store since its last
+    /// frame (added to the device's duplicate count with this one).
+    pub earlier_duplicates: u64,
 }
 
 /// What the store made of a frame.

@@ -260,6 +260,7 @@ pub(super) fn ingest(
     now_ms: u64,
 ) -> Result<FrameIngested, StoreError> {
     let now = to_i64("time", now_ms)?;
+    let earlier = to_i64("duplicates", frame.earlier_duplicates)?;
     let tx = conn.transaction()?;
     let contexts = by_key(&tx, frame.key_id)?;
     let mut outcome = FrameIngested {
@@ -281,8 +282,8 @@ pub(super) fn ingest(
         }
         Verdict::Duplicate => {
             tx.execute(
-                "UPDATE devices SET frames_duplicate = frames_duplicate + 1 WHERE id = ?1",
-                [id.as_str()],
+                "UPDATE devices SET frames_duplicate = frames_duplicate + 1 + ?2 WHERE id = ?1",
+                params![id.as_str(), earlier],
             )?;
             tx.commit()?;
             outcome.verdict = FrameVerdict::Duplicate;
@@ -303,9 +304,9 @@ pub(super) fn ingest(
         completed.into_iter().unzip();
     insert_records(&tx, id, &records, now)?;
     tx.execute(
-        "UPDATE devices SET last_seen_ms = ?2, last_link = 'udp', frames_stored = frames_stored + 1
-         WHERE id = ?1",
-        params![id.as_str(), now],
+        "UPDATE devices SET last_seen_ms = ?2, last_link = 'udp', frames_stored = frames_stored + 1,
+         frames_duplicate = frames_duplicate + ?3 WHERE id = ?1",
+        params![id.as_str(), now, earlier],
     )?;
     // The newest heartbeat of the frame wins (apply_status also ignores
     // one older than what is applied).
