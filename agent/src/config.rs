@@ -1,13 +1,13 @@
 //! Agent configuration: compiled-in defaults, then a TOML file, then
 //! environment variables (`FLOTTA_AGENT_<KEY>` for top-level keys,
-//! `FLOTTA_AGENT_LINKS` and `FLOTTA_AGENT_UDP_<KEY>` for the carriers, see
+//! `FLOTTA_AGENT_LINKS`, `FLOTTA_AGENT_UDP_<KEY>` and `FLOTTA_AGENT_SBD_<KEY>` for the carriers, see
 //! `carrier/config.rs`). Unknown keys are rejected; units are in key names.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::carrier::{LinkKind, UdpConfig};
+use crate::carrier::{LinkKind, SbdConfig, UdpConfig};
 use crate::link::LinkProfile;
 use crate::queue::QueueConfig;
 
@@ -44,11 +44,13 @@ pub struct AgentConfig {
     pub link: LinkOverrides,
     /// On-disk queue bounds.
     pub queue: QueueConfig,
-    /// Carriers a window may use, tried in this order: `tls`, `udp`
+    /// Carriers a window may use, tried in this order: `tls`, `udp`, `sbd`
     /// (`wifi` and `ethernet` are aliases of `tls`).
     pub links: Vec<LinkKind>,
     /// Sealed frames over UDP (used when `links` lists `udp`).
     pub udp: UdpConfig,
+    /// Sealed frames over Iridium SBD (used when `links` lists `sbd`).
+    pub sbd: SbdConfig,
 }
 
 /// Optional overrides of a link profile (the `[link]` table).
@@ -89,6 +91,7 @@ impl Default for AgentConfig {
             queue: QueueConfig::default(),
             links: vec![LinkKind::Tls],
             udp: UdpConfig::default(),
+            sbd: SbdConfig::default(),
         }
     }
 }
@@ -223,7 +226,7 @@ impl AgentConfig {
             ));
         }
         self.link()?;
-        crate::carrier::validate(&self.links, &self.udp)?;
+        crate::carrier::validate(&self.links, &self.udp, &self.sbd)?;
         self.queue
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))

@@ -12,13 +12,15 @@
 //! try TLS first until a TLS window succeeds.
 //!
 //! The TLS path is `uplink::run_window` exactly as before; the frame path
-//! is `frames::run_frame_window` over a [`UdpCarrier`] opened (and its
-//! server address resolved) once per window.
+//! is `frames::run_frame_window` over the carrier of the link (`udp`: a
+//! socket whose server address is resolved once per window; `sbd`: the
+//! RockBLOCK's serial port), opened once per window by
+//! `carrier::open_frame_link`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::carrier::{LinkKind, UdpCarrier};
+use crate::carrier::{LinkKind, open_frame_link};
 use crate::client::{ClientError, EdgeClient};
 use crate::clock::{Clock, SystemClock};
 use crate::config::AgentConfig;
@@ -76,15 +78,23 @@ impl WindowOutcome {
     /// The log line of a successful window, naming its carriers:
     /// `window: R requests, N records acknowledged, B body bytes (tls)` or
     /// `window: F frames, N records acknowledged, U bytes up, D bytes down,
-    /// S datagrams sent (udp)`; both, joined by `; then `, when a frame
-    /// window was followed by TLS.
+    /// S sessions, C credits (sbd)` or `…, S datagrams sent (udp)`; both,
+    /// joined by `; then `, when a frame window was followed by TLS.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let Some(f) = &self.frames {
             let mut s = format!(
-                "{} frames, {} records acknowledged, {} bytes up, {} bytes down, {} datagrams sent",
-                f.frames, f.records_acked, f.traffic.bytes_up, f.traffic.bytes_down, f.traffic.sent
+                "{} frames, {} records acknowledged, {} bytes up, {} bytes down",
+                f.frames, f.records_acked, f.traffic.bytes_up, f.traffic.bytes_down
             );
+            if f.traffic.sessions > 0 {
+                s += &format!(
+                    ", {} sessions, {} credits",
+                    f.traffic.sessions, f.traffic.credits
+                );
+            } else {
+                s += &format!(", {} datagrams sent", f.traffic.sent);
+            }
             if f.left_for_tls > 0 {
                 s += &format!(", {} records left for tls", f.left_for_tls);
             }
@@ -163,7 +173,7 @@ fn carriers(shared: &Shared, desired: &Desired) -> Result<WindowOutcome, WindowE
                     error = Some(e);
                 }
             },
-            LinkKind::Udp => match udp_window(shared, &desired) {
+            LinkKind::Udp | LinkKind::Sbd => match frame_window(shared, &desired, *kind) {
                 Ok(r) => {
                     if let Some(d) = &r.config_updated {
                         desired = d.clone();
@@ -180,7 +190,10 @@ fn carriers(shared: &Shared, desired: &Desired) -> Result<WindowOutcome, WindowE
                 }
                 Err(e) => {
                     if !next.is_empty() {
-                        log(&format!("udp window failed: {e}; trying {next}"));
+                        log(&format!(
+                            "{} window failed: {e}; trying {next}",
+                            kind.name()
+                        ));
                     }
                     error = Some(e);
                 }
@@ -245,7 +258,11 @@ fn tls_window(shared: &Shared, desired: &Desired) -> Result<WindowReport, Window
     Ok(result?)
 }
 
-fn udp_window(shared: &Shared, desired: &Desired) -> Result<FrameReport, WindowError> {
+fn frame_window(
+    shared: &Shared,
+    desired: &Desired,
+    kind: LinkKind,
+) -> Result<FrameReport, WindowError> {
     let cfg = &shared.cfg;
     // Without keys there is nothing to seal: say so before any network.
     if crate::frame_keys::load(&cfg.data_dir)
@@ -254,8 +271,11 @@ fn udp_window(shared: &Shared, desired: &Desired) -> Result<FrameReport, WindowE
     {
         return Err(FrameWindowError::NoContext.into());
     }
-    let mut carrier = UdpCarrier::open(&cfg.udp).map_err(|source| FrameWindowError::Carrier {
-        carrier: "udp",
+    let Some(link) = open_frame_link(kind, cfg) else {
+        return Err(FrameWindowError::NoContext.into());
+    };
+    let mut link = link.map_err(|source| FrameWindowError::Carrier {
+        carrier: kind.name(),
         source,
     })?;
     let params = FrameWindowParams {
@@ -264,14 +284,14 @@ fn udp_window(shared: &Shared, desired: &Desired) -> Result<FrameReport, WindowE
         tls_limit: cfg
             .links
             .contains(&LinkKind::Tls)
-            .then_some(cfg.udp.max_record_bytes),
+            .then_some(link.max_record_bytes),
         round_bytes: cfg.link().map_or(64 * 1024, |l| l.max_batch_bytes),
-        policy: cfg.udp.pack_policy(),
+        policy: link.policy,
     };
     let mut state = shared.frames.lock().unwrap_or_else(PoisonError::into_inner);
     Ok(crate::frames::run_frame_window(
         &shared.queue,
-        &mut carrier,
+        link.carrier.as_mut(),
         &mut state,
         &params,
         desired,

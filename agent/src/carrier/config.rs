@@ -1,10 +1,15 @@
 //! The carrier part of the agent's configuration: `links` (which carriers a
-//! window may use, in order) and the `[udp]` table, with their
-//! `FLOTTA_AGENT_LINKS` (comma-separated) and `FLOTTA_AGENT_UDP_<KEY>`
-//! environment overrides. Units are in the key names.
+//! window may use, in order), the `[udp]` table and the `[sbd]` table
+//! (`sbd/config.rs`), with their `FLOTTA_AGENT_LINKS` (comma-separated),
+//! `FLOTTA_AGENT_UDP_<KEY>` and `FLOTTA_AGENT_SBD_<KEY>` environment
+//! overrides. The packing keys every frame carrier has (`max_record_bytes`,
+//! `min_log_level`, `max_text_bytes`) are one trait, [`FramePacking`], with
+//! one validation and one list of environment keys. Units are in the key
+//! names.
 
 use serde::Deserialize;
 
+use super::sbd::{SBD_ENV_KEYS, SbdConfig, validate_sbd};
 use crate::config::ConfigError;
 use crate::frames::{MinLogLevel, PackPolicy};
 
@@ -18,6 +23,9 @@ pub enum LinkKind {
     Tls,
     /// Sealed frames in UDP datagrams (`[udp]`).
     Udp,
+    /// Sealed frames in Iridium SBD messages through a RockBLOCK 9603
+    /// (`[sbd]`).
+    Sbd,
 }
 
 impl LinkKind {
@@ -27,6 +35,7 @@ impl LinkKind {
         match self {
             Self::Tls => "tls",
             Self::Udp => "udp",
+            Self::Sbd => "sbd",
         }
     }
 }
@@ -59,15 +68,55 @@ pub struct UdpConfig {
     pub max_text_bytes: usize,
 }
 
-impl UdpConfig {
+/// The packing keys of a frame carrier's table (`[udp]`, `[sbd]`).
+pub trait FramePacking {
+    /// `max_record_bytes`: larger records are left for TLS when listed.
+    fn max_record_bytes(&self) -> usize;
+    /// `min_log_level`: lower log lines do not travel in frames.
+    fn min_log_level(&self) -> MinLogLevel;
+    /// `max_text_bytes`: longest message text in frames (0: no limit).
+    fn max_text_bytes(&self) -> usize;
+
     /// The packing policy of this carrier.
-    #[must_use]
-    pub fn pack_policy(&self) -> PackPolicy {
+    fn pack_policy(&self) -> PackPolicy {
         PackPolicy {
-            min_log_level: self.min_log_level,
-            max_text_bytes: self.max_text_bytes,
+            min_log_level: self.min_log_level(),
+            max_text_bytes: self.max_text_bytes(),
         }
     }
+}
+
+/// [`FramePacking`] for tables with the three packing fields.
+macro_rules! frame_packing {
+    ($($table:ty),+) => {$(
+        impl FramePacking for $table {
+            fn max_record_bytes(&self) -> usize {
+                self.max_record_bytes
+            }
+            fn min_log_level(&self) -> MinLogLevel {
+                self.min_log_level
+            }
+            fn max_text_bytes(&self) -> usize {
+                self.max_text_bytes
+            }
+        }
+    )+};
+}
+frame_packing!(UdpConfig, SbdConfig);
+
+/// Check the packing keys of `[table]`.
+fn validate_packing(table: &str, p: &impl FramePacking) -> Result<(), ConfigError> {
+    if p.max_record_bytes() == 0 {
+        return Err(ConfigError::Invalid(format!(
+            "{table}.max_record_bytes must be positive"
+        )));
+    }
+    if (1..MIN_TEXT_BYTES).contains(&p.max_text_bytes()) {
+        return Err(ConfigError::Invalid(format!(
+            "{table}.max_text_bytes must be 0 (no limit) or at least {MIN_TEXT_BYTES}"
+        )));
+    }
+    Ok(())
 }
 
 impl Default for UdpConfig {
@@ -92,15 +141,20 @@ pub const MAX_FRAME_BYTES: usize = 65_507;
 /// Smallest non-zero `udp.max_text_bytes`: one byte and the `…`.
 pub const MIN_TEXT_BYTES: usize = 4;
 
-/// The `[udp]` keys `FLOTTA_AGENT_UDP_<KEY>` may set.
-const UDP_ENV_KEYS: &[&str] = &[
-    "server_addr",
-    "frame_bytes",
-    "answer_timeout_ms",
-    "attempts",
-    "max_record_bytes",
-    "min_log_level",
-    "max_text_bytes",
+/// The `[udp]` keys `FLOTTA_AGENT_UDP_<KEY>` may set (besides the packing
+/// keys), and whether each is a string (else an integer).
+const UDP_ENV_KEYS: &[(&str, bool)] = &[
+    ("server_addr", true),
+    ("frame_bytes", false),
+    ("answer_timeout_ms", false),
+    ("attempts", false),
+];
+
+/// The packing keys every frame carrier's table has, for the environment.
+const PACKING_ENV_KEYS: &[(&str, bool)] = &[
+    ("max_record_bytes", false),
+    ("min_log_level", true),
+    ("max_text_bytes", false),
 ];
 
 /// Apply `FLOTTA_AGENT_LINKS` and `FLOTTA_AGENT_UDP_*` from `env` to the
@@ -126,43 +180,58 @@ pub(crate) fn apply_env(
             .collect();
         table.insert("links".into(), toml::Value::Array(items));
     }
-    for key in UDP_ENV_KEYS {
-        let Some(value) = env(&format!("FLOTTA_AGENT_UDP_{}", key.to_ascii_uppercase())) else {
-            continue;
-        };
-        let value = if matches!(*key, "server_addr" | "min_log_level") {
-            toml::Value::String(value)
-        } else {
-            value
-                .trim()
-                .parse::<i64>()
-                .map(toml::Value::Integer)
-                .map_err(|e| parse_err(&format!("udp.{key}"), e.to_string()))?
-        };
-        let udp = table
-            .entry("udp")
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let toml::Value::Table(udp) = udp else {
-            return Err(parse_err("udp", "must be a table".into()));
-        };
-        udp.insert((*key).into(), value);
+    for (name, keys) in [("udp", UDP_ENV_KEYS), ("sbd", SBD_ENV_KEYS)] {
+        for (key, is_string) in keys.iter().chain(PACKING_ENV_KEYS) {
+            let var = format!(
+                "FLOTTA_AGENT_{}_{}",
+                name.to_ascii_uppercase(),
+                key.to_ascii_uppercase()
+            );
+            let Some(value) = env(&var) else {
+                continue;
+            };
+            let value = if *is_string {
+                toml::Value::String(value)
+            } else {
+                value
+                    .trim()
+                    .parse::<i64>()
+                    .map(toml::Value::Integer)
+                    .map_err(|e| parse_err(&format!("{name}.{key}"), e.to_string()))?
+            };
+            let t = table
+                .entry(name)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(t) = t else {
+                return Err(parse_err(name, "must be a table".into()));
+            };
+            t.insert((*key).into(), value);
+        }
     }
     Ok(())
 }
 
-/// Check `links` and, when it lists `udp`, the `[udp]` table.
+/// Check `links` and the tables of the frame carriers it lists.
 ///
 /// # Errors
 /// [`ConfigError::Invalid`] naming the key.
-pub(crate) fn validate(links: &[LinkKind], udp: &UdpConfig) -> Result<(), ConfigError> {
+pub(crate) fn validate(
+    links: &[LinkKind],
+    udp: &UdpConfig,
+    sbd: &SbdConfig,
+) -> Result<(), ConfigError> {
     let invalid = |m: String| Err(ConfigError::Invalid(m));
     if links.is_empty() {
-        return invalid("links must list at least one of tls, udp".into());
+        return invalid("links must list at least one of tls, udp, sbd".into());
     }
     for (i, l) in links.iter().enumerate() {
         if links[..i].contains(l) {
             return invalid(format!("links lists {} twice", l.name()));
         }
+    }
+    if links.contains(&LinkKind::Sbd) {
+        validate_sbd(sbd).map_err(ConfigError::Invalid)?;
+        validate_packing("sbd", sbd)?;
     }
     if !links.contains(&LinkKind::Udp) {
         return Ok(());
@@ -192,15 +261,7 @@ pub(crate) fn validate(links: &[LinkKind], udp: &UdpConfig) -> Result<(), Config
     if !(1..=20).contains(&udp.attempts) {
         return invalid("udp.attempts must be 1..=20".into());
     }
-    if udp.max_record_bytes == 0 {
-        return invalid("udp.max_record_bytes must be positive".into());
-    }
-    if (1..MIN_TEXT_BYTES).contains(&udp.max_text_bytes) {
-        return invalid(format!(
-            "udp.max_text_bytes must be 0 (no limit) or at least {MIN_TEXT_BYTES}"
-        ));
-    }
-    Ok(())
+    validate_packing("udp", udp)
 }
 
 #[cfg(test)]
@@ -318,6 +379,93 @@ mod tests {
             ),
         ] {
             let err = load(&toml, &env).unwrap_err();
+            assert!(err.contains(needle), "{toml:?} {env:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn sbd_table_from_file_then_env_with_shared_packing_keys() {
+        let cfg = load("", &[]).unwrap();
+        assert_eq!(cfg.sbd, SbdConfig::default());
+        assert_eq!(
+            (cfg.sbd.baud, cfg.sbd.retry_backoff_ms, cfg.sbd.attempts),
+            (19_200, 60_000, 3)
+        );
+        let cfg = load(
+            "links = [\"tls\", \"sbd\"]\n[sbd]\ndevice = \"/dev/serial0\"\nsession_timeout_ms = 70000\nmin_log_level = \"error\"\n",
+            &[
+                ("FLOTTA_AGENT_SBD_ATTEMPTS", "5"),
+                ("FLOTTA_AGENT_SBD_BAUD", "9600"),
+                ("FLOTTA_AGENT_SBD_MAX_TEXT_BYTES", "64"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.links, vec![LinkKind::Tls, LinkKind::Sbd]);
+        assert_eq!(
+            (
+                cfg.sbd.device.as_str(),
+                cfg.sbd.session_timeout_ms,
+                cfg.sbd.attempts,
+                cfg.sbd.baud
+            ),
+            ("/dev/serial0", 70_000, 5, 9600)
+        );
+        assert_eq!(
+            cfg.sbd.pack_policy(),
+            PackPolicy {
+                min_log_level: MinLogLevel::Error,
+                max_text_bytes: 64
+            }
+        );
+        let cfg = load(
+            "",
+            &[
+                ("FLOTTA_AGENT_LINKS", "sbd"),
+                ("FLOTTA_AGENT_SBD_DEVICE", "/dev/ttyUSB0"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (cfg.links, cfg.sbd.device.as_str()),
+            (vec![LinkKind::Sbd], "/dev/ttyUSB0")
+        );
+        let sbd = "links = [\"sbd\"]\n[sbd]\ndevice = \"/dev/ttyS0\"\n";
+        for (toml, env, needle) in [
+            ("links = [\"sbd\"]\n", vec![], "sbd.device is required"),
+            ("[sbd]\nbaudrate = 1\n", vec![], "baudrate"),
+            (sbd, vec![("FLOTTA_AGENT_SBD_BAUD", "12345")], "sbd.baud"),
+            (
+                sbd,
+                vec![("FLOTTA_AGENT_SBD_ATTEMPTS", "0")],
+                "sbd.attempts",
+            ),
+            (
+                sbd,
+                vec![("FLOTTA_AGENT_SBD_RETRY_BACKOFF_MS", "0")],
+                "sbd.retry_backoff_ms",
+            ),
+            (
+                sbd,
+                vec![("FLOTTA_AGENT_SBD_SESSION_TIMEOUT_MS", "soon")],
+                "sbd.session_timeout_ms",
+            ),
+            (
+                sbd,
+                vec![("FLOTTA_AGENT_SBD_MAX_RECORD_BYTES", "0")],
+                "sbd.max_record_bytes",
+            ),
+            (
+                sbd,
+                vec![("FLOTTA_AGENT_SBD_MAX_TEXT_BYTES", "2")],
+                "sbd.max_text_bytes",
+            ),
+            (
+                sbd,
+                vec![("FLOTTA_AGENT_SBD_MIN_LOG_LEVEL", "loud")],
+                "min_log_level",
+            ),
+        ] {
+            let err = load(toml, &env).unwrap_err();
             assert!(err.contains(needle), "{toml:?} {env:?}: {err}");
         }
     }

@@ -1,9 +1,11 @@
 //! How an upload window reaches the server, and the seam for narrow-link
 //! carriers of sealed frames.
 //!
-//! The agent knows two kinds of links ([`LinkKind`], the `links` list of the
-//! configuration): `tls` (the Edge API over mTLS, `uplink.rs`) and `udp`
-//! (sealed frames in datagrams, [`UdpCarrier`]). A [`FrameCarrier`] moves
+//! The agent knows three kinds of links ([`LinkKind`], the `links` list of
+//! the configuration): `tls` (the Edge API over mTLS, `uplink.rs`), `udp`
+//! (sealed frames in datagrams, [`UdpCarrier`]) and `sbd` (sealed frames in
+//! Iridium SBD messages through a RockBLOCK 9603 on a serial port,
+//! [`SbdCarrier`], over the generic [`serial`] port and [`at`] engine). A [`FrameCarrier`] moves
 //! one sealed uplink frame and brings back one downlink answer; everything
 //! about frames (keys, counters, packing, acks) stays in `frames/`, so a
 //! LoRaWAN or an Iridium SBD modem only has to implement this trait:
@@ -23,11 +25,19 @@
 //! A carrier never sees keys or plaintext and decides nothing about
 //! records: it is bytes in, bytes out, on a schedule.
 
+pub mod at;
 mod config;
+mod open;
+pub mod sbd;
+pub mod serial;
 mod udp;
 
-pub use config::{LinkKind, MAX_FRAME_BYTES, MIN_FRAME_BYTES, MIN_TEXT_BYTES, UdpConfig};
+pub use config::{
+    FramePacking, LinkKind, MAX_FRAME_BYTES, MIN_FRAME_BYTES, MIN_TEXT_BYTES, UdpConfig,
+};
 pub(crate) use config::{apply_env, validate};
+pub(crate) use open::open_frame_link;
+pub use sbd::{SbdCarrier, SbdConfig};
 pub use udp::UdpCarrier;
 
 /// What crossed a carrier so far (retransmissions and ignored messages
@@ -44,6 +54,13 @@ pub struct Traffic {
     pub bytes_down: u64,
     /// Received messages that were not an answer to the frame in flight.
     pub ignored: u64,
+    /// Modem sessions started (SBD: every `AT+SBDIX`/`AT+SBDIXA`; 0 for
+    /// UDP).
+    pub sessions: u64,
+    /// Billing units spent (Iridium credits: one per started 50 bytes of
+    /// each MO and MT message, at least one per successful session; 0 for
+    /// UDP).
+    pub credits: u64,
 }
 
 impl Traffic {
@@ -56,6 +73,8 @@ impl Traffic {
             received: self.received - earlier.received,
             bytes_down: self.bytes_down - earlier.bytes_down,
             ignored: self.ignored - earlier.ignored,
+            sessions: self.sessions - earlier.sessions,
+            credits: self.credits - earlier.credits,
         }
     }
 }
@@ -84,6 +103,18 @@ pub enum CarrierError {
     NoAnswer {
         /// Transmissions of the frame.
         attempts: u32,
+    },
+    /// The modem misbehaved or stopped answering (it was reset when it
+    /// stopped answering).
+    #[error("modem: {0}")]
+    Modem(String),
+    /// Every session failed (SBD MO status > 2: 32 no network, 35 busy…).
+    #[error("{attempts} sessions failed, the last with MO status {mo_status}")]
+    SessionFailed {
+        /// Sessions tried.
+        attempts: u32,
+        /// The last session's MO status.
+        mo_status: u8,
     },
     /// The frame exceeds the carrier's budget (a bug of the caller).
     #[error("frame of {len} bytes exceeds the carrier budget of {budget}")]

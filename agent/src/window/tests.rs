@@ -13,7 +13,7 @@ use std::time::Duration;
 use flotta_proto::payload::Payload;
 
 use super::*;
-use crate::carrier::{Traffic, UdpConfig};
+use crate::carrier::{Traffic, UdpCarrier, UdpConfig};
 use crate::frames::test_server::{DEVICE, TestServer, keys};
 use crate::frames::tests::{
     assert_counters_sound, assert_stored, heartbeat, log, open_queue, push, queued, window,

@@ -1,0 +1,42 @@
+//! The frame carrier of a window: which carrier a `links` entry opens and
+//! with which packing settings (the `[udp]` or `[sbd]` table), so
+//! `window.rs` stays one code path for every frame carrier.
+
+use super::{CarrierError, FrameCarrier, FramePacking, LinkKind, SbdCarrier, UdpCarrier};
+use crate::config::AgentConfig;
+use crate::frames::PackPolicy;
+
+/// An opened frame carrier and its table's packing settings.
+pub(crate) struct FrameLink {
+    /// The carrier, opened for one window.
+    pub(crate) carrier: Box<dyn FrameCarrier>,
+    /// `max_record_bytes` of its table.
+    pub(crate) max_record_bytes: usize,
+    /// Its packing policy.
+    pub(crate) policy: PackPolicy,
+}
+
+/// Open the carrier of `kind` (`None` for `tls`, which carries no frames).
+///
+/// # Errors
+/// The carrier's open error (an unresolvable address, a missing tty).
+pub(crate) fn open_frame_link(
+    kind: LinkKind,
+    cfg: &AgentConfig,
+) -> Option<Result<FrameLink, CarrierError>> {
+    fn link(
+        carrier: Result<impl FrameCarrier + 'static, CarrierError>,
+        table: &impl FramePacking,
+    ) -> Result<FrameLink, CarrierError> {
+        Ok(FrameLink {
+            carrier: Box::new(carrier?),
+            max_record_bytes: table.max_record_bytes(),
+            policy: table.pack_policy(),
+        })
+    }
+    match kind {
+        LinkKind::Tls => None,
+        LinkKind::Udp => Some(link(UdpCarrier::open(&cfg.udp), &cfg.udp)),
+        LinkKind::Sbd => Some(link(SbdCarrier::open(&cfg.sbd), &cfg.sbd)),
+    }
+}
