@@ -287,15 +287,36 @@ impl<P: Port> AtEngine<P> {
         }
     }
 
-    /// Skip line ends and the echo of `command` before a binary response
-    /// (whose first byte must then be neither `\r`, `\n` nor the command's
-    /// first byte: true of `AT+SBDRB`, whose length's high byte is 0 or 1).
+    /// Skip line ends, unsolicited lines (kept aside) and the echo of
+    /// `command` before a binary response (whose first byte must then be
+    /// neither `\r`, `\n`, the command's first byte nor an unsolicited
+    /// prefix's: true of `AT+SBDRB`, whose length's high byte is 0 or 1).
     ///
     /// # Errors
     /// [`AtError::Timeout`] at `deadline`, [`AtError::Io`].
     pub fn skip_echo(&mut self, command: &str, deadline: Instant) -> Result<(), AtError> {
         let echo = command.as_bytes();
         loop {
+            // An unsolicited line (a ring alert) may come first.
+            let prefixes = self.unsolicited_prefixes;
+            if prefixes.iter().any(|p| self.buf.starts_with(p.as_bytes())) {
+                if let Some(line) = self.read_line(command, deadline)? {
+                    self.keep_aside(line);
+                }
+                continue;
+            }
+            let partial = !self.buf.is_empty()
+                && prefixes.iter().any(|p| p.as_bytes().starts_with(&self.buf))
+                && !echo.starts_with(&self.buf);
+            if partial {
+                if !self.fill(deadline)? {
+                    return Err(AtError::Timeout {
+                        command: command.into(),
+                        waited: Duration::ZERO,
+                    });
+                }
+                continue;
+            }
             match self.buf.first() {
                 Some(b'\r' | b'\n') => self.consume(1),
                 Some(_) if self.buf.len() >= echo.len() && self.buf.starts_with(echo) => {
@@ -442,6 +463,18 @@ mod tests {
         e.read_exact("AT+SBDRB", &mut out, deadline).unwrap();
         assert_eq!(&out, b"\x00\x02hi\x00\xd1");
         assert!(e.finish("AT+SBDRB", deadline).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_ring_before_a_binary_response_is_kept_aside() {
+        let mut e = engine(&[b"SBDRING\r\n\x00\x01S\x00\x53\r\nOK\r\n"]);
+        e.send("AT+SBDRB").unwrap();
+        let deadline = Instant::now() + T;
+        e.skip_echo("AT+SBDRB", deadline).unwrap();
+        let mut out = [0u8; 5];
+        e.read_exact("AT+SBDRB", &mut out, deadline).unwrap();
+        assert_eq!(&out, b"\x00\x01S\x00\x53");
+        assert!(e.take_unsolicited("SBDRING"));
     }
 
     #[test]
