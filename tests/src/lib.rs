@@ -4,8 +4,12 @@
 //! latency, jitter, bandwidth caps, random drops and scripted blackouts, and
 //! its UDP counterpart (a NAT with expiring bindings; per-direction loss,
 //! duplication, reordering, latency and MTU).
+//!
+//! [`modem`] simulates serial modems on pseudo-terminals: a RockBLOCK 9603
+//! (Iridium SBD) behind a pluggable gateway.
 #![forbid(unsafe_code)]
 
 pub mod link;
+pub mod modem;
 pub mod procs;
 pub mod wait;
