@@ -18,7 +18,7 @@ fn modem(cfg: SbdModemConfig) -> (SbdModem, Arc<MemoryGateway>) {
         a.extend_from_slice(&mo.data);
         Some(a)
     });
-    let m = SbdModem::start(gateway.clone(), cfg).unwrap();
+    let m = SbdModem::start(gateway.clone(), cfg).expect("start the simulated modem");
     (m, gateway)
 }
 
@@ -32,7 +32,7 @@ fn carrier(m: &SbdModem) -> SbdCarrier {
         attempts: 3,
         ..SbdConfig::default()
     })
-    .unwrap()
+    .expect("open the simulated modem's tty")
 }
 
 /// Accepts exactly the answer to `frame`.
@@ -276,7 +276,7 @@ fn read_until_contains(port: &mut impl Port, want: &[u8]) -> Vec<u8> {
     let mut got = Vec::new();
     let mut buf = [0u8; 256];
     while !got.windows(want.len()).any(|w| w == want) {
-        let n = port.read_until(&mut buf, deadline).unwrap();
+        let n = port.read_until(&mut buf, deadline).expect("read the pty");
         if n == 0 {
             break;
         }
