@@ -13,6 +13,7 @@ pub mod controller;
 pub mod decode;
 pub mod device_id;
 pub mod frames;
+pub mod links;
 pub mod listener;
 pub mod metrics;
 pub mod models;
