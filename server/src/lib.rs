@@ -20,6 +20,7 @@ pub mod models;
 pub mod objects;
 pub mod pki;
 pub mod provision;
+pub mod rock7;
 pub mod server;
 pub mod service;
 pub mod store;
