@@ -29,7 +29,12 @@ fn ok(out: Output) -> String {
 
 /// `flotta-server init --data-dir <data>`, which must succeed.
 fn init(data: &Path) -> String {
-    ok(bin().arg("init").arg("--data-dir").arg(data).output().unwrap())
+    ok(bin()
+        .arg("init")
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap())
 }
 
 fn mode(p: &Path) -> u32 {

@@ -92,6 +92,15 @@ pub struct Carrier<'a> {
     pub sbd: Option<crate::store::SbdUplink>,
 }
 
+/// A fresh frame's facts its answer is made from.
+struct Fresh<'a> {
+    device: &'a crate::device_id::DeviceId,
+    epoch: &'a CachedEpoch,
+    ingested: &'a FrameIngested,
+    /// The configuration version the device reported.
+    device_version: &'a str,
+}
+
 /// The sealed-frame ingest path.
 #[derive(Debug)]
 pub struct FrameIngest {
@@ -287,15 +296,15 @@ impl FrameIngest {
                     .map_err(FramesError::from)?
                     .0
             }
-            FrameResult::Stored => self.full_answer(
-                &key.device_id,
-                epoch,
-                &ingested,
-                ack,
-                &uplink.config_version,
-                room(carrier.answer_bytes),
-                now_ms,
-            )?,
+            FrameResult::Stored => {
+                let fresh = Fresh {
+                    device: &key.device_id,
+                    epoch,
+                    ingested: &ingested,
+                    device_version: &uplink.config_version,
+                };
+                self.full_answer(&fresh, ack, room(carrier.answer_bytes), now_ms)?
+            }
         };
         let needed = sealed_len(plaintext.len(), false);
         if result == FrameResult::Duplicate && needed > carrier.duplicate_answer_max {
@@ -338,14 +347,17 @@ impl FrameIngest {
     /// The answer to a fresh frame: ack, configuration, rekey.
     fn full_answer(
         &self,
-        device: &crate::device_id::DeviceId,
-        epoch: &CachedEpoch,
-        ingested: &FrameIngested,
+        fresh: &Fresh<'_>,
         ack: flotta_proto::frame::Ack,
-        device_version: &str,
         room: usize,
         now_ms: u64,
     ) -> Result<Vec<u8>, FrameDrop> {
+        let Fresh {
+            device,
+            epoch,
+            ingested,
+            device_version,
+        } = *fresh;
         let mut newest = ingested.newest.clone();
         if let Some(n) = &newest
             && n.keys.epoch == epoch.keys.epoch

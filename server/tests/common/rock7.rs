@@ -247,6 +247,16 @@ impl SbdDevice {
         };
         let made =
             flotta_server::provision::provision(s.shared_store(), s.pki(), &request).unwrap();
+        // As `flotta-server provision` does: its EdgeDevice at once, not at
+        // the next controller pass (describe reads it).
+        let now_ms = flotta_server::clock::unix_ms(std::time::SystemTime::now());
+        flotta_server::controller::reconcile_device(
+            s.store(),
+            s.config.controller_settings(),
+            &super::frames::id(id),
+            now_ms,
+        )
+        .unwrap();
         Self {
             id: id.to_owned(),
             ctx: context(id, &made.keys),
