@@ -12,6 +12,7 @@ use flotta_server::clock::{Clock, SystemClock};
 use flotta_server::config::Config;
 use flotta_server::controller;
 use flotta_server::device_id::{DeviceId, Namespace};
+use flotta_server::links::LinkAddress;
 use flotta_server::objects::{FieldValidation, Kind};
 use flotta_server::pki::Pki;
 use flotta_server::provision;
@@ -128,6 +129,23 @@ enum Command {
         #[arg(long, default_value_t = cli::local_user())]
         actor: String,
     },
+    /// Bind a link address to a device: `--imei` the IMEI of its RockBLOCK
+    /// (Iridium SBD via Rock7). Refused when another device has it.
+    Bind {
+        /// The device id.
+        device_id: String,
+        /// The RockBLOCK's IMEI (15 digits).
+        #[arg(long)]
+        imei: String,
+    },
+    /// Remove a link address from a device.
+    Unbind {
+        /// The device id.
+        device_id: String,
+        /// The RockBLOCK's IMEI (15 digits).
+        #[arg(long)]
+        imei: String,
+    },
     /// Make a frame-only device: registered and approved, with a
     /// certificate whose key the server makes (the only case where the key
     /// is not made on the device), and write its agent files into DIR:
@@ -142,6 +160,9 @@ enum Command {
         /// Namespace (default: `default_namespace`).
         #[arg(short = 'n', long)]
         namespace: Option<String>,
+        /// Bind the IMEI of the device's RockBLOCK (Iridium SBD via Rock7).
+        #[arg(long)]
+        imei: Option<String>,
     },
     /// Print Flotta's CustomResourceDefinitions (for `kubectl apply -f -`).
     Crds,
@@ -315,6 +336,23 @@ fn main() -> anyhow::Result<()> {
             let outcome = r["outcome"].as_str().unwrap_or("deleted");
             println!("{}/{name} {outcome}", kind.as_str().to_ascii_lowercase());
         }
+        Command::Bind { device_id, imei } => {
+            let id = DeviceId::parse(&device_id)?;
+            let imei = LinkAddress::imei(&imei)?;
+            let r = admin
+                .bind(id.as_str(), imei.kind().as_str(), imei.address())
+                .with_context(|| format!("binding {imei} to {id}"))?;
+            let outcome = r["outcome"].as_str().unwrap_or("bound");
+            println!("{imei} {outcome} to edgedevice/{id}");
+        }
+        Command::Unbind { device_id, imei } => {
+            let id = DeviceId::parse(&device_id)?;
+            let imei = LinkAddress::imei(&imei)?;
+            admin
+                .unbind(id.as_str(), imei.kind().as_str(), imei.address())
+                .with_context(|| format!("unbinding {imei} from {id}"))?;
+            println!("{imei} unbound from edgedevice/{id}");
+        }
         Command::Decommission {
             device_id,
             purge,
@@ -331,9 +369,11 @@ fn main() -> anyhow::Result<()> {
             device_id,
             out,
             namespace,
+            imei,
         } => {
             require_ca(&config)?;
             let id = DeviceId::parse(&device_id)?;
+            let imei = imei.as_deref().map(LinkAddress::imei).transpose()?;
             let ns = Namespace::parse(namespace.as_deref().unwrap_or(&config.default_namespace))?;
             let pki = Pki::load_or_init(&config.data_dir, &config.pki_settings(), clock.now())?;
             let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store_path())?);
@@ -344,6 +384,7 @@ fn main() -> anyhow::Result<()> {
                 rotation: config.frame_rotation(),
                 now: clock.now(),
                 out: &out,
+                bind: imei.as_ref(),
             };
             let made = provision::provision(store.clone(), &pki, &request)
                 .with_context(|| format!("provisioning {id}"))?;
@@ -362,6 +403,9 @@ fn main() -> anyhow::Result<()> {
                 made.keys.key_id_hex(),
                 made.keys.epoch
             );
+            if let Some(imei) = &imei {
+                eprintln!("bound {imei} to {id}");
+            }
         }
         Command::Crds => print!("{}", flotta_crd::crds_yaml()),
         Command::Config => print!("{}", config.to_toml()),

@@ -1,7 +1,8 @@
 //! Prometheus metrics served on the admin listener's `/metrics`: API
 //! requests by route and status, records and batches received, devices by
 //! presence, store call latency, connections open and refused by
-//! listener and client class, and UDP datagrams and sealed frames.
+//! listener and client class, UDP datagrams and sealed frames, webhook
+//! requests and Rock7 MT deliveries.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,7 +82,28 @@ pub struct DirectionLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FrameResultLabels {
     /// `stored`, `duplicate`, `unknown_key`, `bad_tag`, `epoch_mismatch`,
-    /// `too_old`, `malformed`, `rate_limited` or `overloaded`.
+    /// `too_old`, `malformed`, `rate_limited`, `overloaded`, and on
+    /// address-bound links `unbound` and `wrong_device`.
+    pub result: String,
+}
+
+/// Labels of `flotta_webhook_requests_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// The route, e.g. `/rock7/mo`.
+    pub route: String,
+    /// `accepted`, `unauthorized`, `forbidden`, `bad_request`, `too_large`,
+    /// `timeout`, `not_handled` (the server failed: retried by the sender).
+    pub result: String,
+}
+
+/// Labels of `flotta_sbd_mt_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MtResultLabels {
+    /// `ok`, `failed` (Rock7 said FAILED), `too_long` (FAILED,15),
+    /// `retry` (network error or 5xx: tried again), `gave_up`, `replaced`
+    /// (a newer answer for the IMEI took its place), `unchanged` (the same
+    /// bytes were delivered already), `queue_full`.
     pub result: String,
 }
 
@@ -111,6 +133,10 @@ pub struct Metrics {
     pub udp_bytes: Family<DirectionLabels, Counter>,
     /// Sealed frames by what became of them.
     pub frames: Family<FrameResultLabels, Counter>,
+    /// Webhook requests by route and result.
+    pub webhook_requests: Family<WebhookLabels, Counter>,
+    /// Rock7 MT deliveries by result.
+    pub sbd_mt: Family<MtResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -183,6 +209,19 @@ impl Metrics {
              bad_tag, epoch_mismatch, too_old, malformed, rate_limited, overloaded",
             frames.clone(),
         );
+        let webhook_requests = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "flotta_webhook_requests",
+            "Webhook requests (Rock7 MO) by route and result",
+            webhook_requests.clone(),
+        );
+        let sbd_mt = Family::<MtResultLabels, Counter>::default();
+        registry.register(
+            "flotta_sbd_mt",
+            "Rock7 MT (answer) deliveries by result: ok, failed, too_long, retry, gave_up, \
+             replaced, unchanged, queue_full",
+            sbd_mt.clone(),
+        );
         registry.register(
             "flotta_store_operation_seconds",
             "Latency of store calls by operation",
@@ -201,7 +240,47 @@ impl Metrics {
             udp_datagrams,
             udp_bytes,
             frames,
+            webhook_requests,
+            sbd_mt,
         }
+    }
+
+    /// Count one webhook request on `route` with `result`.
+    pub fn count_webhook(&self, route: &str, result: &str) {
+        self.webhook_requests
+            .get_or_create(&WebhookLabels {
+                route: route.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Webhook requests counted on `route` with `result` so far.
+    pub fn webhooks(&self, route: &str, result: &str) -> u64 {
+        self.webhook_requests
+            .get_or_create(&WebhookLabels {
+                route: route.to_owned(),
+                result: result.to_owned(),
+            })
+            .get()
+    }
+
+    /// Count one MT delivery outcome.
+    pub fn count_mt(&self, result: &str) {
+        self.sbd_mt
+            .get_or_create(&MtResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// MT outcomes counted with `result` so far.
+    pub fn mts(&self, result: &str) -> u64 {
+        self.sbd_mt
+            .get_or_create(&MtResultLabels {
+                result: result.to_owned(),
+            })
+            .get()
     }
 
     /// Count one sealed frame (or datagram) with `result`.

@@ -15,7 +15,9 @@
 //! | `frame/context.json` | the frame keys (`FrameKeys` JSON, hex) | 0600 |
 //!
 //! Existing files are never overwritten, and a device that exists (and is
-//! not decommissioned) is refused: provisioning makes new devices.
+//! not decommissioned) is refused: provisioning makes new devices. With
+//! `--imei` the device's RockBLOCK is bound to it (refused, before anything
+//! is made, when another device has that IMEI).
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -28,6 +30,7 @@ use flotta_proto::frame_keys::FrameKeys;
 use crate::clock::unix_ms;
 use crate::device_id::{DeviceId, Namespace};
 use crate::frames::{FrameKeyring, FramesError};
+use crate::links::LinkAddress;
 use crate::pki::{ClientIdentity, Pki, PkiError, Validity};
 use crate::store::{Approval, EnrolOutcome, IssuedCertificate, Store, StoreError};
 
@@ -103,6 +106,8 @@ pub struct Request<'a> {
     pub now: SystemTime,
     /// The output directory (the agent's data directory to be).
     pub out: &'a Path,
+    /// A link address to bind to the device (`--imei`: its RockBLOCK).
+    pub bind: Option<&'a LinkAddress>,
 }
 
 /// Provision the device and write its files.
@@ -122,6 +127,7 @@ pub fn provision(
         rotation,
         now,
         out,
+        bind,
     } = *req;
     let files = [IDENTITY_FILE, CA_FILE, FRAME_CONTEXT_FILE].map(|f| out.join(f));
     if let Some(existing) = files.iter().find(|f| f.exists()) {
@@ -132,6 +138,16 @@ pub fn provision(
         .is_some_and(|d| d.decommissioned.is_none())
     {
         return Err(ProvisionError::DeviceExists(id.to_string()));
+    }
+    if let Some(address) = bind
+        && let Some(holder) = store.linked_device(address)?
+        && holder != *id
+    {
+        return Err(StoreError::AddressBound {
+            address: address.to_string(),
+            device: holder.to_string(),
+        }
+        .into());
     }
     let now_ms = unix_ms(now);
     if store.enrol(id, namespace, None, true, now_ms)? != EnrolOutcome::Created(Approval::Approved)
@@ -154,6 +170,9 @@ pub fn provision(
         None,
         now_ms,
     )?;
+    if let Some(address) = bind {
+        store.bind_link(address, id, now_ms)?;
+    }
     let keyring = FrameKeyring::new(store, 1, rotation);
     let keys = keyring.current(id, now_ms)?;
     let json = serde_json::to_string_pretty(&keys).unwrap_or_default();

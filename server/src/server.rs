@@ -1,6 +1,6 @@
 //! Running the server: open the PKI and store, bind the mTLS API listener,
 //! the plain admin listener and (when configured) the UDP listener for
-//! sealed frames, serve them (with budgets and deadlines, see
+//! sealed frames and the Rock7 webhook listener with its MT worker, serve them (with budgets and deadlines, see
 //! [`crate::listener`] and [`crate::frames::udp`]) until told to stop.
 
 use std::net::SocketAddr;
@@ -21,6 +21,7 @@ use crate::frames::{FrameIngest, FrameKeyring};
 use crate::listener::{self, Budgets, Listener, MtlsAdmit, PlainAdmit};
 use crate::metrics::Metrics;
 use crate::pki::{Pki, PkiError};
+use crate::rock7::{self, MtQueue, MtWorker, Rock7Key, Rock7Webhook};
 use crate::service::EdgeService;
 use crate::store::{SqliteStore, Store, StoreError, TimedStore};
 use crate::tls::{self, TlsError};
@@ -79,6 +80,7 @@ pub struct RunningServer {
     api_addr: SocketAddr,
     admin_addr: SocketAddr,
     udp_addr: Option<SocketAddr>,
+    webhook_addr: Option<SocketAddr>,
     pki: Arc<Pki>,
     store: Arc<dyn Store>,
     service: EdgeService,
@@ -100,6 +102,11 @@ impl RunningServer {
     /// Address the UDP listener for sealed frames listens on, when configured.
     pub fn udp_addr(&self) -> Option<SocketAddr> {
         self.udp_addr
+    }
+
+    /// Address the webhook listener (Rock7 MO) listens on, when configured.
+    pub fn webhook_addr(&self) -> Option<SocketAddr> {
+        self.webhook_addr
     }
 
     /// The PKI in use.
@@ -134,6 +141,46 @@ impl RunningServer {
             let _ = t.await;
         }
     }
+}
+
+/// The Rock7 webhook and its MT worker (Rock7's key and the MT password
+/// read from their files).
+fn rock7_webhook(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    ingest: &Arc<FrameIngest>,
+    clock: &Arc<dyn Clock>,
+    metrics: &Arc<Metrics>,
+) -> Result<(Arc<Rock7Webhook>, MtWorker), StartError> {
+    let key_file = config.rock7_public_key_file.clone().unwrap_or_default();
+    let pem = std::fs::read(&key_file).map_err(|e| ConfigError::Invalid {
+        key: "rock7_public_key_file",
+        reason: format!("{}: {e}", key_file.display()),
+    })?;
+    let key = Rock7Key::from_pem(&pem).map_err(|e| ConfigError::Invalid {
+        key: "rock7_public_key_file",
+        reason: e.to_string(),
+    })?;
+    let mt = config.mt_settings()?;
+    let queue = Arc::new(MtQueue::new(mt.queue_imeis));
+    let worker = MtWorker {
+        queue: queue.clone(),
+        settings: mt,
+        store: store.clone(),
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+    };
+    let webhook = Arc::new(Rock7Webhook {
+        key,
+        ingest: ingest.clone(),
+        store: store.clone(),
+        mt: queue,
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+        max_body_bytes: config.webhook_max_body_bytes,
+        answer_bytes: config.sbd_answer_bytes,
+    });
+    Ok((webhook, worker))
 }
 
 /// Start serving `config` on the current tokio runtime.
@@ -187,6 +234,12 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     };
     let api_addr = local(&api_listener, config.listen_addr)?;
     let admin_addr = local(&admin_listener, config.admin_listen_addr)?;
+    let ingest = Arc::new(FrameIngest::new(
+        store.clone(),
+        keyring,
+        settings,
+        metrics.clone(),
+    ));
     let udp = match config.udp_listen_addr {
         Some(addr) => {
             let socket = UdpSocket::bind(addr)
@@ -197,12 +250,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
                 .map_err(|source| StartError::Bind { addr, source })?;
             let listener = UdpListener {
                 socket: Arc::new(socket),
-                ingest: Arc::new(FrameIngest::new(
-                    store.clone(),
-                    keyring,
-                    settings,
-                    metrics.clone(),
-                )),
+                ingest: ingest.clone(),
                 clock: clock.clone(),
                 metrics: metrics.clone(),
                 max_datagram_bytes: config.udp_max_datagram_bytes,
@@ -214,7 +262,17 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         None => None,
     };
     let udp_addr = udp.as_ref().map(|(a, _)| *a);
-    tracing::info!(%api_addr, %admin_addr, ?udp_addr, "flotta-server listening");
+    let webhook = match config.webhook_listen_addr {
+        Some(addr) => {
+            let listener = bind(addr).await?;
+            let bound = local(&listener, addr)?;
+            let (webhook, worker) = rock7_webhook(&config, &store, &ingest, &clock, &metrics)?;
+            Some((bound, listener, webhook, worker))
+        }
+        None => None,
+    };
+    let webhook_addr = webhook.as_ref().map(|(a, ..)| *a);
+    tracing::info!(%api_addr, %admin_addr, ?udp_addr, ?webhook_addr, "flotta-server listening");
 
     let (shutdown, rx) = watch::channel(false);
     let api = Listener {
@@ -247,10 +305,33 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     if let Some((_, listener)) = udp {
         tasks.push(tokio::spawn(listener.serve(shutdown.subscribe())));
     }
+    if let Some((_, tcp, webhook, worker)) = webhook {
+        let queue = webhook.mt.clone();
+        let served = Listener {
+            name: "webhook",
+            admit: PlainAdmit,
+            router: rock7::webhook::router(webhook),
+            budgets: Budgets::new(config.webhook_limits(), "webhook", metrics.clone()),
+            max_pending: config.webhook_max_connections,
+            timeouts: config.webhook_timeouts(),
+        };
+        tasks.push(tokio::spawn(listener::serve(
+            tcp,
+            Arc::new(served),
+            shutdown.subscribe(),
+        )));
+        tasks.push(tokio::task::spawn_blocking(move || worker.run()));
+        let mut stop = shutdown.subscribe();
+        tasks.push(tokio::spawn(async move {
+            let _ = stop.wait_for(|s| *s).await;
+            queue.close();
+        }));
+    }
     Ok(RunningServer {
         api_addr,
         admin_addr,
         udp_addr,
+        webhook_addr,
         pki,
         store,
         service,

@@ -76,6 +76,9 @@ pub struct TestServer {
     /// The UDP address for sealed frames (127.0.0.1, ephemeral port), when
     /// [`TestOptions::udp`] asked for it.
     pub udp_addr: Option<SocketAddr>,
+    /// The Rock7 webhook listener's address, when `config_toml` sets
+    /// `webhook_listen_addr` (use `"127.0.0.1:0"`).
+    pub webhook_addr: Option<SocketAddr>,
     /// The CA certificate clients must trust, PEM.
     pub ca_pem: String,
     /// A registration certificate and key (CN=`register`), PEM.
@@ -138,6 +141,7 @@ impl TestServer {
             api_addr: server.api_addr(),
             admin_addr: server.admin_addr(),
             udp_addr: server.udp_addr(),
+            webhook_addr: server.webhook_addr(),
             ca_pem: server.pki().ca().cert_pem().to_owned(),
             registration,
             config,
@@ -270,6 +274,7 @@ impl TestServer {
         self.api_addr = server.api_addr();
         self.admin_addr = server.admin_addr();
         self.udp_addr = server.udp_addr();
+        self.webhook_addr = server.webhook_addr();
         self.server = Some(server);
         Ok(())
     }

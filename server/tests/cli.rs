@@ -27,6 +27,16 @@ fn ok(out: Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `flotta-server init --data-dir <data>`, which must succeed.
+fn init(data: &Path) -> String {
+    ok(bin()
+        .arg("init")
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap())
+}
+
 fn mode(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
@@ -48,20 +58,10 @@ fn init_then_registration_bundle() {
     assert!(!early.status.success());
     assert!(String::from_utf8_lossy(&early.stderr).contains("flotta-server init"));
 
-    ok(bin()
-        .arg("init")
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap());
+    init(&data);
     let ca = std::fs::read_to_string(data.join("ca.pem")).unwrap();
     assert_eq!(mode(&data.join("ca.key")), 0o600);
-    ok(bin()
-        .arg("init")
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap());
+    init(&data);
     assert_eq!(
         std::fs::read_to_string(data.join("ca.pem")).unwrap(),
         ca,
@@ -220,12 +220,7 @@ fn provision_writes_a_frame_only_device_s_files_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let out = dir.path().join("image");
-    ok(bin()
-        .arg("init")
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap());
+    init(&data);
     let printed = ok(bin()
         .args(["provision", "sensor-7", "--data-dir"])
         .arg(&data)
@@ -283,5 +278,44 @@ fn provision_writes_a_frame_only_device_s_files_and_never_overwrites() {
     assert_eq!(
         std::fs::read_to_string(out.join("identity/device.pem")).unwrap(),
         identity
+    );
+}
+
+#[test]
+fn provision_binds_an_imei_and_refuses_one_bound_to_another_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    init(&data);
+    let provision = |id: &str, imei: &str, out: &str| {
+        bin()
+            .args(["provision", id, "--data-dir"])
+            .arg(&data)
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .args(["--imei", imei])
+            .output()
+            .unwrap()
+    };
+    ok(provision("rb-1", "300234010753370", "a"));
+    let refused = provision("rb-2", "300234010753370", "b");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("bound to device \"rb-1\""), "{stderr}");
+    assert!(!dir.path().join("b").exists(), "nothing written");
+    let bad = provision("rb-3", "12345", "c");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("15 decimal digits"));
+
+    use flotta_server::store::Store;
+    let store = flotta_server::store::SqliteStore::open(&data.join("flotta.db")).unwrap();
+    let imei = flotta_server::links::LinkAddress::imei("300234010753370").unwrap();
+    assert_eq!(
+        store.linked_device(&imei).unwrap().map(|d| d.to_string()),
+        Some("rb-1".to_owned())
+    );
+    let rb2 = flotta_server::device_id::DeviceId::parse("rb-2").unwrap();
+    assert!(
+        store.device(&rb2).unwrap().is_none(),
+        "refused before it was made"
     );
 }

@@ -1,6 +1,7 @@
 //! The plain-HTTP admin listener (loopback only): `/healthz`, `/readyz`,
 //! `/metrics`, the object API under `/apis` (see `admin_objects`), device
-//! events (`admin_events`) and decommissioning (`admin_lifecycle`).
+//! events (`admin_events`), decommissioning (`admin_lifecycle`) and link
+//! addresses (`admin_links`).
 
 use axum::Router;
 use axum::extract::State;
@@ -35,6 +36,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/apis/devices/{id}/decommission",
             post(super::admin_lifecycle::decommission),
+        )
+        .route("/apis/devices/{id}/links", get(super::admin_links::list))
+        .route(
+            "/apis/devices/{id}/links/{kind}/{address}",
+            post(super::admin_links::bind).delete(super::admin_links::unbind),
         )
         .route(
             "/apis/devices/{id}/events",

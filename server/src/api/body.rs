@@ -14,7 +14,7 @@ use crate::listener::BodyTimeout;
 /// without reading anything, when the declared `Content-Length` (the body's
 /// exact size hint) is over the limit; while streaming otherwise (chunked).
 /// A body cut by the listener's deadline or minimum rate answers 408.
-pub(super) async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     if body.size_hint().lower() > u64::try_from(limit).unwrap_or(u64::MAX) {
         return Err(BadBody::TooLarge(limit).into());
     }

@@ -3,10 +3,11 @@
 pub mod admin;
 mod admin_events;
 mod admin_lifecycle;
+mod admin_links;
 mod admin_objects;
 pub mod auth;
 mod batch;
-mod body;
+pub(crate) mod body;
 mod control;
 mod error;
 mod flotta;

@@ -206,6 +206,28 @@ impl AdminClient {
             .ok_or_else(|| CliError::BadAnswer("expected items".into()))
     }
 
+    /// Bind a link address (`kind` `sbd`: an IMEI) to a device.
+    pub fn bind(&self, device: &str, kind: &str, address: &str) -> Result<Value, CliError> {
+        let path = format!("/apis/devices/{device}/links/{kind}/{address}");
+        self.finish(self.agent.post(self.url(&path)).send_empty())
+    }
+
+    /// Remove a device's link address.
+    pub fn unbind(&self, device: &str, kind: &str, address: &str) -> Result<Value, CliError> {
+        let path = format!("/apis/devices/{device}/links/{kind}/{address}");
+        self.finish(self.agent.delete(self.url(&path)).call())
+    }
+
+    /// The device's link addresses (`{kind, address, boundAtMs}`).
+    pub fn links(&self, device: &str) -> Result<Vec<Value>, CliError> {
+        let path = format!("/apis/devices/{device}/links");
+        let v = self.finish(self.agent.get(self.url(&path)).call())?;
+        v.get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .ok_or_else(|| CliError::BadAnswer("expected items".into()))
+    }
+
     /// Approve an enrolled device.
     pub fn approve(&self, device: &str) -> Result<Value, CliError> {
         let path = format!("/apis/devices/{device}/approve");

@@ -318,7 +318,31 @@ fn describe_link(o: &Value) -> String {
             n("downlinkCounter")
         ));
     }
+    if let Some(sbd) = link.get("sbd") {
+        out.push_str(&describe_sbd(sbd));
+    }
     out
+}
+
+/// The `SBD:` line of `describe edgedevice`: bound IMEI, last MOMSN,
+/// Iridium's position estimate, credits used today.
+fn describe_sbd(sbd: &Value) -> String {
+    let v = |k: &str| {
+        sbd.get(k).filter(|v| !v.is_null()).map_or_else(
+            || "-".to_owned(),
+            |v| v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+        )
+    };
+    format!(
+        "SBD:          IMEI {}, last MOMSN {}, at {},{} (CEP {} km), {} credits on {}\n",
+        v("imei"),
+        v("lastMomsn"),
+        v("latitude"),
+        v("longitude"),
+        v("cepKm"),
+        v("creditsUsed"),
+        v("creditsDay")
+    )
 }
 
 /// The `Events:` section of `describe edgedevice` (as kubectl prints it):

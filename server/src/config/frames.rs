@@ -67,10 +67,10 @@ impl Config {
         Ok(())
     }
 
-    /// Whether sealed frames are on (the UDP listener is configured): only
-    /// then does the server hand out frame keys.
+    /// Whether sealed frames are on (the UDP or the webhook listener is
+    /// configured): only then does the server hand out frame keys.
     pub fn frames_enabled(&self) -> bool {
-        self.udp_listen_addr.is_some()
+        self.udp_listen_addr.is_some() || self.webhook_listen_addr.is_some()
     }
 
     /// How often a device's frame context gets a new epoch.

@@ -14,6 +14,9 @@ use crate::pki::PkiSettings;
 
 mod frames;
 mod listeners;
+mod rock7;
+
+pub use rock7::{DEFAULT_MT_URL, MAX_MT_BYTES};
 
 /// Prefix of environment variables overriding configuration keys
 /// (`FLOTTA_SERVER_LISTEN_ADDR` sets `listen_addr`).
@@ -138,6 +141,40 @@ pub struct Config {
     /// Bytes of sealed answers kept in memory so that duplicates (a device's
     /// retries, replays) get the same bytes again instead of a new seal.
     pub frame_answer_cache_bytes: usize,
+    /// Address of the plain-HTTP webhook listener Rock7 posts MO messages
+    /// to (put a TLS reverse proxy in front); absent: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_listen_addr: Option<SocketAddr>,
+    /// Largest webhook request body (refused before reading when declared).
+    pub webhook_max_body_bytes: usize,
+    /// Connections on the webhook listener.
+    pub webhook_max_connections: usize,
+    /// Time allowed for a whole webhook request, headers and body.
+    pub webhook_request_timeout_seconds: u64,
+    /// Rock7's (Ground Control's) RSA public key, PEM: webhook JWTs are
+    /// verified with it. Required with `webhook_listen_addr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rock7_public_key_file: Option<PathBuf>,
+    /// Rock7's MT API.
+    pub rock7_mt_url: String,
+    /// The Rock7 account MT messages are sent as.
+    pub rock7_username: String,
+    /// File holding the Rock7 account's password (one line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rock7_password_file: Option<PathBuf>,
+    /// Deadline of one MT request.
+    pub rock7_mt_timeout_seconds: u64,
+    /// Attempts at one MT answer (network errors, 5xx) before giving up.
+    pub rock7_mt_max_attempts: u32,
+    /// First delay before an MT is tried again (doubled each time).
+    pub rock7_mt_retry_initial_ms: u64,
+    /// Longest delay between two MT attempts.
+    pub rock7_mt_retry_max_ms: u64,
+    /// IMEIs with an MT answer waiting at most (newest answer per IMEI).
+    pub rock7_mt_queue_imeis: usize,
+    /// Longest sealed SBD answer (MT is at most 270 bytes); a configuration
+    /// that does not fit is announced as pending.
+    pub sbd_answer_bytes: usize,
 }
 
 impl Default for Config {
@@ -184,6 +221,20 @@ impl Default for Config {
             frame_max_pending_bytes_per_device: 256 * 1024,
             frame_context_cache_entries: 16_384,
             frame_answer_cache_bytes: 8 * 1024 * 1024,
+            webhook_listen_addr: None,
+            webhook_max_body_bytes: 16 * 1024,
+            webhook_max_connections: 64,
+            webhook_request_timeout_seconds: 10,
+            rock7_public_key_file: None,
+            rock7_mt_url: DEFAULT_MT_URL.into(),
+            rock7_username: String::new(),
+            rock7_password_file: None,
+            rock7_mt_timeout_seconds: 10,
+            rock7_mt_max_attempts: 8,
+            rock7_mt_retry_initial_ms: 5_000,
+            rock7_mt_retry_max_ms: 300_000,
+            rock7_mt_queue_imeis: 10_000,
+            sbd_answer_bytes: MAX_MT_BYTES,
         }
     }
 }
@@ -278,7 +329,8 @@ impl Config {
             return invalid("controller_interval_seconds", "must be 1..=3600".into());
         }
         self.validate_listeners()?;
-        self.validate_frames()
+        self.validate_frames()?;
+        self.validate_rock7()
     }
 
     /// Path of the SQLite store.

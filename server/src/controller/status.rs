@@ -4,7 +4,7 @@
 //!
 //! `presence` (stored, updated on transitions), `lastSeenTime` (added
 //! on reads by [`overlay_live`]) and `link` (added on reads by
-//! [`overlay_link`]) are additions to Flotta's status schema; the other
+//! [`overlay_link`], with `link.sbd` by [`overlay_sbd`]) are additions to Flotta's status schema; the other
 //! fields are Flotta's.
 
 use serde_json::{Map, Value};
@@ -127,4 +127,44 @@ pub fn overlay_link(status: &mut Value, link: &FrameLinkStatus) {
         *status = Value::Object(Map::new());
     }
     status["link"] = Value::Object(m);
+}
+
+/// Add the device's Iridium SBD facts under `status.link.sbd` (`describe`
+/// shows them): the bound IMEI, the last MOMSN, Iridium's position
+/// estimate and the credits used on the day counted.
+pub fn overlay_sbd(
+    status: &mut Value,
+    links: &[crate::store::LinkBinding],
+    sbd: Option<&crate::store::SbdStatus>,
+) {
+    let imei = links
+        .iter()
+        .find(|l| l.address.kind() == crate::links::LinkKind::Sbd)
+        .map(|l| l.address.address().to_owned());
+    if imei.is_none() && sbd.is_none() {
+        return;
+    }
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            m.insert(k.into(), v);
+        }
+    };
+    put("imei", imei.map(Value::from));
+    if let Some(s) = sbd {
+        put("lastImei", Some(Value::from(s.imei.clone())));
+        put("lastMomsn", s.last_momsn.map(Value::from));
+        put("latitude", s.latitude.map(Value::from));
+        put("longitude", s.longitude.map(Value::from));
+        put("cepKm", s.cep_km.map(Value::from));
+        put("creditsDay", s.credits_day.clone().map(Value::from));
+        put("creditsUsed", Some(Value::from(s.credits_used)));
+    }
+    if !status.is_object() {
+        *status = Value::Object(Map::new());
+    }
+    if !status["link"].is_object() {
+        status["link"] = Value::Object(Map::new());
+    }
+    status["link"]["sbd"] = Value::Object(m);
 }

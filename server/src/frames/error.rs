@@ -52,6 +52,12 @@ pub enum FrameDrop {
     /// No device has the key id.
     #[error("unknown key id {0}")]
     UnknownKey(String),
+    /// The frame's key id is not the device its network address is bound to.
+    #[error("wrong device: {0}")]
+    WrongDevice(String),
+    /// The network address (an IMEI) is bound to no device.
+    #[error("{0} is bound to no device")]
+    Unbound(String),
     /// The epoch parity bit matches no context of the key id.
     #[error("no context of key id {0} has this epoch parity")]
     EpochMismatch(String),
@@ -72,6 +78,8 @@ impl FrameDrop {
         match self {
             FrameDrop::Malformed(_) | FrameDrop::Refused(_) => "malformed",
             FrameDrop::UnknownKey(_) => "unknown_key",
+            FrameDrop::WrongDevice(_) => "wrong_device",
+            FrameDrop::Unbound(_) => "unbound",
             FrameDrop::EpochMismatch(_) => "epoch_mismatch",
             FrameDrop::BadTag(_) => "bad_tag",
             FrameDrop::TooOld(_) => "too_old",

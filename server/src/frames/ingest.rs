@@ -1,7 +1,9 @@
 //! One datagram in, at most one sealed answer out (blocking: runs on the
 //! blocking pool, called by the UDP listener):
 //!
-//! 1. parse the header: an uplink frame carrying its key id;
+//! 1. parse the header: an uplink frame carrying its key id (UDP), or, on
+//!    a carrier that identifies the device by address ([`Carrier::device`],
+//!    SBD by IMEI), with or without it (a key id must be that device's);
 //! 2. find the key id's contexts (cache, then store) and pick the epoch by
 //!    the E parity bit;
 //! 3. `open` (authenticates everything, binds the device id);
@@ -23,7 +25,7 @@
 use std::sync::Arc;
 
 use flotta_proto::frame::{
-    FrameError, FrameType, Header, OVERHEAD, ReplayWindow, open, seal, sealed_len,
+    FrameError, FrameType, Header, KeyId, OVERHEAD, ReplayWindow, open, seal, sealed_len,
 };
 use flotta_proto::frame_keys::hex;
 
@@ -66,6 +68,39 @@ pub struct Answered {
     pub answer: Option<Vec<u8>>,
 }
 
+/// Plaintext bytes an answer of `answer_bytes` may hold.
+fn room(answer_bytes: usize) -> usize {
+    answer_bytes.saturating_sub(OVERHEAD)
+}
+
+/// The link a frame came over and what it allows.
+#[derive(Debug, Clone)]
+pub struct Carrier<'a> {
+    /// The link's name, stored as the device's `last_link` (`udp`, `sbd`).
+    pub link: &'static str,
+    /// Longest sealed answer the link carries (`udp_answer_bytes`,
+    /// `sbd_answer_bytes`): a configuration that does not fit is announced
+    /// as pending.
+    pub answer_bytes: usize,
+    /// Longest answer to a duplicate: over UDP the datagram's length (no
+    /// amplification towards a spoofed source); on a carrier that delivers
+    /// answers itself (SBD MT) the answer budget.
+    pub duplicate_answer_max: usize,
+    /// The device the network identified (bound address), if any.
+    pub device: Option<&'a crate::device_id::DeviceId>,
+    /// The SBD facts of the message, stored with a fresh frame.
+    pub sbd: Option<crate::store::SbdUplink>,
+}
+
+/// A fresh frame's facts its answer is made from.
+struct Fresh<'a> {
+    device: &'a crate::device_id::DeviceId,
+    epoch: &'a CachedEpoch,
+    ingested: &'a FrameIngested,
+    /// The configuration version the device reported.
+    device_version: &'a str,
+}
+
 /// The sealed-frame ingest path.
 #[derive(Debug)]
 pub struct FrameIngest {
@@ -93,25 +128,79 @@ impl FrameIngest {
         }
     }
 
-    /// Handle one datagram received at `now_ms`.
+    /// Handle one datagram received over UDP at `now_ms`: its header must
+    /// carry the key id.
     ///
     /// # Errors
     /// [`FrameDrop`]: why there is no answer.
     pub fn handle(&self, datagram: &[u8], now_ms: u64) -> Result<Answered, FrameDrop> {
+        let carrier = Carrier {
+            link: "udp",
+            answer_bytes: self.settings.answer_bytes,
+            duplicate_answer_max: datagram.len(),
+            device: None,
+            sbd: None,
+        };
+        self.handle_on(datagram, carrier, now_ms)
+    }
+
+    /// Handle one frame that a network delivered for a bound address (an
+    /// SBD MO for an IMEI): `carrier.device` is the device the network
+    /// identified. A header with a key id is fine if it is that device's.
+    ///
+    /// # Errors
+    /// [`FrameDrop`]: why there is no answer.
+    pub fn handle_bound(
+        &self,
+        frame: &[u8],
+        carrier: Carrier<'_>,
+        now_ms: u64,
+    ) -> Result<Answered, FrameDrop> {
+        self.handle_on(frame, carrier, now_ms)
+    }
+
+    /// The key id of a frame: its header's, or the bound device's.
+    fn key_of(&self, header: &Header, carrier: &Carrier<'_>) -> Result<[u8; 4], FrameDrop> {
+        match (header.key_id, carrier.device) {
+            (Some(k), _) => Ok(k.0),
+            (None, None) => Err(FrameDrop::Malformed(
+                "UDP frames must carry the key id".into(),
+            )),
+            (None, Some(device)) => self
+                .store
+                .frame_contexts(device)?
+                .first()
+                .map(|c| c.keys.key_id)
+                .ok_or_else(|| {
+                    FrameDrop::UnknownKey(format!("(none: device {device} has no frame keys)"))
+                }),
+        }
+    }
+
+    fn handle_on(
+        &self,
+        datagram: &[u8],
+        carrier: Carrier<'_>,
+        now_ms: u64,
+    ) -> Result<Answered, FrameDrop> {
         let malformed = |e: FrameError| FrameDrop::Malformed(e.to_string());
         let (header, _) = Header::parse(datagram).map_err(malformed)?;
         if header.frame_type != FrameType::UplinkData {
             return Err(FrameDrop::Malformed("not an uplink frame".into()));
         }
-        let Some(key_id) = header.key_id else {
-            return Err(FrameDrop::Malformed(
-                "UDP frames must carry the key id".into(),
-            ));
-        };
+        let key_id = KeyId(self.key_of(&header, &carrier)?);
         let key_hex = hex(&key_id.0);
         let Some(key) = self.keyring.lookup(key_id.0)? else {
             return Err(FrameDrop::UnknownKey(key_hex));
         };
+        if let Some(device) = carrier.device
+            && key.device_id != *device
+        {
+            return Err(FrameDrop::WrongDevice(format!(
+                "key id {key_hex} is of {}, the {} address of {device}",
+                key.device_id, carrier.link
+            )));
+        }
         let Some(epoch) = key
             .epochs
             .iter()
@@ -130,7 +219,10 @@ impl FrameIngest {
                 FrameDrop::Refused(format!("of {} (key id {key_hex}): {e}", key.device_id))
             })?;
         let frame = FrameRef::of(key_id.0, epoch.keys.epoch, header.counter, datagram);
-        if let Some(kept) = self.answers.answer_duplicate(frame, datagram.len()) {
+        if let Some(kept) = self
+            .answers
+            .answer_duplicate(frame, carrier.duplicate_answer_max)
+        {
             // Received again, as the batch route counts duplicates.
             self.count_records(uplink.records.iter().map(|r| r.class));
             return Ok(Answered {
@@ -148,6 +240,8 @@ impl FrameIngest {
             fragments: uplink.fragments,
             limits: self.settings.limits,
             earlier_duplicates: duplicates,
+            link: carrier.link,
+            sbd: carrier.sbd,
         };
         let ingested = match self.store.ingest_frame(&write, now_ms) {
             Ok(i) => i,
@@ -198,21 +292,22 @@ impl FrameIngest {
         let ack = ReplayWindow::from_parts(ingested.window).ack(uplink.low_water);
         let plaintext = match result {
             FrameResult::Duplicate => {
-                answer::plaintext(ack, None, None, self.room())
+                answer::plaintext(ack, None, None, room(carrier.answer_bytes))
                     .map_err(FramesError::from)?
                     .0
             }
-            FrameResult::Stored => self.full_answer(
-                &key.device_id,
-                epoch,
-                &ingested,
-                ack,
-                &uplink.config_version,
-                now_ms,
-            )?,
+            FrameResult::Stored => {
+                let fresh = Fresh {
+                    device: &key.device_id,
+                    epoch,
+                    ingested: &ingested,
+                    device_version: &uplink.config_version,
+                };
+                self.full_answer(&fresh, ack, room(carrier.answer_bytes), now_ms)?
+            }
         };
         let needed = sealed_len(plaintext.len(), false);
-        if result == FrameResult::Duplicate && needed > datagram.len() {
+        if result == FrameResult::Duplicate && needed > carrier.duplicate_answer_max {
             return Ok(Answered {
                 result,
                 answer: None,
@@ -249,21 +344,20 @@ impl FrameIngest {
         }
     }
 
-    /// Plaintext bytes an answer may hold.
-    fn room(&self) -> usize {
-        self.settings.answer_bytes.saturating_sub(OVERHEAD)
-    }
-
     /// The answer to a fresh frame: ack, configuration, rekey.
     fn full_answer(
         &self,
-        device: &crate::device_id::DeviceId,
-        epoch: &CachedEpoch,
-        ingested: &FrameIngested,
+        fresh: &Fresh<'_>,
         ack: flotta_proto::frame::Ack,
-        device_version: &str,
+        room: usize,
         now_ms: u64,
     ) -> Result<Vec<u8>, FrameDrop> {
+        let Fresh {
+            device,
+            epoch,
+            ingested,
+            device_version,
+        } = *fresh;
         let mut newest = ingested.newest.clone();
         if let Some(n) = &newest
             && n.keys.epoch == epoch.keys.epoch
@@ -285,8 +379,7 @@ impl FrameIngest {
             version: &version,
             json: json.as_bytes(),
         });
-        let (text, _) =
-            answer::plaintext(ack, offer, rekey, self.room()).map_err(FramesError::from)?;
+        let (text, _) = answer::plaintext(ack, offer, rekey, room).map_err(FramesError::from)?;
         Ok(text)
     }
 }

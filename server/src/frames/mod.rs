@@ -34,7 +34,7 @@ pub mod udp;
 use std::time::Duration;
 
 pub use error::{FrameDrop, FramesError};
-pub use ingest::{Answered, FrameIngest, FrameResult};
+pub use ingest::{Answered, Carrier, FrameIngest, FrameResult};
 pub use keyring::FrameKeyring;
 
 use reassembly::FragmentLimits;

@@ -28,6 +28,15 @@ pub enum StoreError {
     /// by someone else, a context rotated away): read again and retry.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A link address (e.g. an IMEI) is bound to another device: unbind it
+    /// there first.
+    #[error("{address} is bound to device \"{device}\"; unbind it there first")]
+    AddressBound {
+        /// The address (`sbd 300234010753370`).
+        address: String,
+        /// The device that has it.
+        device: String,
+    },
     /// The store's lock was poisoned by a panicking thread.
     #[error("the store is unusable after a panic in another thread")]
     Poisoned,

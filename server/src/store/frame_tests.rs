@@ -84,6 +84,8 @@ fn frame(counter: u32, records: Vec<NewRecord>, fragments: Vec<NewFragment>) -> 
         fragments,
         limits: LIMITS,
         earlier_duplicates: 0,
+        link: "udp",
+        sbd: None,
     }
 }
 

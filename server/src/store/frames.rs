@@ -63,6 +63,10 @@ pub struct FrameWrite {
     /// Duplicates of this key id answered without the store since its last
     /// frame (added to the device's duplicate count with this one).
     pub earlier_duplicates: u64,
+    /// The link it came over (`udp`, `sbd`): the device's `last_link`.
+    pub link: &'static str,
+    /// The SBD facts of the MO that carried it (written when fresh).
+    pub sbd: Option<super::SbdUplink>,
 }
 
 /// What the store made of a frame.
@@ -101,7 +105,7 @@ pub struct FrameIngested {
 /// The sealed-frame facts `describe edgedevice` shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FrameLinkStatus {
-    /// The link the device last used: `tls` or `udp`.
+    /// The link the device last used: `tls`, `udp` or `sbd`.
     pub last_link: Option<String>,
     /// Key id of its context.
     pub key_id: Option<[u8; 4]>,

@@ -1,6 +1,7 @@
 //! The device store: devices and their enrolment state, records uploaded by
 //! devices, desired device configuration, generic JSON objects (for the
-//! CRD controller) and sealed-frame contexts (`frames.rs`).
+//! CRD controller) and sealed-frame contexts (`frames.rs`), and link
+//! addresses bound to devices with their SBD facts (`links.rs`).
 //!
 //! [`Store`] is a blocking interface; async code calls it through
 //! `tokio::task::spawn_blocking`. The default backend is [`SqliteStore`]
@@ -8,6 +9,7 @@
 
 mod error;
 mod frames;
+mod links;
 mod sqlite;
 mod timed;
 
@@ -22,6 +24,7 @@ use crate::device_id::{DeviceId, Namespace};
 
 pub use error::StoreError;
 pub use frames::{FrameIngested, FrameLinkStatus, FrameVerdict, FrameWrite, StoredFrameContext};
+pub use links::{LinkBinding, SbdStatus, SbdUplink, sbd_credits};
 pub use sqlite::SqliteStore;
 pub use timed::TimedStore;
 
@@ -426,6 +429,38 @@ pub trait Store: Debug + Send + Sync {
 
     /// The sealed-frame facts of a device (for `describe`).
     fn frame_link_status(&self, id: &DeviceId) -> Result<FrameLinkStatus, StoreError>;
+
+    /// Bind `address` to the device (which must exist and not be
+    /// decommissioned). Returns false when it was bound to it already;
+    /// [`StoreError::AddressBound`] when another device has it.
+    fn bind_link(
+        &self,
+        address: &crate::links::LinkAddress,
+        id: &DeviceId,
+        now_ms: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// Remove the binding of `address`; returns the device it belonged to.
+    fn unbind_link(
+        &self,
+        address: &crate::links::LinkAddress,
+    ) -> Result<Option<DeviceId>, StoreError>;
+
+    /// The device `address` is bound to.
+    fn linked_device(
+        &self,
+        address: &crate::links::LinkAddress,
+    ) -> Result<Option<DeviceId>, StoreError>;
+
+    /// The addresses bound to the device, by kind and address.
+    fn device_links(&self, id: &DeviceId) -> Result<Vec<LinkBinding>, StoreError>;
+
+    /// The device's SBD facts (`None` before its first SBD message).
+    fn sbd_status(&self, id: &DeviceId) -> Result<Option<SbdStatus>, StoreError>;
+
+    /// Count `credits` (an MT message accepted by Rock7) on the device's
+    /// SBD day `day` (`YYYY-MM-DD`, UTC).
+    fn add_sbd_credits(&self, id: &DeviceId, day: &str, credits: u32) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]

@@ -11,10 +11,11 @@ use flotta_proto::frame_keys::FrameKeys;
 
 use super::{
     CertStanding, Device, DeviceConfig, DeviceEvent, EnrolOutcome, FrameIngested, FrameLinkStatus,
-    FrameWrite, IssuedCertificate, JsonEvent, NewRecord, StatusUpdate, Store, StoreError,
-    StoredFrameContext, StoredObject, StoredRecord,
+    FrameWrite, IssuedCertificate, JsonEvent, LinkBinding, NewRecord, SbdStatus, StatusUpdate,
+    Store, StoreError, StoredFrameContext, StoredObject, StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
+use crate::links::LinkAddress;
 use crate::metrics::Metrics;
 
 /// Wraps a store; every call is timed into `flotta_store_operation_seconds`.
@@ -235,5 +236,28 @@ impl<S: Store> Store for TimedStore<S> {
     }
     fn frame_link_status(&self, id: &DeviceId) -> Result<FrameLinkStatus, StoreError> {
         self.timed("frame_link_status", |s| s.frame_link_status(id))
+    }
+    fn bind_link(
+        &self,
+        address: &LinkAddress,
+        id: &DeviceId,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        self.timed("bind_link", |s| s.bind_link(address, id, now_ms))
+    }
+    fn unbind_link(&self, address: &LinkAddress) -> Result<Option<DeviceId>, StoreError> {
+        self.timed("unbind_link", |s| s.unbind_link(address))
+    }
+    fn linked_device(&self, address: &LinkAddress) -> Result<Option<DeviceId>, StoreError> {
+        self.timed("linked_device", |s| s.linked_device(address))
+    }
+    fn device_links(&self, id: &DeviceId) -> Result<Vec<LinkBinding>, StoreError> {
+        self.timed("device_links", |s| s.device_links(id))
+    }
+    fn sbd_status(&self, id: &DeviceId) -> Result<Option<SbdStatus>, StoreError> {
+        self.timed("sbd_status", |s| s.sbd_status(id))
+    }
+    fn add_sbd_credits(&self, id: &DeviceId, day: &str, credits: u32) -> Result<(), StoreError> {
+        self.timed("add_sbd_credits", |s| s.add_sbd_credits(id, day, credits))
     }
 }

@@ -20,6 +20,7 @@ use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 pub mod ctl;
 pub mod frames;
 pub mod raw;
+pub mod rock7;
 
 pub const API: &str = flotta_proto::batch::API_BASE;
 

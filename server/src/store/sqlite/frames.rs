@@ -304,10 +304,13 @@ pub(super) fn ingest(
         completed.into_iter().unzip();
     insert_records(&tx, id, &records, now)?;
     tx.execute(
-        "UPDATE devices SET last_seen_ms = ?2, last_link = 'udp', frames_stored = frames_stored + 1,
+        "UPDATE devices SET last_seen_ms = ?2, last_link = ?4, frames_stored = frames_stored + 1,
          frames_duplicate = frames_duplicate + ?3 WHERE id = ?1",
-        params![id.as_str(), now, earlier],
+        params![id.as_str(), now, earlier, frame.link],
     )?;
+    if let Some(sbd) = &frame.sbd {
+        super::links::write_sbd_uplink(&tx, id, sbd, now)?;
+    }
     // The newest heartbeat of the frame wins (apply_status also ignores
     // one older than what is applied).
     let newest_status = statuses

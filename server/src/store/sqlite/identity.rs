@@ -5,7 +5,8 @@
 //! (the current certificate), `next_cert_serial` / `next_cert_not_after_ms`
 //! (a renewed certificate not used yet: accepted too, and its first use
 //! makes it current), `decommissioned_at_ms` / `decommissioned_by`.
-//! Decommissioning also deletes the device's frame keys (migration 4).
+//! Decommissioning also deletes the device's frame keys (migration 4) and
+//! its bound link addresses and SBD facts (migration 5).
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -215,7 +216,13 @@ pub(super) fn decommission(
     delete_enrolment_objects(&tx, id, &namespace)?;
     // Frame keys (every epoch, by cascade) and pending fragments go with the
     // certificates: the device's frames are unknown keys from now on.
-    for table in ["frame_keys", "frame_fragments"] {
+    // Bound link addresses go too: the IMEI may be bound to a new device.
+    for table in [
+        "frame_keys",
+        "frame_fragments",
+        "link_bindings",
+        "sbd_status",
+    ] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE device_id = ?1"),
             [id.as_str()],

@@ -12,15 +12,17 @@ use flotta_proto::frame_keys::FrameKeys;
 
 use super::{
     Approval, CertStanding, Device, DeviceConfig, DeviceEvent, EnrolOutcome, FrameIngested,
-    FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, NewRecord, StatusUpdate, Store,
-    StoreError, StoredFrameContext, StoredObject, StoredRecord,
+    FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding, NewRecord, SbdStatus,
+    StatusUpdate, Store, StoreError, StoredFrameContext, StoredObject, StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
+use crate::links::LinkAddress;
 
 mod events;
 mod fragments;
 mod frames;
 mod identity;
+mod links;
 mod records;
 mod rows;
 mod schema;
@@ -465,6 +467,35 @@ impl Store for SqliteStore {
 
     fn frame_link_status(&self, id: &DeviceId) -> Result<FrameLinkStatus, StoreError> {
         frames::link_status(&*self.conn()?, id)
+    }
+
+    fn bind_link(
+        &self,
+        address: &LinkAddress,
+        id: &DeviceId,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        links::bind(&mut *self.conn()?, address, id, now_ms)
+    }
+
+    fn unbind_link(&self, address: &LinkAddress) -> Result<Option<DeviceId>, StoreError> {
+        links::unbind(&*self.conn()?, address)
+    }
+
+    fn linked_device(&self, address: &LinkAddress) -> Result<Option<DeviceId>, StoreError> {
+        links::device_of(&*self.conn()?, address)
+    }
+
+    fn device_links(&self, id: &DeviceId) -> Result<Vec<LinkBinding>, StoreError> {
+        links::of_device(&*self.conn()?, id)
+    }
+
+    fn sbd_status(&self, id: &DeviceId) -> Result<Option<SbdStatus>, StoreError> {
+        links::sbd_status(&*self.conn()?, id)
+    }
+
+    fn add_sbd_credits(&self, id: &DeviceId, day: &str, credits: u32) -> Result<(), StoreError> {
+        links::add_credits(&*self.conn()?, id, day, credits)
     }
 }
 

@@ -105,6 +105,32 @@ ALTER TABLE devices ADD COLUMN last_link TEXT;
 ALTER TABLE devices ADD COLUMN frames_stored INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN frames_duplicate INTEGER NOT NULL DEFAULT 0;
 "#,
+    // Links that identify a device by a network address (`links`): an
+    // Iridium SBD IMEI now, a LoRaWAN DevEUI later; an address belongs to
+    // one device at most, and goes with it when it is decommissioned. Per
+    // device the SBD facts `describe` shows, written in the frame's
+    // transaction (MO) or after an MT was accepted (credits).
+    r#"
+CREATE TABLE link_bindings (
+    kind      TEXT NOT NULL,
+    address   TEXT NOT NULL,
+    device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    bound_ms  INTEGER NOT NULL,
+    PRIMARY KEY (kind, address)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX link_bindings_device ON link_bindings(device_id);
+CREATE TABLE sbd_status (
+    device_id      TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+    imei           TEXT NOT NULL,
+    last_momsn     INTEGER,
+    latitude       REAL,
+    longitude      REAL,
+    cep_km         REAL,
+    last_mo_ms     INTEGER,
+    credits_day    TEXT,
+    credits_used   INTEGER NOT NULL DEFAULT 0
+) STRICT;
+"#,
 ];
 
 /// Apply connection settings and pending migrations.
