@@ -19,19 +19,21 @@
 #![allow(clippy::unwrap_used)]
 
 mod agent_support;
+mod frames_support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use agent_support::{agent_queue, stored_records};
+use agent_support::stored_records;
 use flotta_e2e::link::{
     DatagramProfile, Direction, Link, LinkConfig, LinkProfile, UdpLink, UdpLinkConfig, UdpProfile,
 };
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
 use flotta_e2e::wait::wait_for;
 use flotta_proto::payload::Payload;
+use frames_support::{assert_every_record_once, provision};
 
 /// Generous: the machine may be busy; only a failure waits this long.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -69,67 +71,6 @@ fn udp_toml(link: &UdpLink, links: &str, answer_timeout_ms: u64) -> String {
          [udp]\nserver_addr = \"{}\"\nanswer_timeout_ms = {answer_timeout_ms}\nattempts = 4\n",
         link.addr()
     )
-}
-
-/// `flotta-server provision` into the agent's data directory.
-fn provision(server: &ServerProc, agent: &AgentProc, id: &str) {
-    let out = server
-        .command(&["provision", id, "--out", &agent.data_dir.to_string_lossy()])
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "provision: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Every sequence number the agent used is accounted for exactly once on
-/// the server: stored as a record, or folded into exactly one stored window
-/// summary. The agent must be stopped, its queue empty.
-fn assert_every_record_once(server: &ServerProc, agent: &AgentProc, id: &str) -> (u64, u64) {
-    let (next_seq, unacked) = agent_queue(&agent.data_dir);
-    assert_eq!(
-        unacked,
-        0,
-        "{id}: records left in the queue\n{}",
-        agent.log()
-    );
-    let stored = stored_records(server, id);
-    let (mut plain, mut folded, mut summaries) = (0u64, 0u64, 0u64);
-    let mut covered = vec![0u32; usize::try_from(next_seq).unwrap()];
-    for r in &stored {
-        let seq = r.record.seq;
-        assert!(seq < next_seq, "{id}: seq {seq} beyond {next_seq}");
-        match Payload::decode(&r.record.payload).unwrap() {
-            Payload::Summary(s) => {
-                summaries += 1;
-                folded += u64::from(s.heartbeats);
-                assert!(s.first_seq <= seq && s.heartbeats >= 1);
-                for c in &mut covered
-                    [usize::try_from(s.first_seq).unwrap()..=usize::try_from(seq).unwrap()]
-                {
-                    *c += 1;
-                }
-            }
-            _ => {
-                plain += 1;
-                covered[usize::try_from(seq).unwrap()] += 1;
-            }
-        }
-    }
-    let missing: Vec<usize> = (0..covered.len()).filter(|&i| covered[i] == 0).collect();
-    assert!(
-        missing.is_empty(),
-        "{id}: seqs never stored: {missing:?}\n{}",
-        agent.log()
-    );
-    assert_eq!(
-        plain + folded,
-        next_seq,
-        "{id}: {plain} records + {folded} folded heartbeats for {next_seq} sequence numbers \
-         ({summaries} summaries): a heartbeat counted twice"
-    );
-    (plain, summaries)
 }
 
 /// No frame counter was ever sent with two different payloads, either way
@@ -207,7 +148,7 @@ fn a_udp_only_device_delivers_every_record_once_through_a_lossy_link() {
         &udp_toml(&link, r#"["udp"]"#, 300),
     )
     .unwrap();
-    provision(&server, &agent, id);
+    provision(&server, &agent, id, &[]);
     agent.restart().unwrap();
 
     // Events while the agent runs, with kill -9 in the middle of windows,
@@ -312,7 +253,7 @@ fn run_once_over_udp_is_one_datagram_each_way() {
         &udp_toml(&link, r#"["udp"]"#, 10_000),
     )
     .unwrap();
-    provision(&server, &agent, id);
+    provision(&server, &agent, id, &[]);
     let runs = 4;
     for i in 0..runs {
         emit(&agent, i);

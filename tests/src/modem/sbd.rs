@@ -1,6 +1,6 @@
 //! A RockBLOCK 9603 on a pseudo-terminal, faithful at byte level to what
 //! the agent's SBD driver relies on (Iridium ISU AT command reference,
-//! RockBLOCK docs; `/work/shared/reference/narrow-links.md` §4):
+//! RockBLOCK docs):
 //!
 //! - commands end with `\r` (a bare `\n` is ignored); echo until `ATE0`
 //!   (and again after `ATZ`); unknown commands answer `ERROR`;
@@ -21,6 +21,7 @@
 //! - a hung mode (answers nothing) and line noise on MO writes.
 
 pub mod gateway;
+pub mod rock7;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -34,6 +35,7 @@ use std::time::{Duration, Instant};
 pub use gateway::{Gateway, MemoryGateway, MoMessage, MtRejected};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::termios;
+pub use rock7::{Rock7Config, Rock7Network, Rock7Stats};
 
 /// Largest MO message.
 pub const MAX_MO: usize = 340;

@@ -1,0 +1,74 @@
+//! Helpers the sealed-frame end-to-end tests (UDP, SBD) share: provisioning
+//! a frame-only device, and checking that every record a stopped agent made
+//! was stored exactly once (plainly or folded into one window summary).
+
+use flotta_e2e::procs::{AgentProc, ServerProc};
+use flotta_proto::payload::Payload;
+
+use super::agent_support::{agent_queue, stored_records};
+
+/// `flotta-server provision` into the agent's data directory.
+pub(crate) fn provision(server: &ServerProc, agent: &AgentProc, id: &str, extra: &[&str]) {
+    let out_dir = agent.data_dir.to_string_lossy();
+    let mut args = vec!["provision", id, "--out", &out_dir];
+    args.extend_from_slice(extra);
+    let out = server.command(&args).unwrap();
+    assert!(
+        out.status.success(),
+        "provision: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every sequence number the agent used is accounted for exactly once on
+/// the server: stored as a record, or folded into exactly one stored window
+/// summary. The agent must be stopped, its queue empty.
+pub(crate) fn assert_every_record_once(
+    server: &ServerProc,
+    agent: &AgentProc,
+    id: &str,
+) -> (u64, u64) {
+    let (next_seq, unacked) = agent_queue(&agent.data_dir);
+    assert_eq!(
+        unacked,
+        0,
+        "{id}: records left in the queue\n{}",
+        agent.log()
+    );
+    let stored = stored_records(server, id);
+    let (mut plain, mut folded, mut summaries) = (0u64, 0u64, 0u64);
+    let mut covered = vec![0u32; usize::try_from(next_seq).unwrap()];
+    for r in &stored {
+        let seq = r.record.seq;
+        assert!(seq < next_seq, "{id}: seq {seq} beyond {next_seq}");
+        match Payload::decode(&r.record.payload).unwrap() {
+            Payload::Summary(s) => {
+                summaries += 1;
+                folded += u64::from(s.heartbeats);
+                assert!(s.first_seq <= seq && s.heartbeats >= 1);
+                for c in &mut covered
+                    [usize::try_from(s.first_seq).unwrap()..=usize::try_from(seq).unwrap()]
+                {
+                    *c += 1;
+                }
+            }
+            _ => {
+                plain += 1;
+                covered[usize::try_from(seq).unwrap()] += 1;
+            }
+        }
+    }
+    let missing: Vec<usize> = (0..covered.len()).filter(|&i| covered[i] == 0).collect();
+    assert!(
+        missing.is_empty(),
+        "{id}: seqs never stored: {missing:?}\n{}",
+        agent.log()
+    );
+    assert_eq!(
+        plain + folded,
+        next_seq,
+        "{id}: {plain} records + {folded} folded heartbeats for {next_seq} sequence numbers \
+         ({summaries} summaries): a heartbeat counted twice"
+    );
+    (plain, summaries)
+}
