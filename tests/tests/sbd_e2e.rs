@@ -22,12 +22,10 @@ use std::sync::Arc;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use agent_support::stored_records;
 use flotta_e2e::modem::sbd::{Rock7Config, Rock7Network, SbdModem, SbdModemConfig, SessionOutcome};
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir, free_port};
 use flotta_e2e::wait::wait_for;
-use flotta_proto::payload::Payload;
-use frames_support::{assert_every_record_once, provision};
+use frames_support::{assert_every_record_once, emit, events_stored, provision, tls_handshakes};
 
 /// Generous: the machine may be busy; only a failure waits this long.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -111,30 +109,6 @@ fn agent(s: &Sbd, dir: &Path, id: &str) -> AgentProc {
     agent
 }
 
-fn emit(agent: &AgentProc, i: usize) {
-    let msg = format!("sbd event {i}");
-    let out = agent.emit(&["event", "--reason", "SbdTest", &msg]).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn events_stored(server: &ServerProc, id: &str) -> usize {
-    stored_records(server, id)
-        .iter()
-        .filter(|r| matches!(Payload::decode(&r.record.payload), Ok(Payload::Event(e)) if e.reason == "SbdTest"))
-        .count()
-}
-
-fn tls_handshakes(server: &ServerProc) -> f64 {
-    let m = server.metrics().unwrap();
-    let get = |k| flotta_e2e::procs::parse_metric(&m, k);
-    get("flotta_tls_handshakes_total{kind=\"full\"}")
-        + get("flotta_tls_handshakes_total{kind=\"resumed\"}")
-}
-
 #[test]
 fn run_once_over_sbd_is_one_mo_session_and_the_answer_by_ring_alert() {
     let dir = tempfile::tempdir().unwrap();
@@ -143,7 +117,7 @@ fn run_once_over_sbd_is_one_mo_session_and_the_answer_by_ring_alert() {
     let agent = agent(&s, dir.path(), id);
     let runs = 3;
     for i in 0..runs {
-        emit(&agent, i);
+        emit(&agent, "SbdTest", i);
         let before = s.modem.stats();
         let status = agent.run_once_within(LIMIT).unwrap();
         assert!(status.success(), "{}", agent.log());
@@ -172,7 +146,7 @@ fn run_once_over_sbd_is_one_mo_session_and_the_answer_by_ring_alert() {
             agent.log()
         );
     }
-    assert_eq!(events_stored(&s.server, id), runs);
+    assert_eq!(events_stored(&s.server, id, "SbdTest"), runs);
     assert_every_record_once(&s.server, &agent, id);
     assert_eq!(tls_handshakes(&s.server), 0.0, "a TLS connection was made");
     let described = s.server.command(&["describe", "ed", id]).unwrap();
@@ -205,7 +179,7 @@ fn every_record_arrives_once_through_failed_sessions_redeliveries_and_kill_9() {
     let total = 12;
     for i in 0..total {
         assert!(started.elapsed() < LIMIT);
-        emit(&agent, i);
+        emit(&agent, "SbdTest", i);
         sleep(Duration::from_millis(300));
         if i % 5 == 4 {
             agent.kill9();
@@ -213,7 +187,7 @@ fn every_record_arrives_once_through_failed_sessions_redeliveries_and_kill_9() {
         }
     }
     wait_for("every event stored", LIMIT, || {
-        events_stored(&s.server, id) == total
+        events_stored(&s.server, id, "SbdTest") == total
     });
 
     // A configuration change reaches the device by MT.

@@ -26,14 +26,12 @@ use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use agent_support::stored_records;
 use flotta_e2e::link::{
     DatagramProfile, Direction, Link, LinkConfig, LinkProfile, UdpLink, UdpLinkConfig, UdpProfile,
 };
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
 use flotta_e2e::wait::wait_for;
-use flotta_proto::payload::Payload;
-use frames_support::{assert_every_record_once, provision};
+use frames_support::{assert_every_record_once, emit, events_stored, provision, tls_handshakes};
 
 /// Generous: the machine may be busy; only a failure waits this long.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -101,30 +99,6 @@ fn assert_no_counter_reused(link: &UdpLink) {
     }
 }
 
-fn tls_handshakes(server: &ServerProc) -> f64 {
-    let m = server.metrics().unwrap();
-    let get = |k| flotta_e2e::procs::parse_metric(&m, k);
-    get("flotta_tls_handshakes_total{kind=\"full\"}")
-        + get("flotta_tls_handshakes_total{kind=\"resumed\"}")
-}
-
-fn emit(agent: &AgentProc, i: usize) {
-    let msg = format!("udp event {i}");
-    let out = agent.emit(&["event", "--reason", "UdpTest", &msg]).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn events_stored(server: &ServerProc, id: &str) -> usize {
-    stored_records(server, id)
-        .iter()
-        .filter(|r| matches!(Payload::decode(&r.record.payload), Ok(Payload::Event(e)) if e.reason == "UdpTest"))
-        .count()
-}
-
 #[test]
 fn a_udp_only_device_delivers_every_record_once_through_a_lossy_link() {
     let dir = tempfile::tempdir().unwrap();
@@ -169,7 +143,7 @@ fn a_udp_only_device_delivers_every_record_once_through_a_lossy_link() {
             "the link never exercised: {:?}",
             link.stats()
         );
-        emit(&agent, total);
+        emit(&agent, "UdpTest", total);
         total += 1;
         sleep(Duration::from_millis(200));
         if total % 10 == 0 {
@@ -178,7 +152,7 @@ fn a_udp_only_device_delivers_every_record_once_through_a_lossy_link() {
         }
     }
     wait_for("every event stored", LIMIT, || {
-        events_stored(&server, id) == total
+        events_stored(&server, id, "UdpTest") == total
     });
 
     // A configuration change reaches the device by downlink.
@@ -256,7 +230,7 @@ fn run_once_over_udp_is_one_datagram_each_way() {
     provision(&server, &agent, id, &[]);
     let runs = 4;
     for i in 0..runs {
-        emit(&agent, i);
+        emit(&agent, "UdpTest", i);
         let before = link.stats();
         let status = agent.run_once_within(LIMIT).unwrap();
         assert!(status.success(), "{}", agent.log());
@@ -268,7 +242,7 @@ fn run_once_over_udp_is_one_datagram_each_way() {
             d.wire_bytes()
         );
     }
-    assert_eq!(events_stored(&server, id), runs);
+    assert_eq!(events_stored(&server, id, "UdpTest"), runs);
     assert_every_record_once(&server, &agent, id);
     assert_eq!(tls_handshakes(&server), 0.0);
 }
@@ -298,10 +272,10 @@ fn keys_arrive_over_tls_and_udp_takes_over_when_tls_fails() {
     assert_eq!(link.stats().up.offered, 0, "UDP used while TLS works");
     tcp.set_up(false);
     for i in 0..3 {
-        emit(&agent, i);
+        emit(&agent, "UdpTest", i);
     }
     wait_for("events delivered over UDP", LIMIT, || {
-        events_stored(&server, id) == 3
+        events_stored(&server, id, "UdpTest") == 3
     });
     assert!(link.stats().up.delivered > 0);
     let described = server.command(&["describe", "ed", id]).unwrap();

@@ -1,5 +1,6 @@
 //! Helpers the sealed-frame end-to-end tests (UDP, SBD) share: provisioning
-//! a frame-only device, and checking that every record a stopped agent made
+//! a frame-only device, queueing and counting test events, TLS handshakes,
+//! and checking that every record a stopped agent made
 //! was stored exactly once (plainly or folded into one window summary).
 
 use flotta_e2e::procs::{AgentProc, ServerProc};
@@ -71,4 +72,32 @@ pub(crate) fn assert_every_record_once(
          ({summaries} summaries): a heartbeat counted twice"
     );
     (plain, summaries)
+}
+
+/// TLS handshakes the server made (full and resumed): a frame-only device
+/// must make none.
+pub(crate) fn tls_handshakes(server: &ServerProc) -> f64 {
+    let m = server.metrics().unwrap();
+    let get = |k| flotta_e2e::procs::parse_metric(&m, k);
+    get("flotta_tls_handshakes_total{kind=\"full\"}")
+        + get("flotta_tls_handshakes_total{kind=\"resumed\"}")
+}
+
+/// Queue event number `i` with `reason` on the (running or stopped) agent.
+pub(crate) fn emit(agent: &AgentProc, reason: &str, i: usize) {
+    let msg = format!("{reason} event {i}");
+    let out = agent.emit(&["event", "--reason", reason, &msg]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Events with `reason` the server stored for `id`.
+pub(crate) fn events_stored(server: &ServerProc, id: &str, reason: &str) -> usize {
+    stored_records(server, id)
+        .iter()
+        .filter(|r| matches!(Payload::decode(&r.record.payload), Ok(Payload::Event(e)) if e.reason == reason))
+        .count()
 }
