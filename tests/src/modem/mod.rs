@@ -6,5 +6,8 @@
 //! - [`sbd`]: a RockBLOCK 9603 (Iridium SBD) whose satellite side is a
 //!   [`sbd::Gateway`]: [`sbd::MemoryGateway`] for tests, or a Rock7 network
 //!   simulator that posts MO messages to the server's webhook.
+//! - [`lora`]: LoRaWAN modems (RAK3172 RUI3, RN2483) whose radio side is a
+//!   [`lora::LoraNetwork`].
 
+pub mod lora;
 pub mod sbd;
