@@ -116,6 +116,14 @@ pub enum CarrierError {
         /// The last session's MO status.
         mo_status: u8,
     },
+    /// The carrier does not send frames without waiting for their answer
+    /// (a bug of the caller).
+    #[error("{0} does not send frames without an answer")]
+    Unsupported(&'static str),
+    /// The governor holds transmissions back until the duty cycle, fair-use
+    /// or credit budget allows them again.
+    #[error("held back by the {0} budget")]
+    HeldBack(&'static str),
     /// The frame exceeds the carrier's budget (a bug of the caller).
     #[error("frame of {len} bytes exceeds the carrier budget of {budget}")]
     TooLarge {
@@ -129,7 +137,7 @@ pub enum CarrierError {
 impl CarrierError {
     /// Whether a later window may succeed: everything but a caller's bug.
     pub fn is_retriable(&self) -> bool {
-        !matches!(self, Self::TooLarge { .. })
+        !matches!(self, Self::TooLarge { .. } | Self::Unsupported(_))
     }
 }
 
@@ -163,4 +171,25 @@ pub trait FrameCarrier {
 
     /// What crossed the link since the carrier was opened.
     fn traffic(&self) -> Traffic;
+
+    /// Whether answers arrive *later* than their frame (LoRaWAN class A:
+    /// the network server queues the answer to uplink N while the receive
+    /// windows of N close, so it rides on uplink N+1). Such a carrier is
+    /// driven with [`send`](FrameCarrier::send) and the in-flight ledger
+    /// instead of [`exchange`](FrameCarrier::exchange).
+    fn answers_later(&self) -> bool {
+        false
+    }
+
+    /// Send `frame` once (no retransmission: a frame whose ack does not
+    /// come is re-packed by the window) and return the downlinks that
+    /// arrived in its receive windows, which may answer any earlier frame.
+    ///
+    /// # Errors
+    /// [`CarrierError::Unsupported`] for carriers that only `exchange`; else
+    /// as `exchange`.
+    fn send(&mut self, frame: &[u8]) -> Result<Vec<Vec<u8>>, CarrierError> {
+        let _ = frame;
+        Err(CarrierError::Unsupported(self.name()))
+    }
 }
