@@ -40,6 +40,7 @@ proptest! {
     fn up_items_roundtrip(
         version in "[a-z0-9.-]{0,64}",
         low_water in any::<u32>(),
+        ack_wanted in any::<bool>(),
         h in head(),
         payload in prop::collection::vec(any::<u8>(), 0..300),
         offset_seed in any::<u32>(),
@@ -48,7 +49,7 @@ proptest! {
         let total = u32::try_from(payload.len()).unwrap() + extra;
         let offset = if payload.is_empty() { 0 } else { offset_seed % (extra + 1) };
         let mut items = vec![
-            UpItem::Status { config_version: &version, low_water },
+            UpItem::Status { config_version: &version, low_water, ack_wanted },
             UpItem::Record { head: h, payload: &payload },
         ];
         if !payload.is_empty() {
@@ -111,7 +112,7 @@ proptest! {
             head: RecordHead { seq: 1000 + i as u64 * 3, at_ms: 1_700_000_000_000 + i as u64, class: (i % 3) as u8 },
             payload: p,
         }).collect();
-        let status = UpItem::Status { config_version: &version, low_water: 7 };
+        let status = UpItem::Status { config_version: &version, low_water: 7, ack_wanted: false };
         let empty_room = budget - status.encoded_len();
         let mut cursor = Cursor::default();
         let mut rebuilt: Vec<(RecordHead, Vec<u8>)> = Vec::new();
@@ -193,6 +194,7 @@ fn unknown_tags_are_skipped() {
     let known = UpItem::Status {
         config_version: "v1",
         low_water: 3,
+        ack_wanted: true,
     };
     let mut bytes = vec![0x7f, 3, 1, 2, 3]; // tag 0x7f, 3 bytes
     let mut buf = vec![0u8; known.encoded_len()];
@@ -230,6 +232,7 @@ fn a_budget_below_one_fragment_byte_is_an_error_not_a_loop() {
     let status = UpItem::Status {
         config_version: "",
         low_water: 0,
+        ack_wanted: false,
     };
     let mut out = [0u8; 8];
     assert!(pack(&mut out, &status, &records, Cursor::default()).is_err());

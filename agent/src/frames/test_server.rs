@@ -139,6 +139,7 @@ impl TestServer {
                 UpItem::Status {
                     config_version,
                     low_water: lw,
+                    ..
                 } => {
                     low_water = lw;
                     version = config_version.to_owned();

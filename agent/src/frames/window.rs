@@ -202,6 +202,7 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
         let status = UpItem::Status {
             config_version: version,
             low_water: counter,
+            ack_wanted: false,
         };
         let packs: Vec<PackRecord<'_>> = records.iter().map(WindowRecord::as_pack).collect();
         let mut plain = vec![0; budget.saturating_sub(overhead)];

@@ -80,6 +80,9 @@ impl RecordHead {
     }
 }
 
+/// Status flags bit 0: the device wants an answer to this frame.
+const STATUS_ACK_WANTED: u64 = 1;
+
 /// One uplink item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpItem<'a> {
@@ -92,6 +95,12 @@ pub enum UpItem<'a> {
         config_version: &'a str,
         /// Lowest counter still awaited.
         low_water: u32,
+        /// The device asks for an answer to this frame even if it carries
+        /// nothing but the ack (links with few downlinks, where the server
+        /// otherwise answers only with configuration or keys). On the wire:
+        /// a flags varint after `low_water`, bit 0, present only when
+        /// non-zero (decoders before it ignore it).
+        ack_wanted: bool,
     },
     /// A whole record; `payload` is its postcard `Payload` as queued.
     Record {
@@ -278,7 +287,12 @@ impl WireItem for UpItem<'_> {
             Self::Status {
                 config_version,
                 low_water,
-            } => str_len(config_version) + varint_len(u64::from(*low_water)),
+                ack_wanted,
+            } => {
+                str_len(config_version)
+                    + varint_len(u64::from(*low_water))
+                    + usize::from(*ack_wanted)
+            }
             Self::Record { head, payload } => head.len() + payload.len(),
             Self::Fragment {
                 head,
@@ -299,9 +313,14 @@ impl WireItem for UpItem<'_> {
             Self::Status {
                 config_version,
                 low_water,
+                ack_wanted,
             } => {
-                let n = write_str(config_version, out)?;
-                Ok(n + write_varint(u64::from(*low_water), rest(out, n)?)?)
+                let mut n = write_str(config_version, out)?;
+                n += write_varint(u64::from(*low_water), rest(out, n)?)?;
+                if *ack_wanted {
+                    n += write_varint(STATUS_ACK_WANTED, rest(out, n)?)?;
+                }
+                Ok(n)
             }
             Self::Record { head, payload } => {
                 let n = head.write(out)?;
@@ -394,10 +413,17 @@ fn parse_up(tag: u8, body: &[u8]) -> Result<Option<UpItem<'_>>, FrameError> {
     Ok(Some(match tag {
         up_tag::STATUS => {
             let (config_version, n) = read_str(body)?;
-            let (low_water, _) = read_varint_u32(&body[n..])?;
+            let (low_water, m) = read_varint_u32(&body[n..])?;
+            // Flags: absent means none; unknown bits are ignored (later
+            // versions may add some).
+            let flags = match &body[n + m..] {
+                [] => 0,
+                rest => read_varint(rest)?.0,
+            };
             UpItem::Status {
                 config_version,
                 low_water,
+                ack_wanted: flags & STATUS_ACK_WANTED != 0,
             }
         }
         up_tag::RECORD => {

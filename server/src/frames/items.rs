@@ -26,6 +26,10 @@ pub struct Uplink {
     pub config_version: String,
     /// The lowest uplink counter the device still waits an ack for.
     pub low_water: u32,
+    /// The device asks for an answer even if it would carry only the ack
+    /// (links with few downlinks answer only when asked or when there is
+    /// configuration or keys to send).
+    pub ack_wanted: bool,
     /// Whole records, checked.
     pub records: Vec<NewRecord>,
     /// The status update of the newest heartbeat (or summary) among them.
@@ -81,6 +85,7 @@ pub fn decode_uplink(plaintext: &[u8], max_record_bytes: u32) -> Result<Uplink, 
     let Some(Ok(UpItem::Status {
         config_version,
         low_water,
+        ack_wanted,
     })) = items.next()
     else {
         return Err(ItemError::Status);
@@ -88,6 +93,7 @@ pub fn decode_uplink(plaintext: &[u8], max_record_bytes: u32) -> Result<Uplink, 
     let mut uplink = Uplink {
         config_version: config_version.to_owned(),
         low_water,
+        ack_wanted,
         records: Vec::new(),
         status: None,
         fragments: Vec::new(),
@@ -169,6 +175,7 @@ mod tests {
     const STATUS: UpItem<'static> = UpItem::Status {
         config_version: "3",
         low_water: 5,
+        ack_wanted: true,
     };
 
     #[test]
@@ -193,7 +200,10 @@ mod tests {
             },
         ]);
         let up = decode_uplink(&text, 1024).unwrap();
-        assert_eq!((up.config_version.as_str(), up.low_water), ("3", 5));
+        assert_eq!(
+            (up.config_version.as_str(), up.low_water, up.ack_wanted),
+            ("3", 5, true)
+        );
         assert_eq!(up.records.len(), 1);
         assert_eq!(up.records[0].payload, payload);
         assert_eq!(up.fragments[0].offset, 8);

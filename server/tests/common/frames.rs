@@ -114,6 +114,7 @@ impl FrameDevice {
         w.push(&UpItem::Status {
             config_version,
             low_water,
+            ack_wanted: false,
         })
         .unwrap();
         for i in items {
