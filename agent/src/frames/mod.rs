@@ -24,6 +24,7 @@
 
 mod answer;
 mod folds;
+mod ledger;
 mod policy;
 mod records;
 mod sender;
