@@ -11,7 +11,7 @@
 
 use flotta_proto::batch::ConfigUpdate;
 use flotta_proto::frame::{
-    ConfigEncoding, DownItem, FrameContext, FrameError, FrameType, TAG_LEN, down_items, open,
+    Ack, ConfigEncoding, DownItem, FrameContext, FrameError, FrameType, TAG_LEN, down_items, open,
 };
 use flotta_proto::frame_keys::FrameKeys;
 
@@ -32,14 +32,35 @@ pub(crate) struct Answer {
 
 /// The plaintext of `datagram` if it is an authentic answer under `ctx`.
 fn plaintext(ctx: &FrameContext, datagram: &[u8]) -> Option<Vec<u8>> {
+    opened(ctx, datagram).map(|(_, plain)| plain)
+}
+
+/// The downlink counter and plaintext of an authentic answer.
+fn opened(ctx: &FrameContext, datagram: &[u8]) -> Option<(u32, Vec<u8>)> {
     let mut out = vec![0; datagram.len().saturating_sub(TAG_LEN)];
     let opened = open(ctx, datagram, &mut out).ok()?;
     if opened.header.frame_type != FrameType::DownlinkAnswer {
         return None;
     }
-    let len = opened.plaintext.len();
+    let (counter, len) = (opened.header.counter, opened.plaintext.len());
     out.truncate(len);
-    Some(out)
+    Some((counter, out))
+}
+
+/// The downlink counter and ack of an authentic, well-formed answer to
+/// *some* frame (carriers whose answers come later: the in-flight ledger
+/// decides whether it is fresh).
+pub(crate) fn ack_of(ctx: &FrameContext, datagram: &[u8]) -> Option<(u32, Ack)> {
+    let (counter, plain) = opened(ctx, datagram)?;
+    let mut ack = None;
+    for item in down_items(&plain) {
+        match item {
+            Ok(DownItem::Ack(a)) => ack = Some(a),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    Some((counter, ack?))
 }
 
 /// Whether `datagram` is an authentic, well-formed answer acknowledging

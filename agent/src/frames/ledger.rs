@@ -52,6 +52,8 @@ pub(crate) const MAX_SPAN: u32 = 32;
 /// Most entries kept (a bound on the file; `MAX_SPAN` bounds it already
 /// while counters are consecutive).
 const MAX_ENTRIES: usize = MAX_SPAN as usize;
+/// Most delivered-but-held-back records remembered.
+const MAX_DELIVERED: usize = 1024;
 
 /// A record, or a piece of one, carried by a frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,12 +81,17 @@ struct Entry {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct State {
-    key_id: u32,
+    key_id: [u8; 4],
     epoch: u32,
     /// Highest downlink counter accepted (answers must be above it).
     highest_down: Option<u32>,
     /// Ascending counters.
     entries: Vec<Entry>,
+    /// Queue records the server stored that the queue still holds (an
+    /// earlier one is not acknowledged yet): not sent again by the next
+    /// process either. At most `MAX_DELIVERED`, the lowest dropped first
+    /// (a dropped one is merely sent again).
+    delivered: Vec<u64>,
 }
 
 /// What an accepted answer (or giving up) settled.
@@ -113,7 +120,7 @@ pub(crate) struct Ledger {
 impl Ledger {
     /// The ledger stored under `data_dir` for the context (`key_id`,
     /// `epoch`): empty if missing, damaged or of another context.
-    pub(crate) fn load(data_dir: &Path, key_id: u32, epoch: u32) -> Self {
+    pub(crate) fn load(data_dir: &Path, key_id: [u8; 4], epoch: u32) -> Self {
         let path = data_dir.join(LEDGER_FILE);
         let state = std::fs::read(&path)
             .ok()
@@ -131,9 +138,23 @@ impl Ledger {
         }
     }
 
-    /// Whether the ledger belongs to this context.
-    pub(crate) fn is_for(&self, key_id: u32, epoch: u32) -> bool {
-        self.state.key_id == key_id && self.state.epoch == epoch
+    /// Records stored by the server but still queued.
+    pub(crate) fn delivered(&self) -> &[u64] {
+        &self.state.delivered
+    }
+
+    /// Remember `seqs` as delivered, forgetting those the queue deleted
+    /// (acknowledged through `acked`).
+    pub(crate) fn note_delivered(&mut self, seqs: &[u64], acked: Option<u64>) {
+        let d = &mut self.state.delivered;
+        d.extend_from_slice(seqs);
+        d.sort_unstable();
+        d.dedup();
+        if let Some(a) = acked {
+            d.retain(|s| *s > a);
+        }
+        let excess = d.len().saturating_sub(MAX_DELIVERED);
+        d.drain(..excess);
     }
 
     /// Frames awaiting their ack.
@@ -159,11 +180,6 @@ impl Ledger {
             .entries
             .first()
             .map_or(counter, |e| e.counter.min(counter))
-    }
-
-    /// When the oldest frame awaiting its ack was sent.
-    pub(crate) fn oldest_sent_ms(&self) -> Option<u64> {
-        self.state.entries.iter().map(|e| e.sent_at_ms).min()
     }
 
     /// Give up entries `MAX_SPAN` or more counters below `counter` (or
@@ -224,7 +240,12 @@ impl Ledger {
         let mut res = Resolution::default();
         // In counter order: a lost entry breaks parts of later ones, which
         // may be settled by this very ack.
-        while self.state.entries.first().is_some_and(|e| e.counter <= highest) {
+        while self
+            .state
+            .entries
+            .first()
+            .is_some_and(|e| e.counter <= highest)
+        {
             let entry = self.state.entries.remove(0);
             if ack.acks(entry.counter) {
                 res.acked_frames += 1;
@@ -272,7 +293,10 @@ impl Ledger {
     /// # Errors
     /// The I/O error.
     pub(crate) fn save(&self) -> std::io::Result<()> {
-        if self.state.entries.is_empty() && self.state.highest_down.is_none() {
+        if self.state.entries.is_empty()
+            && self.state.highest_down.is_none()
+            && self.state.delivered.is_empty()
+        {
             return match std::fs::remove_file(&self.path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
                 _ => Ok(()),
@@ -303,8 +327,12 @@ fn decode(bytes: &[u8]) -> Option<State> {
         return None;
     }
     let state: State = postcard::from_bytes(&body[MAGIC.len()..]).ok()?;
-    let ascending = state.entries.windows(2).all(|w| w[0].counter < w[1].counter);
-    (ascending && state.entries.len() <= MAX_ENTRIES).then_some(state)
+    let ascending = state
+        .entries
+        .windows(2)
+        .all(|w| w[0].counter < w[1].counter);
+    let bounded = state.entries.len() <= MAX_ENTRIES && state.delivered.len() <= MAX_DELIVERED;
+    (ascending && bounded).then_some(state)
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ impl Server {
 #[test]
 fn an_ack_delivers_whole_records_and_reveals_lost_frames() {
     let dir = tempfile::tempdir().unwrap();
-    let mut l = Ledger::load(dir.path(), 7, 0);
+    let mut l = Ledger::load(dir.path(), [7; 4], 0);
     let mut server = Server::default();
     l.push(0, 1, vec![whole(&[1])]);
     server.receive(0);
@@ -63,7 +63,7 @@ fn an_ack_delivers_whole_records_and_reveals_lost_frames() {
 #[test]
 fn a_stale_or_replayed_answer_is_not_fresh() {
     let dir = tempfile::tempdir().unwrap();
-    let mut l = Ledger::load(dir.path(), 7, 0);
+    let mut l = Ledger::load(dir.path(), [7; 4], 0);
     let mut server = Server::default();
     l.push(0, 1, vec![whole(&[1])]);
     server.receive(0);
@@ -83,7 +83,7 @@ fn a_stale_or_replayed_answer_is_not_fresh() {
 #[test]
 fn frames_after_the_highest_acked_counter_stay_in_flight() {
     let dir = tempfile::tempdir().unwrap();
-    let mut l = Ledger::load(dir.path(), 7, 0);
+    let mut l = Ledger::load(dir.path(), [7; 4], 0);
     let mut server = Server::default();
     l.push(0, 1, vec![whole(&[1])]);
     server.receive(0);
@@ -98,7 +98,7 @@ fn frames_after_the_highest_acked_counter_stay_in_flight() {
 #[test]
 fn a_lost_fragment_breaks_the_record_even_when_its_last_frame_arrives() {
     let dir = tempfile::tempdir().unwrap();
-    let mut l = Ledger::load(dir.path(), 7, 0);
+    let mut l = Ledger::load(dir.path(), [7; 4], 0);
     let mut server = Server::default();
     l.push(0, 1, vec![piece(&[10])]); // lost
     l.push(1, 2, vec![piece(&[10])]);
@@ -113,7 +113,7 @@ fn a_lost_fragment_breaks_the_record_even_when_its_last_frame_arrives() {
 #[test]
 fn a_fragment_given_up_breaks_its_record_in_later_frames() {
     let dir = tempfile::tempdir().unwrap();
-    let mut l = Ledger::load(dir.path(), 7, 0);
+    let mut l = Ledger::load(dir.path(), [7; 4], 0);
     l.push(0, 1, vec![piece(&[10])]);
     l.push(40, 2, vec![whole(&[10])]);
     let res = l.give_up_below(41);
@@ -127,7 +127,7 @@ fn a_fragment_given_up_breaks_its_record_in_later_frames() {
 #[test]
 fn entries_too_far_below_the_new_counter_are_given_up() {
     let dir = tempfile::tempdir().unwrap();
-    let mut l = Ledger::load(dir.path(), 7, 0);
+    let mut l = Ledger::load(dir.path(), [7; 4], 0);
     for c in 0..10 {
         l.push(c, u64::from(c), vec![whole(&[u64::from(c)])]);
     }
@@ -140,7 +140,7 @@ fn entries_too_far_below_the_new_counter_are_given_up() {
 #[test]
 fn the_ledger_survives_a_restart_and_is_dropped_for_another_context() {
     let dir = tempfile::tempdir().unwrap();
-    let mut l = Ledger::load(dir.path(), 7, 0);
+    let mut l = Ledger::load(dir.path(), [7; 4], 0);
     l.push(3, 1, vec![whole(&[1]), piece(&[2])]);
     let ack = Ack {
         below: 0,
@@ -148,25 +148,23 @@ fn the_ledger_survives_a_restart_and_is_dropped_for_another_context() {
     };
     assert_eq!(l.resolve(&ack, 0), None);
     l.save().unwrap();
-    let again = Ledger::load(dir.path(), 7, 0);
+    let again = Ledger::load(dir.path(), [7; 4], 0);
     assert_eq!(again.in_flight(), BTreeSet::from([1, 2]));
-    assert_eq!(again.oldest_sent_ms(), Some(1));
-    let other = Ledger::load(dir.path(), 7, 1);
+    let other = Ledger::load(dir.path(), [7; 4], 1);
     assert_eq!(other.len(), 0);
-    assert!(other.is_for(7, 1));
 }
 
 #[test]
 fn the_highest_downlink_counter_is_remembered_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut l = Ledger::load(dir.path(), 7, 0);
+    let mut l = Ledger::load(dir.path(), [7; 4], 0);
     let mut server = Server::default();
     l.push(0, 1, vec![whole(&[1])]);
     server.receive(0);
     let old = server.window.ack(0);
     l.resolve(&old, 9).unwrap();
     l.save().unwrap();
-    let mut l = Ledger::load(dir.path(), 7, 0);
+    let mut l = Ledger::load(dir.path(), [7; 4], 0);
     l.push(1, 2, vec![whole(&[2])]);
     server.receive(1);
     assert_eq!(l.resolve(&server.window.ack(1), 9), None, "replay of 9");
@@ -176,7 +174,7 @@ fn the_highest_downlink_counter_is_remembered_across_a_restart() {
 #[test]
 fn a_damaged_file_is_an_empty_ledger() {
     let dir = tempfile::tempdir().unwrap();
-    let mut l = Ledger::load(dir.path(), 7, 0);
+    let mut l = Ledger::load(dir.path(), [7; 4], 0);
     l.push(3, 1, vec![whole(&[1])]);
     l.save().unwrap();
     let path = dir.path().join(LEDGER_FILE);
@@ -184,7 +182,7 @@ fn a_damaged_file_is_an_empty_ledger() {
     let last = bytes.len() - 6;
     bytes[last] ^= 0x40;
     std::fs::write(&path, &bytes).unwrap();
-    assert_eq!(Ledger::load(dir.path(), 7, 0).len(), 0);
+    assert_eq!(Ledger::load(dir.path(), [7; 4], 0).len(), 0);
     assert!(!decode_file(&bytes));
 }
 
@@ -203,7 +201,7 @@ proptest! {
         answers in prop::collection::vec(0u8..4, 120),
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::load(dir.path(), 1, 0);
+        let mut l = Ledger::load(dir.path(), [1; 4], 0);
         let mut server = Server::default();
         let mut frames_of: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
         let mut delivered = BTreeSet::new();
@@ -246,4 +244,19 @@ proptest! {
         prop_assert_eq!(l.len(), 0);
         prop_assert!(l.in_flight().is_empty());
     }
+}
+
+#[test]
+fn delivered_records_held_back_are_remembered_until_the_queue_deletes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = Ledger::load(dir.path(), [7; 4], 0);
+    l.note_delivered(&[9, 5, 7], Some(4));
+    l.save().unwrap();
+    let mut l = Ledger::load(dir.path(), [7; 4], 0);
+    assert_eq!(l.delivered(), [5, 7, 9]);
+    l.note_delivered(&[7, 11], Some(7));
+    assert_eq!(l.delivered(), [9, 11]);
+    l.note_delivered(&(100..100 + MAX_DELIVERED as u64).collect::<Vec<_>>(), None);
+    assert_eq!(l.delivered().len(), MAX_DELIVERED);
+    assert_eq!(l.delivered()[0], 100, "the lowest dropped first");
 }

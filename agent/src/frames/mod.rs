@@ -23,6 +23,7 @@
 //! (accepting and reading an answer), `window.rs` (the loop).
 
 mod answer;
+mod deferred;
 mod folds;
 mod ledger;
 mod policy;
@@ -31,11 +32,15 @@ mod sender;
 mod window;
 
 #[cfg(test)]
+pub(crate) mod test_later;
+#[cfg(test)]
 pub(crate) mod test_server;
 #[cfg(test)]
 pub(crate) mod tests;
 
 pub use folds::TlsFolds;
+#[doc(hidden)]
+pub use ledger::decode_file as decode_ledger_file;
 pub use policy::{MinLogLevel, PackPolicy};
 pub use sender::{FrameSender, FrameState};
 pub use window::{FrameWindowParams, run_frame_window};
@@ -57,8 +62,21 @@ pub const NO_CONTEXT: &str = "no frame context: provision one with flotta-server
 pub struct FrameReport {
     /// The carrier's name (`udp`).
     pub carrier: &'static str,
-    /// Frames sealed and acknowledged (each under a new counter).
+    /// Frames sealed and sent (each under a new counter); over a carrier
+    /// that answers at once, each was acknowledged.
     pub frames: u32,
+    /// Over a carrier whose answers come later: frames of this or earlier
+    /// windows acknowledged by answers received in this one.
+    pub frames_acked: u32,
+    /// Over a carrier whose answers come later: frames found lost (or
+    /// given up) in this window; their records are sent again.
+    pub frames_lost: u32,
+    /// Over a carrier whose answers come later: frames still awaiting an
+    /// ack when the window ended (their answer rides on a later uplink).
+    pub frames_in_flight: u32,
+    /// Received downlinks that were not a fresh answer (replays, forgeries,
+    /// answers already superseded).
+    pub answers_ignored: u32,
     /// Datagrams and bytes both ways, retransmissions and ignored ones included.
     pub traffic: Traffic,
     /// Queue records deleted after the server's acknowledgement (a summary
@@ -112,6 +130,9 @@ pub enum FrameWindowError {
     /// The heartbeat groups file could not be written.
     #[error("frame/folds.bin: {0}")]
     Folds(std::io::Error),
+    /// The in-flight ledger could not be written.
+    #[error("frame/ledger.bin: {0}")]
+    Ledger(std::io::Error),
 }
 
 impl FrameWindowError {
@@ -124,7 +145,7 @@ impl FrameWindowError {
             Self::Counter(ReserveError::Store(e)) => e.is_retriable(),
             Self::Carrier { source, .. } => source.is_retriable(),
             Self::Queue(e) => e.is_retriable(),
-            Self::Folds(_) => true,
+            Self::Folds(_) | Self::Ledger(_) => true,
         }
     }
 }

@@ -12,6 +12,7 @@ use flotta_proto::frame::{
 };
 
 use super::folds::Folds;
+use super::ledger::Ledger;
 use super::policy::PackPolicy;
 use super::records::{Prefix, WindowRecord, plan};
 use super::{FrameReport, FrameState, FrameWindowError, answer, carrier_error};
@@ -65,6 +66,8 @@ pub fn run_frame_window<C: Clock, D: DiskSpace>(
         config_version: desired.version.clone(),
         prefix: Prefix::default(),
         discarded: BTreeSet::new(),
+        ledger: None,
+        asked: false,
     };
     let mut result = w.run();
     if result.is_ok() {
@@ -84,21 +87,26 @@ pub fn run_frame_window<C: Clock, D: DiskSpace>(
     result.map(|()| report)
 }
 
-struct Window<'a, C: Clock, D: DiskSpace> {
-    queue: &'a Mutex<Queue<C, D>>,
-    carrier: &'a mut dyn FrameCarrier,
-    state: &'a mut FrameState,
-    params: &'a FrameWindowParams,
-    report: FrameReport,
-    config_version: String,
-    prefix: Prefix,
+pub(super) struct Window<'a, C: Clock, D: DiskSpace> {
+    pub(super) queue: &'a Mutex<Queue<C, D>>,
+    pub(super) carrier: &'a mut dyn FrameCarrier,
+    pub(super) state: &'a mut FrameState,
+    pub(super) params: &'a FrameWindowParams,
+    pub(super) report: FrameReport,
+    pub(super) config_version: String,
+    pub(super) prefix: Prefix,
     /// Log lines below the level (no TLS carrier), marked acknowledged in
     /// `prefix` and counted once the queue deleted them.
     discarded: BTreeSet<u64>,
+    /// Frames awaiting their ack, over a carrier whose answers come later
+    /// (`deferred.rs`); `None` over one that answers each frame.
+    pub(super) ledger: Option<Ledger>,
+    /// The last frame sent asked for an answer (`deferred.rs`).
+    pub(super) asked: bool,
 }
 
 impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
-    fn lock(&self) -> MutexGuard<'_, Queue<C, D>> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Queue<C, D>> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -108,9 +116,31 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
             (q.next_seq(), q.acked_through())
         };
         self.state.prune(acked);
-        self.state
-            .sender(&self.params.data_dir, &self.params.device_id)?;
-        self.rounds(end, acked)
+        let keys = self
+            .state
+            .sender(&self.params.data_dir, &self.params.device_id)?
+            .keys()
+            .clone();
+        if self.carrier.answers_later() {
+            let mut ledger = Ledger::load(&self.params.data_dir, keys.key_id, keys.epoch);
+            // Delivered before, by this process or an earlier one.
+            ledger.note_delivered(&[], acked);
+            self.state.delivered.extend(ledger.delivered());
+            self.ledger = Some(ledger);
+        }
+        let mut result = self.rounds(end, acked);
+        if result.is_ok() && self.ledger.is_some() && self.report.frames_lost > 0 {
+            // Answers came later: records of frames this window found lost
+            // were in flight when it planned; they go again now, not a
+            // window later.
+            self.prefix = Prefix::default();
+            let acked = self.lock().acked_through();
+            result = self.rounds(end, acked);
+        }
+        if let Some(ledger) = &self.ledger {
+            self.report.frames_in_flight = u32::try_from(ledger.len()).unwrap_or(u32::MAX);
+        }
+        result
     }
 
     fn rounds(&mut self, end: u64, acked: Option<u64>) -> Result<(), FrameWindowError> {
@@ -127,15 +157,25 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
             let Some(last) = read.last() else { break };
             let from_start = from == 0;
             from = last.seq + 1;
-            // Past the window's end: this is its last round.
-            let done = read.len() < raw;
+            // Past the window's end, or at it: this is its last round.
+            let done = read.len() < raw || from >= end;
             for r in &read {
                 self.prefix
                     .push(r.seq, self.state.delivered.contains(&r.seq));
             }
+            // Records in flight (answers later) are not sent again.
+            let skip = match &self.ledger {
+                Some(l) => self
+                    .state
+                    .delivered
+                    .union(&l.in_flight())
+                    .copied()
+                    .collect(),
+                None => self.state.delivered.clone(),
+            };
             let plan = plan(
                 read,
-                &self.state.delivered,
+                &skip,
                 self.params.tls_limit,
                 &self.params.policy,
                 &mut folds,
@@ -152,7 +192,7 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
                 self.prefix.mark(seq);
                 self.discarded.insert(seq);
             }
-            self.send_all(&plan.records)?;
+            self.send_all(&plan.records, done)?;
             // A round of records discarded or delivered before may complete
             // the prefix without a frame of its own.
             self.settle()?;
@@ -160,8 +200,10 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
                 break;
             }
         }
-        if self.report.frames == 0 {
-            self.send_frame(&[], Cursor::default())?;
+        // At least one frame; over a carrier whose answers come later, the
+        // last one asks for an answer.
+        if self.report.frames == 0 || self.ledger.is_some() && !self.asked {
+            self.send_frame(&[], Cursor::default(), true)?;
         }
         if dirty {
             folds.save().map_err(FrameWindowError::Folds)?;
@@ -169,11 +211,16 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
         Ok(())
     }
 
-    /// Send `records` in as many frames as they need.
-    fn send_all(&mut self, records: &[WindowRecord]) -> Result<(), FrameWindowError> {
+    /// Send `records` in as many frames as they need (`last_round`: the
+    /// window's last).
+    fn send_all(
+        &mut self,
+        records: &[WindowRecord],
+        last_round: bool,
+    ) -> Result<(), FrameWindowError> {
         let mut cursor = Cursor::default();
         while cursor.index < records.len() {
-            cursor = self.send_frame(records, cursor)?.next;
+            cursor = self.send_frame(records, cursor, last_round)?.next;
         }
         Ok(())
     }
@@ -184,7 +231,11 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
         &mut self,
         records: &[WindowRecord],
         cursor: Cursor,
+        last_round: bool,
     ) -> Result<Packed, FrameWindowError> {
+        if self.ledger.is_some() {
+            return self.send_later(records, cursor, last_round);
+        }
         let with_key_id = !self.carrier.identifies_device();
         let overhead = if with_key_id {
             OVERHEAD_WITH_KEY_ID
@@ -236,7 +287,7 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
     }
 
     /// Delete the acknowledged prefix from the queue.
-    fn settle(&mut self) -> Result<(), FrameWindowError> {
+    pub(super) fn settle(&mut self) -> Result<(), FrameWindowError> {
         if let Some(through) = self.prefix.take_acked() {
             let mut q = self.lock();
             let before = q.stats().records;
@@ -252,7 +303,7 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
     }
 
     /// Configuration and keys from an accepted answer.
-    fn apply(&mut self, answer: answer::Answer) -> Result<(), FrameWindowError> {
+    pub(super) fn apply(&mut self, answer: answer::Answer) -> Result<(), FrameWindowError> {
         let data_dir = &self.params.data_dir;
         // One that cannot be read or stored is left (as the TLS window
         // does): the server offers it again while the version differs.
@@ -266,13 +317,21 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
             self.report.config_pending = Some(v);
         }
         if let Some(keys) = answer.rekey {
-            let epoch = keys.epoch;
+            let (key_id, epoch) = (keys.key_id, keys.epoch);
             // Durable first: a frame under the new epoch must never precede
             // the keys on disk (after a crash the device could not read the
             // answers any more).
             frame_keys::store(data_dir, &keys)?;
             self.state.switch(data_dir, &self.params.device_id, keys)?;
             self.report.rekeyed_to_epoch = Some(epoch);
+            if let Some(old) = &self.ledger {
+                // Frames in flight under the old epoch can no longer be
+                // acknowledged: their records are sent again.
+                self.report.frames_lost += u32::try_from(old.len()).unwrap_or(u32::MAX);
+                let ledger = Ledger::load(data_dir, key_id, epoch);
+                ledger.save().map_err(FrameWindowError::Ledger)?;
+                self.ledger = Some(ledger);
+            }
         }
         Ok(())
     }

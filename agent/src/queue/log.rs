@@ -241,6 +241,11 @@ impl<C: Clock, D: DiskSpace> Queue<C, D> {
         self.acked
     }
 
+    /// The queue's clock, read (milliseconds since the Unix epoch).
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
     /// The sequence number the next append will get.
     pub fn next_seq(&self) -> u64 {
         self.next_seq

@@ -159,6 +159,7 @@ pub(crate) fn queued(q: &Mutex<TestQueue>) -> Vec<u64> {
         .collect()
 }
 
+mod deferred;
 mod delivery;
 mod policy;
 mod state;
