@@ -66,6 +66,11 @@ pub struct Answered {
     pub result: FrameResult,
     /// The sealed answer to send back to the datagram's source.
     pub answer: Option<Vec<u8>>,
+    /// The device asked for this answer (its status's ack-wanted flag).
+    /// Links with few downlinks (LoRaWAN) send only these: the device asks
+    /// on a window's last frame, and configuration and keys ride on that
+    /// answer.
+    pub wanted: bool,
 }
 
 /// Plaintext bytes an answer of `answer_bytes` may hold.
@@ -228,8 +233,10 @@ impl FrameIngest {
             return Ok(Answered {
                 result: FrameResult::Duplicate,
                 answer: Some(kept.to_vec()),
+                wanted: uplink.ack_wanted,
             });
         }
+        let ack_wanted = uplink.ack_wanted;
         let duplicates = self.answers.take_duplicates(key_id.0);
         let write = FrameWrite {
             key_id: key_id.0,
@@ -311,6 +318,7 @@ impl FrameIngest {
             return Ok(Answered {
                 result,
                 answer: None,
+                wanted: ack_wanted,
             });
         }
         let counter = self.keyring.down_counter(epoch)?;
@@ -331,6 +339,7 @@ impl FrameIngest {
         Ok(Answered {
             result,
             answer: Some(answer),
+            wanted: ack_wanted,
         })
     }
 
