@@ -9,8 +9,11 @@
 //! - `every_record_arrives_once_through_failed_sessions_redeliveries_and_kill_9`:
 //!   a resident agent whose sessions fail (no network, busy, RF drop),
 //!   whose MOs Rock7 posts twice now and then, killed -9 in the middle of
-//!   windows: every record stored exactly once, duplicates counted, and a
-//!   configuration change arrives by MT.
+//!   windows, and a server killed -9 while MOs are on their way (Rock7
+//!   retries its posts; an answer the dead server never sent is waited for
+//!   in vain, and the frame's records go again): every record stored
+//!   exactly once, duplicates counted, and a configuration change arrives
+//!   by MT.
 
 #![allow(clippy::unwrap_used)]
 
@@ -163,7 +166,7 @@ fn run_once_over_sbd_is_one_mo_session_and_the_answer_by_ring_alert() {
 #[test]
 fn every_record_arrives_once_through_failed_sessions_redeliveries_and_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let s = sbd(dir.path(), 3);
+    let mut s = sbd(dir.path(), 3);
     let id = "sbd-resident";
     let mut agent = agent(&s, dir.path(), id);
     s.modem.script_sessions([
@@ -184,6 +187,11 @@ fn every_record_arrives_once_through_failed_sessions_redeliveries_and_kill_9() {
         if i % 5 == 4 {
             agent.kill9();
             agent.restart().unwrap();
+        }
+        if i == 7 {
+            s.server.kill9();
+            sleep(Duration::from_millis(500));
+            s.server.restart().unwrap();
         }
     }
     wait_for("every event stored", LIMIT, || {
