@@ -39,6 +39,11 @@ pub const MAX_ENTRIES: usize = 128;
 /// Downlinks kept (TTN allows 10 a day).
 pub const MAX_DOWNLINKS: usize = 16;
 
+/// Governor time minus time since boot, the quantity the slacks bound.
+fn offset(now_ms: u64, since_boot_ms: u64) -> i64 {
+    i64::try_from(i128::from(now_ms) - i128::from(since_boot_ms)).unwrap_or(i64::MAX)
+}
+
 /// One transmission (or several merged): when it ended, where, how much.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry {
@@ -62,6 +67,13 @@ pub(crate) struct Ledger {
     pub(crate) boot_id: u128,
     /// Time since that boot at the last reading, ms.
     pub(crate) since_boot_ms: u64,
+    /// Lower bound, over the EU868 entries, of (entry time − boot time it
+    /// was recorded at): governor time minus boot time may not exceed it,
+    /// else those entries are moved later ([`Ledger::advance`]).
+    pub(crate) duty_slack: i64,
+    /// The same over every entry and downlink recorded in this boot
+    /// (`i64::MAX`: none).
+    pub(crate) all_slack: i64,
     /// Transmissions, oldest first.
     pub(crate) entries: Vec<Entry, MAX_ENTRIES>,
     /// Downlink times, oldest first.
@@ -86,6 +98,8 @@ impl Ledger {
             high_water_ms: now_ms,
             boot_id: now.boot_id,
             since_boot_ms: now.since_boot_ms,
+            duty_slack: offset(now_ms, now.since_boot_ms),
+            all_slack: offset(now_ms, now.since_boot_ms),
             ..Ledger::default()
         };
         for code in 0..Link::CODES as u8 {
@@ -116,27 +130,30 @@ impl Ledger {
             self.high_water_ms = now.wall_ms;
         }
         let now_ms = self.high_water_ms;
-        let stepped = now_ms - before;
         let same_boot = self.boot_id != 0
             && now.boot_id == self.boot_id
             && now.since_boot_ms >= self.since_boot_ms;
-        if same_boot {
-            let elapsed = now.since_boot_ms - self.since_boot_ms;
-            if stepped > elapsed {
-                self.shift(stepped - elapsed, now_ms, |_| true, true);
-            }
-        } else if stepped > 0 {
-            // A new boot: the time off is unknown; the duty cycle gets no
-            // credit for it.
-            self.shift(stepped, now_ms, |l| matches!(l, Link::Eu868(_)), false);
-        }
-        if now.boot_id != 0 {
+        if !same_boot {
+            // A new boot: the time off is unknown. The duty cycle gets no
+            // credit for it (as if the boot began at the last mark); fair
+            // use and credits take the wall clock's word.
+            self.duty_slack = offset(before, 0);
+            self.all_slack = i64::MAX;
             self.boot_id = now.boot_id;
-            self.since_boot_ms = if same_boot {
-                now.since_boot_ms.max(self.since_boot_ms)
-            } else {
-                now.since_boot_ms
-            };
+            self.since_boot_ms = now.since_boot_ms;
+        }
+        self.since_boot_ms = self.since_boot_ms.max(now.since_boot_ms);
+        let d = offset(now_ms, now.since_boot_ms);
+        if d > self.all_slack {
+            let by = d.abs_diff(self.all_slack);
+            self.shift(by, now_ms, |_| true, true);
+            self.all_slack = d;
+            self.duty_slack = self.duty_slack.max(d);
+        }
+        if d > self.duty_slack {
+            let by = d.abs_diff(self.duty_slack);
+            self.shift(by, now_ms, |l| matches!(l, Link::Eu868(_)), false);
+            self.duty_slack = d;
         }
         now_ms
     }
@@ -155,11 +172,17 @@ impl Ledger {
         self.entries.sort_unstable_by_key(|e| e.at_ms);
     }
 
-    /// Governor time for a record at `now`; flags a clock behind.
-    fn stamp(&mut self, now: Now) -> u64 {
+    /// Governor time for a record on `link` (`None`: a downlink) at
+    /// `now`; flags a clock behind, tightens the slacks.
+    fn stamp(&mut self, now: Now, link: Option<Link>) -> u64 {
         let now_ms = self.advance(now);
         if now.wall_ms < now_ms {
             self.behind = true;
+        }
+        let d = offset(now_ms, now.since_boot_ms);
+        self.all_slack = self.all_slack.min(d);
+        if matches!(link, Some(Link::Eu868(_))) {
+            self.duty_slack = self.duty_slack.min(d);
         }
         self.prune(now_ms);
         now_ms
@@ -182,7 +205,7 @@ impl Ledger {
 
     /// Record `amount` spent on `link` at `now`.
     pub(crate) fn record(&mut self, now: Now, link: Link, amount: u32) {
-        let at_ms = self.stamp(now);
+        let at_ms = self.stamp(now, Some(link));
         if self.entries.is_full() {
             self.merge_one();
         }
@@ -223,7 +246,7 @@ impl Ledger {
     /// Record a downlink received at `now` (the oldest is forgotten when
     /// full: only the last 10 matter).
     pub(crate) fn record_downlink(&mut self, now: Now) {
-        let at = self.stamp(now);
+        let at = self.stamp(now, None);
         if self.downlinks.is_full() {
             self.downlinks.remove(0);
         }

@@ -235,8 +235,15 @@ impl Governor {
                 );
             }
         }
-        match waits.iter().max_by_key(|(at, _)| *at) {
-            Some(&(at_ms, budget)) => Decision::NotBefore { at_ms, budget },
+        // The longest wait; on a tie, the first budget checked.
+        let longest = waits
+            .iter()
+            .fold(None::<(u64, Budget)>, |best, &(at, b)| match best {
+                Some((best_at, _)) if best_at >= at => best,
+                _ => Some((at, b)),
+            });
+        match longest {
+            Some((at_ms, budget)) => Decision::NotBefore { at_ms, budget },
             None => Decision::Now,
         }
     }

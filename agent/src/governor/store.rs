@@ -4,6 +4,7 @@
 //! Layout (little-endian), like the frame counter files: magic `FGOV`,
 //! version 1, high-water mark (u64), flags (u8, bit 0: clock behind),
 //! boot id (u128) and time since that boot (u64) of the last reading,
+//! duty-cycle and all-entries slacks (2 × i64, see `ledger.rs`),
 //! frames held back (u64), last blocking budget (u8, 0xff: none), lifetime
 //! airtime ms, credits and downlinks (3 × u64), entry count (u8) and
 //! entries (time u64, link code u8, amount u32), downlink count (u8) and
@@ -30,7 +31,7 @@ const MAGIC: &[u8; 4] = b"FGOV";
 /// Format version.
 const VERSION: u8 = 1;
 /// Bytes before the entries.
-const HEAD_LEN: usize = 4 + 1 + 8 + 1 + 16 + 8 + 8 + 1 + 8 * 3;
+const HEAD_LEN: usize = 4 + 1 + 8 + 1 + 16 + 8 + 8 + 8 + 8 + 1 + 8 * 3;
 /// Bytes of one entry.
 const ENTRY_LEN: usize = 8 + 1 + 4;
 /// Largest file.
@@ -76,6 +77,8 @@ pub(crate) fn encode(l: &Ledger) -> heapless::Vec<u8, MAX_FILE_LEN> {
     put(&[u8::from(l.behind)]);
     put(&l.boot_id.to_le_bytes());
     put(&l.since_boot_ms.to_le_bytes());
+    put(&l.duty_slack.to_le_bytes());
+    put(&l.all_slack.to_le_bytes());
     put(&l.held_back.to_le_bytes());
     put(&[l.last_blocking.unwrap_or(0xff)]);
     put(&l.total_airtime_ms.to_le_bytes());
@@ -146,6 +149,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Ledger, &'static str> {
     };
     l.boot_id = u128::from_le_bytes(r.take()?);
     l.since_boot_ms = r.u64()?;
+    l.duty_slack = i64::from_le_bytes(r.take()?);
+    l.all_slack = i64::from_le_bytes(r.take()?);
     l.held_back = r.u64()?;
     l.last_blocking = match r.u8()? {
         0xff => None,
