@@ -159,9 +159,13 @@ mod tests {
             toml::from_str("[governor]\nfair_use = \"none\"\nsbd_credits_per_day = 40\n").unwrap();
         assert_eq!(c.governor.fair_use, FairUse::None);
         assert_eq!(c.governor.sbd_credits_per_day, 40);
-        let e = toml::from_str::<Lorawan>("[governor]\nfair_use_s = 3\n").err().unwrap();
+        let e = toml::from_str::<Lorawan>("[governor]\nfair_use_s = 3\n")
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("unknown field"), "{e}");
-        let e = toml::from_str::<Lorawan>("[governor]\nfair_use = \"tt\"\n").err().unwrap();
+        let e = toml::from_str::<Lorawan>("[governor]\nfair_use = \"tt\"\n")
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("ttn"), "{e}");
     }
 

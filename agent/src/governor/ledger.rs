@@ -342,7 +342,10 @@ mod tests {
             l.record(at(1_000 + i), G1, 10);
         }
         assert_eq!(l.entries.len(), MAX_ENTRIES);
-        assert_eq!(l.used(|_| true, DAY_MS, 2_000), (MAX_ENTRIES as u64 + 50) * 10);
+        assert_eq!(
+            l.used(|_| true, DAY_MS, 2_000),
+            (MAX_ENTRIES as u64 + 50) * 10
+        );
         assert!(l.entries.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
         assert_eq!(l.entries[0].at_ms, 1_050, "the oldest amounts moved later");
     }
@@ -374,7 +377,11 @@ mod tests {
         l.record(Now::at(1_000, 7, 10), G1, 100);
         // One second later (boot clock), the wall clock stepped an hour on.
         let t = l.advance(Now::at(1_000 + DUTY_CYCLE_WINDOW_MS, 7, 1_010));
-        assert_eq!(l.used(|_| true, DUTY_CYCLE_WINDOW_MS, t), 100, "still 1 s old");
+        assert_eq!(
+            l.used(|_| true, DUTY_CYCLE_WINDOW_MS, t),
+            100,
+            "still 1 s old"
+        );
         assert_eq!(l.entries[0].at_ms, t - 1_000);
     }
 
@@ -385,7 +392,11 @@ mod tests {
         l.record(Now::at(1_000, 7, 10), Link::Sbd, 1);
         let t = l.advance(Now::at(1_000 + DAY_MS / 2, 8, 5));
         assert_eq!(l.used(|x| x == G1, DUTY_CYCLE_WINDOW_MS, t), 100);
-        assert_eq!(l.used(|x| x == Link::Sbd, DAY_MS / 2, t), 0, "credits age by the wall clock");
+        assert_eq!(
+            l.used(|x| x == Link::Sbd, DAY_MS / 2, t),
+            0,
+            "credits age by the wall clock"
+        );
     }
 
     #[test]

@@ -225,7 +225,13 @@ impl Governor {
                 };
             }
             check(
-                l.fits_at(Link::is_lorawan, DAY_MS, TTN_AIRTIME_MS_PER_DAY, airtime, now),
+                l.fits_at(
+                    Link::is_lorawan,
+                    DAY_MS,
+                    TTN_AIRTIME_MS_PER_DAY,
+                    airtime,
+                    now,
+                ),
                 Budget::FairUseAirtime,
             );
             if tx.may_downlink {

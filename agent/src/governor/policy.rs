@@ -84,11 +84,41 @@ mod tests {
 
     #[test]
     fn allowance_is_a_prefix() {
-        assert_eq!(frames_allowed(None, 500, 4), Allowance { send: 4, held_back: 0 });
-        assert_eq!(frames_allowed(Some(1_200), 500, 4), Allowance { send: 2, held_back: 2 });
-        assert_eq!(frames_allowed(Some(0), 500, 4), Allowance { send: 0, held_back: 4 });
-        assert_eq!(frames_allowed(Some(0), 0, 4), Allowance { send: 4, held_back: 0 });
-        assert_eq!(frames_allowed(Some(u64::MAX), 1, 3), Allowance { send: 3, held_back: 0 });
+        assert_eq!(
+            frames_allowed(None, 500, 4),
+            Allowance {
+                send: 4,
+                held_back: 0
+            }
+        );
+        assert_eq!(
+            frames_allowed(Some(1_200), 500, 4),
+            Allowance {
+                send: 2,
+                held_back: 2
+            }
+        );
+        assert_eq!(
+            frames_allowed(Some(0), 500, 4),
+            Allowance {
+                send: 0,
+                held_back: 4
+            }
+        );
+        assert_eq!(
+            frames_allowed(Some(0), 0, 4),
+            Allowance {
+                send: 4,
+                held_back: 0
+            }
+        );
+        assert_eq!(
+            frames_allowed(Some(u64::MAX), 1, 3),
+            Allowance {
+                send: 3,
+                held_back: 0
+            }
+        );
     }
 
     #[test]

@@ -59,7 +59,10 @@ fn duty_cycle_is_one_percent_of_a_rolling_hour() {
             budget: Budget::DutyCycle
         }
     );
-    assert_eq!(g.admit(at(first_done + HOUR - 1), &tx).blocking(), Some(Budget::DutyCycle));
+    assert_eq!(
+        g.admit(at(first_done + HOUR - 1), &tx).blocking(),
+        Some(Budget::DutyCycle)
+    );
     assert_eq!(g.admit(at(first_done + HOUR), &tx), Decision::Now);
 }
 
@@ -69,13 +72,24 @@ fn sub_bands_have_their_own_shares() {
     assert_eq!(send(&mut g, T0, &eu(SubBand::G2, 3_600)).0, Decision::Now);
     assert!(matches!(
         g.admit(at(T0 + 10_000), &eu(SubBand::G2, 1)),
-        Decision::NotBefore { budget: Budget::DutyCycle, .. }
+        Decision::NotBefore {
+            budget: Budget::DutyCycle,
+            ..
+        }
     ));
-    assert_eq!(g.admit(at(T0 + 10_000), &eu(SubBand::G1, 1_000)), Decision::Now);
-    assert_eq!(g.admit(at(T0 + 10_000), &eu(SubBand::G3, 300_000)), Decision::Now);
+    assert_eq!(
+        g.admit(at(T0 + 10_000), &eu(SubBand::G1, 1_000)),
+        Decision::Now
+    );
+    assert_eq!(
+        g.admit(at(T0 + 10_000), &eu(SubBand::G3, 300_000)),
+        Decision::Now
+    );
     assert_eq!(
         g.admit(at(T0), &eu(SubBand::G2, 3_601)),
-        Decision::Never { budget: Budget::DutyCycle }
+        Decision::Never {
+            budget: Budget::DutyCycle
+        }
     );
     let mut off = Governor::in_memory(GovernorConfig {
         duty_cycle: false,
@@ -89,9 +103,18 @@ fn us915_refuses_uplinks_longer_than_the_dwell_time() {
     let mut g = Governor::in_memory(duty_only());
     let ok = Transmission::lorawan(Link::Us915, 400, false);
     let long = Transmission::lorawan(Link::Us915, 401, false);
-    assert_eq!(g.admit(at(T0), &long), Decision::Never { budget: Budget::DwellTime });
+    assert_eq!(
+        g.admit(at(T0), &long),
+        Decision::Never {
+            budget: Budget::DwellTime
+        }
+    );
     for i in 0..1_000 {
-        assert_eq!(send(&mut g, T0 + i * 500, &ok).0, Decision::Now, "no duty cycle");
+        assert_eq!(
+            send(&mut g, T0 + i * 500, &ok).0,
+            Decision::Now,
+            "no duty cycle"
+        );
     }
     assert_eq!(g.remaining(at(T0), Link::Us915), None);
 }
@@ -121,7 +144,10 @@ fn ttn_fair_use_is_30_s_of_airtime_per_rolling_day() {
     // EU868 counts too, and the longest wait names the budget.
     let mut g = Governor::in_memory(GovernorConfig::default());
     for i in 0..30 {
-        assert_eq!(send(&mut g, T0 + i * 600_000, &eu(SubBand::G1, 1_000)).0, Decision::Now);
+        assert_eq!(
+            send(&mut g, T0 + i * 600_000, &eu(SubBand::G1, 1_000)).0,
+            Decision::Now
+        );
     }
     let d = g.admit(at(T0 + 30 * 600_000), &eu(SubBand::G1, 1_000));
     assert_eq!(d.blocking(), Some(Budget::FairUseAirtime));
@@ -163,7 +189,10 @@ fn sbd_credits_per_rolling_day() {
     };
     let mut g = Governor::in_memory(config);
     for i in 0..5 {
-        assert_eq!(send(&mut g, T0 + i * 1_000, &Transmission::sbd(2)).0, Decision::Now);
+        assert_eq!(
+            send(&mut g, T0 + i * 1_000, &Transmission::sbd(2)).0,
+            Decision::Now
+        );
     }
     assert_eq!(g.remaining(at(T0 + 5_000), Link::Sbd), Some(0));
     assert_eq!(
@@ -173,13 +202,21 @@ fn sbd_credits_per_rolling_day() {
             budget: Budget::SbdCredits
         }
     );
-    assert_eq!(g.admit(at(T0), &Transmission::sbd(11)), Decision::Never { budget: Budget::SbdCredits });
+    assert_eq!(
+        g.admit(at(T0), &Transmission::sbd(11)),
+        Decision::Never {
+            budget: Budget::SbdCredits
+        }
+    );
     let r = g.report(at(T0 + 5_000));
     assert_eq!(r.credits_24h, 10);
     assert_eq!(r.blocking, Some(Budget::SbdCredits));
     let mut free = Governor::in_memory(GovernorConfig::default());
     for i in 0..100 {
-        assert_eq!(send(&mut free, T0 + i, &Transmission::sbd(6)).0, Decision::Now);
+        assert_eq!(
+            send(&mut free, T0 + i, &Transmission::sbd(6)).0,
+            Decision::Now
+        );
     }
     assert_eq!(free.remaining(at(T0), Link::Sbd), None);
 }
@@ -191,7 +228,13 @@ fn a_short_budget_sends_the_head_of_the_plan() {
     let left = g.remaining(at(T0 + 60_000), G1);
     assert_eq!(left, Some(2_000));
     let a = frames_allowed(left, 900, 5);
-    assert_eq!(a, Allowance { send: 2, held_back: 3 });
+    assert_eq!(
+        a,
+        Allowance {
+            send: 2,
+            held_back: 3
+        }
+    );
     g.held_back(a.held_back, Budget::DutyCycle);
     let d = g.admit(at(T0 + 60_000), &eu(SubBand::G1, 2_001));
     assert_eq!(d.blocking(), Some(Budget::DutyCycle));
@@ -200,7 +243,11 @@ fn a_short_budget_sends_the_head_of_the_plan() {
     assert_eq!(r.held_back_by, Some(Budget::DutyCycle));
     assert_eq!(r.next_allowed_ms, Some(T0 + 34_000 + HOUR));
     assert!(r.to_string().contains("blocked by duty_cycle"), "{r}");
-    assert_eq!(g.report(at(T0 + 34_000 + HOUR)).blocking, None, "no longer holds");
+    assert_eq!(
+        g.report(at(T0 + 34_000 + HOUR)).blocking,
+        None,
+        "no longer holds"
+    );
 }
 
 #[test]
@@ -218,7 +265,10 @@ fn usage_survives_a_reload() {
     assert_eq!(g.report(at(T0 + 40_000)).held_back, before.held_back);
     assert_eq!(g.report(at(T0 + 40_000)).downlinks_24h, 1);
     let tx = eu(SubBand::G1, 1);
-    assert_eq!(g.admit(at(T0 + HOUR), &tx).blocking(), Some(Budget::DutyCycle));
+    assert_eq!(
+        g.admit(at(T0 + HOUR), &tx).blocking(),
+        Some(Budget::DutyCycle)
+    );
     assert_eq!(g.admit(at(T0 + 36_000 + HOUR), &tx), Decision::Now);
     drop(g);
     // A reboot 10 min after the last record (at T0 + 40 s): the duty cycle
@@ -244,11 +294,16 @@ fn a_damaged_file_counts_every_budget_as_spent() {
     drop(g);
     let path = dir.path().join("governor/usage");
     let good = fs::read(&path).unwrap();
-    for bad in [Vec::new(), good[..good.len() - 1].to_vec(), b"garbage".to_vec(), {
-        let mut b = good.clone();
-        b[20] ^= 1;
-        b
-    }] {
+    for bad in [
+        Vec::new(),
+        good[..good.len() - 1].to_vec(),
+        b"garbage".to_vec(),
+        {
+            let mut b = good.clone();
+            b[20] ^= 1;
+            b
+        },
+    ] {
         fs::write(&path, &bad).unwrap();
         let config = GovernorConfig {
             sbd_credits_per_day: 5,
@@ -259,18 +314,31 @@ fn a_damaged_file_counts_every_budget_as_spent() {
         assert!(g.damage().is_some());
         assert_eq!(
             g.admit(at(t), &eu(SubBand::G3, 1)),
-            Decision::NotBefore { at_ms: t + DAY_MS, budget: Budget::FairUseAirtime }
+            Decision::NotBefore {
+                at_ms: t + DAY_MS,
+                budget: Budget::FairUseAirtime
+            }
         );
         let mut no_fair = Governor::open(dir.path(), duty_only(), at(t)).unwrap();
         assert_eq!(no_fair.damage(), None, "replaced by a valid, spent history");
         assert_eq!(
             no_fair.admit(at(t), &eu(SubBand::G3, 1)),
-            Decision::NotBefore { at_ms: t + HOUR, budget: Budget::DutyCycle }
+            Decision::NotBefore {
+                at_ms: t + HOUR,
+                budget: Budget::DutyCycle
+            }
         );
-        assert_eq!(no_fair.admit(at(t + HOUR), &eu(SubBand::G3, 1)), Decision::Now);
-        assert_eq!(g.admit(at(t), &Transmission::sbd(1)).blocking(), Some(Budget::SbdCredits));
         assert_eq!(
-            g.admit(at(t), &Transmission::lorawan(Link::Us915, 1, true)).blocking(),
+            no_fair.admit(at(t + HOUR), &eu(SubBand::G3, 1)),
+            Decision::Now
+        );
+        assert_eq!(
+            g.admit(at(t), &Transmission::sbd(1)).blocking(),
+            Some(Budget::SbdCredits)
+        );
+        assert_eq!(
+            g.admit(at(t), &Transmission::lorawan(Link::Us915, 1, true))
+                .blocking(),
             Some(Budget::FairUseAirtime)
         );
     }
@@ -286,7 +354,10 @@ fn a_clock_going_backwards_unlocks_nothing() {
     let back = |since: u64| Now::at(T0 + 36_000 - 2 * HOUR + since, 1, 36_000 + since);
     let small = eu(SubBand::G1, 1);
     assert_eq!(g.admit(back(0), &small).blocking(), Some(Budget::DutyCycle));
-    assert_eq!(g.admit(back(90 * 60_000), &small).blocking(), Some(Budget::DutyCycle));
+    assert_eq!(
+        g.admit(back(90 * 60_000), &small).blocking(),
+        Some(Budget::DutyCycle)
+    );
     assert!(g.report(back(90 * 60_000)).clock_behind);
     // Then NTP steps it to the truth: 90 min passed, the hour is over.
     let real = T0 + 36_000 + 90 * 60_000;
@@ -376,10 +447,15 @@ fn run(config: GovernorConfig, ops: &[Op], reboot_clock_ok: bool) -> Vec<(u64, u
                 if reboot_clock_ok {
                     err = 0;
                 }
-                g = Governor::open(dir.path(), config.clone(), now(real, boot, boot_at, err)).unwrap();
+                g = Governor::open(dir.path(), config.clone(), now(real, boot, boot_at, err))
+                    .unwrap();
             }
             Op::Send(band, airtime) => {
-                let link = if config.duty_cycle { Link::Eu868(band) } else { Link::Us915 };
+                let link = if config.duty_cycle {
+                    Link::Eu868(band)
+                } else {
+                    Link::Us915
+                };
                 let tx = Transmission::lorawan(link, airtime.min(400), false);
                 if g.admit(now(real, boot, boot_at, err), &tx) == Decision::Now {
                     let end = real + u64::from(tx.airtime_ms);
