@@ -296,28 +296,70 @@ impl Governor {
 
     /// What `link` may still spend at `now` without waiting: airtime ms
     /// (LoRaWAN) or credits (SBD), the least over its budgets; `None` when
-    /// no budget meters it. Feed it to [`frames_allowed`].
+    /// no budget meters it. Feed it to [`frames_allowed`], or use
+    /// [`allowance`](Self::allowance).
     pub fn remaining(&mut self, now: Now, link: Link) -> Option<u64> {
+        self.tightest(now, link).map(|(left, _)| left)
+    }
+
+    /// The least remaining amount of `link`'s budgets, and that budget.
+    fn tightest(&mut self, now: Now, link: Link) -> Option<(u64, Budget)> {
         let now = self.time(now);
         let l = &self.ledger;
-        let mut least: Option<u64> = None;
-        let mut limit = |left: u64| least = Some(least.map_or(left, |m| m.min(left)));
+        let mut least: Option<(u64, Budget)> = None;
+        let mut limit = |left: u64, budget: Budget| {
+            if least.is_none_or(|(m, _)| left < m) {
+                least = Some((left, budget));
+            }
+        };
         match link {
             Link::Eu868(band) if self.config.duty_cycle => {
                 let used = l.used(|x| x == link, DUTY_CYCLE_WINDOW_MS, now);
-                limit(band.airtime_ms_per_hour().saturating_sub(used));
+                let left = band.airtime_ms_per_hour().saturating_sub(used);
+                limit(left, Budget::DutyCycle);
             }
             Link::Sbd if self.config.sbd_credits_per_day > 0 => {
                 let used = l.used(|x| x == Link::Sbd, DAY_MS, now);
-                limit(u64::from(self.config.sbd_credits_per_day).saturating_sub(used));
+                let left = u64::from(self.config.sbd_credits_per_day).saturating_sub(used);
+                limit(left, Budget::SbdCredits);
             }
             _ => {}
         }
         if link.is_lorawan() && self.config.fair_use == FairUse::Ttn {
             let used = l.used(Link::is_lorawan, DAY_MS, now);
-            limit(TTN_AIRTIME_MS_PER_DAY.saturating_sub(used));
+            limit(
+                TTN_AIRTIME_MS_PER_DAY.saturating_sub(used),
+                Budget::FairUseAirtime,
+            );
         }
         least
+    }
+
+    /// How many of a window's `planned` frames may go at `now`, each sent
+    /// as `per_frame` (the worst case of the window's frames): the head of
+    /// the plan (summary and urgent events first), with the budget that
+    /// holds the rest back, which is noted for the report. Each frame is
+    /// still [`admit`](Self::admit)ted before it goes.
+    pub fn allowance(
+        &mut self,
+        now: Now,
+        per_frame: &Transmission,
+        planned: usize,
+    ) -> (Allowance, Option<Budget>) {
+        let cost = u64::from(per_frame.amount());
+        let tightest = self.tightest(now, per_frame.link);
+        let mut allowance = frames_allowed(tightest.map(|(left, _)| left), cost, planned);
+        let mut budget = tightest.filter(|_| allowance.held_back > 0).map(|(_, b)| b);
+        if allowance.send > 0 {
+            if let Some(b) = self.admit(now, per_frame).blocking() {
+                allowance = frames_allowed(Some(0), 1, planned);
+                budget = Some(b);
+            }
+        }
+        if let Some(b) = budget {
+            self.held_back(allowance.held_back, b);
+        }
+        (allowance, budget)
     }
 
     /// The state for `describe` and status lines at `now`.

@@ -251,6 +251,56 @@ fn a_short_budget_sends_the_head_of_the_plan() {
 }
 
 #[test]
+fn allowance_sends_the_head_and_names_the_budget() {
+    let mut g = Governor::in_memory(GovernorConfig::default());
+    let frame = eu(SubBand::G2, 1_000);
+    let (a, b) = g.allowance(at(T0), &frame, 5);
+    assert_eq!(
+        (a, b),
+        (
+            Allowance {
+                send: 3,
+                held_back: 2
+            },
+            Some(Budget::DutyCycle)
+        )
+    );
+    let (a, b) = g.allowance(at(T0), &eu(SubBand::G1, 1_000), 5);
+    assert_eq!(
+        (a, b),
+        (
+            Allowance {
+                send: 5,
+                held_back: 0
+            },
+            None
+        )
+    );
+    let long = Transmission::lorawan(Link::Us915, 401, false);
+    let (a, b) = g.allowance(at(T0), &long, 2);
+    assert_eq!(
+        (a, b),
+        (
+            Allowance {
+                send: 0,
+                held_back: 2
+            },
+            Some(Budget::DwellTime)
+        )
+    );
+    let r = g.report(at(T0));
+    assert_eq!(r.held_back, 4);
+    assert_eq!(r.held_back_by, Some(Budget::DwellTime));
+    // Ten downlinks today: frames that ask for one wait, whatever the airtime.
+    for i in 0..10 {
+        g.record_downlink(at(T0 + i)).unwrap();
+    }
+    let asks = Transmission::lorawan(G1, 100, true);
+    let (a, b) = g.allowance(at(T0 + 10), &asks, 3);
+    assert_eq!((a.send, b), (0, Some(Budget::FairUseDownlinks)));
+}
+
+#[test]
 fn usage_survives_a_reload() {
     let dir = tempfile::tempdir().unwrap();
     let mut g = Governor::open(dir.path(), duty_only(), at(T0)).unwrap();
