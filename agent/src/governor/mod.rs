@@ -110,7 +110,7 @@ impl Governor {
         config: GovernorConfig,
         now: Now,
     ) -> Result<Governor, GovernorError> {
-        let file = UsageFile::new(data_dir);
+        let mut file = UsageFile::new(data_dir);
         let (ledger, damage) = match file.load()? {
             Loaded::Fresh(l) | Loaded::Read(l) => (l, None),
             Loaded::Damaged(why) => {
@@ -385,8 +385,8 @@ impl Governor {
         }
     }
 
-    fn save(&self) -> Result<(), GovernorError> {
-        match &self.file {
+    fn save(&mut self) -> Result<(), GovernorError> {
+        match &mut self.file {
             Some(f) => f.store(&self.ledger),
             None => Ok(()),
         }

@@ -212,6 +212,9 @@ pub(crate) enum Loaded {
 #[derive(Debug)]
 pub(crate) struct UsageFile {
     path: PathBuf,
+    /// The `governor` directory exists and its entry in the parent is
+    /// durable.
+    dir_ready: bool,
 }
 
 impl UsageFile {
@@ -219,6 +222,7 @@ impl UsageFile {
     pub(crate) fn new(data_dir: &Path) -> Self {
         Self {
             path: data_dir.join("governor").join("usage"),
+            dir_ready: false,
         }
     }
 
@@ -245,11 +249,35 @@ impl UsageFile {
         }
     }
 
+    /// Create the file's directory if needed, and make its creation
+    /// durable: a directory lost on power failure would look like a fresh
+    /// device with every budget unspent.
+    fn prepare_dir(&mut self) -> Result<(), GovernorError> {
+        if self.dir_ready {
+            return Ok(());
+        }
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| GovernorError::Io { path, source }
+        };
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).map_err(io(dir))?;
+            let parent = dir.parent().unwrap_or(Path::new("."));
+            fs::File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(io(parent))?;
+        }
+        self.dir_ready = true;
+        Ok(())
+    }
+
     /// Replace the history durably.
     ///
     /// # Errors
     /// [`GovernorError::Io`].
-    pub(crate) fn store(&self, ledger: &Ledger) -> Result<(), GovernorError> {
+    pub(crate) fn store(&mut self, ledger: &Ledger) -> Result<(), GovernorError> {
+        self.prepare_dir()?;
         write_atomic(&self.path, &encode(ledger), FILE_MODE).map_err(|source| GovernorError::Io {
             path: self.path.clone(),
             source,

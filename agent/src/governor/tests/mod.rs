@@ -431,6 +431,19 @@ fn a_clock_stepping_forward_unlocks_nothing() {
 }
 
 #[test]
+fn an_unusable_data_dir_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    fs::write(&file, b"x").unwrap();
+    let err = Governor::open(&file, duty_only(), at(T0)).unwrap_err();
+    assert!(err.to_string().contains("governor usage file"), "{err}");
+    // A fresh directory is made durably on the first record.
+    let mut g = Governor::open(&dir.path().join("data"), duty_only(), at(T0)).unwrap();
+    g.record_sent(at(T0), &eu(SubBand::G1, 10)).unwrap();
+    assert!(dir.path().join("data/governor/usage").is_file());
+}
+
+#[test]
 fn errors_say_whether_to_retry() {
     let e = GovernorError::Io {
         path: "x".into(),
