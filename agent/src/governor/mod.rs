@@ -256,7 +256,9 @@ impl Governor {
 
     /// Charge `tx`, sent (or attempted: the radio was on) and done at
     /// `now`, and persist the history. Call it right after the modem
-    /// reports the uplink done, before anything else.
+    /// reports the uplink done, before anything else, once per radio
+    /// transmission (a modem's own retransmissions included): an uplink
+    /// sent but never recorded (a crash in between) is not charged.
     ///
     /// # Errors
     /// [`GovernorError::Io`] if the usage file cannot be written (the
@@ -350,11 +352,11 @@ impl Governor {
         let tightest = self.tightest(now, per_frame.link);
         let mut allowance = frames_allowed(tightest.map(|(left, _)| left), cost, planned);
         let mut budget = tightest.filter(|_| allowance.held_back > 0).map(|(_, b)| b);
-        if allowance.send > 0 {
-            if let Some(b) = self.admit(now, per_frame).blocking() {
-                allowance = frames_allowed(Some(0), 1, planned);
-                budget = Some(b);
-            }
+        if allowance.send > 0
+            && let Some(b) = self.admit(now, per_frame).blocking()
+        {
+            allowance = frames_allowed(Some(0), 1, planned);
+            budget = Some(b);
         }
         if let Some(b) = budget {
             self.held_back(allowance.held_back, b);
