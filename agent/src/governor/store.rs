@@ -285,10 +285,21 @@ impl UsageFile {
     }
 }
 
-/// Fuzz entry point: decode arbitrary bytes as a usage file; whatever
-/// decodes must re-encode to the same bytes and be usable.
+/// Fuzz entry point: decode arbitrary bytes as a usage file, and as the
+/// body of one (its checksum appended, so that the parser behind the
+/// checksum is reached); whatever decodes must re-encode to the same bytes
+/// and be usable.
 #[doc(hidden)]
 pub fn fuzz_usage_file(bytes: &[u8]) {
+    fuzz_one(bytes);
+    if bytes.len() <= MAX_FILE_LEN {
+        let mut sealed = bytes.to_vec();
+        sealed.extend_from_slice(&crc32fast::hash(bytes).to_le_bytes());
+        fuzz_one(&sealed);
+    }
+}
+
+fn fuzz_one(bytes: &[u8]) {
     if let Ok(mut l) = decode(bytes) {
         assert_eq!(encode(&l).as_slice(), bytes);
         let now = l.high_water_ms;

@@ -136,6 +136,31 @@ proptest! {
 
     /// Whatever bytes the usage file holds: no panic, and what decodes
     /// re-encodes identically.
+    /// A valid file with one byte of its body changed (checksum fixed):
+    /// the parser behind the checksum never panics.
+    #[test]
+    fn usage_file_body_changes_never_panic(
+        ops in prop::collection::vec(op(HOUR as i64), 1..40),
+        at in any::<prop::sample::Index>(),
+        xor in 1u8..,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut g = Governor::open(dir.path(), duty_only(), Now::at(T0, 1, 0)).unwrap();
+        for (i, o) in ops.iter().enumerate() {
+            let now = Now::at(T0 + i as u64 * 1_000, 1, i as u64 * 1_000);
+            if let Op::Send(band, airtime) = *o {
+                g.record_sent(now, &Transmission::lorawan(Link::Eu868(band), airtime, false)).unwrap();
+                g.record_downlink(now).unwrap();
+            }
+        }
+        g.record_sent(Now::at(T0 + 50_000, 1, 50_000), &Transmission::sbd(3)).unwrap();
+        let bytes = std::fs::read(dir.path().join("governor/usage")).unwrap();
+        let mut body = bytes[..bytes.len() - 4].to_vec();
+        let i = at.index(body.len());
+        body[i] ^= xor;
+        fuzz_usage_file(&body);
+    }
+
     #[test]
     fn usage_file_decoder_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..MAX_FILE_LEN + 8)) {
         fuzz_usage_file(&bytes);
