@@ -12,6 +12,7 @@ pub mod frame_counter;
 pub mod frame_keys;
 pub mod frames;
 pub mod fsutil;
+pub mod governor;
 pub mod heartbeat;
 pub mod identity;
 pub mod inbox;
