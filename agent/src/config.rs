@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::carrier::{LinkKind, SbdConfig, UdpConfig};
+use crate::governor::GovernorConfig;
 use crate::link::LinkProfile;
 use crate::queue::QueueConfig;
 
@@ -51,6 +52,10 @@ pub struct AgentConfig {
     pub udp: UdpConfig,
     /// Sealed frames over Iridium SBD (used when `links` lists `sbd`).
     pub sbd: SbdConfig,
+    /// The budgets narrow-link carriers keep (`[governor]`: EU868 duty
+    /// cycle, TTN fair use, SBD credits per day); env
+    /// `FLOTTA_AGENT_GOVERNOR_<KEY>`.
+    pub governor: GovernorConfig,
 }
 
 /// Optional overrides of a link profile (the `[link]` table).
@@ -92,6 +97,7 @@ impl Default for AgentConfig {
             links: vec![LinkKind::Tls],
             udp: UdpConfig::default(),
             sbd: SbdConfig::default(),
+            governor: GovernorConfig::default(),
         }
     }
 }
@@ -197,13 +203,16 @@ impl AgentConfig {
             }
         }
         crate::carrier::apply_env(&mut table, &env)?;
-        let cfg: AgentConfig =
+        let mut cfg: AgentConfig =
             toml::Value::Table(table)
                 .try_into()
                 .map_err(|e: toml::de::Error| ConfigError::Parse {
                     path: file.map_or_else(|| "environment".into(), Path::to_path_buf),
                     message: e.to_string(),
                 })?;
+        cfg.governor
+            .apply_env("FLOTTA_AGENT_GOVERNOR", &env)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }

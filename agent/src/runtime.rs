@@ -41,6 +41,19 @@ fn log(msg: &str) {
     eprintln!("flotta-agent: {msg}");
 }
 
+/// The process's governor, resumed from `<data_dir>/governor/usage`. If
+/// the file cannot be read or written, budgets are kept in memory for this
+/// process (and said so): sending within them stays possible.
+fn open_governor(cfg: &AgentConfig) -> crate::carrier::SharedGovernor {
+    use crate::governor::{Governor, Now};
+    let now = Now::system(&crate::clock::SystemClock);
+    let g = Governor::open(&cfg.data_dir, cfg.governor.clone(), now).unwrap_or_else(|e| {
+        log(&format!("governor: {e}; budgets kept in memory only"));
+        Governor::in_memory(cfg.governor.clone())
+    });
+    Arc::new(Mutex::new(g))
+}
+
 fn append(shared: &Shared, payload: &Payload, durability: Durability) {
     let mut q = shared
         .queue
@@ -136,7 +149,9 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
             Err(e) => format!("; {e}"),
         }
     ));
+    let governor = open_governor(&cfg);
     let shared = Arc::new(Shared {
+        governor,
         cfg,
         device_id,
         queue: Mutex::new(queue),

@@ -20,7 +20,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::carrier::{LinkKind, open_frame_link};
+use crate::carrier::{LinkKind, SharedGovernor, open_frame_link};
 use crate::client::{ClientError, EdgeClient};
 use crate::clock::{Clock, SystemClock};
 use crate::config::AgentConfig;
@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) frames: Mutex<FrameState>,
     /// A frame answer said a configuration waits for TLS: try TLS first.
     pub(crate) tls_wanted: AtomicBool,
+    /// Duty cycle, fair use and credits, kept by every metered carrier.
+    pub(crate) governor: SharedGovernor,
 }
 
 /// Why a window failed.
@@ -271,7 +273,7 @@ fn frame_window(
     {
         return Err(FrameWindowError::NoContext.into());
     }
-    let Some(link) = open_frame_link(kind, cfg) else {
+    let Some(link) = open_frame_link(kind, cfg, &shared.governor) else {
         return Err(FrameWindowError::NoContext.into());
     };
     let mut link = link.map_err(|source| FrameWindowError::Carrier {

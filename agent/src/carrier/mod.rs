@@ -27,6 +27,7 @@
 
 pub mod at;
 mod config;
+mod governed;
 mod open;
 pub mod sbd;
 pub mod serial;
@@ -36,9 +37,13 @@ pub use config::{
     FramePacking, LinkKind, MAX_FRAME_BYTES, MIN_FRAME_BYTES, MIN_TEXT_BYTES, UdpConfig,
 };
 pub(crate) use config::{apply_env, validate};
+pub(crate) use governed::Governed;
+pub use governed::SharedGovernor;
 pub(crate) use open::open_frame_link;
 pub use sbd::{SbdCarrier, SbdConfig};
 pub use udp::UdpCarrier;
+
+use crate::governor::Transmission;
 
 /// What crossed a carrier so far (retransmissions and ignored messages
 /// included).
@@ -61,6 +66,8 @@ pub struct Traffic {
     /// each MO and MT message, at least one per successful session; 0 for
     /// UDP).
     pub credits: u64,
+    /// Time on air of the uplinks sent, ms (LoRaWAN; 0 for other links).
+    pub airtime_ms: u64,
 }
 
 impl Traffic {
@@ -75,6 +82,7 @@ impl Traffic {
             ignored: self.ignored - earlier.ignored,
             sessions: self.sessions - earlier.sessions,
             credits: self.credits - earlier.credits,
+            airtime_ms: self.airtime_ms - earlier.airtime_ms,
         }
     }
 }
@@ -191,5 +199,13 @@ pub trait FrameCarrier {
     fn send(&mut self, frame: &[u8]) -> Result<Vec<Vec<u8>>, CarrierError> {
         let _ = frame;
         Err(CarrierError::Unsupported(self.name()))
+    }
+
+    /// What sending a frame of `frame_len` bytes would cost, for the
+    /// governor (`governed.rs`): airtime on a LoRaWAN sub-band, Iridium
+    /// credits; `None` for a link nothing meters (UDP).
+    fn transmission(&self, frame_len: usize) -> Option<Transmission> {
+        let _ = frame_len;
+        None
     }
 }

@@ -2,7 +2,10 @@
 //! with which packing settings (the `[udp]` or `[sbd]` table), so
 //! `window.rs` stays one code path for every frame carrier.
 
-use super::{CarrierError, FrameCarrier, FramePacking, LinkKind, SbdCarrier, UdpCarrier};
+use super::{
+    CarrierError, FrameCarrier, FramePacking, Governed, LinkKind, SbdCarrier, SharedGovernor,
+    UdpCarrier,
+};
 use crate::config::AgentConfig;
 use crate::frames::PackPolicy;
 
@@ -16,27 +19,31 @@ pub(crate) struct FrameLink {
     pub(crate) policy: PackPolicy,
 }
 
-/// Open the carrier of `kind` (`None` for `tls`, which carries no frames).
+/// Open the carrier of `kind` (`None` for `tls`, which carries no frames),
+/// behind `governor` (`governed.rs`: a no-op for links nothing meters).
 ///
 /// # Errors
 /// The carrier's open error (an unresolvable address, a missing tty).
 pub(crate) fn open_frame_link(
     kind: LinkKind,
     cfg: &AgentConfig,
+    governor: &SharedGovernor,
 ) -> Option<Result<FrameLink, CarrierError>> {
-    fn link(
-        carrier: Result<impl FrameCarrier + 'static, CarrierError>,
-        table: &impl FramePacking,
-    ) -> Result<FrameLink, CarrierError> {
+    let link = |carrier: Result<Box<dyn FrameCarrier>, CarrierError>, table: &dyn FramePacking| {
         Ok(FrameLink {
-            carrier: Box::new(carrier?),
+            carrier: Box::new(Governed::new(carrier?, governor.clone())),
             max_record_bytes: table.max_record_bytes(),
             policy: table.pack_policy(),
         })
+    };
+    fn boxed(
+        c: Result<impl FrameCarrier + 'static, CarrierError>,
+    ) -> Result<Box<dyn FrameCarrier>, CarrierError> {
+        Ok(Box::new(c?))
     }
     match kind {
         LinkKind::Tls => None,
-        LinkKind::Udp => Some(link(UdpCarrier::open(&cfg.udp), &cfg.udp)),
-        LinkKind::Sbd => Some(link(SbdCarrier::open(&cfg.sbd), &cfg.sbd)),
+        LinkKind::Udp => Some(link(boxed(UdpCarrier::open(&cfg.udp)), &cfg.udp)),
+        LinkKind::Sbd => Some(link(boxed(SbdCarrier::open(&cfg.sbd)), &cfg.sbd)),
     }
 }

@@ -1,6 +1,6 @@
-//! `GovernorConfig`: the governor's keys, embeddable as a sub-table of a
-//! carrier's table (`[lorawan.governor]`, `[sbd.governor]`) with its
-//! environment overrides `<PREFIX>_<KEY>` (`FLOTTA_AGENT_LORAWAN_FAIR_USE`).
+//! `GovernorConfig`: the governor's keys, the agent's `[governor]` table
+//! (one governor per process, kept by every metered carrier), with its
+//! environment overrides `<PREFIX>_<KEY>` (`FLOTTA_AGENT_GOVERNOR_FAIR_USE`).
 //!
 //! Defaults and why:
 //! - `duty_cycle = true`: EU868 duty cycles are law (ETSI EN 300 220); the

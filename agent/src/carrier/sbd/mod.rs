@@ -287,4 +287,12 @@ impl<P: Port> FrameCarrier for SbdCarrier<P> {
     fn traffic(&self) -> Traffic {
         self.traffic
     }
+
+    fn transmission(&self, frame_len: usize) -> Option<crate::governor::Transmission> {
+        // The MO, and at least one credit for the answer's MT.
+        let credits = wire::credits(frame_len, 1);
+        Some(crate::governor::Transmission::sbd(
+            u32::try_from(credits).unwrap_or(u32::MAX),
+        ))
+    }
 }
