@@ -55,7 +55,7 @@ impl WindowRecord {
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
     /// Heartbeat groups first (earlier ones re-sent, then the new one),
-    /// then the other records in `seq` order.
+    /// then events, then log lines, each in `seq` order.
     pub(crate) records: Vec<WindowRecord>,
     /// Queue records left for a TLS window (too large for frames, or log
     /// lines below the policy's level).
@@ -82,6 +82,8 @@ pub(crate) struct Plan {
 ///   TLS carrier, send everything, fragmented if need be).
 /// - `policy`: log lines below its level are left for TLS (or discarded
 ///   without one); messages are cut to its limit.
+///
+/// Order: heartbeat groups, then events, then log lines.
 pub(crate) fn plan(
     read: Vec<Record>,
     delivered: &BTreeSet<u64>,
@@ -140,6 +142,10 @@ pub(crate) fn plan(
         plan.new_group = true;
         plan.records.push(g);
     }
+    // Events before log lines (each in `seq` order): when a budget holds
+    // the window's tail back, the summary and the events went first.
+    let event = RecordClass::Event.index() as u8;
+    others.sort_by_key(|r| r.head.class != event);
     plan.records.extend(others);
     plan
 }
@@ -358,6 +364,34 @@ mod tests {
         );
         let seqs: Vec<u64> = without_tls.records.iter().map(|r| r.head.seq).collect();
         assert_eq!(seqs, [2, 1], "no TLS: sent anyway; delivered ones skipped");
+    }
+
+    #[test]
+    fn events_go_before_log_lines() {
+        let log = |seq: u64| Record {
+            seq,
+            at_ms: 1000 + seq,
+            class: RecordClass::Log,
+            payload: Payload::Log(flotta_proto::payload::LogLine {
+                source: "s".into(),
+                level: Level::Warn,
+                message: "l".into(),
+            })
+            .encode(),
+        };
+        let read = vec![log(1), event(2, 3), hb(3, None, false), log(4), event(5, 3)];
+        let dir = tempfile::tempdir().unwrap();
+        let mut folds = Folds::load(dir.path());
+        let p = plan(
+            read,
+            &BTreeSet::new(),
+            None,
+            &PackPolicy::default(),
+            &mut folds,
+            true,
+        );
+        let seqs: Vec<u64> = p.records.iter().map(|r| r.head.seq).collect();
+        assert_eq!(seqs, [3, 2, 5, 1, 4]);
     }
 
     #[test]
