@@ -1,7 +1,8 @@
 //! The carrier part of the agent's configuration: `links` (which carriers a
-//! window may use, in order), the `[udp]` table and the `[sbd]` table
-//! (`sbd/config.rs`), with their `FLOTTA_AGENT_LINKS` (comma-separated),
-//! `FLOTTA_AGENT_UDP_<KEY>` and `FLOTTA_AGENT_SBD_<KEY>` environment
+//! window may use, in order), the `[udp]` table, the `[sbd]` table
+//! (`sbd/config.rs`) and the `[lorawan]` table (`lorawan/config.rs`), with
+//! their `FLOTTA_AGENT_LINKS` (comma-separated), `FLOTTA_AGENT_UDP_<KEY>`,
+//! `FLOTTA_AGENT_SBD_<KEY>` and `FLOTTA_AGENT_LORAWAN_<KEY>` environment
 //! overrides. The packing keys every frame carrier has (`max_record_bytes`,
 //! `min_log_level`, `max_text_bytes`) are one trait, [`FramePacking`], with
 //! one validation and one list of environment keys. Units are in the key
@@ -9,6 +10,7 @@
 
 use serde::Deserialize;
 
+use super::lorawan::{LORAWAN_BOOL_KEYS, LORAWAN_ENV_KEYS, LorawanConfig, validate_lorawan};
 use super::sbd::{SBD_ENV_KEYS, SbdConfig, validate_sbd};
 use crate::config::ConfigError;
 use crate::frames::{MinLogLevel, PackPolicy};
@@ -26,6 +28,9 @@ pub enum LinkKind {
     /// Sealed frames in Iridium SBD messages through a RockBLOCK 9603
     /// (`[sbd]`).
     Sbd,
+    /// Sealed frames in LoRaWAN uplinks through a RAK3172 or RN2483 modem
+    /// (`[lorawan]`).
+    Lorawan,
 }
 
 impl LinkKind {
@@ -36,6 +41,7 @@ impl LinkKind {
             Self::Tls => "tls",
             Self::Udp => "udp",
             Self::Sbd => "sbd",
+            Self::Lorawan => "lorawan",
         }
     }
 }
@@ -102,7 +108,7 @@ macro_rules! frame_packing {
         }
     )+};
 }
-frame_packing!(UdpConfig, SbdConfig);
+frame_packing!(UdpConfig, SbdConfig, LorawanConfig);
 
 /// Check the packing keys of `[table]`.
 fn validate_packing(table: &str, p: &impl FramePacking) -> Result<(), ConfigError> {
@@ -180,7 +186,11 @@ pub(crate) fn apply_env(
             .collect();
         table.insert("links".into(), toml::Value::Array(items));
     }
-    for (name, keys) in [("udp", UDP_ENV_KEYS), ("sbd", SBD_ENV_KEYS)] {
+    for (name, keys) in [
+        ("udp", UDP_ENV_KEYS),
+        ("sbd", SBD_ENV_KEYS),
+        ("lorawan", LORAWAN_ENV_KEYS),
+    ] {
         for (key, is_string) in keys.iter().chain(PACKING_ENV_KEYS) {
             let var = format!(
                 "FLOTTA_AGENT_{}_{}",
@@ -192,6 +202,17 @@ pub(crate) fn apply_env(
             };
             let value = if *is_string {
                 toml::Value::String(value)
+            } else if name == "lorawan" && LORAWAN_BOOL_KEYS.contains(key) {
+                match value.trim() {
+                    "true" | "1" | "on" => toml::Value::Boolean(true),
+                    "false" | "0" | "off" => toml::Value::Boolean(false),
+                    _ => {
+                        return Err(parse_err(
+                            &format!("{name}.{key}"),
+                            "expected true or false".into(),
+                        ));
+                    }
+                }
             } else {
                 value
                     .trim()
@@ -219,10 +240,11 @@ pub(crate) fn validate(
     links: &[LinkKind],
     udp: &UdpConfig,
     sbd: &SbdConfig,
+    lorawan: &LorawanConfig,
 ) -> Result<(), ConfigError> {
     let invalid = |m: String| Err(ConfigError::Invalid(m));
     if links.is_empty() {
-        return invalid("links must list at least one of tls, udp, sbd".into());
+        return invalid("links must list at least one of tls, udp, sbd, lorawan".into());
     }
     for (i, l) in links.iter().enumerate() {
         if links[..i].contains(l) {
@@ -232,6 +254,10 @@ pub(crate) fn validate(
     if links.contains(&LinkKind::Sbd) {
         validate_sbd(sbd).map_err(ConfigError::Invalid)?;
         validate_packing("sbd", sbd)?;
+    }
+    if links.contains(&LinkKind::Lorawan) {
+        validate_lorawan(lorawan).map_err(ConfigError::Invalid)?;
+        validate_packing("lorawan", lorawan)?;
     }
     if !links.contains(&LinkKind::Udp) {
         return Ok(());

@@ -1,8 +1,10 @@
 //! The frame carrier of a window: which carrier a `links` entry opens and
-//! with which packing settings (the `[udp]` or `[sbd]` table), so
+//! with which packing settings (the `[udp]`, `[sbd]` or `[lorawan]` table), so
 //! `window.rs` stays one code path for every frame carrier.
 
-use super::{CarrierError, FrameCarrier, FramePacking, LinkKind, SbdCarrier, UdpCarrier};
+use super::{
+    CarrierError, FrameCarrier, FramePacking, LinkKind, LoraCarrier, SbdCarrier, UdpCarrier,
+};
 use crate::config::AgentConfig;
 use crate::frames::PackPolicy;
 
@@ -38,5 +40,6 @@ pub(crate) fn open_frame_link(
         LinkKind::Tls => None,
         LinkKind::Udp => Some(link(UdpCarrier::open(&cfg.udp), &cfg.udp)),
         LinkKind::Sbd => Some(link(SbdCarrier::open(&cfg.sbd), &cfg.sbd)),
+        LinkKind::Lorawan => Some(link(LoraCarrier::open(&cfg.lorawan), &cfg.lorawan)),
     }
 }
