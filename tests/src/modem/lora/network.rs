@@ -85,7 +85,11 @@ impl MemoryNetwork {
 
     /// Queue a downlink for `dev_eui` (delivered after its next uplink).
     pub fn enqueue(&self, dev_eui: [u8; 8], down: LoraDownlink) {
-        self.lock().queues.entry(dev_eui).or_default().push_back(down);
+        self.lock()
+            .queues
+            .entry(dev_eui)
+            .or_default()
+            .push_back(down);
     }
 
     /// Every uplink heard so far.
