@@ -497,6 +497,108 @@ mod tests {
     }
 
     #[test]
+    fn lorawan_table_from_file_then_env_with_shared_packing_keys() {
+        use crate::carrier::lorawan::{ModemKind, Region};
+        let cfg = load("", &[]).unwrap();
+        assert_eq!(cfg.lorawan, LorawanConfig::default());
+        assert_eq!(
+            (cfg.lorawan.baud(), cfg.lorawan.port, cfg.lorawan.adr),
+            (115_200, 10, true)
+        );
+        let cfg = load(
+            "links = [\"lorawan\", \"tls\"]\n[lorawan]\ndevice = \"/dev/ttyUSB0\"\nmodem = \"rn2483\"\nregion = \"us915\"\ndata_rate = 1\nmin_log_level = \"error\"\n",
+            &[
+                ("FLOTTA_AGENT_LORAWAN_ADR", "false"),
+                ("FLOTTA_AGENT_LORAWAN_PORT", "42"),
+                ("FLOTTA_AGENT_LORAWAN_TX_TIMEOUT_MS", "8000"),
+                ("FLOTTA_AGENT_LORAWAN_MAX_TEXT_BYTES", "32"),
+            ],
+        )
+        .unwrap();
+        let l = &cfg.lorawan;
+        assert_eq!(cfg.links, vec![LinkKind::Lorawan, LinkKind::Tls]);
+        assert_eq!(
+            (
+                l.modem,
+                l.region,
+                l.data_rate,
+                l.adr,
+                l.port,
+                l.tx_timeout_ms
+            ),
+            (ModemKind::Rn2483, Region::Us915, 1, false, 42, 8000)
+        );
+        assert_eq!(l.baud(), 57_600, "the RN2483's factory rate");
+        assert_eq!(
+            l.pack_policy(),
+            PackPolicy {
+                min_log_level: MinLogLevel::Error,
+                max_text_bytes: 32
+            }
+        );
+        let lw = "links = [\"lorawan\"]\n[lorawan]\ndevice = \"/dev/ttyS0\"\n";
+        for (toml, env, needle) in [
+            (
+                "links = [\"lorawan\"]\n",
+                vec![],
+                "lorawan.device is required",
+            ),
+            ("[lorawan]\nsf = 12\n", vec![], "sf"),
+            ("[lorawan]\nmodem = \"sx1276\"\n", vec![], "sx1276"),
+            ("[lorawan]\nregion = \"as923\"\n", vec![], "as923"),
+            (
+                lw,
+                vec![("FLOTTA_AGENT_LORAWAN_ADR", "maybe")],
+                "lorawan.adr",
+            ),
+            (
+                lw,
+                vec![("FLOTTA_AGENT_LORAWAN_BAUD", "12345")],
+                "lorawan.baud",
+            ),
+            (lw, vec![("FLOTTA_AGENT_LORAWAN_PORT", "0")], "lorawan.port"),
+            (
+                lw,
+                vec![("FLOTTA_AGENT_LORAWAN_PORT", "224")],
+                "lorawan.port",
+            ),
+            (
+                lw,
+                vec![("FLOTTA_AGENT_LORAWAN_DATA_RATE", "7")],
+                "lorawan.data_rate",
+            ),
+            (
+                &format!("{lw}region = \"us915\"\ndata_rate = 0\n"),
+                vec![],
+                "too few for a sealed frame",
+            ),
+            (
+                lw,
+                vec![("FLOTTA_AGENT_LORAWAN_FOPTS_RESERVE_BYTES", "16")],
+                "lorawan.fopts_reserve_bytes",
+            ),
+            (
+                lw,
+                vec![("FLOTTA_AGENT_LORAWAN_JOIN_ATTEMPTS", "0")],
+                "lorawan.join_attempts",
+            ),
+            (
+                lw,
+                vec![("FLOTTA_AGENT_LORAWAN_TX_TIMEOUT_MS", "0")],
+                "lorawan.tx_timeout_ms",
+            ),
+            (
+                lw,
+                vec![("FLOTTA_AGENT_LORAWAN_MAX_RECORD_BYTES", "0")],
+                "lorawan.max_record_bytes",
+            ),
+        ] {
+            let err = load(toml, &env).unwrap_err();
+            assert!(err.contains(needle), "{toml:?} {env:?}: {err}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_rejected_with_the_key() {
         let udp = "links = [\"udp\"]\n[udp]\nserver_addr = \"h:1\"\n";
         for (toml, env, needle) in [
