@@ -452,7 +452,10 @@ pub(super) fn hex(data: &[u8]) -> String {
 
 /// Bytes of hex digits (either case), at most [`MAX_PAYLOAD`].
 pub(super) fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || s.len() > 2 * MAX_PAYLOAD || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2)
+        || s.len() > 2 * MAX_PAYLOAD
+        || !s.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return None;
     }
     (0..s.len())
