@@ -13,7 +13,7 @@ use flotta_agent::carrier::lorawan::airtime::uplink_airtime;
 use flotta_agent::carrier::lorawan::{
     LoraError, LoraModem, ModemKind, Rak3172, Region, Rn2483, Timeouts,
 };
-use flotta_agent::carrier::serial::SerialPort;
+use flotta_agent::carrier::serial::{Port, SerialPort};
 use flotta_agent::carrier::{CarrierError, FrameCarrier, LoraCarrier, LorawanConfig};
 use flotta_e2e::modem::lora::{
     Dialect, LoraDownlink, LoraModemConfig, LoraNetwork, LoraUplink, MemoryNetwork, SimModem,
@@ -479,4 +479,87 @@ fn exchange_resends_identical_bytes_until_the_answer_queued_meanwhile_arrives() 
             .collect();
         assert_eq!(last, vec![b"frame-3".to_vec(); 3], "{d:?}");
     }
+}
+
+/// Bytes the modem sends until `want` has been read (or 2 s passed).
+fn read_until_contains(port: &mut impl Port, want: &[u8]) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while !got.windows(want.len()).any(|w| w == want) {
+        let n = port.read_until(&mut buf, deadline).expect("read the pty");
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+#[test]
+fn the_simulators_speak_their_dialects_byte_for_byte() {
+    let net = Arc::new(MemoryNetwork::new());
+    let m = SimModem::start(Dialect::Rak3172, net.clone(), LoraModemConfig::default()).unwrap();
+    let mut p = SerialPort::open(m.path(), 115_200).unwrap();
+    let mut say = |bytes: &[u8], want: &[u8]| {
+        p.write_all(bytes).unwrap();
+        String::from_utf8(read_until_contains(&mut p, want)).unwrap()
+    };
+    assert_eq!(say(b"AT\r\n", b"OK\r\n"), "OK\r\n");
+    assert_eq!(say(b"AT+NJS=?\r\n", b"OK\r\n"), "AT+NJS=0\r\nOK\r\n");
+    assert_eq!(
+        say(b"AT+SEND=10:00\r\n", b"\r\n"),
+        "AT_NO_NETWORK_JOINED\r\n"
+    );
+    assert_eq!(
+        say(b"AT+JOIN=1:0:8:1\r\n", b"JOINED\r\n"),
+        "OK\r\n+EVT:JOINED\r\n"
+    );
+    net.enqueue(EUI, down(2, &[0xab, 0x01]));
+    assert_eq!(
+        say(b"AT+SEND=10:CAFE\r\n", b"TX_DONE\r\n"),
+        "OK\r\n+EVT:RX_1:-70:8:UNICAST:2:ab01\r\n+EVT:TX_DONE\r\n"
+    );
+    assert_eq!(say(b"AT+DR=7\r\n", b"\r\n"), "AT_PARAM_ERROR\r\n");
+    assert_eq!(say(b"AT+DR=0\r\n", b"OK\r\n"), "OK\r\n");
+    let long = format!("AT+SEND=10:{}\r\n", "00".repeat(52));
+    assert_eq!(say(long.as_bytes(), b"\r\n"), "AT_PARAM_ERROR\r\n");
+    assert_eq!(say(b"AT+BOGUS\r\n", b"\r\n"), "AT_COMMAND_NOT_FOUND\r\n");
+    assert_eq!(
+        say(b"AT+DEVEUI=?\r\n", b"OK\r\n"),
+        "AT+DEVEUI=ac1f09fffe000001\r\nOK\r\n"
+    );
+    assert_eq!(net.uplinks()[0].data, [0xca, 0xfe]);
+
+    let net = Arc::new(MemoryNetwork::new());
+    let m = SimModem::start(Dialect::Rn2483, net.clone(), LoraModemConfig::default()).unwrap();
+    let mut p = SerialPort::open(m.path(), 57_600).unwrap();
+    let mut say = |bytes: &[u8], want: &[u8]| {
+        p.write_all(bytes).unwrap();
+        String::from_utf8(read_until_contains(&mut p, want)).unwrap()
+    };
+    assert_eq!(say(b"mac get status\r\n", b"\r\n"), "00000000\r\n");
+    assert_eq!(say(b"mac tx uncnf 10 00\r\n", b"\r\n"), "not_joined\r\n");
+    assert_eq!(
+        say(b"mac join otaa\r\n", b"accepted\r\n"),
+        "ok\r\naccepted\r\n"
+    );
+    m.no_free_channel(1);
+    assert_eq!(say(b"mac tx uncnf 10 00\r\n", b"\r\n"), "no_free_ch\r\n");
+    net.enqueue(EUI, down(10, &[0xab]));
+    assert_eq!(
+        say(b"mac tx uncnf 10 cafe\r\n", b"AB\r\n"),
+        "ok\r\nmac_rx 10 AB\r\n"
+    );
+    assert_eq!(
+        say(b"mac tx uncnf 10 beef\r\n", b"mac_tx_ok\r\n"),
+        "ok\r\nmac_tx_ok\r\n"
+    );
+    assert_eq!(say(b"mac tx uncnf 0 00\r\n", b"\r\n"), "invalid_param\r\n");
+    assert_eq!(say(b"mac set dr 2\r\n", b"\r\n"), "ok\r\n");
+    let long = format!("mac tx uncnf 10 {}\r\n", "00".repeat(52));
+    assert_eq!(say(long.as_bytes(), b"\r\n"), "invalid_data_len\r\n");
+    assert!(say(b"sys reset\r\n", b"\r\n").starts_with("RN2483 "));
+    assert_eq!(say(b"mac get status\r\n", b"\r\n"), "00000000\r\n");
+    assert_eq!((net.uplinks().len(), m.stats().resets), (2, 1));
 }

@@ -541,6 +541,36 @@ mod tests {
     }
 
     #[test]
+    fn dialects_set_the_terminator_and_final_error_codes() {
+        let script = Script {
+            replies: [
+                &b"AT+SEND=1:00\r\nAT_BUSY_ERROR\r\n"[..],
+                b"+EVT:RX_1:-70:8:UNICAST:1:ab\r\nOK\r\nstray\r\n+EVT:TX_DONE\r\n",
+            ]
+            .iter()
+            .map(|r| r.to_vec())
+            .collect(),
+            ..Script::default()
+        };
+        let mut e = AtEngine::new(script, &["+EVT:"])
+            .with_terminator(b"\r\n")
+            .with_final_errors(&["AT_BUSY_ERROR"]);
+        let err = e.command("AT+SEND=1:00", T).unwrap_err();
+        assert!(
+            matches!(&err, AtError::Rejected { code, .. } if code == "AT_BUSY_ERROR"),
+            "{err}"
+        );
+        assert_eq!(e.port.written, b"AT+SEND=1:00\r\n");
+        assert!(e.command("AT+SEND=1:00", T).unwrap().is_empty());
+        let deadline = Instant::now() + T;
+        let first = e.next_unsolicited("+EVT:", deadline).unwrap().unwrap();
+        assert_eq!(first.as_str(), "+EVT:RX_1:-70:8:UNICAST:1:ab");
+        let second = e.next_unsolicited("+EVT:", deadline).unwrap().unwrap();
+        assert_eq!(second.as_str(), "+EVT:TX_DONE", "the stray line is dropped");
+        assert_eq!(e.next_unsolicited("+EVT:", deadline).unwrap(), None);
+    }
+
+    #[test]
     fn a_ring_is_awaited_across_other_lines() {
         let mut e = engine(&[b"\r\nOK\r\nnoise\r\nSBDRING\r\n"]);
         e.command("AT", T).unwrap();

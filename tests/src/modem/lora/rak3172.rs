@@ -66,6 +66,9 @@ impl Sim {
                 drop(c);
                 self.say(&["OK"]);
             }
+            ("AT+ADR" | "AT+CFM", _) => {
+                self.say(&["AT_PARAM_ERROR"]);
+            }
             ("AT+JOIN", a) if a.is_empty() || a.starts_with('1') => self.rak_join(),
             ("AT+SEND", a) => self.rak_send(a),
             _ => self.say(&["AT_COMMAND_NOT_FOUND"]),
