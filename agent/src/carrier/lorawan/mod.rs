@@ -330,3 +330,6 @@ impl<M: LoraModem> FrameCarrier for LoraCarrier<M> {
         self.traffic
     }
 }
+
+#[cfg(test)]
+mod tests;
