@@ -19,7 +19,8 @@
 //!
 //! [`LoraModemConfig`]: super::LoraModemConfig
 
-use super::sim::{Refusal, Sim, hex, unhex};
+use super::mac::{Refusal, hex, unhex};
+use super::sim::Sim;
 
 impl Sim {
     pub(super) fn rak_command(&mut self, line: &str) {

@@ -13,7 +13,8 @@
 //!   uplink time `mac_tx_ok`, `mac_rx <port> <HEX>`, or `mac_err` (a
 //!   confirmed uplink not acknowledged).
 
-use super::sim::{Refusal, Sim, hex, unhex};
+use super::mac::{Refusal, hex, unhex};
+use super::sim::Sim;
 
 /// The banner of `sys get ver` and `sys reset`.
 const VERSION: &str = "RN2483 1.0.5 Oct 31 2018 15:06:52";

@@ -4,7 +4,7 @@
 //!
 //! - Lines end with `\n` (a preceding `\r` is dropped): both dialects take
 //!   `\r\n`; an over-long line is cut, as a real UART buffer would.
-//! - The MAC ([`Mac`]): a joined flag and session (FCntUp from 0 at each
+//! - The MAC (`mac.rs`): a joined flag and session (FCntUp from 0 at each
 //!   join, reported to [`LoraNetwork::joined`]), the data rate (a
 //!   network-side ADR change is [`SimModem::set_data_rate`]), and one
 //!   uplink at a time: the network sees it through [`LoraNetwork::uplink`]
@@ -29,12 +29,10 @@ use std::time::Duration;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::termios;
 
-use super::network::{LoraDownlink, LoraNetwork, LoraUplink};
+use super::network::LoraNetwork;
 
 /// Longest command line kept (`AT+SEND=223:` and 484 hex digits fit).
 const MAX_COMMAND: usize = 600;
-/// Largest application payload in any region.
-pub const MAX_PAYLOAD: usize = 242;
 
 /// Which AT dialect the simulated modem speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,29 +251,13 @@ impl Drop for SimModem {
     }
 }
 
-/// Why the MAC refused to start a join or an uplink.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Refusal {
-    Busy,
-    NoFreeChannel,
-}
-
-/// How an uplink ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Sent {
-    /// The downlink of its receive windows.
-    pub(super) downlink: Option<LoraDownlink>,
-    /// The network heard it.
-    pub(super) heard: bool,
-}
-
 /// The modem on its thread.
 pub(super) struct Sim {
     master: File,
     /// Held so the pty never hangs up between the agent's windows.
     _slave: OwnedFd,
     control: Arc<Mutex<Control>>,
-    network: Arc<dyn LoraNetwork>,
+    pub(super) network: Arc<dyn LoraNetwork>,
     pub(super) cfg: LoraModemConfig,
     dialect: Dialect,
     line: Vec<u8>,
@@ -361,105 +343,4 @@ impl Sim {
         }
         let _ = self.master.write_all(out.as_bytes());
     }
-
-    /// The largest payload at the current data rate.
-    pub(super) fn max_payload(&self) -> usize {
-        let dr = usize::from(self.control().data_rate);
-        self.cfg.max_payload.get(dr).copied().unwrap_or(0)
-    }
-
-    /// Whether `dr` is a data rate of the region.
-    pub(super) fn has_data_rate(&self, dr: u8) -> bool {
-        usize::from(dr) < self.cfg.max_payload.len()
-    }
-
-    /// A scripted refusal of the next join or uplink, if any.
-    pub(super) fn refusal(&self) -> Option<Refusal> {
-        let mut c = self.control();
-        let r = if c.busy > 0 {
-            c.busy -= 1;
-            Some(Refusal::Busy)
-        } else if c.no_free_ch > 0 {
-            c.no_free_ch -= 1;
-            Some(Refusal::NoFreeChannel)
-        } else {
-            None
-        };
-        if r.is_some() {
-            c.stats.refused += 1;
-        }
-        r
-    }
-
-    /// One OTAA join attempt over the air; whether it was accepted.
-    pub(super) fn join(&mut self) -> bool {
-        std::thread::sleep(self.cfg.join_time);
-        let mut c = self.control();
-        c.stats.join_attempts += 1;
-        if c.fail_joins > 0 {
-            c.fail_joins -= 1;
-            return false;
-        }
-        c.joined = true;
-        c.f_cnt = 0;
-        c.stats.joins += 1;
-        drop(c);
-        self.network.joined(self.cfg.dev_eui);
-        true
-    }
-
-    /// One uplink over the air, through its receive windows.
-    pub(super) fn uplink(&mut self, port: u8, data: &[u8], confirmed: bool) -> Sent {
-        std::thread::sleep(self.cfg.tx_time);
-        let (up, lost) = {
-            let mut c = self.control();
-            let up = LoraUplink {
-                dev_eui: self.cfg.dev_eui,
-                f_cnt: c.f_cnt,
-                f_port: Some(port),
-                data: data.to_vec(),
-                dr: c.data_rate,
-                confirmed,
-                rssi: -90,
-                snr_tenths_db: 75,
-            };
-            c.f_cnt = c.f_cnt.wrapping_add(1);
-            c.stats.uplinks += 1;
-            let lost = c.lose > 0;
-            if lost {
-                c.lose -= 1;
-                c.stats.lost += 1;
-            }
-            (up, lost)
-        };
-        if lost {
-            return Sent {
-                downlink: None,
-                heard: false,
-            };
-        }
-        Sent {
-            downlink: self.network.uplink(&up),
-            heard: true,
-        }
-    }
-}
-
-/// Lowercase hex.
-pub(super) fn hex(data: &[u8]) -> String {
-    data.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Bytes of hex digits (either case), at most [`MAX_PAYLOAD`].
-pub(super) fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2)
-        || s.len() > 2 * MAX_PAYLOAD
-        || !s.bytes().all(|b| b.is_ascii_hexdigit())
-    {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
 }
