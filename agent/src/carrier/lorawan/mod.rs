@@ -2,7 +2,7 @@
 //! Microchip RN2483/RN2903), class A: one unconfirmed uplink per frame, and
 //! downlinks only in the receive windows after an uplink.
 //!
-//! - [`modem`]: the [`LoraModem`] trait (join state, join with attempts and
+//! - `modem.rs`: the [`LoraModem`] trait (join state, join with attempts and
 //!   back-off, data rate, one uplink → [`TxReport`], reset), implemented by
 //!   [`Rak3172`] (`rak3172.rs`) and [`Rn2483`] (`rn2483.rs`) over the AT
 //!   engine; [`wire`]: their pure line parsers (fuzzed);
