@@ -7,7 +7,7 @@
 //!   [`Rak3172`] (`rak3172.rs`) and [`Rn2483`] (`rn2483.rs`) over the AT
 //!   engine; [`wire`]: their pure line parsers (fuzzed);
 //! - [`region`]: EU868/US915 data rates and payload limits; [`airtime`]:
-//!   time on air; [`config`]: the `[lorawan]` table.
+//!   time on air; `config.rs`: the `[lorawan]` table ([`LorawanConfig`]).
 //!
 //! [`LoraCarrier`] is the [`FrameCarrier`]: its budget is the current data
 //! rate's payload limit minus `fopts_reserve_bytes` (MAC answers ride in
