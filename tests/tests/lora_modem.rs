@@ -226,6 +226,10 @@ fn the_budget_follows_the_data_rate_and_over_budget_frames_are_refused() {
             c.send(&[0u8; 243]),
             Err(CarrierError::TooLarge { len: 243, .. })
         ));
+        // The next window's carrier starts from the modem's rate, not the
+        // configured one.
+        drop(c);
+        assert_eq!(carrier(&m, d).budget(), 110, "{d:?}");
     }
     // US915: DR1 carries 53 bytes.
     let (m, _) = start(

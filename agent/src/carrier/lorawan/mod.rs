@@ -105,7 +105,9 @@ impl LoraCarrier<Box<dyn LoraModem>> {
             ModemKind::Rak3172 => Box::new(Rak3172::new(port, t)),
             ModemKind::Rn2483 => Box::new(Rn2483::new(port, t)),
         };
-        Ok(Self::with_modem(modem, cfg))
+        let mut carrier = Self::with_modem(modem, cfg);
+        carrier.refresh_data_rate();
+        Ok(carrier)
     }
 }
 
@@ -119,6 +121,18 @@ impl<M: LoraModem> LoraCarrier<M> {
             data_rate: cfg.data_rate,
             traffic: Traffic::default(),
             airtime: Duration::ZERO,
+        }
+    }
+
+    /// Learn the modem's data rate now, best effort (one command): a
+    /// carrier is opened per window, and ADR may have moved the rate since
+    /// the last one, so the window's first frame is sealed to the right
+    /// budget. A silent modem is dealt with on the first frame.
+    pub fn refresh_data_rate(&mut self) {
+        if let Ok(dr) = self.modem.data_rate() {
+            if self.cfg.region.data_rate(dr).is_some() {
+                self.data_rate = dr;
+            }
         }
     }
 
