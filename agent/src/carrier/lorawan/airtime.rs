@@ -33,13 +33,19 @@ pub const LORAWAN_OVERHEAD: usize = 13;
 pub fn time_on_air(rate: DataRate, phy_payload: usize) -> Duration {
     let sf = i64::from(rate.spreading_factor);
     // Symbol time in nanoseconds: 2^SF / BW.
-    let t_sym_ns = (1u64 << rate.spreading_factor) * 1_000_000_000 / u64::from(rate.bandwidth_hz);
+    // Saturating for nonsense rates (the fields are public): never a panic.
+    let t_sym_ns = 1u64
+        .checked_shl(u32::from(rate.spreading_factor))
+        .unwrap_or(u64::MAX)
+        .saturating_mul(1_000_000_000)
+        / u64::from(rate.bandwidth_hz.max(1));
     let low_data_rate = t_sym_ns >= 16_000_000;
     let de = i64::from(low_data_rate);
-    let pl = i64::try_from(phy_payload).unwrap_or(i64::MAX / 16);
+    // A LoRa packet carries at most 255 bytes; clamped far above that.
+    let pl = i64::try_from(phy_payload.min(1 << 20)).unwrap_or(1 << 20);
     // CRC on (16), explicit header (IH = 0), CR 4/5 (CR = 1).
     let numerator = 8 * pl - 4 * sf + 28 + 16;
-    let denominator = 4 * (sf - 2 * de);
+    let denominator = (4 * (sf - 2 * de)).max(1);
     let blocks = if numerator > 0 {
         (numerator + denominator - 1) / denominator
     } else {
@@ -47,7 +53,8 @@ pub fn time_on_air(rate: DataRate, phy_payload: usize) -> Duration {
     };
     let payload_symbols = 8 + u64::try_from(blocks * 5).unwrap_or(0);
     // Preamble: 8 + 4.25 symbols = 49/4 symbols.
-    let ns = t_sym_ns * 49 / 4 + payload_symbols * t_sym_ns;
+    let ns =
+        (t_sym_ns.saturating_mul(49) / 4).saturating_add(payload_symbols.saturating_mul(t_sym_ns));
     Duration::from_nanos(ns)
 }
 
@@ -106,5 +113,15 @@ mod tests {
         // SF11 uses low-data-rate optimisation (a 16.4 ms symbol), SF10 not.
         let sf11 = time_on_air(Region::Eu868.data_rate(1).unwrap(), 13);
         assert!((ms(sf11) - 577.536).abs() < 0.001, "{sf11:?}");
+        // Nonsense rates saturate instead of panicking.
+        for (sf, bw) in [(70, 125_000), (0, 0), (1, 1), (255, u32::MAX)] {
+            let rate = DataRate {
+                spreading_factor: sf,
+                bandwidth_hz: bw,
+                max_payload: 0,
+            };
+            let _ = time_on_air(rate, usize::MAX);
+            let _ = time_on_air(rate, 0);
+        }
     }
 }
