@@ -9,8 +9,8 @@
 //! - join state `AT+NJS=?`; a join `AT+JOIN=1:0:8:1` (join now, no
 //!   auto-join, one attempt: the carrier paces attempts) → `OK`, then
 //!   `+EVT:JOINED` or `+EVT:JOIN_FAILED_<why>`;
-//! - `AT+DR=?`, `AT+DR=<n>`, `AT+DEVEUI=?`, `AT+CFM=<0|1>` (confirmed
-//!   uplinks; written only on change);
+//! - `AT+DR=?`, `AT+DR=<n>`, `AT+DEVEUI=?`, `AT+CFM=?` and `AT+CFM=<0|1>`
+//!   (confirmed uplinks; written only on change);
 //! - an uplink `AT+SEND=<port>:<hex>` → `OK`, then `+EVT:TX_DONE` (or
 //!   `+EVT:SEND_CONFIRMED_OK`/`_FAILED(<status>)`), and a downlink as
 //!   `+EVT:RX_<1|2|B|C>:<rssi>:<snr>:UNICAST:<port>:<hex>` before or after
@@ -195,6 +195,10 @@ impl<P: Port> LoraModem for Rak3172<P> {
         }
         let mut report = TxReport::default();
         self.stale_downlinks(&mut report);
+        // RUI3 keeps settings in flash: read first, write only a change.
+        if self.confirmed.is_none() {
+            self.confirmed = Some(self.query("AT+CFM")?.as_str() == "1");
+        }
         if self.confirmed != Some(confirmed) {
             self.set("AT+CFM", u8::from(confirmed))?;
             self.confirmed = Some(confirmed);
