@@ -127,6 +127,15 @@ fn a_frame_goes_up_once_and_brings_the_downlinks_on_its_port() {
         let one = uplink_airtime(Region::Eu868, 5, 0, 7).unwrap();
         assert_eq!(t.airtime_ms, (one * 3).as_millis() as u64, "{d:?}");
         assert_eq!((net.joins(), m.stats().uplinks), (1, 3), "{d:?}");
+        if d == Dialect::Rak3172 {
+            // RUI3 settings live in flash: read, and already right, never written.
+            let commands = m.stats().commands;
+            assert!(
+                commands.iter().all(|c| c != "AT+CFM=0" && c != "AT+ADR=1"),
+                "{commands:?}"
+            );
+            assert!(commands.iter().any(|c| c == "AT+CFM=?"), "{commands:?}");
+        }
     }
 }
 
