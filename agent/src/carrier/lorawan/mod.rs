@@ -129,10 +129,10 @@ impl<M: LoraModem> LoraCarrier<M> {
     /// the last one, so the window's first frame is sealed to the right
     /// budget. A silent modem is dealt with on the first frame.
     pub fn refresh_data_rate(&mut self) {
-        if let Ok(dr) = self.modem.data_rate() {
-            if self.cfg.region.data_rate(dr).is_some() {
-                self.data_rate = dr;
-            }
+        if let Ok(dr) = self.modem.data_rate()
+            && self.cfg.region.data_rate(dr).is_some()
+        {
+            self.data_rate = dr;
         }
     }
 
