@@ -173,33 +173,32 @@ fn carriers(shared: &Shared, desired: &Desired) -> Result<WindowOutcome, WindowE
                     error = Some(e);
                 }
             },
-            LinkKind::Udp | LinkKind::Sbd | LinkKind::Lorawan => {
-                match frame_window(shared, &desired, *kind) {
-                    Ok(r) => {
-                        if let Some(d) = &r.config_updated {
-                            desired = d.clone();
-                        }
-                        if r.config_pending.is_some() {
-                            shared.tls_wanted.store(true, Ordering::SeqCst);
-                        }
-                        let wants_tls = r.left_for_tls > 0 || r.config_pending.is_some();
-                        outcome.frames = Some(r);
-                        // TLS next in the order (not tried yet) takes what frames left.
-                        if !(wants_tls && next == LinkKind::Tls.name()) {
-                            break;
-                        }
+            // Every other link carries sealed frames (udp, sbd, lorawan).
+            _ => match frame_window(shared, &desired, *kind) {
+                Ok(r) => {
+                    if let Some(d) = &r.config_updated {
+                        desired = d.clone();
                     }
-                    Err(e) => {
-                        if !next.is_empty() {
-                            log(&format!(
-                                "{} window failed: {e}; trying {next}",
-                                kind.name()
-                            ));
-                        }
-                        error = Some(e);
+                    if r.config_pending.is_some() {
+                        shared.tls_wanted.store(true, Ordering::SeqCst);
+                    }
+                    let wants_tls = r.left_for_tls > 0 || r.config_pending.is_some();
+                    outcome.frames = Some(r);
+                    // TLS next in the order (not tried yet) takes what frames left.
+                    if !(wants_tls && next == LinkKind::Tls.name()) {
+                        break;
                     }
                 }
-            }
+                Err(e) => {
+                    if !next.is_empty() {
+                        log(&format!(
+                            "{} window failed: {e}; trying {next}",
+                            kind.name()
+                        ));
+                    }
+                    error = Some(e);
+                }
+            },
         }
     }
     match error {
