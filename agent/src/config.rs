@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::carrier::{LinkKind, SbdConfig, UdpConfig};
+use crate::carrier::{LinkKind, LorawanConfig, SbdConfig, UdpConfig};
 use crate::governor::GovernorConfig;
 use crate::link::LinkProfile;
 use crate::queue::QueueConfig;
@@ -45,13 +45,15 @@ pub struct AgentConfig {
     pub link: LinkOverrides,
     /// On-disk queue bounds.
     pub queue: QueueConfig,
-    /// Carriers a window may use, tried in this order: `tls`, `udp`, `sbd`
-    /// (`wifi` and `ethernet` are aliases of `tls`).
+    /// Carriers a window may use, tried in this order: `tls`, `udp`, `sbd`,
+    /// `lorawan` (`wifi` and `ethernet` are aliases of `tls`).
     pub links: Vec<LinkKind>,
     /// Sealed frames over UDP (used when `links` lists `udp`).
     pub udp: UdpConfig,
     /// Sealed frames over Iridium SBD (used when `links` lists `sbd`).
     pub sbd: SbdConfig,
+    /// Sealed frames over LoRaWAN (used when `links` lists `lorawan`).
+    pub lorawan: LorawanConfig,
     /// The budgets narrow-link carriers keep (`[governor]`: EU868 duty
     /// cycle, TTN fair use, SBD credits per day); env
     /// `FLOTTA_AGENT_GOVERNOR_<KEY>`.
@@ -97,6 +99,7 @@ impl Default for AgentConfig {
             links: vec![LinkKind::Tls],
             udp: UdpConfig::default(),
             sbd: SbdConfig::default(),
+            lorawan: LorawanConfig::default(),
             governor: GovernorConfig::default(),
         }
     }
@@ -235,7 +238,7 @@ impl AgentConfig {
             ));
         }
         self.link()?;
-        crate::carrier::validate(&self.links, &self.udp, &self.sbd)?;
+        crate::carrier::validate(&self.links, &self.udp, &self.sbd, &self.lorawan)?;
         self.queue
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))

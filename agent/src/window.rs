@@ -175,7 +175,8 @@ fn carriers(shared: &Shared, desired: &Desired) -> Result<WindowOutcome, WindowE
                     error = Some(e);
                 }
             },
-            LinkKind::Udp | LinkKind::Sbd => match frame_window(shared, &desired, *kind) {
+            // Every other link carries sealed frames (udp, sbd, lorawan).
+            _ => match frame_window(shared, &desired, *kind) {
                 Ok(r) => {
                     if let Some(d) = &r.config_updated {
                         desired = d.clone();

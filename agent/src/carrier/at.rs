@@ -1,14 +1,19 @@
 //! A small line-oriented AT command engine over a [`Port`], for the Iridium
 //! 9603 now and LoRaWAN modems later.
 //!
-//! - Commands end with `\r` alone (the 9603 ignores a bare `\n`).
+//! - Commands end with `\r` alone (the 9603 ignores a bare `\n`), or with
+//!   the terminator a dialect sets ([`AtEngine::with_terminator`]: `\r\n`
+//!   for the RAK3172 and the RN2483).
 //! - Responses are lines ended by `\r` and/or `\n`; empty lines are
 //!   skipped. A line is held in a fixed-size buffer ([`MAX_LINE`] bytes): a
 //!   longer one is an error ([`AtError::LineTooLong`]), never a
 //!   reallocation, so a babbling modem cannot grow the agent's memory.
 //! - Echo is tolerated: until `ATE0` the modem repeats each command, and a
 //!   line equal to the command just sent is skipped.
-//! - Final results are `OK` and `ERROR` ([`AtEngine::command`]); commands
+//! - Final results are `OK` and `ERROR` ([`AtEngine::command`]), plus the
+//!   error codes a dialect registers ([`AtEngine::with_final_errors`]:
+//!   RUI3's `AT_BUSY_ERROR`, `AT_NO_NETWORK_JOINED`…, reported as
+//!   [`AtError::Rejected`] with the code); commands
 //!   with other results (`READY`, a numeric code) read their lines one at a
 //!   time ([`AtEngine::response_line`]).
 //! - Unsolicited result codes (for the 9603, `SBDRING`) can arrive between
@@ -25,15 +30,16 @@ use std::time::{Duration, Instant};
 
 use super::serial::Port;
 
-/// The longest response line, in bytes (the 9603's longest, `+SBDIX: …`,
-/// is about 40).
-pub const MAX_LINE: usize = 128;
+/// The longest command or response line, in bytes: the 9603's longest,
+/// `+SBDIX: …`, is about 40; a LoRaWAN modem's carries up to 242 payload
+/// bytes as 484 hex digits (`+EVT:RX_1:-120:-20:UNICAST:223:<hex>` is 516).
+pub const MAX_LINE: usize = 544;
 /// Lines of one response before its final result (more is an error).
 pub const MAX_LINES: usize = 8;
 /// Unsolicited lines kept aside (older ones are dropped).
 const MAX_UNSOLICITED: usize = 4;
 /// Bytes read but not consumed yet.
-const BUF: usize = 512;
+const BUF: usize = 1024;
 
 /// One response line (ASCII).
 pub type Line = heapless::String<MAX_LINE>;
@@ -78,6 +84,14 @@ pub enum AtError {
         /// The command.
         command: String,
     },
+    /// The modem answered one of the dialect's final error codes.
+    #[error("{command}: {code}")]
+    Rejected {
+        /// The command.
+        command: String,
+        /// The code (`AT_BUSY_ERROR`).
+        code: String,
+    },
     /// An answer the command does not allow.
     #[error("{command}: unexpected {line:?}")]
     Unexpected {
@@ -109,6 +123,8 @@ pub struct AtEngine<P> {
     buf: heapless::Vec<u8, BUF>,
     unsolicited_prefixes: &'static [&'static str],
     unsolicited: heapless::Vec<Line, MAX_UNSOLICITED>,
+    terminator: &'static [u8],
+    final_errors: &'static [&'static str],
 }
 
 impl<P: Port> AtEngine<P> {
@@ -120,10 +136,27 @@ impl<P: Port> AtEngine<P> {
             buf: heapless::Vec::new(),
             unsolicited_prefixes,
             unsolicited: heapless::Vec::new(),
+            terminator: b"\r",
+            final_errors: &[],
         }
     }
 
-    /// Send `command` followed by `\r`.
+    /// End commands with `terminator` instead of `\r`.
+    #[must_use]
+    pub fn with_terminator(mut self, terminator: &'static [u8]) -> Self {
+        self.terminator = terminator;
+        self
+    }
+
+    /// Lines equal to one of `codes` end a response as
+    /// [`AtError::Rejected`] (besides `ERROR`).
+    #[must_use]
+    pub fn with_final_errors(mut self, codes: &'static [&'static str]) -> Self {
+        self.final_errors = codes;
+        self
+    }
+
+    /// Send `command` followed by the terminator (`\r`).
     ///
     /// # Errors
     /// [`AtError::Io`].
@@ -131,7 +164,7 @@ impl<P: Port> AtEngine<P> {
         let mut bytes: heapless::Vec<u8, MAX_LINE> = heapless::Vec::new();
         bytes
             .extend_from_slice(command.as_bytes())
-            .and_then(|()| bytes.extend_from_slice(b"\r"))
+            .and_then(|()| bytes.extend_from_slice(self.terminator))
             .map_err(|_| AtError::LineTooLong {
                 command: command.into(),
             })?;
@@ -280,6 +313,12 @@ impl<P: Port> AtEngine<P> {
                         command: command.into(),
                     });
                 }
+                code if self.final_errors.contains(&code) => {
+                    return Err(AtError::Rejected {
+                        command: command.into(),
+                        code: code.into(),
+                    });
+                }
                 _ => lines.push(line).map_err(|_| AtError::LineTooLong {
                     command: command.into(),
                 })?,
@@ -367,6 +406,30 @@ impl<P: Port> AtEngine<P> {
         let before = self.unsolicited.len();
         self.unsolicited.retain(|l| !l.starts_with(prefix));
         self.unsolicited.len() != before
+    }
+
+    /// Wait until `deadline` for an unsolicited line starting with `prefix`
+    /// (the oldest kept aside first), and return it; other solicited lines
+    /// are dropped, other unsolicited ones kept aside.
+    ///
+    /// # Errors
+    /// [`AtError::Io`], [`AtError::LineTooLong`], [`AtError::Garbled`].
+    pub fn next_unsolicited(
+        &mut self,
+        prefix: &str,
+        deadline: Instant,
+    ) -> Result<Option<Line>, AtError> {
+        loop {
+            if let Some(i) = self.unsolicited.iter().position(|l| l.starts_with(prefix)) {
+                return Ok(Some(self.unsolicited.remove(i)));
+            }
+            match self.read_line(prefix, deadline)? {
+                None => return Ok(None),
+                Some(line) if line.starts_with(prefix) => return Ok(Some(line)),
+                Some(line) if self.is_unsolicited(&line) => self.keep_aside(line),
+                Some(_) => {}
+            }
+        }
     }
 
     /// Wait until `deadline` for an unsolicited line starting with `prefix`
@@ -475,6 +538,36 @@ mod tests {
         e.read_exact("AT+SBDRB", &mut out, deadline).unwrap();
         assert_eq!(&out, b"\x00\x01S\x00\x53");
         assert!(e.take_unsolicited("SBDRING"));
+    }
+
+    #[test]
+    fn dialects_set_the_terminator_and_final_error_codes() {
+        let script = Script {
+            replies: [
+                &b"AT+SEND=1:00\r\nAT_BUSY_ERROR\r\n"[..],
+                b"+EVT:RX_1:-70:8:UNICAST:1:ab\r\nOK\r\nstray\r\n+EVT:TX_DONE\r\n",
+            ]
+            .iter()
+            .map(|r| r.to_vec())
+            .collect(),
+            ..Script::default()
+        };
+        let mut e = AtEngine::new(script, &["+EVT:"])
+            .with_terminator(b"\r\n")
+            .with_final_errors(&["AT_BUSY_ERROR"]);
+        let err = e.command("AT+SEND=1:00", T).unwrap_err();
+        assert!(
+            matches!(&err, AtError::Rejected { code, .. } if code == "AT_BUSY_ERROR"),
+            "{err}"
+        );
+        assert_eq!(e.port.written, b"AT+SEND=1:00\r\n");
+        assert!(e.command("AT+SEND=1:00", T).unwrap().is_empty());
+        let deadline = Instant::now() + T;
+        let first = e.next_unsolicited("+EVT:", deadline).unwrap().unwrap();
+        assert_eq!(first.as_str(), "+EVT:RX_1:-70:8:UNICAST:1:ab");
+        let second = e.next_unsolicited("+EVT:", deadline).unwrap().unwrap();
+        assert_eq!(second.as_str(), "+EVT:TX_DONE", "the stray line is dropped");
+        assert_eq!(e.next_unsolicited("+EVT:", deadline).unwrap(), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The carrier part of the agent's configuration: `links` (which carriers a
-//! window may use, in order), the `[udp]` table and the `[sbd]` table
-//! (`sbd/config.rs`), with their `FLOTTA_AGENT_LINKS` (comma-separated),
-//! `FLOTTA_AGENT_UDP_<KEY>` and `FLOTTA_AGENT_SBD_<KEY>` environment
+//! window may use, in order), the `[udp]` table, the `[sbd]` table
+//! (`sbd/config.rs`) and the `[lorawan]` table (`lorawan/config.rs`), with
+//! their `FLOTTA_AGENT_LINKS` (comma-separated), `FLOTTA_AGENT_UDP_<KEY>`,
+//! `FLOTTA_AGENT_SBD_<KEY>` and `FLOTTA_AGENT_LORAWAN_<KEY>` environment
 //! overrides. The packing keys every frame carrier has (`max_record_bytes`,
 //! `min_log_level`, `max_text_bytes`) are one trait, [`FramePacking`], with
 //! one validation and one list of environment keys. Units are in the key
@@ -9,6 +10,7 @@
 
 use serde::Deserialize;
 
+use super::lorawan::{LORAWAN_BOOL_KEYS, LORAWAN_ENV_KEYS, LorawanConfig, validate_lorawan};
 use super::sbd::{SBD_ENV_KEYS, SbdConfig, validate_sbd};
 use crate::config::ConfigError;
 use crate::frames::{MinLogLevel, PackPolicy};
@@ -26,6 +28,9 @@ pub enum LinkKind {
     /// Sealed frames in Iridium SBD messages through a RockBLOCK 9603
     /// (`[sbd]`).
     Sbd,
+    /// Sealed frames in LoRaWAN uplinks through a RAK3172 or RN2483 modem
+    /// (`[lorawan]`).
+    Lorawan,
 }
 
 impl LinkKind {
@@ -36,6 +41,7 @@ impl LinkKind {
             Self::Tls => "tls",
             Self::Udp => "udp",
             Self::Sbd => "sbd",
+            Self::Lorawan => "lorawan",
         }
     }
 }
@@ -102,7 +108,7 @@ macro_rules! frame_packing {
         }
     )+};
 }
-frame_packing!(UdpConfig, SbdConfig);
+frame_packing!(UdpConfig, SbdConfig, LorawanConfig);
 
 /// Check the packing keys of `[table]`.
 fn validate_packing(table: &str, p: &impl FramePacking) -> Result<(), ConfigError> {
@@ -180,7 +186,11 @@ pub(crate) fn apply_env(
             .collect();
         table.insert("links".into(), toml::Value::Array(items));
     }
-    for (name, keys) in [("udp", UDP_ENV_KEYS), ("sbd", SBD_ENV_KEYS)] {
+    for (name, keys) in [
+        ("udp", UDP_ENV_KEYS),
+        ("sbd", SBD_ENV_KEYS),
+        ("lorawan", LORAWAN_ENV_KEYS),
+    ] {
         for (key, is_string) in keys.iter().chain(PACKING_ENV_KEYS) {
             let var = format!(
                 "FLOTTA_AGENT_{}_{}",
@@ -192,6 +202,17 @@ pub(crate) fn apply_env(
             };
             let value = if *is_string {
                 toml::Value::String(value)
+            } else if name == "lorawan" && LORAWAN_BOOL_KEYS.contains(key) {
+                match value.trim() {
+                    "true" | "1" | "on" => toml::Value::Boolean(true),
+                    "false" | "0" | "off" => toml::Value::Boolean(false),
+                    _ => {
+                        return Err(parse_err(
+                            &format!("{name}.{key}"),
+                            "expected true or false".into(),
+                        ));
+                    }
+                }
             } else {
                 value
                     .trim()
@@ -219,10 +240,11 @@ pub(crate) fn validate(
     links: &[LinkKind],
     udp: &UdpConfig,
     sbd: &SbdConfig,
+    lorawan: &LorawanConfig,
 ) -> Result<(), ConfigError> {
     let invalid = |m: String| Err(ConfigError::Invalid(m));
     if links.is_empty() {
-        return invalid("links must list at least one of tls, udp, sbd".into());
+        return invalid("links must list at least one of tls, udp, sbd, lorawan".into());
     }
     for (i, l) in links.iter().enumerate() {
         if links[..i].contains(l) {
@@ -232,6 +254,10 @@ pub(crate) fn validate(
     if links.contains(&LinkKind::Sbd) {
         validate_sbd(sbd).map_err(ConfigError::Invalid)?;
         validate_packing("sbd", sbd)?;
+    }
+    if links.contains(&LinkKind::Lorawan) {
+        validate_lorawan(lorawan).map_err(ConfigError::Invalid)?;
+        validate_packing("lorawan", lorawan)?;
     }
     if !links.contains(&LinkKind::Udp) {
         return Ok(());
@@ -463,6 +489,108 @@ mod tests {
                 sbd,
                 vec![("FLOTTA_AGENT_SBD_MIN_LOG_LEVEL", "loud")],
                 "min_log_level",
+            ),
+        ] {
+            let err = load(toml, &env).unwrap_err();
+            assert!(err.contains(needle), "{toml:?} {env:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn lorawan_table_from_file_then_env_with_shared_packing_keys() {
+        use crate::carrier::lorawan::{ModemKind, Region};
+        let cfg = load("", &[]).unwrap();
+        assert_eq!(cfg.lorawan, LorawanConfig::default());
+        assert_eq!(
+            (cfg.lorawan.baud(), cfg.lorawan.port, cfg.lorawan.adr),
+            (115_200, 10, true)
+        );
+        let cfg = load(
+            "links = [\"lorawan\", \"tls\"]\n[lorawan]\ndevice = \"/dev/ttyUSB0\"\nmodem = \"rn2483\"\nregion = \"us915\"\ndata_rate = 1\nmin_log_level = \"error\"\n",
+            &[
+                ("FLOTTA_AGENT_LORAWAN_ADR", "false"),
+                ("FLOTTA_AGENT_LORAWAN_PORT", "42"),
+                ("FLOTTA_AGENT_LORAWAN_TX_TIMEOUT_MS", "8000"),
+                ("FLOTTA_AGENT_LORAWAN_MAX_TEXT_BYTES", "32"),
+            ],
+        )
+        .unwrap();
+        let l = &cfg.lorawan;
+        assert_eq!(cfg.links, vec![LinkKind::Lorawan, LinkKind::Tls]);
+        assert_eq!(
+            (
+                l.modem,
+                l.region,
+                l.data_rate,
+                l.adr,
+                l.port,
+                l.tx_timeout_ms
+            ),
+            (ModemKind::Rn2483, Region::Us915, 1, false, 42, 8000)
+        );
+        assert_eq!(l.baud(), 57_600, "the RN2483's factory rate");
+        assert_eq!(
+            l.pack_policy(),
+            PackPolicy {
+                min_log_level: MinLogLevel::Error,
+                max_text_bytes: 32
+            }
+        );
+        let lw = "links = [\"lorawan\"]\n[lorawan]\ndevice = \"/dev/ttyS0\"\n";
+        for (toml, env, needle) in [
+            (
+                "links = [\"lorawan\"]\n",
+                vec![],
+                "lorawan.device is required",
+            ),
+            ("[lorawan]\nsf = 12\n", vec![], "sf"),
+            ("[lorawan]\nmodem = \"sx1276\"\n", vec![], "sx1276"),
+            ("[lorawan]\nregion = \"as923\"\n", vec![], "as923"),
+            (
+                lw,
+                vec![("FLOTTA_AGENT_LORAWAN_ADR", "maybe")],
+                "lorawan.adr",
+            ),
+            (
+                lw,
+                vec![("FLOTTA_AGENT_LORAWAN_BAUD", "12345")],
+                "lorawan.baud",
+            ),
+            (lw, vec![("FLOTTA_AGENT_LORAWAN_PORT", "0")], "lorawan.port"),
+            (
+                lw,
+                vec![("FLOTTA_AGENT_LORAWAN_PORT", "224")],
+                "lorawan.port",
+            ),
+            (
+                lw,
+                vec![("FLOTTA_AGENT_LORAWAN_DATA_RATE", "7")],
+                "lorawan.data_rate",
+            ),
+            (
+                &format!("{lw}region = \"us915\"\ndata_rate = 0\n"),
+                vec![],
+                "too few for a sealed frame",
+            ),
+            (
+                lw,
+                vec![("FLOTTA_AGENT_LORAWAN_FOPTS_RESERVE_BYTES", "16")],
+                "lorawan.fopts_reserve_bytes",
+            ),
+            (
+                lw,
+                vec![("FLOTTA_AGENT_LORAWAN_JOIN_ATTEMPTS", "0")],
+                "lorawan.join_attempts",
+            ),
+            (
+                lw,
+                vec![("FLOTTA_AGENT_LORAWAN_TX_TIMEOUT_MS", "0")],
+                "lorawan.tx_timeout_ms",
+            ),
+            (
+                lw,
+                vec![("FLOTTA_AGENT_LORAWAN_MAX_RECORD_BYTES", "0")],
+                "lorawan.max_record_bytes",
             ),
         ] {
             let err = load(toml, &env).unwrap_err();

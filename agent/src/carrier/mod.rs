@@ -5,7 +5,9 @@
 //! the configuration): `tls` (the Edge API over mTLS, `uplink.rs`), `udp`
 //! (sealed frames in datagrams, [`UdpCarrier`]) and `sbd` (sealed frames in
 //! Iridium SBD messages through a RockBLOCK 9603 on a serial port,
-//! [`SbdCarrier`], over the generic [`serial`] port and [`at`] engine). A [`FrameCarrier`] moves
+//! [`SbdCarrier`], over the generic [`serial`] port and [`at`] engine) and
+//! `lorawan` (sealed frames in LoRaWAN uplinks through a RAK3172 or RN2483
+//! modem, [`LoraCarrier`]). A [`FrameCarrier`] moves
 //! one sealed uplink frame and brings back one downlink answer; everything
 //! about frames (keys, counters, packing, acks) stays in `frames/`, so a
 //! LoRaWAN or an Iridium SBD modem only has to implement this trait:
@@ -28,6 +30,7 @@
 pub mod at;
 mod config;
 mod governed;
+pub mod lorawan;
 mod open;
 pub mod sbd;
 pub mod serial;
@@ -39,6 +42,7 @@ pub use config::{
 pub(crate) use config::{apply_env, validate};
 pub(crate) use governed::Governed;
 pub use governed::SharedGovernor;
+pub use lorawan::{LoraCarrier, LorawanConfig};
 pub(crate) use open::open_frame_link;
 pub use sbd::{SbdCarrier, SbdConfig};
 pub use udp::UdpCarrier;
@@ -66,7 +70,8 @@ pub struct Traffic {
     /// each MO and MT message, at least one per successful session; 0 for
     /// UDP).
     pub credits: u64,
-    /// Time on air of the uplinks sent, ms (LoRaWAN; 0 for other links).
+    /// Radio time on air of the uplinks, in milliseconds (LoRaWAN: the
+    /// Semtech formula at each uplink's data rate; 0 for UDP and SBD).
     pub airtime_ms: u64,
 }
 

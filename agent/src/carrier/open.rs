@@ -1,10 +1,10 @@
 //! The frame carrier of a window: which carrier a `links` entry opens and
-//! with which packing settings (the `[udp]` or `[sbd]` table), so
+//! with which packing settings (the `[udp]`, `[sbd]` or `[lorawan]` table), so
 //! `window.rs` stays one code path for every frame carrier.
 
 use super::{
-    CarrierError, FrameCarrier, FramePacking, Governed, LinkKind, SbdCarrier, SharedGovernor,
-    UdpCarrier,
+    CarrierError, FrameCarrier, FramePacking, Governed, LinkKind, LoraCarrier, SbdCarrier,
+    SharedGovernor, UdpCarrier,
 };
 use crate::config::AgentConfig;
 use crate::frames::PackPolicy;
@@ -45,5 +45,6 @@ pub(crate) fn open_frame_link(
         LinkKind::Tls => None,
         LinkKind::Udp => Some(link(boxed(UdpCarrier::open(&cfg.udp)), &cfg.udp)),
         LinkKind::Sbd => Some(link(boxed(SbdCarrier::open(&cfg.sbd)), &cfg.sbd)),
+        LinkKind::Lorawan => Some(link(boxed(LoraCarrier::open(&cfg.lorawan)), &cfg.lorawan)),
     }
 }
