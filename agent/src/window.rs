@@ -80,7 +80,9 @@ impl WindowOutcome {
     /// The log line of a successful window, naming its carriers:
     /// `window: R requests, N records acknowledged, B body bytes (tls)` or
     /// `window: F frames, N records acknowledged, U bytes up, D bytes down,
-    /// S sessions, C credits (sbd)` or `…, S datagrams sent (udp)`; both,
+    /// S sessions, C credits (sbd)`, `…, U uplinks, A ms on air, … frames
+    /// acked, … lost, … awaiting an ack (lorawan)` or `…, S datagrams sent
+    /// (udp)`; both,
     /// joined by `; then `, when a frame window was followed by TLS.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
@@ -94,8 +96,19 @@ impl WindowOutcome {
                     ", {} sessions, {} credits",
                     f.traffic.sessions, f.traffic.credits
                 );
+            } else if f.traffic.airtime_ms > 0 {
+                s += &format!(
+                    ", {} uplinks, {} ms on air",
+                    f.traffic.sent, f.traffic.airtime_ms
+                );
             } else {
                 s += &format!(", {} datagrams sent", f.traffic.sent);
+            }
+            if f.frames_acked + f.frames_lost + f.frames_in_flight > 0 {
+                s += &format!(
+                    ", {} frames acked, {} lost, {} awaiting an ack",
+                    f.frames_acked, f.frames_lost, f.frames_in_flight
+                );
             }
             if f.left_for_tls > 0 {
                 s += &format!(", {} records left for tls", f.left_for_tls);

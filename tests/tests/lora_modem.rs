@@ -383,7 +383,7 @@ fn a_busy_mac_is_retried_and_a_duty_cycle_refusal_holds_the_window_back() {
             // RUI3 says busy: retried, and one refusal later the channel is free.
             Dialect::Rak3172 => assert!(r.is_ok(), "{r:?}"),
             Dialect::Rn2483 => assert!(
-                matches!(&r, Err(e @ CarrierError::HeldBack("duty cycle")) if e.is_retriable()),
+                matches!(&r, Err(e @ CarrierError::HeldBack("duty_cycle")) if e.is_retriable()),
                 "{r:?}"
             ),
         }

@@ -185,7 +185,7 @@ impl<M: LoraModem> LoraCarrier<M> {
     /// reset first (it must join again).
     fn fail(&mut self, op: &'static str, e: LoraError) -> CarrierError {
         match e {
-            LoraError::NoFreeChannel => return CarrierError::HeldBack("duty cycle"),
+            LoraError::NoFreeChannel => return CarrierError::HeldBack("duty_cycle"),
             LoraError::InvalidLength { len } => {
                 // The data rate fell below what the budget assumed.
                 if let Ok(dr) = self.modem.data_rate() {
@@ -342,6 +342,25 @@ impl<M: LoraModem> FrameCarrier for LoraCarrier<M> {
 
     fn traffic(&self) -> Traffic {
         self.traffic
+    }
+
+    fn transmission(&self, frame_len: usize) -> Option<crate::governor::Transmission> {
+        use crate::governor::{Link, SubBand, Transmission};
+        // The worst case: the FOpts reserve filled by the modem's MAC.
+        let airtime = airtime::uplink_airtime(
+            self.cfg.region,
+            self.data_rate,
+            self.cfg.fopts_reserve_bytes,
+            frame_len,
+        )?;
+        let link = match self.cfg.region {
+            // The modem picks the channel; EU868's default channels (868.1,
+            // 868.3, 868.5 MHz) are all in g1 (1 %).
+            Region::Eu868 => Link::Eu868(SubBand::G1),
+            Region::Us915 => Link::Us915,
+        };
+        let ms = u32::try_from(airtime.as_micros().div_ceil(1000)).unwrap_or(u32::MAX);
+        Some(Transmission::lorawan(link, ms, true))
     }
 }
 

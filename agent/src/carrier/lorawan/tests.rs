@@ -130,7 +130,7 @@ fn modem_errors_become_carrier_errors() {
     let mut c = LoraCarrier::with_modem(fake, &cfg());
     assert!(matches!(
         c.send(b"a"),
-        Err(CarrierError::HeldBack("duty cycle"))
+        Err(CarrierError::HeldBack("duty_cycle"))
     ));
     // The modem's rate fell to DR0 as the frame went: it refuses it, and
     // the carrier reports the budget now.
