@@ -126,6 +126,17 @@ impl FrameCarrier for Governed {
     fn transmission(&self, frame_len: usize) -> Option<Transmission> {
         self.inner.transmission(frame_len)
     }
+
+    fn may_ask_answer(&self) -> bool {
+        let Some(mut ask) = self.inner.transmission(0) else {
+            return self.inner.may_ask_answer();
+        };
+        // Only the downlink budget: no airtime of its own.
+        ask.airtime_ms = 0;
+        ask.may_downlink = true;
+        let allowed = self.lock().admit(Now::system(&SystemClock), &ask) == Decision::Now;
+        allowed && self.inner.may_ask_answer()
+    }
 }
 
 #[cfg(test)]
@@ -180,7 +191,7 @@ mod tests {
                 Transmission::lorawan(
                     Link::Eu868(SubBand::G1),
                     u32::try_from(100 * len).unwrap(),
-                    true,
+                    false,
                 )
             } else {
                 Transmission::sbd(u32::try_from(len.div_ceil(50)).unwrap())
@@ -239,6 +250,16 @@ mod tests {
         let err = c.send(&[0; 200]).unwrap_err();
         assert!(matches!(err, CarrierError::HeldBack("duty_cycle")), "{err}");
         assert_eq!(c.traffic().sent, 1);
+    }
+
+    #[test]
+    fn ttn_fair_use_stops_asking_for_answers_after_ten_downlinks_but_not_sending() {
+        let mut c = governed(true, GovernorConfig::default());
+        for i in 0..10 {
+            assert!(c.may_ask_answer(), "downlink {i}");
+            c.send(&[0; 10]).unwrap(); // each brings one downlink
+        }
+        assert!(!c.may_ask_answer(), "10 downlinks in 24 h");
     }
 
     #[test]

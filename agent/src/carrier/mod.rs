@@ -213,4 +213,11 @@ pub trait FrameCarrier {
         let _ = frame_len;
         None
     }
+
+    /// Whether a frame may ask for an answer now (carriers whose answers
+    /// come later): false while the fair-use downlink budget is spent, so
+    /// frames still go up but nothing asks for a downlink.
+    fn may_ask_answer(&self) -> bool {
+        true
+    }
 }

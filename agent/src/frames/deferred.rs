@@ -40,12 +40,22 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
         };
         let budget = self.carrier.budget();
         let counter = self.state.current()?.take_counter()?;
+        let may_ask = self.carrier.may_ask_answer();
         let ledger = self.ledger_mut()?;
+        if !may_ask && ledger.len() + 1 >= MAX_SPAN as usize {
+            // No answer may be asked for (fair use) and the ledger is
+            // full: sending more would only give up frames to send them
+            // again. The window stops; the counter is merely skipped.
+            return Err(FrameWindowError::Carrier {
+                carrier: self.carrier.name(),
+                source: crate::carrier::CarrierError::HeldBack("fair_use_downlinks"),
+            });
+        }
         let given_up = ledger.give_up_below(counter);
         let low_water = ledger.low_water(counter);
         // Ask once per half span, so a lost answer is asked for again
         // before the oldest frames must be given up.
-        let crowded = (ledger.len() + 1) % (MAX_SPAN as usize / 2) == 0;
+        let crowded = may_ask && (ledger.len() + 1) % (MAX_SPAN as usize / 2) == 0;
         self.report.frames_lost += given_up.lost_frames;
         let version = Some(self.config_version.as_str())
             .filter(|v| v.len() <= VERSION_MAX)
@@ -62,7 +72,7 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
         };
         let mut ack_wanted = crowded;
         let mut packed = pack_with(ack_wanted, &mut plain)?;
-        if !ack_wanted && last_round && packed.next.index >= records.len() {
+        if may_ask && !ack_wanted && last_round && packed.next.index >= records.len() {
             // The window's last frame (the flag may push a record out: it
             // then goes in one more frame, which asks again).
             ack_wanted = true;

@@ -25,6 +25,8 @@ pub(crate) struct LaterCarrier<'s> {
     /// Every downlink delivered so far (for replays).
     pub(crate) delivered: Vec<Vec<u8>>,
     pub(crate) uplinks: usize,
+    /// Whether frames may ask for an answer (the fair-use downlink budget).
+    pub(crate) may_ask: bool,
     pending: Option<Vec<u8>>,
     traffic: Traffic,
 }
@@ -41,6 +43,7 @@ impl<'s> LaterCarrier<'s> {
             inject: Vec::new(),
             delivered: Vec::new(),
             uplinks: 0,
+            may_ask: true,
             pending: None,
             traffic: Traffic::default(),
         }
@@ -75,6 +78,10 @@ impl FrameCarrier for LaterCarrier<'_> {
 
     fn answers_later(&self) -> bool {
         true
+    }
+
+    fn may_ask_answer(&self) -> bool {
+        self.may_ask
     }
 
     fn send(&mut self, frame: &[u8]) -> Result<Vec<Vec<u8>>, CarrierError> {

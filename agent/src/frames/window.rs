@@ -202,7 +202,8 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
         }
         // At least one frame; over a carrier whose answers come later, the
         // last one asks for an answer.
-        if self.report.frames == 0 || self.ledger.is_some() && !self.asked {
+        let ask = self.ledger.is_some() && !self.asked && self.carrier.may_ask_answer();
+        if self.report.frames == 0 || ask {
             self.send_frame(&[], Cursor::default(), true)?;
         }
         if dirty {

@@ -360,7 +360,10 @@ impl<M: LoraModem> FrameCarrier for LoraCarrier<M> {
             Region::Us915 => Link::Us915,
         };
         let ms = u32::try_from(airtime.as_micros().div_ceil(1000)).unwrap_or(u32::MAX);
-        Some(Transmission::lorawan(link, ms, true))
+        // An uplink brings at most the downlink an earlier one asked for;
+        // asking is what the fair-use downlink budget gates
+        // (`may_ask_answer`).
+        Some(Transmission::lorawan(link, ms, false))
     }
 }
 

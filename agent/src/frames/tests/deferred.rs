@@ -216,3 +216,40 @@ fn without_any_downlink_the_device_stays_within_the_span_and_loses_nothing() {
     assert_stored(carrier.server, &pushed);
     assert_sound(carrier.server);
 }
+
+#[test]
+fn without_downlink_budget_nothing_asks_and_a_full_ledger_holds_back() {
+    let dir = tempfile::tempdir().unwrap();
+    frame_keys::store(dir.path(), &keys(1)).unwrap();
+    let q = open_queue(dir.path());
+    let mut server = TestServer::new(keys(1));
+    let mut state = FrameState::default();
+    let mut carrier = LaterCarrier::new(&mut server, 51);
+    carrier.may_ask = false;
+    let pushed = push(&q, &(0..40).map(log).collect::<Vec<_>>());
+    let err = window(dir.path(), &q, &mut carrier, &mut state, None).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            FrameWindowError::Carrier {
+                source: crate::carrier::CarrierError::HeldBack("fair_use_downlinks"),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(carrier.server.wanted.iter().all(|w| !w), "nothing asked");
+    assert_eq!(carrier.downlinks(), 0);
+    assert_eq!(ledger_len(dir.path()), 31, "full, nothing given up");
+    let sent = carrier.uplinks;
+    assert!(window(dir.path(), &q, &mut carrier, &mut state, None).is_err());
+    assert_eq!(carrier.uplinks, sent, "held back: nothing sent again");
+    // The budget comes back: the next window asks, the one after settles.
+    carrier.may_ask = true;
+    for _ in 0..4 {
+        let _ = window(dir.path(), &q, &mut carrier, &mut state, None);
+    }
+    assert!(queued(&q).is_empty(), "{:?}", queued(&q));
+    assert_stored(carrier.server, &pushed);
+    assert_sound(carrier.server);
+}
