@@ -1,8 +1,9 @@
 //! A carrier kept within the governor's budgets (`governor/`): every
 //! transmission the inner carrier would make is first admitted (duty cycle,
 //! fair use, credits), and what it actually spent — the airtime and
-//! credits its [`Traffic`] grew by, the downlinks it received — is charged
-//! after it. A refused transmission is [`CarrierError::HeldBack`]: the
+//! credits its [`Traffic`] grew by — is charged after it. A frame that asks
+//! for an answer (`ask_answer`) is charged the downlink it will bring:
+//! servers answer links with few downlinks only when asked. A refused transmission is [`CarrierError::HeldBack`]: the
 //! window ends there, its records stay queued (the plan sends the summary
 //! first, so what is held back is the newest), and the report names the
 //! budget.
@@ -69,16 +70,6 @@ impl Governed {
         if let Err(e) = g.record_sent(now, &tx) {
             eprintln!("flotta-agent: governor: {e}");
         }
-        // Fair use counts LoRaWAN downlinks (an SBD MT is paid in credits).
-        for _ in 0..if tx.link.is_lorawan() {
-            spent.received
-        } else {
-            0
-        } {
-            if let Err(e) = g.record_downlink(now) {
-                eprintln!("flotta-agent: governor: {e}");
-            }
-        }
     }
 }
 
@@ -136,6 +127,15 @@ impl FrameCarrier for Governed {
         ask.may_downlink = true;
         let allowed = self.lock().admit(Now::system(&SystemClock), &ask) == Decision::Now;
         allowed && self.inner.may_ask_answer()
+    }
+
+    fn ask_answer(&mut self) {
+        if self.inner.transmission(0).is_some()
+            && let Err(e) = self.lock().record_downlink(Now::system(&SystemClock))
+        {
+            eprintln!("flotta-agent: governor: {e}");
+        }
+        self.inner.ask_answer();
     }
 }
 
@@ -253,13 +253,15 @@ mod tests {
     }
 
     #[test]
-    fn ttn_fair_use_stops_asking_for_answers_after_ten_downlinks_but_not_sending() {
+    fn ttn_fair_use_stops_asking_for_answers_after_ten_but_not_sending() {
         let mut c = governed(true, GovernorConfig::default());
         for i in 0..10 {
             assert!(c.may_ask_answer(), "downlink {i}");
-            c.send(&[0; 10]).unwrap(); // each brings one downlink
+            c.ask_answer();
+            c.send(&[0; 10]).unwrap();
         }
-        assert!(!c.may_ask_answer(), "10 downlinks in 24 h");
+        assert!(!c.may_ask_answer(), "10 downlinks asked for in 24 h");
+        c.send(&[0; 10]).unwrap();
     }
 
     #[test]

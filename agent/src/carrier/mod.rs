@@ -220,4 +220,8 @@ pub trait FrameCarrier {
     fn may_ask_answer(&self) -> bool {
         true
     }
+
+    /// A frame about to be sent asks for an answer: the downlink it will
+    /// bring is charged now (a server answers such links only when asked).
+    fn ask_answer(&mut self) {}
 }

@@ -78,6 +78,9 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
             ack_wanted = true;
             packed = pack_with(ack_wanted, &mut plain)?;
         }
+        if ack_wanted {
+            self.carrier.ask_answer();
+        }
         let mut frame = vec![0; budget];
         let n = seal(
             self.state.current()?.context(),
