@@ -19,7 +19,11 @@
 //! - the same device over **UDP sealed frames** (`wire/udp.rs`), resident and
 //!   `--once`: datagrams and bytes per window and per day, IPv4 + UDP headers
 //!   counted (target: at most 15 KB/day, one datagram each way per window
-//!   when the backlog fits), side by side with the TLS figures above.
+//!   when the backlog fits), side by side with the TLS figures above;
+//! - the same device over **LoRaWAN** at DR0 and DR5 and over **Iridium
+//!   SBD** (`wire/narrow.rs`): uplinks, downlinks, frame bytes, time on air
+//!   and credits per window and per day, beside the duty-cycle and
+//!   fair-use budgets.
 //!
 //! Run: `cargo bench -p flotta-e2e --bench wire` (about 4 minutes; set
 //! `FLOTTA_WIRE_WINDOWS` to measure more or fewer windows, default 3).
@@ -46,6 +50,8 @@ macro_rules! say {
     };
 }
 
+#[path = "wire/narrow.rs"]
+mod narrow;
 #[path = "wire/udp.rs"]
 mod udp;
 
@@ -362,6 +368,9 @@ fn main() {
             s.spawn(move || rtc_woken(d, r, 5)),
             s.spawn(move || udp::resident(d, r, windows_to_measure)),
             s.spawn(move || udp::rtc_woken(d, r, 5)),
+            s.spawn(move || narrow::lorawan(d, r, 0, windows_to_measure)),
+            s.spawn(move || narrow::lorawan(d, r, 5, windows_to_measure)),
+            s.spawn(move || narrow::sbd(d, r, windows_to_measure)),
             s.spawn(move || idle(d, r, 180)),
         ];
         handles.map(|h| h.join().unwrap())

@@ -1,0 +1,257 @@
+//! LoRaWAN end to end: a real `flotta-server` (ChirpStack v4 HTTP
+//! integration and downlink worker), a real `flotta-agent` on a simulated
+//! RAK3172 (a pseudo-terminal, RUI3 AT dialect), and a simulated ChirpStack
+//! between them (each uplink posted to the webhook as ChirpStack does, at
+//! most once; the device queue API the server fills; class A: a downlink
+//! rides on the device's *next* uplink).
+//!
+//! - `run_once_over_lorawan_sends_once_and_the_ack_rides_on_the_next_uplink`:
+//!   an RTC-woken device: each `run --once` is one or two uplinks, the last
+//!   one asking for an answer, which the next run's first uplink brings;
+//!   records are deleted one run later; no TLS at all.
+//! - `every_record_arrives_once_through_loss_kills_and_a_configuration_change`:
+//!   a resident agent; ChirpStack loses posts, the radio loses uplinks, the
+//!   agent and the server are killed -9; every record stored exactly once
+//!   and a configuration change arrives by downlink.
+//! - `ttn_fair_use_caps_downlinks_but_not_uplinks`: with the governor's TTN
+//!   policy, after 10 downlinks in 24 h nothing asks for another, and
+//!   records still go up.
+
+#![allow(clippy::unwrap_used)]
+
+mod agent_support;
+mod frames_support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use flotta_e2e::lorawan::{ChirpstackNetwork, ChirpstackOptions};
+use flotta_e2e::modem::lora::{Dialect, LoraModemConfig, SimModem};
+use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir, free_port};
+use flotta_e2e::wait::wait_for;
+use frames_support::{
+    assert_every_record_once, assert_every_record_stored_once, emit, events_stored, provision,
+    tls_handshakes,
+};
+
+/// Generous: the machine may be busy; only a failure waits this long.
+const LIMIT: Duration = Duration::from_secs(120);
+const DEV_EUI: [u8; 8] = [0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0x05, 0x1a, 0x01];
+const DEV_EUI_HEX: &str = "70b3d57ed0051a01";
+const SECRET: &str = "Bearer e2e-chirpstack-secret";
+
+/// A server with its ChirpStack integration, the simulated ChirpStack and
+/// a RAK3172.
+struct Lora {
+    server: ServerProc,
+    net: Arc<ChirpstackNetwork>,
+    modem: SimModem,
+}
+
+fn lora(dir: &Path, loss_rate: f64) -> Lora {
+    let webhook: std::net::SocketAddr = ([127, 0, 0, 1], free_port().unwrap()).into();
+    let net = Arc::new(
+        ChirpstackNetwork::start(ChirpstackOptions {
+            webhook_url: format!("http://{webhook}"),
+            auth_header: ("authorization".into(), SECRET.into()),
+            api_token: "e2e-api-token".into(),
+            loss_rate,
+            seed: 7,
+        })
+        .unwrap(),
+    );
+    let token = dir.join("chirpstack-token");
+    std::fs::write(&token, "e2e-api-token\n").unwrap();
+    let server = ServerProc::start(
+        &bin_dir().unwrap(),
+        dir,
+        &format!(
+            "webhook_listen_addr = \"{webhook}\"\n\
+             chirpstack_enabled = true\nchirpstack_auth_secret = \"{SECRET}\"\n\
+             chirpstack_api_url = \"{}\"\nchirpstack_api_token_file = \"{}\"\n\
+             lorawan_fport = 10\nlorawan_answer_bytes = 242\n\
+             lorawan_downlink_retry_initial_ms = 50\nlorawan_downlink_retry_max_ms = 200\n\
+             default_heartbeat_period_seconds = 1\ncontroller_interval_seconds = 1\n",
+            net.api_url(),
+            token.display()
+        ),
+    )
+    .unwrap();
+    let modem = SimModem::start(
+        Dialect::Rak3172,
+        net.clone(),
+        LoraModemConfig {
+            dev_eui: DEV_EUI,
+            data_rate: 5,
+            tx_time: Duration::from_millis(20),
+            join_time: Duration::from_millis(20),
+            ..LoraModemConfig::default()
+        },
+    )
+    .unwrap();
+    Lora { server, net, modem }
+}
+
+/// Agent settings: windows every second over the modem only, DR5 (242
+/// bytes, about 0.1 s on air), fair use as `fair_use` says.
+fn lora_toml(modem: &SimModem, fair_use: &str) -> String {
+    format!(
+        "heartbeat_period_seconds = 1\nlinks = [\"lorawan\"]\n[link]\nupload_interval_seconds = 1\n\
+         backoff_initial_seconds = 1\nbackoff_max_seconds = 2\n\
+         [lorawan]\ndevice = \"{}\"\ndata_rate = 5\nadr = false\njoin_backoff_ms = 100\n\
+         [governor]\nfair_use = \"{fair_use}\"\n",
+        modem.path().display()
+    )
+}
+
+fn agent(l: &Lora, dir: &Path, id: &str, fair_use: &str) -> AgentProc {
+    // No TLS path at all: the server URL points nowhere.
+    let agent = AgentProc::configure(
+        &bin_dir().unwrap(),
+        dir,
+        id,
+        "https://127.0.0.1:9",
+        &l.server.factory_dir,
+        &lora_toml(&l.modem, fair_use),
+    )
+    .unwrap();
+    provision(&l.server, &agent, id, &["--dev-eui", DEV_EUI_HEX]);
+    agent
+}
+
+#[test]
+fn run_once_over_lorawan_sends_once_and_the_ack_rides_on_the_next_uplink() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = lora(dir.path(), 0.0);
+    let id = "lora-once";
+    let agent = agent(&l, dir.path(), id, "none");
+    let runs = 4;
+    for i in 0..runs {
+        emit(&agent, "LoraTest", i);
+        let before = l.modem.stats();
+        let status = agent.run_once_within(LIMIT).unwrap();
+        assert!(status.success(), "{}", agent.log());
+        let after = l.modem.stats();
+        let uplinks = after.uplinks - before.uplinks;
+        assert!(
+            (1..=3).contains(&uplinks),
+            "run {i}: {uplinks} uplinks for a summary and two events at DR5\n{}",
+            agent.log()
+        );
+        // The run's records are stored at once; the answer waits at
+        // ChirpStack for the next run's first uplink.
+        wait_for("the run's event stored", LIMIT, || {
+            events_stored(&l.server, id, "LoraTest") == i + 1
+        });
+        wait_for("the answer queued at ChirpStack", LIMIT, || {
+            l.net.queued(DEV_EUI).len() == 1
+        });
+    }
+    // One more run with nothing new brings the last answer: the queue is
+    // empty but for that run's own records (in flight).
+    let status = agent.run_once_within(LIMIT).unwrap();
+    assert!(status.success(), "{}", agent.log());
+    assert_every_record_stored_once(&l.server, &agent, id);
+    assert!(
+        l.net.downlinks_today(DEV_EUI) <= runs as u32 + 1,
+        "one downlink per run at most"
+    );
+    assert_eq!(tls_handshakes(&l.server), 0.0, "a TLS connection was made");
+    let described = l.server.command(&["describe", "ed", id]).unwrap();
+    let text = String::from_utf8_lossy(&described.stdout).to_lowercase();
+    assert!(
+        text.contains("lorawan") && text.contains(DEV_EUI_HEX),
+        "describe shows neither the link nor the DevEUI: {text}"
+    );
+}
+
+#[test]
+fn every_record_arrives_once_through_loss_kills_and_a_configuration_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = lora(dir.path(), 0.15);
+    let id = "lora-resident";
+    let mut agent = agent(&l, dir.path(), id, "none");
+    l.modem.lose_uplinks(2);
+    agent.restart().unwrap();
+    let started = Instant::now();
+    let total = 12;
+    for i in 0..total {
+        assert!(started.elapsed() < LIMIT);
+        emit(&agent, "LoraTest", i);
+        sleep(Duration::from_millis(400));
+        if i % 5 == 4 {
+            agent.kill9();
+            agent.restart().unwrap();
+        }
+        if i == 7 {
+            l.server.kill9();
+            sleep(Duration::from_millis(300));
+            l.server.restart().unwrap();
+            l.modem.lose_uplinks(1);
+        }
+    }
+    wait_for("every event stored", LIMIT, || {
+        events_stored(&l.server, id, "LoraTest") == total
+    });
+
+    // A configuration change reaches the device by downlink.
+    let manifest = dir.path().join("device.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: management.project-flotta.io/v1alpha1\nkind: EdgeDevice\n\
+             metadata:\n  name: {id}\n  namespace: default\nspec:\n  heartbeat:\n    periodSeconds: 2\n"
+        ),
+    )
+    .unwrap();
+    let out = l
+        .server
+        .command(&["apply", "-f", &manifest.to_string_lossy()])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("the new configuration applied on the device", LIMIT, || {
+        std::fs::read_to_string(agent.data_dir.join("desired.json"))
+            .ok()
+            .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+            .is_some_and(|d| d["message"]["configuration"]["heartbeat"]["period_seconds"] == 2)
+    });
+    // Quiet: the last answers settle everything but the last run's frame.
+    agent.stop().unwrap();
+    for _ in 0..2 {
+        let status = agent.run_once_within(LIMIT).unwrap();
+        assert!(status.success(), "{}", agent.log());
+    }
+    assert_every_record_stored_once(&l.server, &agent, id);
+    assert!(l.net.lost() >= 1, "ChirpStack lost no post");
+    assert!(l.modem.stats().lost >= 1, "the radio lost no uplink");
+    assert_eq!(tls_handshakes(&l.server), 0.0, "a TLS connection was made");
+}
+
+#[test]
+fn ttn_fair_use_caps_downlinks_but_not_uplinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = lora(dir.path(), 0.0);
+    let id = "lora-ttn";
+    let agent = agent(&l, dir.path(), id, "ttn");
+    let runs = 14;
+    for i in 0..runs {
+        emit(&agent, "LoraTest", i);
+        let status = agent.run_once_within(LIMIT).unwrap();
+        assert!(status.success(), "run {i}: {}", agent.log());
+    }
+    wait_for("every event stored", LIMIT, || {
+        events_stored(&l.server, id, "LoraTest") == runs
+    });
+    let downlinks = l.net.downlinks_today(DEV_EUI);
+    assert!(
+        (9..=10).contains(&downlinks),
+        "{downlinks} downlinks: TTN allows 10 a day, and the agent asked whenever it could"
+    );
+    let _ = assert_every_record_once; // the queue keeps what no ack covered
+}
