@@ -14,8 +14,7 @@ use flotta_proto::frame::{
     open, seal,
 };
 use flotta_proto::frame_keys::FrameKeys;
-use flotta_proto::payload::{LogLine, Payload};
-use flotta_proto::record::Level;
+use flotta_proto::payload::{Level, LogLine, Payload};
 use flotta_server::device_id::{DeviceId, Namespace};
 use flotta_server::links::LinkAddress;
 use flotta_server::testing::{TestOptions, TestServer, spawn};
