@@ -20,11 +20,11 @@ use crate::controller::runner::Runner;
 use crate::frames::udp::UdpListener;
 use crate::frames::{FrameIngest, FrameKeyring};
 use crate::listener::{self, Budgets, Listener, MtlsAdmit, PlainAdmit};
-use crate::metrics::Metrics;
-use crate::pki::{Pki, PkiError};
 use crate::lorawan::{
     self, ChirpstackWebhook, DownlinkQueue, DownlinkWorker, LoraIngest, TtsWebhook,
 };
+use crate::metrics::Metrics;
+use crate::pki::{Pki, PkiError};
 use crate::rock7::{self, MtQueue, MtWorker, Rock7Key, Rock7Webhook};
 use crate::service::EdgeService;
 use crate::store::{SqliteStore, Store, StoreError, TimedStore};

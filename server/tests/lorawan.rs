@@ -189,7 +189,9 @@ fn agent() -> ureq::Agent {
 /// POST `body` to `path` of the webhook listener with `headers`; the status.
 fn post(s: &TestServer, path: &str, headers: &[(&str, &str)], body: &[u8]) -> u16 {
     let url = format!("http://{}{path}", s.webhook_addr.unwrap());
-    let mut req = agent().post(&url).header("content-type", "application/json");
+    let mut req = agent()
+        .post(&url)
+        .header("content-type", "application/json");
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -236,7 +238,12 @@ fn tts_up(device_id: &str, dev_eui: &str, f_cnt: u32, data: &[u8]) -> Vec<u8> {
 }
 
 fn cs_post(s: &TestServer, body: &[u8]) -> u16 {
-    post(s, "/chirpstack?event=up", &[("authorization", CS_SECRET)], body)
+    post(
+        s,
+        "/chirpstack?event=up",
+        &[("authorization", CS_SECRET)],
+        body,
+    )
 }
 
 fn tts_post(s: &TestServer, body: &[u8]) -> u16 {
@@ -300,24 +307,40 @@ fn a_chirpstack_uplink_is_stored_once_and_its_answer_replaces_the_device_queue()
     assert_eq!(lora.airtime_us, expected);
 
     // FlushQueue, then Enqueue, with the configured token.
-    eventually("the downlink", || s.metrics().lora_downlinks("chirpstack", "ok") == 1);
+    eventually("the downlink", || {
+        s.metrics().lora_downlinks("chirpstack", "ok") == 1
+    });
     let reqs = api.requests();
     assert_eq!(reqs.len(), 2, "{reqs:?}");
     let path = format!("/api/devices/{}/queue", DEV_EUI.to_ascii_lowercase());
-    assert_eq!((reqs[0].method.as_str(), reqs[0].path.as_str()), ("DELETE", path.as_str()));
-    assert_eq!((reqs[1].method.as_str(), reqs[1].path.as_str()), ("POST", path.as_str()));
+    assert_eq!(
+        (reqs[0].method.as_str(), reqs[0].path.as_str()),
+        ("DELETE", path.as_str())
+    );
+    assert_eq!(
+        (reqs[1].method.as_str(), reqs[1].path.as_str()),
+        ("POST", path.as_str())
+    );
     for r in &reqs {
         assert_eq!(r.headers["authorization"], format!("Bearer {CS_TOKEN}"));
     }
     let sent: Value = serde_json::from_slice(&reqs[1].body).unwrap();
     let item = &sent["queueItem"];
     assert_eq!(item["devEui"], DEV_EUI.to_ascii_lowercase());
-    assert_eq!((item["fPort"].as_u64(), item["confirmed"].as_bool()), (Some(10), Some(false)));
+    assert_eq!(
+        (item["fPort"].as_u64(), item["confirmed"].as_bool()),
+        (Some(10), Some(false))
+    );
     let raw = STANDARD.decode(item["data"].as_str().unwrap()).unwrap();
     assert!(raw.len() <= 51, "lorawan_answer_bytes");
     assert_eq!(answer_items(&dev, &raw)[0], "ack below 1");
     eventually("the downlink counted", || {
-        s.store().lorawan_status(&id("lora-1")).unwrap().unwrap().downlinks == 1
+        s.store()
+            .lorawan_status(&id("lora-1"))
+            .unwrap()
+            .unwrap()
+            .downlinks
+            == 1
     });
 
     // The same uplink again (a replay): a duplicate, nothing stored twice.
@@ -340,9 +363,14 @@ fn a_tts_uplink_is_stored_and_answered_with_the_configured_key_never_the_request
     assert_eq!(tts_post(&s, &tts_up("dev-1", DEV_EUI, 3, &frame)), 200);
     assert_eq!(seqs(&s, "lora-2"), vec![20, 21]);
     let lora = s.store().lorawan_status(&id("lora-2")).unwrap().unwrap();
-    assert_eq!((lora.last_f_cnt, lora.last_dr, lora.rssi), (Some(3), Some(3), Some(-101.0)));
+    assert_eq!(
+        (lora.last_f_cnt, lora.last_dr, lora.rssi),
+        (Some(3), Some(3), Some(-101.0))
+    );
 
-    eventually("the downlink", || s.metrics().lora_downlinks("tts", "ok") == 1);
+    eventually("the downlink", || {
+        s.metrics().lora_downlinks("tts", "ok") == 1
+    });
     assert_eq!(s.metrics().lora_downlinks("tts", "retry"), 1);
     let reqs = api.requests();
     assert_eq!(reqs.len(), 2);
@@ -356,8 +384,13 @@ fn a_tts_uplink_is_stored_and_answered_with_the_configured_key_never_the_request
     }
     let sent: Value = serde_json::from_slice(&reqs[1].body).unwrap();
     let down = &sent["downlinks"][0];
-    assert_eq!((down["f_port"].as_u64(), down["priority"].as_str()), (Some(10), Some("NORMAL")));
-    let raw = STANDARD.decode(down["frm_payload"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (down["f_port"].as_u64(), down["priority"].as_str()),
+        (Some(10), Some("NORMAL"))
+    );
+    let raw = STANDARD
+        .decode(down["frm_payload"].as_str().unwrap())
+        .unwrap();
     assert_eq!(answer_items(&dev, &raw)[0], "ack below 1");
 }
 
@@ -402,21 +435,45 @@ fn missing_or_wrong_secrets_and_bad_bodies_are_refused_and_store_nothing() {
     let cs = [("authorization", CS_SECRET)];
     assert_eq!(post(&s, "/chirpstack?event=join", &cs, b"{}"), 200);
     assert_eq!(post(&s, "/chirpstack?event=status", &cs, b"{}"), 200);
-    assert_eq!(post(&s, "/chirpstack?event=up", &cs, &cs_up(DEV_EUI, 2, 11, b"x")), 200);
-    assert_eq!(post(&s, "/chirpstack?event=up", &cs, &cs_up(DEV_EUI, 3, 0, b"")), 200);
-    assert_eq!(post(&s, "/chirpstack?event=up", &cs, &cs_up(DEV_EUI, 4, 10, b"")), 200);
+    assert_eq!(
+        post(
+            &s,
+            "/chirpstack?event=up",
+            &cs,
+            &cs_up(DEV_EUI, 2, 11, b"x")
+        ),
+        200
+    );
+    assert_eq!(
+        post(&s, "/chirpstack?event=up", &cs, &cs_up(DEV_EUI, 3, 0, b"")),
+        200
+    );
+    assert_eq!(
+        post(&s, "/chirpstack?event=up", &cs, &cs_up(DEV_EUI, 4, 10, b"")),
+        200
+    );
     let m = s.metrics();
     assert_eq!(m.lora_uplinks("chirpstack", "event_join"), 1);
     assert_eq!(m.lora_uplinks("chirpstack", "event_status"), 1);
     assert_eq!(m.lora_uplinks("chirpstack", "other_fport"), 1);
     assert_eq!(m.lora_uplinks("chirpstack", "no_data"), 2);
     // Another application's uplink is not ours.
-    let other = String::from_utf8(tts_good.clone()).unwrap().replace("app1", "app2");
+    let other = String::from_utf8(tts_good.clone())
+        .unwrap()
+        .replace("app1", "app2");
     assert_eq!(tts_post(&s, other.as_bytes()), 200);
     assert_eq!(m.lora_uplinks("tts", "other_application"), 1);
 
     // Too large: refused before reading (webhook_max_body_bytes = 4096).
-    assert_eq!(post(&s, "/tts/uplink", &[("x-flotta-secret", TTS_SECRET)], &vec![b' '; 8192]), 413);
+    assert_eq!(
+        post(
+            &s,
+            "/tts/uplink",
+            &[("x-flotta-secret", TTS_SECRET)],
+            &vec![b' '; 8192]
+        ),
+        413
+    );
 
     assert!(seqs(&s, "lora-3").is_empty());
     assert_eq!(s.frames("stored"), 0);
@@ -432,7 +489,10 @@ fn an_unbound_dev_eui_and_a_forged_frame_are_counted_and_not_stored() {
     assert_eq!(cs_post(&s, &cs_up("0000000000000001", 1, 10, &frame)), 200);
     assert_eq!(s.frames("unbound"), 1);
     assert_eq!(s.metrics().lora_uplinks("chirpstack", "unbound"), 1);
-    assert_eq!(tts_post(&s, &tts_up("dev-9", "0000000000000002", 1, &frame)), 200);
+    assert_eq!(
+        tts_post(&s, &tts_up("dev-9", "0000000000000002", 1, &frame)),
+        200
+    );
     assert_eq!(s.metrics().lora_uplinks("tts", "unbound"), 1);
 
     let mut forged = frame.clone();
@@ -444,7 +504,22 @@ fn an_unbound_dev_eui_and_a_forged_frame_are_counted_and_not_stored() {
 
     // Another device's frame under this DevEUI: refused (wrong device).
     let other = provision(&s, "lora-5", "0102030405060708");
-    assert_eq!(cs_post(&s, &cs_up(DEV_EUI, 2, 10, &other.seal(0, true, &common::frames::FrameDevice::plaintext("1", 0, &[])))), 200);
+    assert_eq!(
+        cs_post(
+            &s,
+            &cs_up(
+                DEV_EUI,
+                2,
+                10,
+                &other.seal(
+                    0,
+                    true,
+                    &common::frames::FrameDevice::plaintext("1", 0, &[])
+                )
+            )
+        ),
+        200
+    );
     assert_eq!(s.frames("wrong_device"), 1);
 
     assert!(seqs(&s, "lora-4").is_empty());
@@ -457,6 +532,9 @@ fn an_unbound_dev_eui_and_a_forged_frame_are_counted_and_not_stored() {
     let dev_eui = LinkAddress::dev_eui(DEV_EUI).unwrap();
     assert!(s.store().bind_link(&dev_eui, &id("lora-5"), 0).is_err());
     assert_eq!(s.store().unbind_link(&dev_eui).unwrap(), Some(id("lora-4")));
-    assert_eq!(cs_post(&s, &cs_up(DEV_EUI, 3, 10, &frame_of(&dev, 1, 5))), 200);
+    assert_eq!(
+        cs_post(&s, &cs_up(DEV_EUI, 3, 10, &frame_of(&dev, 1, 5))),
+        200
+    );
     assert_eq!(s.metrics().lora_uplinks("chirpstack", "unbound"), 2);
 }

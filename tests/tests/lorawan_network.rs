@@ -27,7 +27,10 @@ const PORT: u8 = 10;
 fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     let start = Instant::now();
     while !condition() {
-        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -51,7 +54,8 @@ impl Device {
             out: out.path(),
             bind: std::slice::from_ref(&address),
         };
-        let made = flotta_server::provision::provision(s.shared_store(), s.pki(), &request).unwrap();
+        let made =
+            flotta_server::provision::provision(s.shared_store(), s.pki(), &request).unwrap();
         Self {
             ctx: context(name, &made.keys),
         }
@@ -83,8 +87,15 @@ impl Device {
         .unwrap();
         let plaintext = w.written().to_vec();
         let mut out = vec![0u8; plaintext.len() + 16];
-        let n = seal(&self.ctx, FrameType::UplinkData, counter, false, &plaintext, &mut out)
-            .unwrap();
+        let n = seal(
+            &self.ctx,
+            FrameType::UplinkData,
+            counter,
+            false,
+            &plaintext,
+            &mut out,
+        )
+        .unwrap();
         out.truncate(n);
         out
     }
@@ -171,23 +182,36 @@ fn chirpstack_posts_uplinks_and_the_answer_rides_on_the_next_uplink() {
     })
     .unwrap();
     drop(reserved);
-    let s = server(port, &format!(
-        "chirpstack_enabled = true\nchirpstack_auth_secret = \"{CS_SECRET}\"\n\
+    let s = server(
+        port,
+        &format!(
+            "chirpstack_enabled = true\nchirpstack_auth_secret = \"{CS_SECRET}\"\n\
          chirpstack_api_url = \"{}\"\nchirpstack_api_token_file = \"{}\"\n",
-        cs.api_url(),
-        token.display()
-    ));
+            cs.api_url(),
+            token.display()
+        ),
+    );
     let dev = Device::provision(&s, "cs-1");
 
     // Uplink 1: nothing queued yet; stored; its answer is enqueued.
     assert_eq!(cs.uplink(&uplink(1, dev.frame(0, 10))), None);
     assert_eq!(cs.posted()[0].0, 200);
     assert_eq!(stored(&s, "cs-1"), vec![10]);
-    eventually("the answer in ChirpStack's queue", || cs.queued(EUI).len() == 1);
-    assert_eq!(cs.api_calls()[0], format!("DELETE /api/devices/{}/queue", LinkAddress::dev_eui_bytes(EUI).address()));
+    eventually("the answer in ChirpStack's queue", || {
+        cs.queued(EUI).len() == 1
+    });
+    assert_eq!(
+        cs.api_calls()[0],
+        format!(
+            "DELETE /api/devices/{}/queue",
+            LinkAddress::dev_eui_bytes(EUI).address()
+        )
+    );
 
     // Uplink 2 gets the answer to uplink 1 in its receive windows.
-    let down = cs.uplink(&uplink(2, dev.frame(1, 11))).expect("class A downlink");
+    let down = cs
+        .uplink(&uplink(2, dev.frame(1, 11)))
+        .expect("class A downlink");
     assert_eq!(down.f_port, PORT);
     assert!(!down.confirmed);
     assert!(down.data.len() <= 51);
@@ -218,23 +242,32 @@ fn tts_posts_uplinks_and_lost_posts_store_nothing() {
     let tts = TtsNetwork::start(options.clone()).unwrap();
     tts.add_device("dev-1", EUI);
     drop(reserved);
-    let s = server(port, &format!(
-        "tts_enabled = true\ntts_auth_secret = \"{TTS_SECRET}\"\ntts_api_url = \"{}\"\n\
+    let s = server(
+        port,
+        &format!(
+            "tts_enabled = true\ntts_auth_secret = \"{TTS_SECRET}\"\ntts_api_url = \"{}\"\n\
          tts_application_id = \"app1\"\ntts_webhook_id = \"flotta\"\ntts_api_key_file = \"{}\"\n",
-        tts.api_url(),
-        key.display()
-    ));
+            tts.api_url(),
+            key.display()
+        ),
+    );
     let dev = Device::provision(&s, "tts-1");
 
     assert_eq!(tts.uplink(&uplink(1, dev.frame(0, 20))), None);
     assert_eq!(tts.posted()[0].0, 200);
     assert_eq!(stored(&s, "tts-1"), vec![20]);
-    eventually("the answer in TTS's queue", || tts.queued("dev-1").len() == 1);
-    let down = tts.uplink(&uplink(2, dev.frame(1, 21))).expect("class A downlink");
+    eventually("the answer in TTS's queue", || {
+        tts.queued("dev-1").len() == 1
+    });
+    let down = tts
+        .uplink(&uplink(2, dev.frame(1, 21)))
+        .expect("class A downlink");
     assert_eq!((down.f_port, dev.acked_below(&down.data)), (PORT, 1));
     assert_eq!(tts.downlinks_today("dev-1"), 1);
     assert!(
-        tts.api_calls().iter().all(|c| c.ends_with("/devices/dev-1/down/replace")),
+        tts.api_calls()
+            .iter()
+            .all(|c| c.ends_with("/devices/dev-1/down/replace")),
         "{:?}",
         tts.api_calls()
     );

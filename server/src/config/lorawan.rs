@@ -250,7 +250,9 @@ mod tests {
             ("chirpstack_enabled = true", "webhook_listen_addr"),
             (cs, "chirpstack_auth_secret"),
             (
-                &format!("{cs}chirpstack_auth_secret = \"s\"\nchirpstack_auth_secret_file = \"/f\""),
+                &format!(
+                    "{cs}chirpstack_auth_secret = \"s\"\nchirpstack_auth_secret_file = \"/f\""
+                ),
                 "chirpstack_auth_secret",
             ),
             (
@@ -262,7 +264,10 @@ mod tests {
                 "webhook_listen_addr = \"127.0.0.1:0\"\ntts_enabled = true\ntts_auth_secret = \"x\"",
                 "tts_application_id",
             ),
-            ("lorawan_downlink_retry_max_ms = 1", "lorawan_downlink_retry_max_ms"),
+            (
+                "lorawan_downlink_retry_max_ms = 1",
+                "lorawan_downlink_retry_max_ms",
+            ),
             ("lorawan_fportt = 1", "lorawan_fportt"),
         ] {
             let err = Config::from_toml_str(toml).unwrap_err();
@@ -275,7 +280,10 @@ mod tests {
         .unwrap();
         assert!(!c.rock7_enabled(), "Rock7 is optional next to LoRaWAN");
         assert_eq!(Config::from_toml_str(&c.to_toml()).unwrap(), c);
-        assert_eq!(c.chirpstack_auth().unwrap().name().as_str(), "authorization");
+        assert_eq!(
+            c.chirpstack_auth().unwrap().name().as_str(),
+            "authorization"
+        );
         assert!(c.downlink_settings().is_err(), "no token file");
     }
 }

@@ -42,7 +42,9 @@ impl FromStr for LinkKind {
         LinkKind::ALL
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| InvalidAddress(format!("unknown link kind \"{s}\" (known: sbd, lorawan)")))
+            .ok_or_else(|| {
+                InvalidAddress(format!("unknown link kind \"{s}\" (known: sbd, lorawan)"))
+            })
     }
 }
 

@@ -50,7 +50,8 @@ impl SecretHeader {
         let name = HeaderName::from_bytes(name.trim().as_bytes())
             .map_err(|_| SecretError::Name(name.to_owned()))?;
         let secret = secret.trim_end_matches(['\r', '\n']);
-        if !(16..=4096).contains(&secret.len()) || !secret.bytes().all(|b| (0x20..0x7f).contains(&b))
+        if !(16..=4096).contains(&secret.len())
+            || !secret.bytes().all(|b| (0x20..0x7f).contains(&b))
         {
             return Err(SecretError::Secret);
         }
@@ -86,14 +87,29 @@ mod tests {
         let s = SecretHeader::new("X-Flotta-Secret", "0123456789abcdef-secret\n").unwrap();
         let mut h = HeaderMap::new();
         assert!(!s.verify(&h), "missing");
-        h.insert("x-flotta-secret", HeaderValue::from_static("0123456789abcdef-secret"));
+        h.insert(
+            "x-flotta-secret",
+            HeaderValue::from_static("0123456789abcdef-secret"),
+        );
         assert!(s.verify(&h));
-        h.insert("x-flotta-secret", HeaderValue::from_static("0123456789abcdef-secreT"));
+        h.insert(
+            "x-flotta-secret",
+            HeaderValue::from_static("0123456789abcdef-secreT"),
+        );
         assert!(!s.verify(&h), "wrong");
-        h.insert("x-flotta-secret", HeaderValue::from_static("0123456789abcdef-secret "));
+        h.insert(
+            "x-flotta-secret",
+            HeaderValue::from_static("0123456789abcdef-secret "),
+        );
         assert!(!s.verify(&h), "longer");
-        h.insert("x-flotta-secret", HeaderValue::from_static("0123456789abcdef-secret"));
-        h.append("x-flotta-secret", HeaderValue::from_static("0123456789abcdef-secret"));
+        h.insert(
+            "x-flotta-secret",
+            HeaderValue::from_static("0123456789abcdef-secret"),
+        );
+        h.append(
+            "x-flotta-secret",
+            HeaderValue::from_static("0123456789abcdef-secret"),
+        );
         assert!(!s.verify(&h), "twice");
         assert!(SecretHeader::new("bad header", "0123456789abcdef").is_err());
         assert!(SecretHeader::new("x", "short").is_err());

@@ -160,9 +160,8 @@ struct RxInfo {
 /// [`UplinkError`]: not JSON of that shape, no or an invalid DevEUI,
 /// `data` not base64 or too long, an invalid FPort or data rate.
 pub fn decode_up(body: &[u8]) -> Result<LoraUplink, UplinkError> {
-    let ev: UplinkEvent = serde_json::from_slice(body).map_err(|e| {
-        UplinkError::Json(format!("{e} (is the integration's marshaler JSON?)"))
-    })?;
+    let ev: UplinkEvent = serde_json::from_slice(body)
+        .map_err(|e| UplinkError::Json(format!("{e} (is the integration's marshaler JSON?)")))?;
     let dev_eui = ev
         .device_info
         .and_then(|d| d.dev_eui)
@@ -210,7 +209,10 @@ mod tests {
         assert_eq!((up.f_cnt, up.f_port, up.dr), (0, Some(1), Some(1)));
         assert_eq!(up.data, vec![0xaa]);
         assert_eq!((up.rssi, up.snr), (Some(-36.0), Some(10.5)));
-        assert_eq!(up.received_at.as_deref(), Some("2022-07-18T09:34:15.775023242+00:00"));
+        assert_eq!(
+            up.received_at.as_deref(),
+            Some("2022-07-18T09:34:15.775023242+00:00")
+        );
     }
 
     #[test]

@@ -85,7 +85,9 @@ pub struct TtsApi {
 
 impl std::fmt::Debug for ChirpstackApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChirpstackApi").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("ChirpstackApi")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -414,10 +416,21 @@ mod tests {
         let q = DownlinkQueue::new(2);
         let d = DeviceId::parse("dev-1").unwrap();
         let t = |e: &str| DownlinkTarget::ChirpStack { dev_eui: e.into() };
-        let tts = DownlinkTarget::Tts { device_id: "a".into() };
-        assert_eq!(q.push(t("1"), d.clone(), Arc::from(&[1u8][..]), &m), "queued");
-        assert_eq!(q.push(t("1"), d.clone(), Arc::from(&[2u8][..]), &m), "replaced");
-        assert_eq!(q.push(tts.clone(), d.clone(), Arc::from(&[3u8][..]), &m), "queued");
+        let tts = DownlinkTarget::Tts {
+            device_id: "a".into(),
+        };
+        assert_eq!(
+            q.push(t("1"), d.clone(), Arc::from(&[1u8][..]), &m),
+            "queued"
+        );
+        assert_eq!(
+            q.push(t("1"), d.clone(), Arc::from(&[2u8][..]), &m),
+            "replaced"
+        );
+        assert_eq!(
+            q.push(tts.clone(), d.clone(), Arc::from(&[3u8][..]), &m),
+            "queued"
+        );
         assert_eq!(q.push(t("2"), d, Arc::from(&[4u8][..]), &m), "queue_full");
         assert_eq!(q.waiting(&t("1")), Some(vec![2]));
         assert_eq!(m.lora_downlinks("chirpstack", "replaced"), 1);

@@ -128,7 +128,10 @@ impl LoraIngest {
                 self.metrics.count_frame(dropped.label());
                 match dropped {
                     FrameDrop::Failed(_) => {
-                        tracing::warn!(dev_eui = up.dev_eui.address(), "{network} uplink not handled: {dropped}");
+                        tracing::warn!(
+                            dev_eui = up.dev_eui.address(),
+                            "{network} uplink not handled: {dropped}"
+                        );
                         Outcome::Failed
                     }
                     FrameDrop::Unbound(_) => {

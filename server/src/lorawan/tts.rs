@@ -158,7 +158,8 @@ struct LoraRate {
 pub fn valid_id(id: &str) -> bool {
     let b = id.as_bytes();
     (3..=36).contains(&b.len())
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b.first() != Some(&b'-')
         && b.last() != Some(&b'-')
         && !id.contains("--")
@@ -179,7 +180,10 @@ pub fn decode_uplink(body: &[u8], region: Region) -> Result<TtsUplink, UplinkErr
         .end_device_ids
         .ok_or_else(|| UplinkError::field("end_device_ids", "missing"))?;
     let m = up.uplink_message.ok_or_else(|| {
-        UplinkError::field("uplink_message", "missing (is this the uplink message path?)")
+        UplinkError::field(
+            "uplink_message",
+            "missing (is this the uplink message path?)",
+        )
     })?;
     let dev_eui = ids.dev_eui.ok_or_else(|| {
         UplinkError::field("end_device_ids.dev_eui", "missing (devices need a DevEUI)")

@@ -11,8 +11,8 @@ use flotta_proto::frame_keys::FrameKeys;
 
 use super::{
     CertStanding, Device, DeviceConfig, DeviceEvent, EnrolOutcome, FrameIngested, FrameLinkStatus,
-    FrameWrite, IssuedCertificate, JsonEvent, LinkBinding, LorawanStatus, NewRecord, SbdStatus, StatusUpdate,
-    Store, StoreError, StoredFrameContext, StoredObject, StoredRecord,
+    FrameWrite, IssuedCertificate, JsonEvent, LinkBinding, LorawanStatus, NewRecord, SbdStatus,
+    StatusUpdate, Store, StoreError, StoredFrameContext, StoredObject, StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
 use crate::links::LinkAddress;

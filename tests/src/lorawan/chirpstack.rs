@@ -20,7 +20,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use super::http::{HttpRequest, HttpResponse, HttpServer, Loss, day_now, eu868_modulation, eui_hex, post_json};
+use super::http::{
+    HttpRequest, HttpResponse, HttpServer, Loss, day_now, eu868_modulation, eui_hex, post_json,
+};
 use crate::modem::lora::network::{LoraDownlink, LoraNetwork, LoraUplink};
 
 /// How the simulated ChirpStack reaches the flotta server.
@@ -108,7 +110,10 @@ impl ChirpstackNetwork {
     #[must_use]
     pub fn downlinks_today(&self, dev_eui: [u8; 8]) -> u32 {
         let q = self.shared.lock();
-        q.sent.get(&(eui_hex(dev_eui), day_now())).copied().unwrap_or(0)
+        q.sent
+            .get(&(eui_hex(dev_eui), day_now()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Each event post: the webhook's status (0: no answer) and the event.
@@ -182,15 +187,20 @@ impl LoraNetwork for ChirpstackNetwork {
             }
             down
         };
-        if self.loss.lock().unwrap_or_else(PoisonError::into_inner).lose() {
+        if self
+            .loss
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .lose()
+        {
             self.shared.lock().lost += 1;
             return down;
         }
         let body = Self::up_event(up).to_string();
         let url = format!("{}/chirpstack?event=up", self.options.webhook_url);
         // At most once: ChirpStack logs a failed post and moves on.
-        let status = post_json(&url, std::slice::from_ref(&self.options.auth_header), &body)
-            .unwrap_or(0);
+        let status =
+            post_json(&url, std::slice::from_ref(&self.options.auth_header), &body).unwrap_or(0);
         self.shared.lock().posted.push((status, body));
         down
     }
@@ -198,9 +208,15 @@ impl LoraNetwork for ChirpstackNetwork {
 
 /// The REST gateway's device-queue routes.
 fn api(shared: &Shared, r: &HttpRequest) -> HttpResponse {
-    shared.lock().api_calls.push(format!("{} {}", r.method, r.path));
+    shared
+        .lock()
+        .api_calls
+        .push(format!("{} {}", r.method, r.path));
     if r.headers.get("authorization") != Some(&format!("Bearer {}", shared.token)) {
-        return (401, json!({"code": 16, "message": "authentication failed"}).to_string());
+        return (
+            401,
+            json!({"code": 16, "message": "authentication failed"}).to_string(),
+        );
     }
     let Some(eui) = r
         .path
@@ -223,21 +239,30 @@ fn api(shared: &Shared, r: &HttpRequest) -> HttpResponse {
                 .get(&eui)
                 .into_iter()
                 .flatten()
-                .map(|d| json!({"devEui": eui, "fPort": d.f_port, "data": STANDARD.encode(&d.data)}))
+                .map(
+                    |d| json!({"devEui": eui, "fPort": d.f_port, "data": STANDARD.encode(&d.data)}),
+                )
                 .collect();
-            (200, json!({"totalCount": items.len(), "result": items}).to_string())
+            (
+                200,
+                json!({"totalCount": items.len(), "result": items}).to_string(),
+            )
         }
         "POST" => {
             let Ok(v) = serde_json::from_slice::<Value>(&r.body) else {
-                return (400, json!({"code": 3, "message": "invalid JSON"}).to_string());
+                return (
+                    400,
+                    json!({"code": 3, "message": "invalid JSON"}).to_string(),
+                );
             };
             let item = &v["queueItem"];
             let port = item["fPort"].as_u64().and_then(|p| u8::try_from(p).ok());
-            let data = item["data"]
-                .as_str()
-                .and_then(|d| STANDARD.decode(d).ok());
+            let data = item["data"].as_str().and_then(|d| STANDARD.decode(d).ok());
             let (Some(f_port @ 1..), Some(data)) = (port, data) else {
-                return (400, json!({"code": 3, "message": "invalid queue item"}).to_string());
+                return (
+                    400,
+                    json!({"code": 3, "message": "invalid queue item"}).to_string(),
+                );
             };
             if v["flushQueue"].as_bool() == Some(true) {
                 s.queues.remove(&eui);
@@ -248,7 +273,10 @@ fn api(shared: &Shared, r: &HttpRequest) -> HttpResponse {
                 confirmed: item["confirmed"].as_bool().unwrap_or(false),
             });
             s.next_id += 1;
-            (200, json!({"id": format!("00000000-0000-4000-8000-{:012x}", s.next_id)}).to_string())
+            (
+                200,
+                json!({"id": format!("00000000-0000-4000-8000-{:012x}", s.next_id)}).to_string(),
+            )
         }
         _ => (405, "{}".into()),
     }

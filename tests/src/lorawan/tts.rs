@@ -19,7 +19,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use super::http::{HttpRequest, HttpResponse, HttpServer, Loss, day_now, eu868_modulation, eui_hex, post_json};
+use super::http::{
+    HttpRequest, HttpResponse, HttpServer, Loss, day_now, eu868_modulation, eui_hex, post_json,
+};
 use crate::modem::lora::network::{LoraDownlink, LoraNetwork, LoraUplink};
 
 /// How the simulated TTS reaches the flotta server.
@@ -107,7 +109,10 @@ impl TtsNetwork {
 
     /// Register an end device: its id in the application and its DevEUI.
     pub fn add_device(&self, device_id: &str, dev_eui: [u8; 8]) {
-        self.shared.lock().devices.insert(device_id.to_owned(), dev_eui);
+        self.shared
+            .lock()
+            .devices
+            .insert(device_id.to_owned(), dev_eui);
     }
 
     fn device_id(&self, dev_eui: [u8; 8]) -> Option<String> {
@@ -132,7 +137,10 @@ impl TtsNetwork {
     #[must_use]
     pub fn downlinks_today(&self, device_id: &str) -> u32 {
         let s = self.shared.lock();
-        s.sent.get(&(device_id.to_owned(), day_now())).copied().unwrap_or(0)
+        s.sent
+            .get(&(device_id.to_owned(), day_now()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Each post: the webhook's status (0: no answer) and the body.
@@ -204,7 +212,12 @@ impl LoraNetwork for TtsNetwork {
             }
             down
         };
-        if self.loss.lock().unwrap_or_else(PoisonError::into_inner).lose() {
+        if self
+            .loss
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .lose()
+        {
             self.shared.lock().lost += 1;
             return down;
         }
@@ -212,7 +225,10 @@ impl LoraNetwork for TtsNetwork {
         let base = format!("{}{}{device_id}/down", self.api_url(), self.shared.prefix);
         let headers = [
             self.options.auth_header.clone(),
-            ("X-Downlink-Apikey".into(), self.options.downlink_api_key_header.clone()),
+            (
+                "X-Downlink-Apikey".into(),
+                self.options.downlink_api_key_header.clone(),
+            ),
             ("X-Downlink-Push".into(), format!("{base}/push")),
             ("X-Downlink-Replace".into(), format!("{base}/replace")),
             ("X-Tts-Domain".into(), "eu1.cloud.thethings.network".into()),
@@ -227,8 +243,16 @@ impl LoraNetwork for TtsNetwork {
 
 /// The webhook downlink queue routes.
 fn api(shared: &Shared, r: &HttpRequest) -> HttpResponse {
-    shared.lock().api_calls.push(format!("{} {}", r.method, r.path));
-    let error = |status: u16, message: &str| (status, json!({"code": status, "message": message}).to_string());
+    shared
+        .lock()
+        .api_calls
+        .push(format!("{} {}", r.method, r.path));
+    let error = |status: u16, message: &str| {
+        (
+            status,
+            json!({"code": status, "message": message}).to_string(),
+        )
+    };
     if r.headers.get("authorization") != Some(&format!("Bearer {}", shared.key)) {
         return error(401, "unauthenticated");
     }
@@ -251,7 +275,9 @@ fn api(shared: &Shared, r: &HttpRequest) -> HttpResponse {
     let mut items = Vec::new();
     for d in list {
         let port = d["f_port"].as_u64().and_then(|p| u8::try_from(p).ok());
-        let data = d["frm_payload"].as_str().and_then(|p| STANDARD.decode(p).ok());
+        let data = d["frm_payload"]
+            .as_str()
+            .and_then(|p| STANDARD.decode(p).ok());
         let (Some(f_port @ 1..), Some(data)) = (port, data) else {
             return error(400, "invalid downlink");
         };

@@ -12,8 +12,9 @@ use flotta_proto::frame_keys::FrameKeys;
 
 use super::{
     Approval, CertStanding, Device, DeviceConfig, DeviceEvent, EnrolOutcome, FrameIngested,
-    FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding, LorawanStatus, NewRecord, SbdStatus,
-    StatusUpdate, Store, StoreError, StoredFrameContext, StoredObject, StoredRecord,
+    FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding, LorawanStatus,
+    NewRecord, SbdStatus, StatusUpdate, Store, StoreError, StoredFrameContext, StoredObject,
+    StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
 use crate::links::LinkAddress;
