@@ -171,6 +171,15 @@ fn provision(s: &TestServer, name: &str, dev_eui: &str) -> SbdDevice {
         bind: std::slice::from_ref(&address),
     };
     let made = flotta_server::provision::provision(s.shared_store(), s.pki(), &request).unwrap();
+    // As `flotta-server provision` does: its EdgeDevice at once (describe reads it).
+    let now_ms = flotta_server::clock::unix_ms(std::time::SystemTime::now());
+    flotta_server::controller::reconcile_device(
+        s.store(),
+        s.config.controller_settings(),
+        &id(name),
+        now_ms,
+    )
+    .unwrap();
     SbdDevice {
         id: name.to_owned(),
         ctx: context(name, &made.keys),
@@ -537,4 +546,91 @@ fn an_unbound_dev_eui_and_a_forged_frame_are_counted_and_not_stored() {
         200
     );
     assert_eq!(s.metrics().lora_uplinks("chirpstack", "unbound"), 2);
+}
+
+#[test]
+fn dev_euis_are_bound_through_the_cli_shown_by_describe_and_go_with_decommissioning() {
+    let Setup { s, .. } = lorawan_server();
+    let a = provision(&s, "lora-7", DEV_EUI);
+    let _b = provision(&s, "lora-8", "0102030405060708");
+    assert_eq!(
+        cs_post(&s, &cs_up(DEV_EUI, 9, 10, &frame_of(&a, 0, 1))),
+        200
+    );
+    eventually("the downlink counted", || {
+        s.store()
+            .lorawan_status(&id("lora-7"))
+            .unwrap()
+            .unwrap()
+            .downlinks
+            == 1
+    });
+    let ctl = |args: &[&str]| common::ctl::ctl(&s, args, None);
+    let described = common::ctl::ok(ctl(&["describe", "ed", "lora-7"]));
+    assert!(described.contains("Link:         lorawan"), "{described}");
+    let line = described
+        .lines()
+        .find(|l| l.starts_with("LoRaWAN:"))
+        .unwrap_or_else(|| panic!("no LoRaWAN line: {described}"));
+    for part in [
+        "DevEUI 70b3d57ed005a1b2",
+        "RSSI -97.0 dBm",
+        "SNR 6.5 dB",
+        "DR5",
+        "FCnt 9",
+        " s airtime, 1 downlinks on 20",
+    ] {
+        assert!(line.contains(part), "{part}: {line}");
+    }
+
+    let eui = LinkAddress::dev_eui(DEV_EUI).unwrap();
+    let err = common::ctl::fails(ctl(&["bind", "lora-8", "--dev-eui", DEV_EUI]));
+    assert!(err.contains("bound to device \"lora-7\""), "{err}");
+    let err = common::ctl::fails(ctl(&["bind", "lora-8", "--dev-eui", "70b3d57e"]));
+    assert!(err.contains("16 hex digits"), "{err}");
+    let err = common::ctl::fails(ctl(&[
+        "bind",
+        "lora-8",
+        "--dev-eui",
+        DEV_EUI,
+        "--imei",
+        "300234010753370",
+    ]));
+    assert!(err.contains("cannot be used with"), "{err}");
+    common::ctl::ok(ctl(&[
+        "unbind",
+        "lora-7",
+        "--dev-eui",
+        &DEV_EUI.to_ascii_lowercase(),
+    ]));
+    assert_eq!(s.store().linked_device(&eui).unwrap(), None);
+    let out = common::ctl::ok(ctl(&["bind", "lora-8", "--dev-eui", DEV_EUI]));
+    assert!(out.contains("lorawan 70b3d57ed005a1b2 bound"), "{out}");
+    assert_eq!(s.store().linked_device(&eui).unwrap(), Some(id("lora-8")));
+
+    // The admin API path of a binding, and its listing.
+    let url = format!("http://{}/apis/devices/lora-8/links", s.admin_addr);
+    let text = agent()
+        .get(&url)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let links: Value = serde_json::from_str(&text).unwrap();
+    assert!(links.to_string().contains("\"lorawan\""), "{links}");
+    let bad = format!(
+        "http://{}/apis/devices/lora-8/links/lorawan/xyz",
+        s.admin_addr
+    );
+    assert_eq!(
+        agent().post(&bad).send_empty().unwrap().status().as_u16(),
+        400
+    );
+
+    // Decommissioning removes the binding and the LoRaWAN facts.
+    common::ctl::ok(ctl(&["decommission", "lora-7"]));
+    assert!(s.store().lorawan_status(&id("lora-7")).unwrap().is_none());
+    common::ctl::ok(ctl(&["decommission", "lora-8"]));
+    assert_eq!(s.store().linked_device(&eui).unwrap(), None);
 }

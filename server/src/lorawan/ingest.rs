@@ -156,7 +156,6 @@ impl LoraIngest {
             return Err(FrameDrop::Unbound(up.dev_eui.to_string()));
         };
         let now_ms = self.clock.now_ms();
-        let dr = up.dr.unwrap_or(0);
         let airtime_us = up
             .dr
             .and_then(|dr| uplink_airtime_us(self.region, dr, up.data.len()))
@@ -170,7 +169,7 @@ impl LoraIngest {
             lorawan: Some(LoraUplinkFacts {
                 dev_eui: up.dev_eui.address().to_owned(),
                 f_cnt: up.f_cnt,
-                dr,
+                dr: up.dr,
                 rssi: up.rssi,
                 snr: up.snr,
                 day: crate::rock7::utc_day(now_ms),

@@ -67,8 +67,8 @@ pub struct LoraUplinkFacts {
     pub dev_eui: String,
     /// The network's uplink frame counter (FCntUp).
     pub f_cnt: u32,
-    /// The data rate index.
-    pub dr: u8,
+    /// The data rate index (`None`: the network reported none we know).
+    pub dr: Option<u8>,
     /// Best RSSI over the gateways that heard it, dBm.
     pub rssi: Option<f64>,
     /// Best SNR over the gateways that heard it, dB.

@@ -81,7 +81,7 @@ pub(super) fn write_uplink(
             id.as_str(),
             up.dev_eui,
             i64::from(up.f_cnt),
-            i64::from(up.dr),
+            up.dr.map(i64::from),
             up.rssi,
             up.snr,
             now,
