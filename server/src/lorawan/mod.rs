@@ -16,7 +16,8 @@
 //! - [`tts`]: `POST /tts/uplink` (webhook, uplink messages);
 //! - [`auth`]: the shared-secret header both check in constant time;
 //! - [`ingest`]: FPort and binding checks, the frame path, the answer;
-//! - [`downlink`]: the answer queue (newest per device) and its worker;
+//! - [`queue`]: the answers waiting, newest per device;
+//! - [`downlink`]: the worker delivering them to the network servers;
 //! - [`airtime`]: time on air from data rate and size (regions).
 
 pub mod airtime;
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod chirpstack;
 pub mod downlink;
 pub mod ingest;
+pub mod queue;
 pub mod tts;
 pub mod uplink;
 
