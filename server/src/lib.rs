@@ -15,6 +15,7 @@ pub mod device_id;
 pub mod frames;
 pub mod links;
 pub mod listener;
+pub mod lorawan;
 pub mod metrics;
 pub mod models;
 pub mod objects;

@@ -130,21 +130,20 @@ enum Command {
         actor: String,
     },
     /// Bind a link address to a device: `--imei` the IMEI of its RockBLOCK
-    /// (Iridium SBD via Rock7). Refused when another device has it.
+    /// (Iridium SBD via Rock7) or `--dev-eui` its LoRaWAN DevEUI. Refused
+    /// when another device has it.
     Bind {
         /// The device id.
         device_id: String,
-        /// The RockBLOCK's IMEI (15 digits).
-        #[arg(long)]
-        imei: String,
+        #[command(flatten)]
+        address: AddressArgs,
     },
     /// Remove a link address from a device.
     Unbind {
         /// The device id.
         device_id: String,
-        /// The RockBLOCK's IMEI (15 digits).
-        #[arg(long)]
-        imei: String,
+        #[command(flatten)]
+        address: AddressArgs,
     },
     /// Make a frame-only device: registered and approved, with a
     /// certificate whose key the server makes (the only case where the key
@@ -163,11 +162,36 @@ enum Command {
         /// Bind the IMEI of the device's RockBLOCK (Iridium SBD via Rock7).
         #[arg(long)]
         imei: Option<String>,
+        /// Bind the device's LoRaWAN DevEUI (16 hex digits).
+        #[arg(long)]
+        dev_eui: Option<String>,
     },
     /// Print Flotta's CustomResourceDefinitions (for `kubectl apply -f -`).
     Crds,
     /// Print the effective configuration as TOML.
     Config,
+}
+
+/// The address of `bind`/`unbind`: exactly one of `--imei`, `--dev-eui`.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+struct AddressArgs {
+    /// The RockBLOCK's IMEI (15 digits).
+    #[arg(long)]
+    imei: Option<String>,
+    /// The LoRaWAN DevEUI (16 hex digits).
+    #[arg(long)]
+    dev_eui: Option<String>,
+}
+
+impl AddressArgs {
+    fn parse(&self) -> anyhow::Result<LinkAddress> {
+        Ok(match (&self.imei, &self.dev_eui) {
+            (Some(imei), _) => LinkAddress::imei(imei)?,
+            (None, Some(eui)) => LinkAddress::dev_eui(eui)?,
+            (None, None) => bail!("--imei or --dev-eui is required"),
+        })
+    }
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -336,22 +360,22 @@ fn main() -> anyhow::Result<()> {
             let outcome = r["outcome"].as_str().unwrap_or("deleted");
             println!("{}/{name} {outcome}", kind.as_str().to_ascii_lowercase());
         }
-        Command::Bind { device_id, imei } => {
+        Command::Bind { device_id, address } => {
             let id = DeviceId::parse(&device_id)?;
-            let imei = LinkAddress::imei(&imei)?;
+            let a = address.parse()?;
             let r = admin
-                .bind(id.as_str(), imei.kind().as_str(), imei.address())
-                .with_context(|| format!("binding {imei} to {id}"))?;
+                .bind(id.as_str(), a.kind().as_str(), a.address())
+                .with_context(|| format!("binding {a} to {id}"))?;
             let outcome = r["outcome"].as_str().unwrap_or("bound");
-            println!("{imei} {outcome} to edgedevice/{id}");
+            println!("{a} {outcome} to edgedevice/{id}");
         }
-        Command::Unbind { device_id, imei } => {
+        Command::Unbind { device_id, address } => {
             let id = DeviceId::parse(&device_id)?;
-            let imei = LinkAddress::imei(&imei)?;
+            let a = address.parse()?;
             admin
-                .unbind(id.as_str(), imei.kind().as_str(), imei.address())
-                .with_context(|| format!("unbinding {imei} from {id}"))?;
-            println!("{imei} unbound from edgedevice/{id}");
+                .unbind(id.as_str(), a.kind().as_str(), a.address())
+                .with_context(|| format!("unbinding {a} from {id}"))?;
+            println!("{a} unbound from edgedevice/{id}");
         }
         Command::Decommission {
             device_id,
@@ -370,10 +394,13 @@ fn main() -> anyhow::Result<()> {
             out,
             namespace,
             imei,
+            dev_eui,
         } => {
             require_ca(&config)?;
             let id = DeviceId::parse(&device_id)?;
-            let imei = imei.as_deref().map(LinkAddress::imei).transpose()?;
+            let mut bind = Vec::new();
+            bind.extend(imei.as_deref().map(LinkAddress::imei).transpose()?);
+            bind.extend(dev_eui.as_deref().map(LinkAddress::dev_eui).transpose()?);
             let ns = Namespace::parse(namespace.as_deref().unwrap_or(&config.default_namespace))?;
             let pki = Pki::load_or_init(&config.data_dir, &config.pki_settings(), clock.now())?;
             let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store_path())?);
@@ -384,7 +411,7 @@ fn main() -> anyhow::Result<()> {
                 rotation: config.frame_rotation(),
                 now: clock.now(),
                 out: &out,
-                bind: imei.as_ref(),
+                bind: &bind,
             };
             let made = provision::provision(store.clone(), &pki, &request)
                 .with_context(|| format!("provisioning {id}"))?;
@@ -403,8 +430,8 @@ fn main() -> anyhow::Result<()> {
                 made.keys.key_id_hex(),
                 made.keys.epoch
             );
-            if let Some(imei) = &imei {
-                eprintln!("bound {imei} to {id}");
+            for a in &bind {
+                eprintln!("bound {a} to {id}");
             }
         }
         Command::Crds => print!("{}", flotta_crd::crds_yaml()),

@@ -107,6 +107,16 @@ pub struct MtResultLabels {
     pub result: String,
 }
 
+/// Labels of `flotta_lorawan_uplinks_total` and
+/// `flotta_lorawan_downlinks_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LoraLabels {
+    /// `chirpstack` or `tts`.
+    pub network: String,
+    /// What became of it (see the metrics' help).
+    pub result: String,
+}
+
 /// Every metric the server exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -137,6 +147,10 @@ pub struct Metrics {
     pub webhook_requests: Family<WebhookLabels, Counter>,
     /// Rock7 MT deliveries by result.
     pub sbd_mt: Family<MtResultLabels, Counter>,
+    /// LoRaWAN network-server events and uplinks by network and result.
+    pub lorawan_uplinks: Family<LoraLabels, Counter>,
+    /// LoRaWAN downlink deliveries by network and result.
+    pub lorawan_downlinks: Family<LoraLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -212,7 +226,7 @@ impl Metrics {
         let webhook_requests = Family::<WebhookLabels, Counter>::default();
         registry.register(
             "flotta_webhook_requests",
-            "Webhook requests (Rock7 MO) by route and result",
+            "Webhook requests (Rock7 MO, ChirpStack, TTS) by route and result",
             webhook_requests.clone(),
         );
         let sbd_mt = Family::<MtResultLabels, Counter>::default();
@@ -221,6 +235,21 @@ impl Metrics {
             "Rock7 MT (answer) deliveries by result: ok, failed, too_long, retry, gave_up, \
              replaced, unchanged, queue_full",
             sbd_mt.clone(),
+        );
+        let lorawan_uplinks = Family::<LoraLabels, Counter>::default();
+        registry.register(
+            "flotta_lorawan_uplinks",
+            "LoRaWAN network-server events by network (chirpstack, tts) and result: stored, \
+             duplicate, dropped (see flotta_frames_total), unbound, other_fport, no_data, \
+             malformed, not_handled, event_<name> (ChirpStack events other than up)",
+            lorawan_uplinks.clone(),
+        );
+        let lorawan_downlinks = Family::<LoraLabels, Counter>::default();
+        registry.register(
+            "flotta_lorawan_downlinks",
+            "LoRaWAN answers by network and result: queued, not_wanted, replaced, queue_full, \
+             ok, failed (refused by the network server), retry, gave_up",
+            lorawan_downlinks.clone(),
         );
         registry.register(
             "flotta_store_operation_seconds",
@@ -242,7 +271,38 @@ impl Metrics {
             frames,
             webhook_requests,
             sbd_mt,
+            lorawan_uplinks,
+            lorawan_downlinks,
         }
+    }
+
+    fn lora(family: &Family<LoraLabels, Counter>, network: &str, result: &str) -> Counter {
+        family
+            .get_or_create(&LoraLabels {
+                network: network.to_owned(),
+                result: result.to_owned(),
+            })
+            .clone()
+    }
+
+    /// Count one LoRaWAN event or uplink of `network` with `result`.
+    pub fn count_lora_uplink(&self, network: &str, result: &str) {
+        Self::lora(&self.lorawan_uplinks, network, result).inc();
+    }
+
+    /// LoRaWAN events or uplinks counted so far.
+    pub fn lora_uplinks(&self, network: &str, result: &str) -> u64 {
+        Self::lora(&self.lorawan_uplinks, network, result).get()
+    }
+
+    /// Count one LoRaWAN downlink outcome.
+    pub fn count_lora_downlink(&self, network: &str, result: &str) {
+        Self::lora(&self.lorawan_downlinks, network, result).inc();
+    }
+
+    /// LoRaWAN downlink outcomes counted so far.
+    pub fn lora_downlinks(&self, network: &str, result: &str) -> u64 {
+        Self::lora(&self.lorawan_downlinks, network, result).get()
     }
 
     /// Count one webhook request on `route` with `result`.

@@ -16,8 +16,9 @@
 //!
 //! Existing files are never overwritten, and a device that exists (and is
 //! not decommissioned) is refused: provisioning makes new devices. With
-//! `--imei` the device's RockBLOCK is bound to it (refused, before anything
-//! is made, when another device has that IMEI).
+//! `--imei` the device's RockBLOCK, with `--dev-eui` its LoRaWAN DevEUI, is
+//! bound to it (refused, before anything is made, when another device has
+//! that address).
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -106,8 +107,9 @@ pub struct Request<'a> {
     pub now: SystemTime,
     /// The output directory (the agent's data directory to be).
     pub out: &'a Path,
-    /// A link address to bind to the device (`--imei`: its RockBLOCK).
-    pub bind: Option<&'a LinkAddress>,
+    /// Link addresses to bind to the device (`--imei`: its RockBLOCK,
+    /// `--dev-eui`: its LoRaWAN DevEUI).
+    pub bind: &'a [LinkAddress],
 }
 
 /// Provision the device and write its files.
@@ -139,15 +141,16 @@ pub fn provision(
     {
         return Err(ProvisionError::DeviceExists(id.to_string()));
     }
-    if let Some(address) = bind
-        && let Some(holder) = store.linked_device(address)?
-        && holder != *id
-    {
-        return Err(StoreError::AddressBound {
-            address: address.to_string(),
-            device: holder.to_string(),
+    for address in bind {
+        if let Some(holder) = store.linked_device(address)?
+            && holder != *id
+        {
+            return Err(StoreError::AddressBound {
+                address: address.to_string(),
+                device: holder.to_string(),
+            }
+            .into());
         }
-        .into());
     }
     let now_ms = unix_ms(now);
     if store.enrol(id, namespace, None, true, now_ms)? != EnrolOutcome::Created(Approval::Approved)
@@ -170,7 +173,7 @@ pub fn provision(
         None,
         now_ms,
     )?;
-    if let Some(address) = bind {
+    for address in bind {
         store.bind_link(address, id, now_ms)?;
     }
     let keyring = FrameKeyring::new(store, 1, rotation);

@@ -1,6 +1,7 @@
 //! Running the server: open the PKI and store, bind the mTLS API listener,
 //! the plain admin listener and (when configured) the UDP listener for
-//! sealed frames and the Rock7 webhook listener with its MT worker, serve them (with budgets and deadlines, see
+//! sealed frames and the webhook listener (Rock7 MO with its MT worker, ChirpStack
+//! and TTS uplinks with their downlink worker), serve them (with budgets and deadlines, see
 //! [`crate::listener`] and [`crate::frames::udp`]) until told to stop.
 
 use std::net::SocketAddr;
@@ -19,6 +20,9 @@ use crate::controller::runner::Runner;
 use crate::frames::udp::UdpListener;
 use crate::frames::{FrameIngest, FrameKeyring};
 use crate::listener::{self, Budgets, Listener, MtlsAdmit, PlainAdmit};
+use crate::lorawan::{
+    self, ChirpstackWebhook, DownlinkQueue, DownlinkWorker, LoraIngest, TtsWebhook,
+};
 use crate::metrics::Metrics;
 use crate::pki::{Pki, PkiError};
 use crate::rock7::{self, MtQueue, MtWorker, Rock7Key, Rock7Webhook};
@@ -183,6 +187,77 @@ fn rock7_webhook(
     Ok((webhook, worker))
 }
 
+/// What the webhook listener serves: its routes and the blocking workers
+/// (Rock7 MT, LoRaWAN downlinks) with the queues to close on shutdown.
+struct Webhooks {
+    router: axum::Router,
+    workers: Vec<Box<dyn FnOnce() + Send>>,
+    closers: Vec<Box<dyn FnOnce() + Send>>,
+}
+
+/// The webhook listener's routes: Rock7 (when its key is configured),
+/// ChirpStack and TTS (when enabled), and their workers.
+fn webhooks(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    ingest: &Arc<FrameIngest>,
+    clock: &Arc<dyn Clock>,
+    metrics: &Arc<Metrics>,
+) -> Result<Webhooks, StartError> {
+    let mut w = Webhooks {
+        router: axum::Router::new(),
+        workers: Vec::new(),
+        closers: Vec::new(),
+    };
+    if config.rock7_enabled() {
+        let (webhook, worker) = rock7_webhook(config, store, ingest, clock, metrics)?;
+        let queue = webhook.mt.clone();
+        w.router = w.router.merge(rock7::webhook::router(webhook));
+        w.workers.push(Box::new(move || worker.run()));
+        w.closers.push(Box::new(move || queue.close()));
+    }
+    if config.lorawan_enabled() {
+        let settings = config.downlink_settings()?;
+        let queue = Arc::new(DownlinkQueue::new(settings.queue_devices));
+        let lora = Arc::new(LoraIngest {
+            ingest: ingest.clone(),
+            store: store.clone(),
+            downlinks: queue.clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            max_body_bytes: config.webhook_max_body_bytes,
+            answer_bytes: config.lorawan_answer_bytes,
+            f_port: config.lorawan_fport,
+            region: config.region()?,
+        });
+        if config.chirpstack_enabled {
+            let hook = Arc::new(ChirpstackWebhook {
+                auth: config.chirpstack_auth()?,
+                lora: lora.clone(),
+            });
+            w.router = w.router.merge(lorawan::chirpstack::router(hook));
+        }
+        if config.tts_enabled {
+            let hook = Arc::new(TtsWebhook {
+                auth: config.tts_auth()?,
+                application_id: config.tts_application_id.clone(),
+                lora,
+            });
+            w.router = w.router.merge(lorawan::tts::router(hook));
+        }
+        let worker = DownlinkWorker {
+            queue: queue.clone(),
+            settings,
+            store: store.clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+        };
+        w.workers.push(Box::new(move || worker.run()));
+        w.closers.push(Box::new(move || queue.close()));
+    }
+    Ok(w)
+}
+
 /// Start serving `config` on the current tokio runtime.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServer, StartError> {
     let config = Arc::new(config);
@@ -266,8 +341,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         Some(addr) => {
             let listener = bind(addr).await?;
             let bound = local(&listener, addr)?;
-            let (webhook, worker) = rock7_webhook(&config, &store, &ingest, &clock, &metrics)?;
-            Some((bound, listener, webhook, worker))
+            let hooks = webhooks(&config, &store, &ingest, &clock, &metrics)?;
+            Some((bound, listener, hooks))
         }
         None => None,
     };
@@ -305,12 +380,11 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     if let Some((_, listener)) = udp {
         tasks.push(tokio::spawn(listener.serve(shutdown.subscribe())));
     }
-    if let Some((_, tcp, webhook, worker)) = webhook {
-        let queue = webhook.mt.clone();
+    if let Some((_, tcp, hooks)) = webhook {
         let served = Listener {
             name: "webhook",
             admit: PlainAdmit,
-            router: rock7::webhook::router(webhook),
+            router: hooks.router,
             budgets: Budgets::new(config.webhook_limits(), "webhook", metrics.clone()),
             max_pending: config.webhook_max_connections,
             timeouts: config.webhook_timeouts(),
@@ -320,11 +394,16 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
             Arc::new(served),
             shutdown.subscribe(),
         )));
-        tasks.push(tokio::task::spawn_blocking(move || worker.run()));
+        for worker in hooks.workers {
+            tasks.push(tokio::task::spawn_blocking(worker));
+        }
         let mut stop = shutdown.subscribe();
+        let closers = hooks.closers;
         tasks.push(tokio::spawn(async move {
             let _ = stop.wait_for(|s| *s).await;
-            queue.close();
+            for close in closers {
+                close();
+            }
         }));
     }
     Ok(RunningServer {

@@ -176,7 +176,7 @@ fn a_provisioned_device_speaks_frames_with_the_files_it_was_given() {
         rotation: Duration::from_secs(86_400),
         now: SystemTime::now(),
         out: out.path(),
-        bind: None,
+        bind: &[],
     };
     flotta_server::provision::provision(s.shared_store(), s.pki(), &request).unwrap();
     let text = std::fs::read_to_string(out.path().join("frame/context.json")).unwrap();

@@ -6,10 +6,16 @@
 //! duplication, reordering, latency and MTU).
 //!
 //! [`modem`] simulates serial modems on pseudo-terminals: a RockBLOCK 9603
-//! (Iridium SBD) behind a pluggable gateway.
+//! (Iridium SBD) behind a pluggable gateway, and LoRaWAN modems behind a
+//! pluggable network.
+//!
+//! [`lorawan`] simulates LoRaWAN network servers (ChirpStack v4, The Things
+//! Stack v3) that post uplinks to the server's webhooks and serve the
+//! downlink APIs it calls.
 #![forbid(unsafe_code)]
 
 pub mod link;
+pub mod lorawan;
 pub mod modem;
 pub mod procs;
 pub mod wait;

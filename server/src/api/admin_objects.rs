@@ -209,10 +209,12 @@ fn with_live_status(
             .map(|o| o.entry("status").or_insert(Value::Null));
         let link = store.frame_link_status(&id)?;
         let (links, sbd) = (store.device_links(&id)?, store.sbd_status(&id)?);
+        let lora = store.lorawan_status(&id)?;
         if let Some(status) = status {
             status::overlay_live(status, &device, p);
             status::overlay_link(status, &link);
             status::overlay_sbd(status, &links, sbd.as_ref());
+            status::overlay_lorawan(status, &links, lora.as_ref());
         }
     }
     Ok(body)

@@ -321,7 +321,36 @@ fn describe_link(o: &Value) -> String {
     if let Some(sbd) = link.get("sbd") {
         out.push_str(&describe_sbd(sbd));
     }
+    if let Some(lora) = link.get("lorawan") {
+        out.push_str(&describe_lorawan(lora));
+    }
     out
+}
+
+/// The `LoRaWAN:` line of `describe edgedevice`: bound DevEUI, the last
+/// uplink's RSSI/SNR, data rate and FCnt, uplink airtime and downlinks today.
+fn describe_lorawan(lora: &Value) -> String {
+    let v = |k: &str| {
+        lora.get(k).filter(|v| !v.is_null()).map_or_else(
+            || "-".to_owned(),
+            |v| v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+        )
+    };
+    let airtime = lora
+        .get("airtimeMs")
+        .and_then(Value::as_f64)
+        .map_or_else(|| "-".to_owned(), |ms| format!("{:.1} s", ms / 1000.0));
+    format!(
+        "LoRaWAN:      DevEUI {}, RSSI {} dBm, SNR {} dB, DR{}, FCnt {}; {} airtime, {} downlinks on {}\n",
+        v("devEui"),
+        v("rssi"),
+        v("snr"),
+        v("lastDr"),
+        v("lastFCnt"),
+        airtime,
+        v("downlinks"),
+        v("airtimeDay")
+    )
 }
 
 /// The `SBD:` line of `describe edgedevice`: bound IMEI, last MOMSN,

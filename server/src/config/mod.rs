@@ -14,6 +14,7 @@ use crate::pki::PkiSettings;
 
 mod frames;
 mod listeners;
+mod lorawan;
 mod rock7;
 
 pub use rock7::{DEFAULT_MT_URL, MAX_MT_BYTES};
@@ -175,6 +176,51 @@ pub struct Config {
     /// Longest sealed SBD answer (MT is at most 270 bytes); a configuration
     /// that does not fit is announced as pending.
     pub sbd_answer_bytes: usize,
+    /// LoRaWAN regional parameters (`EU868`, `US915`): data rates and airtime.
+    pub lorawan_region: String,
+    /// FPort our frames travel on (uplinks on other ports are ignored).
+    pub lorawan_fport: u8,
+    /// Longest sealed answer sent as a downlink (51: EU868 RX2 at DR0); a
+    /// configuration that does not fit is announced as pending.
+    pub lorawan_answer_bytes: usize,
+    /// Deadline of one downlink request to a network server.
+    pub lorawan_downlink_timeout_seconds: u64,
+    /// Attempts at delivering one downlink (network errors, 429, 5xx).
+    pub lorawan_downlink_max_attempts: u32,
+    /// First downlink retry delay (doubled per attempt).
+    pub lorawan_downlink_retry_initial_ms: u64,
+    /// Longest downlink retry delay.
+    pub lorawan_downlink_retry_max_ms: u64,
+    /// Devices with a downlink waiting at most.
+    pub lorawan_downlink_queue_devices: usize,
+    /// Serve `POST /chirpstack` (ChirpStack v4 HTTP integration) on the webhook listener.
+    pub chirpstack_enabled: bool,
+    /// Header carrying the shared secret (set in the integration's "Headers").
+    pub chirpstack_auth_header: String,
+    /// The shared secret (or `chirpstack_auth_secret_file`).
+    pub chirpstack_auth_secret: Option<String>,
+    /// File holding the shared secret (one line).
+    pub chirpstack_auth_secret_file: Option<PathBuf>,
+    /// Base URL of ChirpStack's REST API (`chirpstack-rest-api`), for downlinks.
+    pub chirpstack_api_url: String,
+    /// File holding a ChirpStack API token (one line).
+    pub chirpstack_api_token_file: Option<PathBuf>,
+    /// Serve `POST /tts/uplink` (The Things Stack v3 webhook) on the webhook listener.
+    pub tts_enabled: bool,
+    /// Header carrying the shared secret (one of the webhook's "Additional headers").
+    pub tts_auth_header: String,
+    /// The shared secret (or `tts_auth_secret_file`).
+    pub tts_auth_secret: Option<String>,
+    /// File holding the shared secret (one line).
+    pub tts_auth_secret_file: Option<PathBuf>,
+    /// Base URL of the TTS cluster (`https://eu1.cloud.thethings.network`).
+    pub tts_api_url: String,
+    /// The TTS application id the webhook belongs to.
+    pub tts_application_id: String,
+    /// The webhook id (its downlink queue paths name it).
+    pub tts_webhook_id: String,
+    /// File holding a TTS API key allowed to write downlinks (one line).
+    pub tts_api_key_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -235,6 +281,28 @@ impl Default for Config {
             rock7_mt_retry_max_ms: 300_000,
             rock7_mt_queue_imeis: 10_000,
             sbd_answer_bytes: MAX_MT_BYTES,
+            lorawan_region: "EU868".into(),
+            lorawan_fport: 1,
+            lorawan_answer_bytes: 51,
+            lorawan_downlink_timeout_seconds: 10,
+            lorawan_downlink_max_attempts: 6,
+            lorawan_downlink_retry_initial_ms: 2_000,
+            lorawan_downlink_retry_max_ms: 120_000,
+            lorawan_downlink_queue_devices: 10_000,
+            chirpstack_enabled: false,
+            chirpstack_auth_header: "authorization".into(),
+            chirpstack_auth_secret: None,
+            chirpstack_auth_secret_file: None,
+            chirpstack_api_url: "http://localhost:8090".into(),
+            chirpstack_api_token_file: None,
+            tts_enabled: false,
+            tts_auth_header: "x-flotta-secret".into(),
+            tts_auth_secret: None,
+            tts_auth_secret_file: None,
+            tts_api_url: "https://eu1.cloud.thethings.network".into(),
+            tts_application_id: String::new(),
+            tts_webhook_id: String::new(),
+            tts_api_key_file: None,
         }
     }
 }
@@ -330,7 +398,8 @@ impl Config {
         }
         self.validate_listeners()?;
         self.validate_frames()?;
-        self.validate_rock7()
+        self.validate_rock7()?;
+        self.validate_lorawan()
     }
 
     /// Path of the SQLite store.

@@ -58,7 +58,9 @@ impl Config {
         if !self.rock7_mt_url.starts_with("https://") && !self.rock7_mt_url.starts_with("http://") {
             return invalid("rock7_mt_url", "must be an http(s) URL".into());
         }
-        if self.webhook_listen_addr.is_some() {
+        // With a LoRaWAN integration on, Rock7 is optional (on when its key is set).
+        let rock7_wanted = !self.lorawan_enabled() || self.rock7_public_key_file.is_some();
+        if self.webhook_listen_addr.is_some() && rock7_wanted {
             if self.rock7_public_key_file.is_none() {
                 return invalid(
                     "rock7_public_key_file",
@@ -74,6 +76,11 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Whether the webhook listener serves `POST /rock7/mo`.
+    pub fn rock7_enabled(&self) -> bool {
+        self.webhook_listen_addr.is_some() && self.rock7_public_key_file.is_some()
     }
 
     /// Budgets of the webhook listener: one class, no per-client cap

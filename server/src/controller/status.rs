@@ -4,7 +4,7 @@
 //!
 //! `presence` (stored, updated on transitions), `lastSeenTime` (added
 //! on reads by [`overlay_live`]) and `link` (added on reads by
-//! [`overlay_link`], with `link.sbd` by [`overlay_sbd`]) are additions to Flotta's status schema; the other
+//! [`overlay_link`], with `link.sbd` by [`overlay_sbd`], `link.lorawan` by [`overlay_lorawan`]) are additions to Flotta's status schema; the other
 //! fields are Flotta's.
 
 use serde_json::{Map, Value};
@@ -127,6 +127,47 @@ pub fn overlay_link(status: &mut Value, link: &FrameLinkStatus) {
         *status = Value::Object(Map::new());
     }
     status["link"] = Value::Object(m);
+}
+
+/// Add the device's LoRaWAN facts under `status.link.lorawan` (`describe`
+/// shows them): the bound DevEUI, the last uplink's FCnt, data rate, RSSI
+/// and SNR, the uplink airtime and downlinks on the day counted.
+pub fn overlay_lorawan(
+    status: &mut Value,
+    links: &[crate::store::LinkBinding],
+    lora: Option<&crate::store::LorawanStatus>,
+) {
+    let dev_eui = links
+        .iter()
+        .find(|l| l.address.kind() == crate::links::LinkKind::Lorawan)
+        .map(|l| l.address.address().to_owned());
+    if dev_eui.is_none() && lora.is_none() {
+        return;
+    }
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            m.insert(k.into(), v);
+        }
+    };
+    put("devEui", dev_eui.map(Value::from));
+    if let Some(s) = lora {
+        put("lastDevEui", Some(Value::from(s.dev_eui.clone())));
+        put("lastFCnt", s.last_f_cnt.map(Value::from));
+        put("lastDr", s.last_dr.map(Value::from));
+        put("rssi", s.rssi.map(Value::from));
+        put("snr", s.snr.map(Value::from));
+        put("airtimeDay", s.airtime_day.clone().map(Value::from));
+        put("airtimeMs", Some(Value::from(s.airtime_us as f64 / 1000.0)));
+        put("downlinks", Some(Value::from(s.downlinks)));
+    }
+    if !status.is_object() {
+        *status = Value::Object(Map::new());
+    }
+    if !status["link"].is_object() {
+        status["link"] = Value::Object(Map::new());
+    }
+    status["link"]["lorawan"] = Value::Object(m);
 }
 
 /// Add the device's Iridium SBD facts under `status.link.sbd` (`describe`

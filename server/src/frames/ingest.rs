@@ -81,7 +81,8 @@ fn room(answer_bytes: usize) -> usize {
 /// The link a frame came over and what it allows.
 #[derive(Debug, Clone)]
 pub struct Carrier<'a> {
-    /// The link's name, stored as the device's `last_link` (`udp`, `sbd`).
+    /// The link's name, stored as the device's `last_link` (`udp`, `sbd`,
+    /// `lorawan`).
     pub link: &'static str,
     /// Longest sealed answer the link carries (`udp_answer_bytes`,
     /// `sbd_answer_bytes`): a configuration that does not fit is announced
@@ -95,6 +96,8 @@ pub struct Carrier<'a> {
     pub device: Option<&'a crate::device_id::DeviceId>,
     /// The SBD facts of the message, stored with a fresh frame.
     pub sbd: Option<crate::store::SbdUplink>,
+    /// The LoRaWAN facts of the uplink, stored with a fresh frame.
+    pub lorawan: Option<crate::store::LoraUplinkFacts>,
 }
 
 /// A fresh frame's facts its answer is made from.
@@ -145,6 +148,7 @@ impl FrameIngest {
             duplicate_answer_max: datagram.len(),
             device: None,
             sbd: None,
+            lorawan: None,
         };
         self.handle_on(datagram, carrier, now_ms)
     }
@@ -249,6 +253,7 @@ impl FrameIngest {
             earlier_duplicates: duplicates,
             link: carrier.link,
             sbd: carrier.sbd,
+            lorawan: carrier.lorawan,
         };
         let ingested = match self.store.ingest_frame(&write, now_ms) {
             Ok(i) => i,

@@ -170,6 +170,7 @@ impl Rock7Webhook {
                 day: super::utc_day(now_ms),
                 credits: sbd_credits(m.data.len()),
             }),
+            lorawan: None,
         };
         let answered = self.ingest.handle_bound(&m.data, carrier, now_ms)?;
         self.metrics.count_frame(answered.result.label());

@@ -86,6 +86,7 @@ fn frame(counter: u32, records: Vec<NewRecord>, fragments: Vec<NewFragment>) -> 
         earlier_duplicates: 0,
         link: "udp",
         sbd: None,
+        lorawan: None,
     }
 }
 

@@ -63,10 +63,12 @@ pub struct FrameWrite {
     /// Duplicates of this key id answered without the store since its last
     /// frame (added to the device's duplicate count with this one).
     pub earlier_duplicates: u64,
-    /// The link it came over (`udp`, `sbd`): the device's `last_link`.
+    /// The link it came over (`udp`, `sbd`, `lorawan`): the device's `last_link`.
     pub link: &'static str,
     /// The SBD facts of the MO that carried it (written when fresh).
     pub sbd: Option<super::SbdUplink>,
+    /// The LoRaWAN facts of the uplink (LoRaWAN only).
+    pub lorawan: Option<super::LoraUplinkFacts>,
 }
 
 /// What the store made of a frame.
@@ -105,7 +107,7 @@ pub struct FrameIngested {
 /// The sealed-frame facts `describe edgedevice` shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FrameLinkStatus {
-    /// The link the device last used: `tls`, `udp` or `sbd`.
+    /// The link the device last used: `tls`, `udp`, `sbd` or `lorawan`.
     pub last_link: Option<String>,
     /// Key id of its context.
     pub key_id: Option<[u8; 4]>,

@@ -1,7 +1,8 @@
 //! What the store keeps of address-bound links ([`crate::links`]): which
 //! device an address (an SBD IMEI) belongs to, and per device the Iridium
 //! SBD facts `describe` shows (last MOMSN, the network's position estimate,
-//! credits used today).
+//! credits used today), and its LoRaWAN facts (last DevEUI, RSSI/SNR, data
+//! rate, FCnt, uplink airtime used today).
 
 use crate::device_id::DeviceId;
 use crate::links::LinkAddress;
@@ -56,6 +57,49 @@ pub struct SbdStatus {
     pub credits_day: Option<String>,
     /// Credits used that day (MO and MT).
     pub credits_used: u64,
+}
+
+/// What one LoRaWAN uplink adds to the device's LoRaWAN facts, written in
+/// the frame's transaction when the frame is fresh.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoraUplinkFacts {
+    /// The DevEUI (16 hex digits, lower case).
+    pub dev_eui: String,
+    /// The network's uplink frame counter (FCntUp).
+    pub f_cnt: u32,
+    /// The data rate index (`None`: the network reported none we know).
+    pub dr: Option<u8>,
+    /// Best RSSI over the gateways that heard it, dBm.
+    pub rssi: Option<f64>,
+    /// Best SNR over the gateways that heard it, dB.
+    pub snr: Option<f64>,
+    /// The UTC day (`YYYY-MM-DD`) the airtime counts on.
+    pub day: String,
+    /// Time on air of the uplink, microseconds.
+    pub airtime_us: u64,
+}
+
+/// The LoRaWAN facts of a device.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LorawanStatus {
+    /// The DevEUI of its last uplink.
+    pub dev_eui: String,
+    /// FCntUp of the last fresh uplink.
+    pub last_f_cnt: Option<u32>,
+    /// Its data rate index.
+    pub last_dr: Option<u8>,
+    /// Its RSSI, dBm.
+    pub rssi: Option<f64>,
+    /// Its SNR, dB.
+    pub snr: Option<f64>,
+    /// When it was received.
+    pub last_uplink_ms: Option<u64>,
+    /// The UTC day `airtime_us` counts.
+    pub airtime_day: Option<String>,
+    /// Uplink time on air that day, microseconds (fresh frames only).
+    pub airtime_us: u64,
+    /// Downlinks the network server accepted that day.
+    pub downlinks: u64,
 }
 
 /// Credits an SBD message of `bytes` costs: one per started 50 bytes, at

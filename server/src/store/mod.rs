@@ -24,7 +24,7 @@ use crate::device_id::{DeviceId, Namespace};
 
 pub use error::StoreError;
 pub use frames::{FrameIngested, FrameLinkStatus, FrameVerdict, FrameWrite, StoredFrameContext};
-pub use links::{LinkBinding, SbdStatus, SbdUplink, sbd_credits};
+pub use links::{LinkBinding, LoraUplinkFacts, LorawanStatus, SbdStatus, SbdUplink, sbd_credits};
 pub use sqlite::SqliteStore;
 pub use timed::TimedStore;
 
@@ -461,6 +461,13 @@ pub trait Store: Debug + Send + Sync {
     /// Count `credits` (an MT message accepted by Rock7) on the device's
     /// SBD day `day` (`YYYY-MM-DD`, UTC).
     fn add_sbd_credits(&self, id: &DeviceId, day: &str, credits: u32) -> Result<(), StoreError>;
+
+    /// The device's LoRaWAN facts (`None` before its first LoRaWAN uplink).
+    fn lorawan_status(&self, id: &DeviceId) -> Result<Option<LorawanStatus>, StoreError>;
+
+    /// Count one downlink the network server accepted for the device on
+    /// `day` (`YYYY-MM-DD`, UTC).
+    fn add_lorawan_downlink(&self, id: &DeviceId, day: &str) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ use flotta_proto::frame_keys::FrameKeys;
 
 use super::{
     CertStanding, Device, DeviceConfig, DeviceEvent, EnrolOutcome, FrameIngested, FrameLinkStatus,
-    FrameWrite, IssuedCertificate, JsonEvent, LinkBinding, NewRecord, SbdStatus, StatusUpdate,
-    Store, StoreError, StoredFrameContext, StoredObject, StoredRecord,
+    FrameWrite, IssuedCertificate, JsonEvent, LinkBinding, LorawanStatus, NewRecord, SbdStatus,
+    StatusUpdate, Store, StoreError, StoredFrameContext, StoredObject, StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
 use crate::links::LinkAddress;
@@ -259,5 +259,13 @@ impl<S: Store> Store for TimedStore<S> {
     }
     fn add_sbd_credits(&self, id: &DeviceId, day: &str, credits: u32) -> Result<(), StoreError> {
         self.timed("add_sbd_credits", |s| s.add_sbd_credits(id, day, credits))
+    }
+
+    fn lorawan_status(&self, id: &DeviceId) -> Result<Option<LorawanStatus>, StoreError> {
+        self.timed("lorawan_status", |s| s.lorawan_status(id))
+    }
+
+    fn add_lorawan_downlink(&self, id: &DeviceId, day: &str) -> Result<(), StoreError> {
+        self.timed("add_lorawan_downlink", |s| s.add_lorawan_downlink(id, day))
     }
 }

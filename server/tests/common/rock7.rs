@@ -243,7 +243,7 @@ impl SbdDevice {
             rotation: Duration::from_secs(86_400),
             now: std::time::SystemTime::now(),
             out: out.path(),
-            bind: Some(&address),
+            bind: std::slice::from_ref(&address),
         };
         let made =
             flotta_server::provision::provision(s.shared_store(), s.pki(), &request).unwrap();

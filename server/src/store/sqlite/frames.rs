@@ -311,6 +311,9 @@ pub(super) fn ingest(
     if let Some(sbd) = &frame.sbd {
         super::links::write_sbd_uplink(&tx, id, sbd, now)?;
     }
+    if let Some(lora) = &frame.lorawan {
+        super::lorawan::write_uplink(&tx, id, lora, now)?;
+    }
     // The newest heartbeat of the frame wins (apply_status also ignores
     // one older than what is applied).
     let newest_status = statuses

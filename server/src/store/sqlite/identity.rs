@@ -222,6 +222,7 @@ pub(super) fn decommission(
         "frame_fragments",
         "link_bindings",
         "sbd_status",
+        "lorawan_status",
     ] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE device_id = ?1"),

@@ -12,8 +12,9 @@ use flotta_proto::frame_keys::FrameKeys;
 
 use super::{
     Approval, CertStanding, Device, DeviceConfig, DeviceEvent, EnrolOutcome, FrameIngested,
-    FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding, NewRecord, SbdStatus,
-    StatusUpdate, Store, StoreError, StoredFrameContext, StoredObject, StoredRecord,
+    FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding, LorawanStatus,
+    NewRecord, SbdStatus, StatusUpdate, Store, StoreError, StoredFrameContext, StoredObject,
+    StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
 use crate::links::LinkAddress;
@@ -23,6 +24,7 @@ mod fragments;
 mod frames;
 mod identity;
 mod links;
+mod lorawan;
 mod records;
 mod rows;
 mod schema;
@@ -496,6 +498,14 @@ impl Store for SqliteStore {
 
     fn add_sbd_credits(&self, id: &DeviceId, day: &str, credits: u32) -> Result<(), StoreError> {
         links::add_credits(&*self.conn()?, id, day, credits)
+    }
+
+    fn lorawan_status(&self, id: &DeviceId) -> Result<Option<LorawanStatus>, StoreError> {
+        lorawan::status(&*self.conn()?, id)
+    }
+
+    fn add_lorawan_downlink(&self, id: &DeviceId, day: &str) -> Result<(), StoreError> {
+        lorawan::add_downlink(&*self.conn()?, id, day)
     }
 }
 

@@ -131,6 +131,24 @@ CREATE TABLE sbd_status (
     credits_used   INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 "#,
+    // LoRaWAN (kind `lorawan` in `link_bindings`: the kind column is free
+    // text, so binding DevEUIs needs no change there). Per device the
+    // LoRaWAN facts `describe` shows, written in the frame's transaction
+    // (uplink) or after the network server accepted a downlink.
+    r#"
+CREATE TABLE lorawan_status (
+    device_id      TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+    dev_eui        TEXT NOT NULL,
+    last_f_cnt     INTEGER,
+    last_dr        INTEGER,
+    rssi           REAL,
+    snr            REAL,
+    last_uplink_ms INTEGER,
+    airtime_day    TEXT,
+    airtime_us     INTEGER NOT NULL DEFAULT 0,
+    downlinks      INTEGER NOT NULL DEFAULT 0
+) STRICT;
+"#,
 ];
 
 /// Apply connection settings and pending migrations.

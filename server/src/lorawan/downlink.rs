@@ -1,0 +1,294 @@
+//! Downlinks: a frame's sealed answer sent back to the device through its
+//! network server, for the device's next class A receive windows.
+//!
+//! [`DownlinkQueue`] (`queue.rs`) keeps only the **newest** answer per
+//! device, and each delivery *replaces* what the network server still
+//! holds for the device:
+//! - ChirpStack v4, through its REST gateway (`chirpstack-rest-api`):
+//!   `DELETE {url}/api/devices/{devEui}/queue` (FlushQueue), then
+//!   `POST {url}/api/devices/{devEui}/queue` (Enqueue) with
+//!   `{"queueItem":{"devEui","confirmed":false,"fPort","data":<base64>}}`,
+//!   `Authorization: Bearer <API token>`;
+//! - The Things Stack v3: `POST {url}/api/v3/as/applications/{app}/webhooks/{webhook}/devices/{device}/down/replace`
+//!   with `{"downlinks":[{"f_port","frm_payload":<base64>,"priority":"NORMAL"}]}`,
+//!   `Authorization: Bearer <API key>`.
+//!
+//! Where to send and with which key comes from the configuration only,
+//! never from a webhook request. One blocking worker thread
+//! ([`DownlinkWorker::run`]) delivers with a deadline per request and
+//! retries network errors, 429 and 5xx with exponential back-off; other
+//! answers are final. Outcomes: `flotta_lorawan_downlinks_total`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::clock::Clock;
+use crate::frames::FrameResult;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+pub use super::queue::DownlinkQueue;
+
+/// The network servers we integrate with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Network {
+    /// ChirpStack v4.
+    ChirpStack,
+    /// The Things Stack v3.
+    Tts,
+}
+
+impl Network {
+    /// The `network` label and the `last_link` detail.
+    pub fn label(self) -> &'static str {
+        match self {
+            Network::ChirpStack => "chirpstack",
+            Network::Tts => "tts",
+        }
+    }
+}
+
+/// Whether a frame's answer is worth a downlink. Every answer is sent for
+/// now; this is the one place that decides (the device will ask for acks
+/// with a status flag, and only those will be answered: TTN allows ten
+/// downlinks a day).
+pub fn downlink_wanted(result: FrameResult, answer: &[u8]) -> bool {
+    let _ = (result, answer);
+    true
+}
+
+/// ChirpStack's REST gateway.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChirpstackApi {
+    /// `chirpstack_api_url`, without a trailing `/`.
+    pub url: String,
+    /// The API token (`chirpstack_api_token_file`).
+    pub token: String,
+}
+
+/// The Things Stack's Application Server.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TtsApi {
+    /// `tts_api_url`, without a trailing `/`.
+    pub url: String,
+    /// `tts_application_id`.
+    pub application_id: String,
+    /// `tts_webhook_id`.
+    pub webhook_id: String,
+    /// The API key (`tts_api_key_file`).
+    pub api_key: String,
+}
+
+impl std::fmt::Debug for ChirpstackApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChirpstackApi")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for TtsApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TtsApi")
+            .field("url", &self.url)
+            .field("application_id", &self.application_id)
+            .field("webhook_id", &self.webhook_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where and how downlinks go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownlinkSettings {
+    /// ChirpStack's API, when that integration is on.
+    pub chirpstack: Option<ChirpstackApi>,
+    /// TTS's API, when that integration is on.
+    pub tts: Option<TtsApi>,
+    /// FPort of the answers (`lorawan_fport`).
+    pub f_port: u8,
+    /// Deadline of one request (`lorawan_downlink_timeout_seconds`).
+    pub timeout: Duration,
+    /// First retry delay; doubled each attempt up to `backoff_max`.
+    pub backoff_initial: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+    /// Attempts before giving up on one answer.
+    pub max_attempts: u32,
+    /// Devices with an answer waiting at most.
+    pub queue_devices: usize,
+}
+
+/// Whom a downlink is for, in the network server's terms.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DownlinkTarget {
+    /// ChirpStack names devices by DevEUI (lower-case hex).
+    ChirpStack {
+        /// The DevEUI.
+        dev_eui: String,
+    },
+    /// TTS names devices by their end device id within the application.
+    Tts {
+        /// `end_device_ids.device_id` (checked: `[a-z0-9-]`, 2..=36).
+        device_id: String,
+    },
+}
+
+impl DownlinkTarget {
+    /// The network.
+    pub fn network(&self) -> Network {
+        match self {
+            DownlinkTarget::ChirpStack { .. } => Network::ChirpStack,
+            DownlinkTarget::Tts { .. } => Network::Tts,
+        }
+    }
+}
+
+/// What a delivery came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The network server queued it.
+    Ok,
+    /// Refused for good (4xx other than 429, integration off).
+    Final(String),
+    /// Network error, 429 or 5xx: try again.
+    Transient(String),
+}
+
+/// A reply's status as a delivery.
+pub fn classify(status: u16) -> Delivery {
+    match status {
+        200..=299 => Delivery::Ok,
+        429 | 500..=599 => Delivery::Transient(format!("HTTP {status}")),
+        _ => Delivery::Final(format!("HTTP {status}")),
+    }
+}
+
+/// The delivering thread.
+#[derive(Debug)]
+pub struct DownlinkWorker {
+    /// The queue it drains.
+    pub queue: Arc<DownlinkQueue>,
+    /// Where and how.
+    pub settings: DownlinkSettings,
+    /// Where accepted downlinks are counted.
+    pub store: Arc<dyn Store>,
+    /// The counting day's clock.
+    pub clock: Arc<dyn Clock>,
+    /// Outcomes.
+    pub metrics: Arc<Metrics>,
+}
+
+impl DownlinkWorker {
+    /// Deliver until the queue is closed (blocking: run it on its own thread).
+    pub fn run(self) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(self.settings.timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        while let Some((target, mut p)) = self.queue.next() {
+            let network = target.network().label();
+            match self.send(&agent, &target, &p.data) {
+                Delivery::Ok => {
+                    tracing::debug!(?target, device = %p.device, bytes = p.data.len(), "downlink queued by the network server");
+                    self.metrics.count_lora_downlink(network, "ok");
+                    let day = crate::rock7::utc_day(self.clock.now_ms());
+                    if let Err(e) = self.store.add_lorawan_downlink(&p.device, &day) {
+                        tracing::warn!(device = %p.device, "counting a downlink: {e}");
+                    }
+                }
+                Delivery::Final(why) => {
+                    tracing::warn!(?target, device = %p.device, "{network} refused the downlink: {why}");
+                    self.metrics.count_lora_downlink(network, "failed");
+                }
+                Delivery::Transient(why) => {
+                    p.attempts += 1;
+                    if p.attempts >= self.settings.max_attempts {
+                        tracing::warn!(?target, device = %p.device, attempts = p.attempts, "downlink given up: {why}");
+                        self.metrics.count_lora_downlink(network, "gave_up");
+                        continue;
+                    }
+                    tracing::debug!(?target, attempts = p.attempts, "downlink to retry: {why}");
+                    self.metrics.count_lora_downlink(network, "retry");
+                    p.due = Instant::now() + self.backoff(p.attempts);
+                    self.queue.retry(target, p);
+                }
+            }
+        }
+    }
+
+    fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(16));
+        self.settings
+            .backoff_initial
+            .saturating_mul(factor)
+            .min(self.settings.backoff_max)
+    }
+
+    fn send(&self, agent: &ureq::Agent, target: &DownlinkTarget, data: &[u8]) -> Delivery {
+        let f_port = self.settings.f_port;
+        let b64 = STANDARD.encode(data);
+        match target {
+            DownlinkTarget::ChirpStack { dev_eui } => {
+                let Some(api) = &self.settings.chirpstack else {
+                    return Delivery::Final("the ChirpStack integration is off".into());
+                };
+                let url = format!("{}/api/devices/{dev_eui}/queue", api.url);
+                let bearer = format!("Bearer {}", api.token);
+                let flushed = agent.delete(&url).header("Authorization", &bearer).call();
+                match flushed.map(|r| classify(r.status().as_u16())) {
+                    Ok(Delivery::Ok) => {}
+                    Ok(other) => return other,
+                    Err(e) => return Delivery::Transient(e.to_string()),
+                }
+                let body = serde_json::json!({"queueItem": {
+                    "devEui": dev_eui, "confirmed": false, "fPort": f_port, "data": b64,
+                }});
+                post(agent, &url, &bearer, &body)
+            }
+            DownlinkTarget::Tts { device_id } => {
+                let Some(api) = &self.settings.tts else {
+                    return Delivery::Final("the TTS integration is off".into());
+                };
+                let url = format!(
+                    "{}/api/v3/as/applications/{}/webhooks/{}/devices/{device_id}/down/replace",
+                    api.url, api.application_id, api.webhook_id
+                );
+                let body = serde_json::json!({"downlinks": [{
+                    "f_port": f_port, "frm_payload": b64, "priority": "NORMAL",
+                }]});
+                post(agent, &url, &format!("Bearer {}", api.api_key), &body)
+            }
+        }
+    }
+}
+
+fn post(agent: &ureq::Agent, url: &str, bearer: &str, body: &serde_json::Value) -> Delivery {
+    let sent = agent
+        .post(url)
+        .header("Authorization", bearer)
+        .header("Content-Type", "application/json")
+        .send(body.to_string());
+    // Errors carry the URL, never the header (no key in logs).
+    match sent {
+        Ok(r) => classify(r.status().as_u16()),
+        Err(e) => Delivery::Transient(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_classify() {
+        assert_eq!(classify(200), Delivery::Ok);
+        assert!(matches!(classify(429), Delivery::Transient(_)));
+        assert!(matches!(classify(503), Delivery::Transient(_)));
+        assert!(matches!(classify(404), Delivery::Final(_)));
+        assert!(matches!(classify(401), Delivery::Final(_)));
+    }
+}
