@@ -284,10 +284,11 @@ fn answer_items(dev: &SbdDevice, raw: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// A frame asking for an answer (the last of a window).
 fn frame_of(dev: &SbdDevice, counter: u32, seq: u64) -> Vec<u8> {
     let records = [log(seq, "a"), heartbeat(seq + 1, DeviceStatus::Degraded)];
     let items: Vec<UpItem<'_>> = records.iter().map(item).collect();
-    dev.frame(counter, &items)
+    dev.frame_asking(counter, &items)
 }
 
 #[test]
@@ -360,6 +361,32 @@ fn a_chirpstack_uplink_is_stored_once_and_its_answer_replaces_the_device_queue()
     let again = s.store().lorawan_status(&id("lora-1")).unwrap().unwrap();
     assert_eq!(again.airtime_us, expected, "duplicates add no airtime");
     assert_eq!(s.metrics().webhooks("/chirpstack", "accepted"), 2);
+}
+
+#[test]
+fn a_frame_that_does_not_ask_is_stored_and_not_answered() {
+    let Setup { s, api, .. } = lorawan_server();
+    let dev = provision(&s, "lora-quiet", DEV_EUI);
+    let records = [log(30, "a")];
+    let items: Vec<UpItem<'_>> = records.iter().map(item).collect();
+    let frame = dev.frame(0, &items);
+    assert_eq!(cs_post(&s, &cs_up(DEV_EUI, 1, 10, &frame)), 200);
+    assert_eq!(seqs(&s, "lora-quiet"), vec![30]);
+    // The next frame asks: its answer (acking both) is the only downlink.
+    assert_eq!(
+        cs_post(&s, &cs_up(DEV_EUI, 2, 10, &frame_of(&dev, 1, 31))),
+        200
+    );
+    eventually("the asked-for downlink", || {
+        s.metrics().lora_downlinks("chirpstack", "ok") == 1
+    });
+    assert_eq!(s.metrics().lora_downlinks("chirpstack", "not_wanted"), 1);
+    let posts = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(posts, 1, "one downlink enqueued");
 }
 
 #[test]

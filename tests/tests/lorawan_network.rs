@@ -74,6 +74,8 @@ impl Device {
         w.push(&UpItem::Status {
             config_version: "1",
             low_water: counter,
+            // As a window's last frame: the server answers only these.
+            ack_wanted: true,
         })
         .unwrap();
         w.push(&UpItem::Record {

@@ -282,7 +282,7 @@ impl Default for Config {
             rock7_mt_queue_imeis: 10_000,
             sbd_answer_bytes: MAX_MT_BYTES,
             lorawan_region: "EU868".into(),
-            lorawan_fport: 1,
+            lorawan_fport: 10,
             lorawan_answer_bytes: 51,
             lorawan_downlink_timeout_seconds: 10,
             lorawan_downlink_max_attempts: 6,

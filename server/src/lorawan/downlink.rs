@@ -26,7 +26,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::clock::Clock;
-use crate::frames::FrameResult;
+use crate::frames::Answered;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -51,13 +51,14 @@ impl Network {
     }
 }
 
-/// Whether a frame's answer is worth a downlink. Every answer is sent for
-/// now; this is the one place that decides (the device will ask for acks
-/// with a status flag, and only those will be answered: TTN allows ten
-/// downlinks a day).
-pub fn downlink_wanted(result: FrameResult, answer: &[u8]) -> bool {
-    let _ = (result, answer);
-    true
+/// Whether a frame's answer is worth a downlink: only when the device
+/// asked for it (its status's ack-wanted flag, `proto/FRAMES.md` "Answers
+/// that come later"). The device asks on a window's last frame and once per
+/// 16 frames in flight, within its fair-use downlink budget (TTN allows ten
+/// a day); configuration and keys ride on those answers. A duplicate of an
+/// asked frame is answered again (the first answer may have been lost).
+pub fn downlink_wanted(answered: &Answered) -> bool {
+    answered.wanted
 }
 
 /// ChirpStack's REST gateway.

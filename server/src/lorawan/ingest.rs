@@ -181,8 +181,9 @@ impl LoraIngest {
         self.metrics.count_frame(label);
         tracing::debug!(device = %device, dev_eui = up.dev_eui.address(), f_cnt = up.f_cnt,
             result = label, "lorawan uplink");
+        let wanted = downlink_wanted(&answered);
         if let Some(answer) = answered.answer {
-            if downlink_wanted(answered.result, &answer) {
+            if wanted {
                 self.downlinks
                     .push(target, device, answer.into(), &self.metrics);
             } else {

@@ -109,12 +109,22 @@ impl FrameDevice {
 
     /// The plaintext: status, then `items`.
     pub fn plaintext(config_version: &str, low_water: u32, items: &[UpItem<'_>]) -> Vec<u8> {
+        Self::plaintext_asking(config_version, low_water, false, items)
+    }
+
+    /// The plaintext: status (asking for an answer or not), then `items`.
+    pub fn plaintext_asking(
+        config_version: &str,
+        low_water: u32,
+        ack_wanted: bool,
+        items: &[UpItem<'_>],
+    ) -> Vec<u8> {
         let mut buf = vec![0u8; 70_000];
         let mut w = ItemWriter::new(&mut buf);
         w.push(&UpItem::Status {
             config_version,
             low_water,
-            ack_wanted: false,
+            ack_wanted,
         })
         .unwrap();
         for i in items {

@@ -269,6 +269,14 @@ impl SbdDevice {
         self.seal(counter, false, &FrameDevice::plaintext("1", counter, items))
     }
 
+    /// As [`frame`](Self::frame), the status asking for an answer (links
+    /// with few downlinks answer only these).
+    #[allow(dead_code)] // used by the LoRaWAN tests only
+    pub fn frame_asking(&self, counter: u32, items: &[UpItem<'_>]) -> Vec<u8> {
+        let plain = FrameDevice::plaintext_asking("1", counter, true, items);
+        self.seal(counter, false, &plain)
+    }
+
     pub fn seal(&self, counter: u32, with_key_id: bool, plaintext: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; plaintext.len() + 16];
         let n = seal(

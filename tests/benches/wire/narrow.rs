@@ -49,7 +49,11 @@ fn provision(server: &ServerProc, agent: &AgentProc, id: &str, extra: &[&str]) {
     let mut args = vec!["provision", id, "--out", &out_dir];
     args.extend_from_slice(extra);
     let out = server.command(&args).unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// (uplinks with data, their frame bytes, their airtime in ms) ChirpStack
@@ -60,7 +64,9 @@ fn lora_posted(net: &ChirpstackNetwork) -> (u64, u64, f64) {
         let Ok(ev) = serde_json::from_str::<serde_json::Value>(&body) else {
             continue;
         };
-        let Some(data) = ev["data"].as_str() else { continue };
+        let Some(data) = ev["data"].as_str() else {
+            continue;
+        };
         let len = base64::engine::general_purpose::STANDARD
             .decode(data)
             .map_or(0, |d| d.len());
@@ -127,14 +133,24 @@ pub(super) fn lorawan(debug: &Path, release: &Path, dr: u8, windows_to_measure: 
         windows(&agent) >= 1
     });
     std::thread::sleep(Duration::from_secs(30));
-    let (w0, p0, d0, h0) = (windows(&agent), lora_posted(&net), net.downlinks_today(DEV_EUI), stored(&server, &id));
+    let (w0, p0, d0, h0) = (
+        windows(&agent),
+        lora_posted(&net),
+        net.downlinks_today(DEV_EUI),
+        stored(&server, &id),
+    );
     wait_for(
         "the measured windows",
         Duration::from_secs(70 * windows_to_measure + 60),
         || windows(&agent) >= w0 + windows_to_measure,
     );
     std::thread::sleep(Duration::from_secs(2));
-    let (w1, p1, d1, h1) = (windows(&agent), lora_posted(&net), net.downlinks_today(DEV_EUI), stored(&server, &id));
+    let (w1, p1, d1, h1) = (
+        windows(&agent),
+        lora_posted(&net),
+        net.downlinks_today(DEV_EUI),
+        stored(&server, &id),
+    );
     let w = (w1 - w0).max(1) as f64;
     let day = WINDOWS_PER_DAY as f64 / w;
     let (ups, bytes, ms) = (p1.0 - p0.0, p1.1 - p0.1, p1.2 - p0.2);
@@ -230,7 +246,10 @@ pub(super) fn sbd(debug: &Path, release: &Path, windows_to_measure: u64) -> Stri
     std::thread::sleep(Duration::from_secs(2));
     let (w1, m1) = (windows(&agent), modem.stats());
     let w = (w1 - w0).max(1) as f64;
-    let mo_bytes: usize = m1.mo_written[m0.mo_written.len()..].iter().map(Vec::len).sum();
+    let mo_bytes: usize = m1.mo_written[m0.mo_written.len()..]
+        .iter()
+        .map(Vec::len)
+        .sum();
     say!(
         out,
         "\n== resident agent over Iridium SBD (RockBLOCK 9603 + Rock7; hourly windows, 60 s heartbeats; time x60)"
