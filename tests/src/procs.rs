@@ -15,6 +15,13 @@ use std::time::{Duration, Instant};
 /// the other suites wait on cargo's lock).
 pub const BIN_DIR_ENV: &str = "FLOTTA_E2E_BIN_DIR";
 
+/// Set to an agent binary to run it instead of [`bin_dir`]'s (`cargo xtask
+/// armv6-e2e` sets the ARMv6 build from `dist/`), with [`AGENT_RUNNER_ENV`].
+pub const AGENT_BIN_ENV: &str = "FLOTTA_E2E_AGENT";
+/// The command that runs [`AGENT_BIN_ENV`]'s binary, split at spaces (e.g.
+/// `qemu-arm -cpu arm1176`: a Raspberry Pi Zero under user-mode emulation).
+pub const AGENT_RUNNER_ENV: &str = "FLOTTA_E2E_AGENT_RUNNER";
+
 /// Directory holding fresh `flotta-agent` and `flotta-server` binaries:
 /// [`BIN_DIR_ENV`] when set (it must hold both), else built (incrementally)
 /// into `target/e2e-bins`: a target dir of their own, so that the feature set
@@ -213,6 +220,8 @@ impl Drop for ServerProc {
 #[derive(Debug)]
 pub struct AgentProc {
     bin: PathBuf,
+    /// The emulator (and its arguments) the binary runs under, if any.
+    runner: Vec<String>,
     /// Its configuration file.
     pub config: PathBuf,
     /// Its data directory (queue, identity, cached configuration).
@@ -258,12 +267,35 @@ impl AgentProc {
             ),
         )?;
         std::fs::create_dir_all(&data_dir)?;
+        let (bin, runner) = match std::env::var_os(AGENT_BIN_ENV) {
+            Some(bin) => {
+                let runner = std::env::var(AGENT_RUNNER_ENV).unwrap_or_default();
+                (
+                    PathBuf::from(bin),
+                    runner.split_whitespace().map(str::to_owned).collect(),
+                )
+            }
+            None => (bin_dir.join("flotta-agent"), Vec::new()),
+        };
         Ok(AgentProc {
-            bin: bin_dir.join("flotta-agent"),
+            bin,
+            runner,
             config,
             data_dir,
             child: None,
         })
+    }
+
+    /// A command running the agent binary (under its runner, if any).
+    fn command(&self) -> Command {
+        match self.runner.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        }
     }
 
     /// (Re)start the agent on the same state.
@@ -273,7 +305,7 @@ impl AgentProc {
             .append(true)
             .open(self.data_dir.join("agent.log"))?;
         self.child = Some(
-            Command::new(&self.bin)
+            self.command()
                 .args(["run", "--config"])
                 .arg(&self.config)
                 .stdout(Stdio::null())
@@ -309,7 +341,7 @@ impl AgentProc {
 
     /// Run `flotta-agent run --once` to completion (flush what is queued).
     pub fn run_once(&self) -> std::io::Result<std::process::Output> {
-        Command::new(&self.bin)
+        self.command()
             .args(["run", "--once", "--config"])
             .arg(&self.config)
             .output()
@@ -317,7 +349,7 @@ impl AgentProc {
 
     /// `flotta-agent emit --config <its config> ARGS...` (hand a record to it).
     pub fn emit(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
-        Command::new(&self.bin)
+        self.command()
             .arg("emit")
             .arg("--config")
             .arg(&self.config)
@@ -333,7 +365,8 @@ impl AgentProc {
             .create(true)
             .append(true)
             .open(self.data_dir.join("agent.log"))?;
-        let mut child = Command::new(&self.bin)
+        let mut child = self
+            .command()
             .args(["run", "--once", "--config"])
             .arg(&self.config)
             .stdout(Stdio::null())

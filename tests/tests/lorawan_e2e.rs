@@ -13,6 +13,10 @@
 //!   a resident agent; ChirpStack loses posts, the radio loses uplinks, the
 //!   agent and the server are killed -9; every record stored exactly once
 //!   and a configuration change arrives by downlink.
+//! - `a_long_outage_loses_nothing_and_the_backlog_drains_after_it`: the
+//!   radio loses every uplink for a dozen windows (the ledger fills, gives
+//!   its oldest frames up, asks again); when it comes back every record is
+//!   stored exactly once.
 //! - `ttn_fair_use_caps_downlinks_but_not_uplinks`: with the governor's TTN
 //!   policy, after 10 downlinks in 24 h nothing asks for another, and
 //!   records still go up.
@@ -231,6 +235,42 @@ fn every_record_arrives_once_through_loss_kills_and_a_configuration_change() {
     assert!(l.net.lost() >= 1, "ChirpStack lost no post");
     assert!(l.modem.stats().lost >= 1, "the radio lost no uplink");
     assert_eq!(tls_handshakes(&l.server), 0.0, "a TLS connection was made");
+}
+
+#[test]
+fn a_long_outage_loses_nothing_and_the_backlog_drains_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = lora(dir.path(), 0.0);
+    let id = "lora-outage";
+    let mut agent = agent(&l, dir.path(), id, "none");
+    agent.restart().unwrap();
+    let total = 16;
+    for i in 0..4 {
+        emit(&agent, "LoraTest", i);
+        sleep(Duration::from_millis(500));
+    }
+    // A dozen windows without radio: every uplink lost.
+    l.modem.lose_uplinks(u32::MAX);
+    let lost_from = l.modem.stats().lost;
+    for i in 4..total {
+        emit(&agent, "LoraTest", i);
+        sleep(Duration::from_millis(1000));
+    }
+    l.modem.lose_uplinks(0);
+    assert!(
+        l.modem.stats().lost - lost_from >= 8,
+        "the outage lost too few uplinks to matter: {:?}",
+        l.modem.stats()
+    );
+    wait_for("every event stored after the outage", LIMIT, || {
+        events_stored(&l.server, id, "LoraTest") == total
+    });
+    agent.stop().unwrap();
+    for _ in 0..2 {
+        let status = agent.run_once_within(LIMIT).unwrap();
+        assert!(status.success(), "{}", agent.log());
+    }
+    assert_every_record_stored_once(&l.server, &agent, id);
 }
 
 #[test]

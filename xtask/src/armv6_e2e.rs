@@ -8,7 +8,8 @@
 //! may answer "pending" at first). Then the server's own view must agree: its EdgeDevice
 //! exists, was seen with the device certificate and says architecture `arm`, and `/metrics`
 //! counts at least the records the agent says were acknowledged. Everything is left under
-//! `target/armv6-e2e` for inspection; every child is stopped on every path.
+//! `target/armv6-e2e` for inspection; every child is stopped on every path. Then the
+//! narrow-link end-to-end tests run with this agent (`armv6_links.rs`).
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -133,6 +134,8 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         );
     }
     verify_server(&server, window)?;
+    drop(server);
+    crate::armv6_links::run(root, &agent, &format!("{program} -cpu {cpu}"))?;
     println!(
         "  armv6-e2e ok in {} (agent run {}), files in {}",
         format_elapsed(started.elapsed()),

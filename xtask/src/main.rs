@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod armv6_e2e;
+mod armv6_links;
 mod boards;
 mod checks;
 mod cli;

@@ -20,6 +20,7 @@ use super::ledger::{Ledger, MAX_SPAN, Part};
 use super::records::WindowRecord;
 use super::window::Window;
 use super::{FrameWindowError, answer, carrier_error};
+use crate::carrier::CarrierError;
 use crate::clock::Clock;
 use crate::queue::DiskSpace;
 
@@ -48,7 +49,7 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
             // again. The window stops; the counter is merely skipped.
             return Err(FrameWindowError::Carrier {
                 carrier: self.carrier.name(),
-                source: crate::carrier::CarrierError::HeldBack("fair_use_downlinks"),
+                source: CarrierError::HeldBack("fair_use_downlinks"),
             });
         }
         let given_up = ledger.give_up_below(counter);
@@ -94,10 +95,20 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
         let ledger = self.ledger_mut()?;
         ledger.push(counter, now_ms, parts(records, cursor, &packed));
         ledger.save().map_err(FrameWindowError::Ledger)?;
-        let downlinks = self
-            .carrier
-            .send(&frame[..n])
-            .map_err(carrier_error(&*self.carrier))?;
+        let downlinks = match self.carrier.send(&frame[..n]) {
+            Ok(d) => d,
+            Err(e) => {
+                if matches!(e, CarrierError::HeldBack(_) | CarrierError::TooLarge { .. }) {
+                    // Refused before transmission: not in flight (its
+                    // records would otherwise wait for an ack that shows
+                    // the frame lost).
+                    let ledger = self.ledger_mut()?;
+                    ledger.unsend(counter);
+                    ledger.save().map_err(FrameWindowError::Ledger)?;
+                }
+                return Err(carrier_error(&*self.carrier)(e));
+            }
+        };
         self.report.frames += 1;
         self.asked = ack_wanted;
         for d in downlinks {

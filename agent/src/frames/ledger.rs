@@ -222,6 +222,19 @@ impl Ledger {
         });
     }
 
+    /// Forget the frame of `counter` noted last: it never went on air (the
+    /// governor or the modem refused it before transmission).
+    pub(crate) fn unsend(&mut self, counter: u32) {
+        if self
+            .state
+            .entries
+            .last()
+            .is_some_and(|e| e.counter == counter)
+        {
+            self.state.entries.pop();
+        }
+    }
+
     /// Settle what an answer under downlink `down_counter` acknowledges;
     /// `None` if the answer is not fresh (module docs): it must then be
     /// ignored, configuration and keys included.

@@ -19,6 +19,8 @@ pub(crate) struct LaterCarrier<'s> {
     pub(crate) lose_down: BTreeSet<usize>,
     /// Uplinks that fail at the modem (nothing sent).
     pub(crate) fail: BTreeSet<usize>,
+    /// Uplinks the governor holds back (nothing sent).
+    pub(crate) hold: BTreeSet<usize>,
     /// Downlinks delivered with every uplink besides the pending one
     /// (replays of captured answers, forgeries).
     pub(crate) inject: Vec<Vec<u8>>,
@@ -40,6 +42,7 @@ impl<'s> LaterCarrier<'s> {
             lose_up: BTreeSet::new(),
             lose_down: BTreeSet::new(),
             fail: BTreeSet::new(),
+            hold: BTreeSet::new(),
             inject: Vec::new(),
             delivered: Vec::new(),
             uplinks: 0,
@@ -90,6 +93,9 @@ impl FrameCarrier for LaterCarrier<'_> {
         self.uplinks += 1;
         if self.fail.contains(&n) {
             return Err(CarrierError::Modem(format!("uplink {n} failed")));
+        }
+        if self.hold.contains(&n) {
+            return Err(CarrierError::HeldBack("duty_cycle"));
         }
         self.traffic.sent += 1;
         self.traffic.bytes_up += frame.len() as u64;

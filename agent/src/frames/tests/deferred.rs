@@ -253,3 +253,24 @@ fn without_downlink_budget_nothing_asks_and_a_full_ledger_holds_back() {
     assert_stored(carrier.server, &pushed);
     assert_sound(carrier.server);
 }
+
+#[test]
+fn a_frame_held_back_before_transmission_is_not_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    frame_keys::store(dir.path(), &keys(1)).unwrap();
+    let q = open_queue(dir.path());
+    let mut server = TestServer::new(keys(1));
+    let mut state = FrameState::default();
+    let mut carrier = LaterCarrier::new(&mut server, 120);
+    let pushed = push(&q, &(0..2).map(log).collect::<Vec<_>>());
+    carrier.hold = [0].into();
+    let err = window(dir.path(), &q, &mut carrier, &mut state, None).unwrap_err();
+    assert!(err.is_retriable(), "{err}");
+    assert_eq!(ledger_len(dir.path()), 0, "nothing went on air");
+    // The next window sends the records at once (not after an ack showed
+    // a phantom frame lost), and the one after settles them.
+    window(dir.path(), &q, &mut carrier, &mut state, None).unwrap();
+    assert_stored(carrier.server, &pushed);
+    window(dir.path(), &q, &mut carrier, &mut state, None).unwrap();
+    assert!(queued(&q).is_empty());
+}
