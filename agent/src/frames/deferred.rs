@@ -79,9 +79,6 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
             ack_wanted = true;
             packed = pack_with(ack_wanted, &mut plain)?;
         }
-        if ack_wanted {
-            self.carrier.ask_answer();
-        }
         let mut frame = vec![0; budget];
         let n = seal(
             self.state.current()?.context(),
@@ -109,6 +106,10 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
                 return Err(carrier_error(&*self.carrier)(e));
             }
         };
+        if ack_wanted {
+            // Charged once it went on air: the downlink it will bring.
+            self.carrier.ask_answer();
+        }
         self.report.frames += 1;
         self.asked = ack_wanted;
         for d in downlinks {
