@@ -36,8 +36,8 @@ use flotta_e2e::modem::lora::{Dialect, LoraModemConfig, SimModem};
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir, free_port};
 use flotta_e2e::wait::wait_for;
 use frames_support::{
-    assert_every_record_once, assert_every_record_stored_once, emit, events_stored, provision,
-    tls_handshakes,
+    apply_heartbeat_period, assert_every_record_once, assert_every_record_stored_once, emit,
+    events_stored, provision, tls_handshakes,
 };
 
 /// Generous: the machine may be busy; only a failure waits this long.
@@ -201,30 +201,7 @@ fn every_record_arrives_once_through_loss_kills_and_a_configuration_change() {
     });
 
     // A configuration change reaches the device by downlink.
-    let manifest = dir.path().join("device.yaml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "apiVersion: management.project-flotta.io/v1alpha1\nkind: EdgeDevice\n\
-             metadata:\n  name: {id}\n  namespace: default\nspec:\n  heartbeat:\n    periodSeconds: 2\n"
-        ),
-    )
-    .unwrap();
-    let out = l
-        .server
-        .command(&["apply", "-f", &manifest.to_string_lossy()])
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    wait_for("the new configuration applied on the device", LIMIT, || {
-        std::fs::read_to_string(agent.data_dir.join("desired.json"))
-            .ok()
-            .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
-            .is_some_and(|d| d["message"]["configuration"]["heartbeat"]["period_seconds"] == 2)
-    });
+    apply_heartbeat_period(&l.server, &agent, dir.path(), id, 2, LIMIT);
     // Quiet: the last answers settle everything but the last run's frame.
     agent.stop().unwrap();
     for _ in 0..2 {

@@ -31,7 +31,10 @@ use flotta_e2e::link::{
 };
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
 use flotta_e2e::wait::wait_for;
-use frames_support::{assert_every_record_once, emit, events_stored, provision, tls_handshakes};
+use frames_support::{
+    apply_heartbeat_period, assert_every_record_once, emit, events_stored, provision,
+    tls_handshakes,
+};
 
 /// Generous: the machine may be busy; only a failure waits this long.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -156,29 +159,7 @@ fn a_udp_only_device_delivers_every_record_once_through_a_lossy_link() {
     });
 
     // A configuration change reaches the device by downlink.
-    let manifest = dir.path().join("device.yaml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "apiVersion: management.project-flotta.io/v1alpha1\nkind: EdgeDevice\n\
-             metadata:\n  name: {id}\n  namespace: default\nspec:\n  heartbeat:\n    periodSeconds: 2\n"
-        ),
-    )
-    .unwrap();
-    let out = server
-        .command(&["apply", "-f", &manifest.to_string_lossy()])
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    wait_for("the new configuration applied on the device", LIMIT, || {
-        std::fs::read_to_string(agent.data_dir.join("desired.json"))
-            .ok()
-            .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
-            .is_some_and(|d| d["message"]["configuration"]["heartbeat"]["period_seconds"] == 2)
-    });
+    apply_heartbeat_period(&server, &agent, dir.path(), id, 2, LIMIT);
 
     // Drain over a clean link, then stop and check.
     link.set_profile(UdpProfile::clean()).unwrap();

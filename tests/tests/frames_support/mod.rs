@@ -3,7 +3,11 @@
 //! and checking that every record a stopped agent made
 //! was stored exactly once (plainly or folded into one window summary).
 
+use std::path::Path;
+use std::time::Duration;
+
 use flotta_e2e::procs::{AgentProc, ServerProc};
+use flotta_e2e::wait::wait_for;
 use flotta_proto::payload::Payload;
 
 use super::agent_support::{agent_queue, stored_records};
@@ -114,4 +118,43 @@ pub(crate) fn events_stored(server: &ServerProc, id: &str, reason: &str) -> usiz
         .iter()
         .filter(|r| matches!(Payload::decode(&r.record.payload), Ok(Payload::Event(e)) if e.reason == reason))
         .count()
+}
+
+/// Change `id`'s heartbeat period to `seconds` on the server (an
+/// EdgeDevice manifest applied with the CLI) and wait, up to `limit`, until
+/// the device has stored the configuration that carries it (delivered by
+/// whatever downlink its carrier has).
+pub(crate) fn apply_heartbeat_period(
+    server: &ServerProc,
+    agent: &AgentProc,
+    dir: &Path,
+    id: &str,
+    seconds: u64,
+    limit: Duration,
+) {
+    let manifest = dir.join("device.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: management.project-flotta.io/v1alpha1\nkind: EdgeDevice\n\
+             metadata:\n  name: {id}\n  namespace: default\nspec:\n  heartbeat:\n    periodSeconds: {seconds}\n"
+        ),
+    )
+    .unwrap();
+    let out = server
+        .command(&["apply", "-f", &manifest.to_string_lossy()])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("the new configuration applied on the device", limit, || {
+        std::fs::read_to_string(agent.data_dir.join("desired.json"))
+            .ok()
+            .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+            .is_some_and(|d| {
+                d["message"]["configuration"]["heartbeat"]["period_seconds"] == seconds
+            })
+    });
 }
