@@ -45,8 +45,8 @@ fn log(msg: &str) {
 /// the file cannot be read or written, budgets are kept in memory for this
 /// process (and said so): sending within them stays possible.
 fn open_governor(cfg: &AgentConfig) -> crate::carrier::SharedGovernor {
-    use crate::governor::{Governor, Now};
-    let now = Now::system(&crate::clock::SystemClock);
+    use crate::governor::Governor;
+    let now = crate::governor::sim_clock::governor_now();
     let g = Governor::open(&cfg.data_dir, cfg.governor.clone(), now).unwrap_or_else(|e| {
         log(&format!("governor: {e}; budgets kept in memory only"));
         Governor::in_memory(cfg.governor.clone())
@@ -149,6 +149,14 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
             Err(e) => format!("; {e}"),
         }
     ));
+    let scale = crate::governor::sim_clock::install_from_env()
+        .map_err(crate::config::ConfigError::Invalid)?;
+    if let Some(s) = scale {
+        log(&format!(
+            "governor: simulated time, {}x real time since {} ms (never on a real radio)",
+            s.factor, s.anchor_wall_ms
+        ));
+    }
     let governor = open_governor(&cfg);
     let shared = Arc::new(Shared {
         governor,

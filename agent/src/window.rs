@@ -126,6 +126,9 @@ impl WindowOutcome {
             if let Some(e) = f.rekeyed_to_epoch {
                 s += &format!(", frame keys rotated to epoch {e}");
             }
+            if let Some(b) = f.held_back_by {
+                s += &format!(", the rest held back by the {b} budget");
+            }
             parts.push(format!("{s} ({})", f.carrier));
         }
         if let Some(t) = &self.tls {

@@ -18,4 +18,5 @@ pub mod link;
 pub mod lorawan;
 pub mod modem;
 pub mod procs;
+pub mod sim_time;
 pub mod wait;

@@ -227,6 +227,7 @@ pub struct AgentProc {
     /// Its data directory (queue, identity, cached configuration).
     pub data_dir: PathBuf,
     child: Option<Child>,
+    env: Vec<(String, String)>,
 }
 
 impl AgentProc {
@@ -283,19 +284,29 @@ impl AgentProc {
             config,
             data_dir,
             child: None,
+            env: Vec::new(),
         })
+    }
+
+    /// Set `key=value` in the environment of every agent process started
+    /// from now on (`run`, `run --once`, `emit`).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
     }
 
     /// A command running the agent binary (under its runner, if any).
     fn command(&self) -> Command {
-        match self.runner.split_first() {
+        let mut c = match self.runner.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
                 c.args(args).arg(&self.bin);
                 c
             }
             None => Command::new(&self.bin),
-        }
+        };
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
+        c
     }
 
     /// (Re)start the agent on the same state.

@@ -25,104 +25,24 @@
 
 mod agent_support;
 mod frames_support;
+mod lorawan_support;
 
-use std::path::Path;
-use std::sync::Arc;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use flotta_e2e::lorawan::{ChirpstackNetwork, ChirpstackOptions};
-use flotta_e2e::modem::lora::{Dialect, LoraModemConfig, SimModem};
-use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir, free_port};
 use flotta_e2e::wait::wait_for;
 use frames_support::{
     apply_heartbeat_period, assert_every_record_once, assert_every_record_stored_once, emit,
-    events_stored, provision, tls_handshakes,
+    events_stored, tls_handshakes,
 };
+use lorawan_support::{DEV_EUI, DEV_EUI_HEX, Lora, agent};
 
 /// Generous: the machine may be busy; only a failure waits this long.
 const LIMIT: Duration = Duration::from_secs(120);
-const DEV_EUI: [u8; 8] = [0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0x05, 0x1a, 0x01];
-const DEV_EUI_HEX: &str = "70b3d57ed0051a01";
-const SECRET: &str = "Bearer e2e-chirpstack-secret";
 
-/// A server with its ChirpStack integration, the simulated ChirpStack and
-/// a RAK3172.
-struct Lora {
-    server: ServerProc,
-    net: Arc<ChirpstackNetwork>,
-    modem: SimModem,
-}
-
-fn lora(dir: &Path, loss_rate: f64) -> Lora {
-    let webhook: std::net::SocketAddr = ([127, 0, 0, 1], free_port().unwrap()).into();
-    let net = Arc::new(
-        ChirpstackNetwork::start(ChirpstackOptions {
-            webhook_url: format!("http://{webhook}"),
-            auth_header: ("authorization".into(), SECRET.into()),
-            api_token: "e2e-api-token".into(),
-            loss_rate,
-            seed: 7,
-        })
-        .unwrap(),
-    );
-    let token = dir.join("chirpstack-token");
-    std::fs::write(&token, "e2e-api-token\n").unwrap();
-    let server = ServerProc::start(
-        &bin_dir().unwrap(),
-        dir,
-        &format!(
-            "webhook_listen_addr = \"{webhook}\"\n\
-             chirpstack_enabled = true\nchirpstack_auth_secret = \"{SECRET}\"\n\
-             chirpstack_api_url = \"{}\"\nchirpstack_api_token_file = \"{}\"\n\
-             lorawan_fport = 10\nlorawan_answer_bytes = 242\n\
-             lorawan_downlink_retry_initial_ms = 50\nlorawan_downlink_retry_max_ms = 200\n\
-             default_heartbeat_period_seconds = 1\ncontroller_interval_seconds = 1\n",
-            net.api_url(),
-            token.display()
-        ),
-    )
-    .unwrap();
-    let modem = SimModem::start(
-        Dialect::Rak3172,
-        net.clone(),
-        LoraModemConfig {
-            dev_eui: DEV_EUI,
-            data_rate: 5,
-            tx_time: Duration::from_millis(20),
-            join_time: Duration::from_millis(20),
-            ..LoraModemConfig::default()
-        },
-    )
-    .unwrap();
-    Lora { server, net, modem }
-}
-
-/// Agent settings: windows every second over the modem only, DR5 (242
-/// bytes, about 0.1 s on air), fair use as `fair_use` says.
-fn lora_toml(modem: &SimModem, fair_use: &str) -> String {
-    format!(
-        "heartbeat_period_seconds = 1\nlinks = [\"lorawan\"]\n[link]\nupload_interval_seconds = 1\n\
-         backoff_initial_seconds = 1\nbackoff_max_seconds = 2\n\
-         [lorawan]\ndevice = \"{}\"\ndata_rate = 5\nadr = false\njoin_backoff_ms = 100\n\
-         [governor]\nfair_use = \"{fair_use}\"\n",
-        modem.path().display()
-    )
-}
-
-fn agent(l: &Lora, dir: &Path, id: &str, fair_use: &str) -> AgentProc {
-    // No TLS path at all: the server URL points nowhere.
-    let agent = AgentProc::configure(
-        &bin_dir().unwrap(),
-        dir,
-        id,
-        "https://127.0.0.1:9",
-        &l.server.factory_dir,
-        &lora_toml(&l.modem, fair_use),
-    )
-    .unwrap();
-    provision(&l.server, &agent, id, &["--dev-eui", DEV_EUI_HEX]);
-    agent
+/// DR5 (242 bytes, about 0.4 s on air at most) and answers as long.
+fn lora(dir: &std::path::Path, loss_rate: f64) -> Lora {
+    lorawan_support::lora(dir, loss_rate, 5, 242, 1)
 }
 
 #[test]

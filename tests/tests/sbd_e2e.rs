@@ -19,102 +19,24 @@
 
 mod agent_support;
 mod frames_support;
+mod sbd_support;
 
-use std::path::Path;
-use std::sync::Arc;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use flotta_e2e::modem::sbd::{Rock7Config, Rock7Network, SbdModem, SbdModemConfig, SessionOutcome};
-use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir, free_port};
+use flotta_e2e::modem::sbd::SessionOutcome;
 use flotta_e2e::wait::wait_for;
 use frames_support::{
-    apply_heartbeat_period, assert_every_record_once, emit, events_stored, provision,
-    tls_handshakes,
+    apply_heartbeat_period, assert_every_record_once, emit, events_stored, tls_handshakes,
 };
+use sbd_support::{IMEI, sbd};
+
+fn agent(s: &sbd_support::Sbd, dir: &std::path::Path, id: &str) -> flotta_e2e::procs::AgentProc {
+    sbd_support::agent(s, dir, id, "")
+}
 
 /// Generous: the machine may be busy; only a failure waits this long.
 const LIMIT: Duration = Duration::from_secs(120);
-const IMEI: &str = "300434060000001";
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../server/tests/fixtures");
-
-/// A server with its Rock7 webhook, the simulated Rock7 and a modem.
-struct Sbd {
-    server: ServerProc,
-    rock7: Arc<Rock7Network>,
-    modem: SbdModem,
-}
-
-fn sbd(dir: &Path, redeliver_every: u32) -> Sbd {
-    let webhook = ([127, 0, 0, 1], free_port().unwrap()).into();
-    let rock7 = Rock7Network::start(Rock7Config {
-        webhook,
-        key_pem: std::fs::read(format!("{FIXTURES}/rock7-test-only.key.pem")).unwrap(),
-        username: "flotta".into(),
-        password: "s3cret".into(),
-        redeliver_every,
-        retry_delay: Duration::from_millis(100),
-    })
-    .unwrap();
-    let password = dir.join("rock7-password");
-    std::fs::write(&password, "s3cret\n").unwrap();
-    let server = ServerProc::start(
-        &bin_dir().unwrap(),
-        dir,
-        &format!(
-            "webhook_listen_addr = \"{webhook}\"\n\
-             rock7_public_key_file = \"{FIXTURES}/rock7-test-only.pub.pem\"\n\
-             rock7_username = \"flotta\"\nrock7_password_file = \"{}\"\n\
-             rock7_mt_url = \"{}\"\nrock7_mt_retry_initial_ms = 50\nrock7_mt_retry_max_ms = 200\n\
-             default_heartbeat_period_seconds = 1\ncontroller_interval_seconds = 1\n",
-            password.display(),
-            rock7.mt_url()
-        ),
-    )
-    .unwrap();
-    let modem = SbdModem::start(
-        rock7.clone(),
-        SbdModemConfig {
-            imei: IMEI.into(),
-            ..SbdModemConfig::default()
-        },
-    )
-    .unwrap();
-    Sbd {
-        server,
-        rock7,
-        modem,
-    }
-}
-
-/// Agent settings: windows every second over the modem only; back-offs
-/// short (a failed session is tried again after 100 ms instead of Rock7's
-/// minute), the wait for the ring alert long (a busy machine is slow, and a
-/// missed answer would be the test's failure).
-fn sbd_toml(modem: &SbdModem) -> String {
-    format!(
-        "heartbeat_period_seconds = 1\nlinks = [\"sbd\"]\n[link]\nupload_interval_seconds = 1\n\
-         backoff_initial_seconds = 1\nbackoff_max_seconds = 2\n\
-         [sbd]\ndevice = \"{}\"\nanswer_timeout_ms = 30000\nretry_backoff_ms = 100\nattempts = 4\n",
-        modem.path().display()
-    )
-}
-
-fn agent(s: &Sbd, dir: &Path, id: &str) -> AgentProc {
-    // No TLS path at all: the server URL points nowhere.
-    let agent = AgentProc::configure(
-        &bin_dir().unwrap(),
-        dir,
-        id,
-        "https://127.0.0.1:9",
-        &s.server.factory_dir,
-        &sbd_toml(&s.modem),
-    )
-    .unwrap();
-    provision(&s.server, &agent, id, &["--imei", IMEI]);
-    agent
-}
-
 #[test]
 fn run_once_over_sbd_is_one_mo_session_and_the_answer_by_ring_alert() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,11 @@
 //! A carrier kept within the governor's budgets (`governor/`): every
 //! transmission the inner carrier would make is first admitted (duty cycle,
-//! fair use, credits), and what it actually spent — the airtime and
-//! credits its [`Traffic`] grew by — is charged after it. A frame that asks
+//! fair use, credits). Airtime is charged *before* the radio keys up, as
+//! admitted (persisted: a process killed mid-transmission cannot spend
+//! the hour twice; a transmission that then fails stays charged, which
+//! errs on the legal side); whatever the inner carrier's [`Traffic`] shows
+//! beyond that, and the credits a session cost (only a successful one
+//! costs any), are charged after it. A frame that asks
 //! for an answer (`ask_answer`) is charged the downlink it will bring:
 //! servers answer links with few downlinks only when asked. A refused transmission is [`CarrierError::HeldBack`]: the
 //! window ends there, its records stay queued (the plan sends the summary
@@ -14,8 +18,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{CarrierError, FrameCarrier, Traffic};
-use crate::clock::SystemClock;
-use crate::governor::{Decision, Governor, Now, Transmission};
+use crate::governor::sim_clock::governor_now;
+use crate::governor::{Decision, Governor, Transmission};
 
 /// The governor shared by the carriers of one process.
 pub type SharedGovernor = Arc<Mutex<Governor>>;
@@ -42,7 +46,7 @@ impl Governed {
             return Ok(None);
         };
         let mut g = self.lock();
-        match g.admit(Now::system(&SystemClock), &tx) {
+        match g.admit(governor_now(), &tx) {
             Decision::Now => Ok(Some(tx)),
             refused => {
                 let budget = refused
@@ -54,16 +58,37 @@ impl Governed {
         }
     }
 
-    /// Charge what the inner carrier spent since `before`.
-    fn charge(&self, tx: Option<Transmission>, before: &Traffic) {
+    /// Charge `tx`'s airtime before it is on air; returns the ms charged.
+    fn prepay(&self, tx: Option<Transmission>) -> u64 {
+        let Some(tx) = tx.filter(|t| t.airtime_ms > 0) else {
+            return 0;
+        };
+        let airtime = Transmission {
+            sbd_credits: 0,
+            may_downlink: false,
+            ..tx
+        };
+        if let Err(e) = self.lock().record_sent(governor_now(), &airtime) {
+            eprintln!("flotta-agent: governor: {e}");
+        }
+        u64::from(tx.airtime_ms)
+    }
+
+    /// Charge what the inner carrier spent since `before`, beyond the
+    /// `prepaid` airtime.
+    fn charge(&self, tx: Option<Transmission>, prepaid_ms: u64, before: &Traffic) {
         let Some(mut tx) = tx else { return };
         let spent = self.inner.traffic().since(before);
         if spent.sent == 0 && spent.sessions == 0 {
             return;
         }
-        tx.airtime_ms = u32::try_from(spent.airtime_ms).unwrap_or(u32::MAX);
+        let airtime = spent.airtime_ms.saturating_sub(prepaid_ms);
+        tx.airtime_ms = u32::try_from(airtime).unwrap_or(u32::MAX);
         tx.sbd_credits = u32::try_from(spent.credits).unwrap_or(u32::MAX);
-        let now = Now::system(&SystemClock);
+        if tx.airtime_ms == 0 && tx.sbd_credits == 0 {
+            return;
+        }
+        let now = governor_now();
         let mut g = self.lock();
         // A usage file that cannot be written is logged, not fatal: the
         // budget is still kept in memory for this process.
@@ -92,9 +117,10 @@ impl FrameCarrier for Governed {
         is_answer: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<Vec<u8>, CarrierError> {
         let tx = self.admit(frame.len())?;
+        let prepaid = self.prepay(tx);
         let before = self.inner.traffic();
         let result = self.inner.exchange(frame, is_answer);
-        self.charge(tx, &before);
+        self.charge(tx, prepaid, &before);
         result
     }
 
@@ -108,9 +134,10 @@ impl FrameCarrier for Governed {
 
     fn send(&mut self, frame: &[u8]) -> Result<Vec<Vec<u8>>, CarrierError> {
         let tx = self.admit(frame.len())?;
+        let prepaid = self.prepay(tx);
         let before = self.inner.traffic();
         let result = self.inner.send(frame);
-        self.charge(tx, &before);
+        self.charge(tx, prepaid, &before);
         result
     }
 
@@ -125,13 +152,20 @@ impl FrameCarrier for Governed {
         // Only the downlink budget: no airtime of its own.
         ask.airtime_ms = 0;
         ask.may_downlink = true;
-        let allowed = self.lock().admit(Now::system(&SystemClock), &ask) == Decision::Now;
+        let allowed = self.lock().admit(governor_now(), &ask) == Decision::Now;
         allowed && self.inner.may_ask_answer()
+    }
+
+    fn room_for_another(&self, frame_len: usize) -> bool {
+        let Some(tx) = self.inner.transmission(frame_len) else {
+            return self.inner.room_for_another(frame_len);
+        };
+        self.lock().admits_two(governor_now(), &tx) && self.inner.room_for_another(frame_len)
     }
 
     fn ask_answer(&mut self) {
         if self.inner.transmission(0).is_some()
-            && let Err(e) = self.lock().record_downlink(Now::system(&SystemClock))
+            && let Err(e) = self.lock().record_downlink(governor_now())
         {
             eprintln!("flotta-agent: governor: {e}");
         }
@@ -233,7 +267,7 @@ mod tests {
             5,
             "the refused session never reached the modem"
         );
-        assert_eq!(c.lock().report(Now::system(&SystemClock)).held_back, 1);
+        assert_eq!(c.lock().report(governor_now()).held_back, 1);
     }
 
     #[test]
@@ -250,6 +284,79 @@ mod tests {
         let err = c.send(&[0; 200]).unwrap_err();
         assert!(matches!(err, CarrierError::HeldBack("duty_cycle")), "{err}");
         assert_eq!(c.traffic().sent, 1);
+    }
+
+    #[test]
+    fn airtime_is_charged_before_the_radio_keys_up_and_kept_if_it_fails() {
+        /// Fails every send after reading how much airtime the governor
+        /// had charged when it was called.
+        struct Observer(SharedGovernor, Vec<u64>);
+        impl FrameCarrier for Observer {
+            fn name(&self) -> &'static str {
+                "observer"
+            }
+            fn budget(&self) -> usize {
+                200
+            }
+            fn identifies_device(&self) -> bool {
+                true
+            }
+            fn exchange(
+                &mut self,
+                _: &[u8],
+                _: &mut dyn FnMut(&[u8]) -> bool,
+            ) -> Result<Vec<u8>, CarrierError> {
+                unreachable!()
+            }
+            fn traffic(&self) -> Traffic {
+                Traffic::default()
+            }
+            fn send(&mut self, _: &[u8]) -> Result<Vec<Vec<u8>>, CarrierError> {
+                let g = self.0.lock().unwrap().report(governor_now());
+                self.1.push(g.airtime_ms_24h);
+                Err(CarrierError::Modem("no answer".into()))
+            }
+            fn transmission(&self, len: usize) -> Option<Transmission> {
+                Some(Transmission::lorawan(
+                    Link::Eu868(SubBand::G1),
+                    u32::try_from(100 * len).unwrap(),
+                    false,
+                ))
+            }
+        }
+        let g: SharedGovernor = Arc::new(Mutex::new(Governor::in_memory(GovernorConfig {
+            fair_use: FairUse::None,
+            ..GovernorConfig::default()
+        })));
+        let mut c = Governed::new(Box::new(Observer(g.clone(), Vec::new())), g.clone());
+        // 20 s each: the first is charged while "on air", and stays
+        // charged though it failed; so the second would pass 36 s.
+        assert!(c.send(&[0; 200]).is_err());
+        let err = c.send(&[0; 200]).unwrap_err();
+        assert!(matches!(err, CarrierError::HeldBack("duty_cycle")), "{err}");
+        assert_eq!(
+            g.lock().unwrap().report(governor_now()).airtime_ms_24h,
+            20_000
+        );
+    }
+
+    #[test]
+    fn room_for_another_frame_ends_when_the_hour_has_room_for_one() {
+        let mut c = governed(
+            true,
+            GovernorConfig {
+                fair_use: FairUse::None,
+                ..GovernorConfig::default()
+            },
+        );
+        // 10 s each: 36 s an hour is three frames and a bit.
+        assert!(c.room_for_another(100));
+        c.send(&[0; 100]).unwrap();
+        assert!(c.room_for_another(100), "20 s of 36 after two");
+        c.send(&[0; 100]).unwrap();
+        assert!(!c.room_for_another(100), "a fourth would not fit");
+        c.send(&[0; 100]).unwrap();
+        assert!(c.send(&[0; 100]).is_err());
     }
 
     #[test]

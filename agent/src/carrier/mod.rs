@@ -224,4 +224,13 @@ pub trait FrameCarrier {
     /// A frame about to be sent asks for an answer: the downlink it will
     /// bring is charged now (a server answers such links only when asked).
     fn ask_answer(&mut self) {}
+
+    /// Whether, after a frame of `frame_len` bytes, the budgets still
+    /// leave room for another as long: when not, that frame is the last
+    /// of its window and asks for an answer (frames held back by a
+    /// budget must not leave those sent unacknowledged).
+    fn room_for_another(&self, frame_len: usize) -> bool {
+        let _ = frame_len;
+        true
+    }
 }

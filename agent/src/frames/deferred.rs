@@ -7,7 +7,8 @@
 //!
 //! The device asks for an answer (the status's ack-wanted flag) on the
 //! window's last frame (a status-only frame if its last round sent none),
-//! and once per half of the ledger's span in flight; the server answers other frames only when it has configuration
+//! on the last frame the governor's budgets leave room for, and once per
+//! half of the ledger's span in flight; the server answers other frames only when it has configuration
 //! or keys to send. So a window costs one downlink, which arrives with the
 //! next window's first uplink and acknowledges everything before it.
 
@@ -42,6 +43,7 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
         let budget = self.carrier.budget();
         let counter = self.state.current()?.take_counter()?;
         let may_ask = self.carrier.may_ask_answer();
+        let room_for_another = self.carrier.room_for_another(budget);
         let ledger = self.ledger_mut()?;
         if !may_ask && ledger.len() + 1 >= MAX_SPAN as usize {
             // No answer may be asked for (fair use) and the ledger is
@@ -56,7 +58,11 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
         let low_water = ledger.low_water(counter);
         // Ask once per half span, so a lost answer is asked for again
         // before the oldest frames must be given up.
-        let crowded = may_ask && (ledger.len() + 1) % (MAX_SPAN as usize / 2) == 0;
+        // And on the last frame the budgets allow (duty cycle, fair use,
+        // credits): the rest of the window is held back, and what went
+        // must not wait unacknowledged until a later window gets through.
+        let crowded =
+            may_ask && ((ledger.len() + 1) % (MAX_SPAN as usize / 2) == 0 || !room_for_another);
         self.report.frames_lost += given_up.lost_frames;
         let version = Some(self.config_version.as_str())
             .filter(|v| v.len() <= VERSION_MAX)

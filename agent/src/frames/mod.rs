@@ -99,6 +99,10 @@ pub struct FrameReport {
     pub config_pending: Option<String>,
     /// The epoch a `Rekey` switched to.
     pub rekeyed_to_epoch: Option<u32>,
+    /// The budget (duty cycle, fair use, credits) that held the rest of
+    /// the window back: not a failure; what was not sent stays queued for
+    /// a later window.
+    pub held_back_by: Option<&'static str>,
 }
 
 /// Why a frame window ended early.

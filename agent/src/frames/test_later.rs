@@ -29,6 +29,9 @@ pub(crate) struct LaterCarrier<'s> {
     pub(crate) uplinks: usize,
     /// Whether frames may ask for an answer (the fair-use downlink budget).
     pub(crate) may_ask: bool,
+    /// Uplinks a budget still allows (`None`: unmetered); past them,
+    /// sends are held back.
+    pub(crate) allowed: Option<usize>,
     pending: Option<Vec<u8>>,
     traffic: Traffic,
 }
@@ -47,6 +50,7 @@ impl<'s> LaterCarrier<'s> {
             delivered: Vec::new(),
             uplinks: 0,
             may_ask: true,
+            allowed: None,
             pending: None,
             traffic: Traffic::default(),
         }
@@ -87,8 +91,18 @@ impl FrameCarrier for LaterCarrier<'_> {
         self.may_ask
     }
 
+    fn room_for_another(&self, _frame_len: usize) -> bool {
+        self.allowed.is_none_or(|a| a >= 2)
+    }
+
     fn send(&mut self, frame: &[u8]) -> Result<Vec<Vec<u8>>, CarrierError> {
         assert!(frame.len() <= self.budget, "frame over budget");
+        if let Some(allowed) = &mut self.allowed {
+            if *allowed == 0 {
+                return Err(CarrierError::HeldBack("duty_cycle"));
+            }
+            *allowed -= 1;
+        }
         let n = self.uplinks;
         self.uplinks += 1;
         if self.fail.contains(&n) {

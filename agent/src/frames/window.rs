@@ -16,7 +16,7 @@ use super::ledger::Ledger;
 use super::policy::PackPolicy;
 use super::records::{Prefix, WindowRecord, plan};
 use super::{FrameReport, FrameState, FrameWindowError, answer, carrier_error};
-use crate::carrier::FrameCarrier;
+use crate::carrier::{CarrierError, FrameCarrier};
 use crate::clock::Clock;
 use crate::desired::Desired;
 use crate::frame_keys;
@@ -39,7 +39,9 @@ pub struct FrameWindowParams {
 }
 
 /// Send what was queued before the window opened over `carrier`, as sealed
-/// frames (at least one frame, to sync configuration and keys).
+/// frames (at least one frame, to sync configuration and keys). A
+/// transmission the governor holds back ends the window early but
+/// successfully ([`FrameReport::held_back_by`]).
 ///
 /// # Errors
 /// [`FrameWindowError::NoContext`] without keys; the carrier's error when a
@@ -70,6 +72,17 @@ pub fn run_frame_window<C: Clock, D: DiskSpace>(
         asked: false,
     };
     let mut result = w.run();
+    if let Err(FrameWindowError::Carrier {
+        source: CarrierError::HeldBack(budget),
+        ..
+    }) = &result
+    {
+        // A budget is spent (governor): the window did what it was allowed
+        // to, which is not a failure to retry sooner, nor worth a log
+        // record that would cost the same budget to send.
+        w.report.held_back_by = Some(budget);
+        result = Ok(());
+    }
     if result.is_ok() {
         // A queue made from nothing cannot ask the server over frames what
         // it holds (renumber.rs); once frames delivered its records, a later

@@ -63,6 +63,7 @@ mod band;
 mod config;
 mod ledger;
 mod policy;
+pub mod sim_clock;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -172,6 +173,18 @@ impl Governor {
         let decision = self.decide(now, tx);
         self.hold = (decision != Decision::Now).then_some(decision);
         decision
+    }
+
+    /// Would a second `tx` be admitted after `tx` itself, both at `now`?
+    /// (Nothing is recorded.) A downlink it may bring is not counted twice.
+    pub fn admits_two(&mut self, now: Now, tx: &Transmission) -> bool {
+        let now = self.time(now);
+        let two = Transmission {
+            airtime_ms: tx.airtime_ms.saturating_mul(2),
+            sbd_credits: tx.sbd_credits.saturating_mul(2),
+            ..*tx
+        };
+        self.decide(now, &two) == Decision::Now
     }
 
     fn decide(&self, now: u64, tx: &Transmission) -> Decision {

@@ -88,6 +88,8 @@ pub struct ModemStats {
     pub successful_sessions: u64,
     /// Credits the sessions cost.
     pub credits: u64,
+    /// Each successful session: when it ended and the credits it cost.
+    pub charged: Vec<(std::time::Instant, u64)>,
     /// Every MO message accepted into the MO buffer (`AT+SBDWB` → 0).
     pub mo_written: Vec<Vec<u8>>,
     /// `AT+SBDWB` answers 2 (checksum mismatch).
@@ -110,6 +112,7 @@ pub struct ModemStats {
 #[derive(Debug, Default)]
 struct Control {
     outcomes: std::collections::VecDeque<SessionOutcome>,
+    no_network: bool,
     hung: bool,
     ignore_commands: u32,
     corrupt_writes: u32,
@@ -186,6 +189,12 @@ impl SbdModem {
     /// Script the outcomes of the next sessions, in order (then success).
     pub fn script_sessions(&self, outcomes: impl IntoIterator<Item = SessionOutcome>) {
         self.control().outcomes.extend(outcomes);
+    }
+
+    /// No network service (every session fails with MO status 32, as a
+    /// 9603 without sky view) until called again with `false`.
+    pub fn no_network(&self, none: bool) {
+        self.control().no_network = none;
     }
 
     /// Hang (answer nothing, ring never) or recover.
@@ -457,7 +466,11 @@ impl Sim {
         let outcome = {
             let mut c = self.control();
             c.stats.sessions += 1;
-            c.outcomes.pop_front().unwrap_or(SessionOutcome::Success)
+            if c.no_network {
+                SessionOutcome::Fail(32)
+            } else {
+                c.outcomes.pop_front().unwrap_or(SessionOutcome::Success)
+            }
         };
         let (momsn, mtmsn) = {
             let c = self.control();
@@ -485,7 +498,9 @@ impl Sim {
         if mo.is_some() {
             c.stats.momsn = c.stats.momsn.wrapping_add(1);
         }
-        c.stats.credits += credits(mo.as_ref().map_or(0, Vec::len), mt_len);
+        let cost = credits(mo.as_ref().map_or(0, Vec::len), mt_len);
+        c.stats.credits += cost;
+        c.stats.charged.push((std::time::Instant::now(), cost));
         drop(c);
         if let Some(m) = mt {
             self.mt_buffer = Some(m);

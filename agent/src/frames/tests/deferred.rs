@@ -227,22 +227,14 @@ fn without_downlink_budget_nothing_asks_and_a_full_ledger_holds_back() {
     let mut carrier = LaterCarrier::new(&mut server, 51);
     carrier.may_ask = false;
     let pushed = push(&q, &(0..40).map(log).collect::<Vec<_>>());
-    let err = window(dir.path(), &q, &mut carrier, &mut state, None).unwrap_err();
-    assert!(
-        matches!(
-            &err,
-            FrameWindowError::Carrier {
-                source: crate::carrier::CarrierError::HeldBack("fair_use_downlinks"),
-                ..
-            }
-        ),
-        "{err}"
-    );
+    let report = window(dir.path(), &q, &mut carrier, &mut state, None).unwrap();
+    assert_eq!(report.held_back_by, Some("fair_use_downlinks"));
     assert!(carrier.server.wanted.iter().all(|w| !w), "nothing asked");
     assert_eq!(carrier.downlinks(), 0);
     assert_eq!(ledger_len(dir.path()), 31, "full, nothing given up");
     let sent = carrier.uplinks;
-    assert!(window(dir.path(), &q, &mut carrier, &mut state, None).is_err());
+    let report = window(dir.path(), &q, &mut carrier, &mut state, None).unwrap();
+    assert_eq!(report.held_back_by, Some("fair_use_downlinks"));
     assert_eq!(carrier.uplinks, sent, "held back: nothing sent again");
     // The budget comes back: the next window asks, the one after settles.
     carrier.may_ask = true;
@@ -264,8 +256,9 @@ fn a_frame_held_back_before_transmission_is_not_in_flight() {
     let mut carrier = LaterCarrier::new(&mut server, 120);
     let pushed = push(&q, &(0..2).map(log).collect::<Vec<_>>());
     carrier.hold = [0].into();
-    let err = window(dir.path(), &q, &mut carrier, &mut state, None).unwrap_err();
-    assert!(err.is_retriable(), "{err}");
+    let report = window(dir.path(), &q, &mut carrier, &mut state, None).unwrap();
+    assert_eq!(report.held_back_by, Some("duty_cycle"), "{report:?}");
+    assert_eq!(report.frames, 0);
     assert_eq!(ledger_len(dir.path()), 0, "nothing went on air");
     // The next window sends the records at once (not after an ack showed
     // a phantom frame lost), and the one after settles them.
@@ -273,4 +266,36 @@ fn a_frame_held_back_before_transmission_is_not_in_flight() {
     assert_stored(carrier.server, &pushed);
     window(dir.path(), &q, &mut carrier, &mut state, None).unwrap();
     assert!(queued(&q).is_empty());
+}
+
+#[test]
+fn a_window_the_budget_cuts_short_asks_on_its_last_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    frame_keys::store(dir.path(), &keys(1)).unwrap();
+    let q = open_queue(dir.path());
+    let mut server = TestServer::new(keys(1));
+    let mut state = FrameState::default();
+    let mut carrier = LaterCarrier::new(&mut server, 51);
+    let pushed = push(&q, &(0..30).map(log).collect::<Vec<_>>());
+    carrier.allowed = Some(4);
+    let report = window(dir.path(), &q, &mut carrier, &mut state, None).unwrap();
+    assert_eq!(report.held_back_by, Some("duty_cycle"));
+    assert_eq!(report.frames, 4);
+    assert_eq!(
+        carrier.server.wanted,
+        [false, false, false, true],
+        "the last frame the budget allowed asks for the answer"
+    );
+    // Each later window gets four uplinks: the first brings the answer to
+    // the last window's frames, which are settled; everything arrives.
+    for _ in 0..40 {
+        if queued(&q).is_empty() {
+            break;
+        }
+        carrier.allowed = Some(4);
+        window(dir.path(), &q, &mut carrier, &mut state, None).unwrap();
+    }
+    assert!(queued(&q).is_empty(), "{:?}", queued(&q));
+    assert_stored(carrier.server, &pushed);
+    assert_sound(carrier.server);
 }

@@ -80,9 +80,16 @@ impl Sim {
 
     /// One uplink over the air, through its receive windows.
     pub(super) fn uplink(&mut self, port: u8, data: &[u8], confirmed: bool) -> Sent {
+        let at = std::time::Instant::now();
         std::thread::sleep(self.cfg.tx_time);
         let (up, lost) = {
             let mut c = self.control();
+            let dr = c.data_rate;
+            c.stats.on_air.push(super::sim::OnAir {
+                at,
+                dr,
+                len: data.len(),
+            });
             let up = LoraUplink {
                 dev_eui: self.cfg.dev_eui,
                 f_cnt: c.f_cnt,

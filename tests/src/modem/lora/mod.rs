@@ -11,4 +11,4 @@ mod sim;
 
 pub use mac::MAX_PAYLOAD;
 pub use network::{LoraDownlink, LoraNetwork, LoraUplink, MemoryNetwork};
-pub use sim::{Dialect, LoraModemConfig, LoraModemStats, SimModem};
+pub use sim::{Dialect, LoraModemConfig, LoraModemStats, OnAir, SimModem};

@@ -96,6 +96,20 @@ pub struct LoraModemStats {
     pub resets: u64,
     /// Every command line received, in order.
     pub commands: Vec<String>,
+    /// Every data uplink put on air (lost ones included), in order: the
+    /// radio's own record, for duty-cycle and fair-use accounting.
+    pub on_air: Vec<OnAir>,
+}
+
+/// One data uplink on air.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnAir {
+    /// When its transmission started.
+    pub at: std::time::Instant,
+    /// Its data rate.
+    pub dr: u8,
+    /// Its application payload (FRMPayload), bytes.
+    pub len: usize,
 }
 
 /// The MAC state and the knobs, shared with the modem's thread.
@@ -121,6 +135,7 @@ pub struct SimModem {
     control: Arc<Mutex<Control>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    dialect: Dialect,
 }
 
 impl SimModem {
@@ -174,6 +189,7 @@ impl SimModem {
             control,
             stop,
             thread: Some(thread),
+            dialect,
         })
     }
 
@@ -181,6 +197,12 @@ impl SimModem {
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The AT dialect it speaks.
+    #[must_use]
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     fn control(&self) -> MutexGuard<'_, Control> {
