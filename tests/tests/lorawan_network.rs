@@ -189,7 +189,10 @@ fn chirpstack(
     .unwrap();
     drop(reserved);
     let (url, protocol) = match protocol {
-        Some(p @ "rest") => (cs.rest_api_url(), format!("chirpstack_api_protocol = \"{p}\"\n")),
+        Some(p @ "rest") => (
+            cs.rest_api_url(),
+            format!("chirpstack_api_protocol = \"{p}\"\n"),
+        ),
         Some(p) => (cs.api_url(), format!("chirpstack_api_protocol = \"{p}\"\n")),
         None => (cs.api_url(), String::new()),
     };

@@ -34,7 +34,9 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chirpstack_api::api::device_service_client::DeviceServiceClient;
-use chirpstack_api::api::{DeviceQueueItem, EnqueueDeviceQueueItemRequest, FlushDeviceQueueRequest};
+use chirpstack_api::api::{
+    DeviceQueueItem, EnqueueDeviceQueueItemRequest, FlushDeviceQueueRequest,
+};
 use serde::{Deserialize, Serialize};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};

@@ -323,7 +323,9 @@ impl GrpcServer {
                 };
                 let incoming = tonic::transport::server::TcpIncoming::from(listener);
                 let _ = tonic::transport::Server::builder()
-                    .add_service(api::device_service_server::DeviceServiceServer::new(service))
+                    .add_service(api::device_service_server::DeviceServiceServer::new(
+                        service,
+                    ))
                     .serve_with_incoming_shutdown(incoming, async {
                         let _ = stopped.await;
                     })
@@ -355,10 +357,7 @@ struct GrpcApi(Arc<Shared>);
 impl GrpcApi {
     /// Record the call; the token checked as ChirpStack does (`UNAUTHENTICATED`).
     fn call<T>(&self, method: &str, dev_eui: &str, r: &Request<T>) -> Result<(), Status> {
-        self.0
-            .lock()
-            .api_calls
-            .push(format!("{method} {dev_eui}"));
+        self.0.lock().api_calls.push(format!("{method} {dev_eui}"));
         let bearer = format!("Bearer {}", self.0.token);
         match r.metadata().get("authorization").map(|v| v.to_str()) {
             Some(Ok(v)) if v == bearer => Ok(()),
