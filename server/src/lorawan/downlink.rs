@@ -219,9 +219,10 @@ struct ChirpstackGrpc {
     /// The runtime the calls run on: the server's (the worker runs on its
     /// blocking pool), or the worker's own when there is none.
     handle: tokio::runtime::Handle,
-    _own: Option<tokio::runtime::Runtime>,
     client: DeviceServiceClient<Channel>,
     bearer: MetadataValue<Ascii>,
+    /// Last: dropped after the client whose connection task it runs.
+    _own: Option<tokio::runtime::Runtime>,
 }
 
 impl ChirpstackGrpc {
@@ -256,9 +257,9 @@ impl ChirpstackGrpc {
             .map_err(|_| "the API token is not a valid header value".to_owned())?;
         Ok(Self {
             handle,
-            _own: own,
             client: DeviceServiceClient::new(channel),
             bearer,
+            _own: own,
         })
     }
 
