@@ -6,7 +6,9 @@
 # nothing and takes a few seconds. Run as root, or as a user with sudo.
 #
 #   apt:    qemu-user, gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, musl-tools, file, binutils,
-#           curl, openssl (and python3-pip when pip is missing)
+#           curl, openssl, protobuf-compiler and libprotobuf-dev (protoc and the well-known
+#           google/protobuf/*.proto: the chirpstack_api crate compiles ChirpStack's .proto files when
+#           it is built) (and python3-pip when pip is missing)
 #   PyPI:   ziglang (zig as C compiler and linker for the ARMv6 agent)
 #   rustup: musl targets for the pinned stable toolchain; the dated nightly named in
 #           cross/nightly-toolchain, with rust-src (build-std for the ARMv6 agent)
@@ -18,7 +20,8 @@ exec </dev/null
 
 ZIGLANG_VERSION="0.17.1"
 RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
-APT_PACKAGES=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-tools file binutils curl openssl)
+APT_PACKAGES=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-tools file binutils curl openssl
+    protobuf-compiler libprotobuf-dev)
 PYTHON="${FLOTTA_PYTHON:-python3}"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

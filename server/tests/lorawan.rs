@@ -122,7 +122,9 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
-/// A server with both integrations on, their APIs at one fake, fast retries.
+/// A server with both integrations on, their APIs at one fake HTTP server
+/// (ChirpStack's through its REST gateway: the gRPC path is tested against
+/// the simulator, `tests/tests/lorawan_network.rs`), fast retries.
 fn lorawan_server() -> Setup {
     let api = FakeApi::start();
     let dir = tempfile::tempdir().unwrap();
@@ -135,6 +137,7 @@ fn lorawan_server() -> Setup {
          chirpstack_enabled = true\n\
          chirpstack_auth_secret = \"{CS_SECRET}\"\n\
          chirpstack_api_url = \"{url}\"\n\
+         chirpstack_api_protocol = \"rest\"\n\
          chirpstack_api_token_file = \"{}\"\n\
          tts_enabled = true\n\
          tts_auth_secret = \"{TTS_SECRET}\"\n\

@@ -169,11 +169,15 @@ fn reserve_port() -> (std::net::TcpListener, u16) {
     (l, port)
 }
 
-#[test]
-fn chirpstack_posts_uplinks_and_the_answer_rides_on_the_next_uplink() {
-    let dir = tempfile::tempdir().unwrap();
-    let token = dir.path().join("token");
-    std::fs::write(&token, "cs-token\n").unwrap();
+/// A ChirpStack simulator and a server whose API token is `token`, and
+/// whose `chirpstack_api_protocol` is `protocol` (`None`: the default, gRPC).
+fn chirpstack(
+    dir: &std::path::Path,
+    token: &str,
+    protocol: Option<&str>,
+) -> (ChirpstackNetwork, TestServer) {
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
     let (reserved, port) = reserve_port();
     let cs = ChirpstackNetwork::start(ChirpstackOptions {
         webhook_url: format!("http://127.0.0.1:{port}"),
@@ -184,15 +188,30 @@ fn chirpstack_posts_uplinks_and_the_answer_rides_on_the_next_uplink() {
     })
     .unwrap();
     drop(reserved);
+    let (url, protocol) = match protocol {
+        Some(p @ "rest") => (
+            cs.rest_api_url(),
+            format!("chirpstack_api_protocol = \"{p}\"\n"),
+        ),
+        Some(p) => (cs.api_url(), format!("chirpstack_api_protocol = \"{p}\"\n")),
+        None => (cs.api_url(), String::new()),
+    };
     let s = server(
         port,
         &format!(
             "chirpstack_enabled = true\nchirpstack_auth_secret = \"{CS_SECRET}\"\n\
-         chirpstack_api_url = \"{}\"\nchirpstack_api_token_file = \"{}\"\n",
-            cs.api_url(),
-            token.display()
+         chirpstack_api_url = \"{url}\"\nchirpstack_api_token_file = \"{}\"\n{protocol}",
+            token_file.display()
         ),
     );
+    (cs, s)
+}
+
+/// Uplink 1 answered into the simulator's queue through `protocol`, the
+/// answer delivered with uplink 2; the API calls the simulator saw.
+fn chirpstack_round_trip(protocol: Option<&str>) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let (cs, s) = chirpstack(dir.path(), "cs-token", protocol);
     let dev = Device::provision(&s, "cs-1");
 
     // Uplink 1: nothing queued yet; stored; its answer is enqueued.
@@ -202,13 +221,6 @@ fn chirpstack_posts_uplinks_and_the_answer_rides_on_the_next_uplink() {
     eventually("the answer in ChirpStack's queue", || {
         cs.queued(EUI).len() == 1
     });
-    assert_eq!(
-        cs.api_calls()[0],
-        format!(
-            "DELETE /api/devices/{}/queue",
-            LinkAddress::dev_eui_bytes(EUI).address()
-        )
-    );
 
     // Uplink 2 gets the answer to uplink 1 in its receive windows.
     let down = cs
@@ -223,6 +235,47 @@ fn chirpstack_posts_uplinks_and_the_answer_rides_on_the_next_uplink() {
     // The answer to uplink 2 replaced nothing older (the queue was empty).
     eventually("the second answer", || cs.queued(EUI).len() == 1);
     assert_eq!(dev.acked_below(&cs.queued(EUI)[0].data), 2);
+    eventually("both downlinks counted", || {
+        s.metrics().lora_downlinks("chirpstack", "ok") == 2
+    });
+    cs.api_calls()
+}
+
+#[test]
+fn chirpstack_posts_uplinks_and_the_answer_rides_on_the_next_uplink() {
+    // gRPC, the default: FlushQueue then Enqueue per answer, with the token
+    // (the simulator refuses calls without it).
+    let eui = LinkAddress::dev_eui_bytes(EUI).address().to_owned();
+    let calls = chirpstack_round_trip(None);
+    let pair = [format!("FlushQueue {eui}"), format!("Enqueue {eui}")];
+    assert_eq!(calls, [pair.clone(), pair].concat());
+}
+
+#[test]
+fn chirpstack_through_the_rest_gateway() {
+    let eui = LinkAddress::dev_eui_bytes(EUI).address().to_owned();
+    let calls = chirpstack_round_trip(Some("rest"));
+    let path = format!("/api/devices/{eui}/queue");
+    let pair = [format!("DELETE {path}"), format!("POST {path}")];
+    assert_eq!(calls, [pair.clone(), pair].concat());
+}
+
+#[test]
+fn a_wrong_chirpstack_token_is_refused_for_good() {
+    for protocol in ["grpc", "rest"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (cs, s) = chirpstack(dir.path(), "not-the-token", Some(protocol));
+        let dev = Device::provision(&s, "cs-2");
+        assert_eq!(cs.uplink(&uplink(1, dev.frame(0, 10))), None);
+        assert_eq!(stored(&s, "cs-2"), vec![10]);
+        // UNAUTHENTICATED (gRPC) or 401 (REST): final, not retried.
+        eventually("the refused downlink", || {
+            s.metrics().lora_downlinks("chirpstack", "failed") == 1
+        });
+        assert_eq!(s.metrics().lora_downlinks("chirpstack", "retry"), 0);
+        assert_eq!(cs.api_calls().len(), 1, "{protocol}: flushing was refused");
+        assert!(cs.queued(EUI).is_empty());
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Fuzz the ChirpStack v4 `up` event decoder (untrusted JSON from the
-//! webhook listener). It may not panic; an uplink it accepts keeps its
+//! webhook listener, read as `chirpstack_api`'s `integration::UplinkEvent`
+//! with its pbjson serde, then checked). It may not panic; an uplink it accepts keeps its
 //! limits: a canonical DevEUI (16 lower-case hex digits), at most 242
 //! bytes of data, an FPort that is not 0.
 #![no_main]

@@ -207,6 +207,7 @@ impl Config {
             (true, Some(f)) => Some(ChirpstackApi {
                 url: http_url("chirpstack_api_url", &self.chirpstack_api_url)?,
                 token: read_line("chirpstack_api_token_file", f)?,
+                protocol: self.chirpstack_api_protocol,
             }),
             _ => None,
         };
@@ -235,6 +236,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lorawan::downlink::ChirpstackProtocol;
 
     #[test]
     fn lorawan_keys_are_checked_and_off_by_default() {
@@ -261,6 +263,10 @@ mod tests {
             ),
             ("chirpstack_api_url = \"ftp://x\"", "chirpstack_api_url"),
             (
+                "chirpstack_api_protocol = \"mqtt\"",
+                "chirpstack_api_protocol",
+            ),
+            (
                 "webhook_listen_addr = \"127.0.0.1:0\"\ntts_enabled = true\ntts_auth_secret = \"x\"",
                 "tts_application_id",
             ),
@@ -285,5 +291,9 @@ mod tests {
             "authorization"
         );
         assert!(c.downlink_settings().is_err(), "no token file");
+        assert_eq!(c.chirpstack_api_protocol, ChirpstackProtocol::Grpc);
+        let rest = Config::from_toml_str("chirpstack_api_protocol = \"rest\"").unwrap();
+        assert_eq!(rest.chirpstack_api_protocol, ChirpstackProtocol::Rest);
+        assert_eq!(Config::from_toml_str(&rest.to_toml()).unwrap(), rest);
     }
 }

@@ -10,6 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::device_id::Namespace;
+use crate::lorawan::downlink::ChirpstackProtocol;
 use crate::pki::PkiSettings;
 
 mod frames;
@@ -201,8 +202,12 @@ pub struct Config {
     pub chirpstack_auth_secret: Option<String>,
     /// File holding the shared secret (one line).
     pub chirpstack_auth_secret_file: Option<PathBuf>,
-    /// Base URL of ChirpStack's REST API (`chirpstack-rest-api`), for downlinks.
+    /// Base URL of ChirpStack's API, for downlinks: ChirpStack's gRPC API
+    /// (`http://chirpstack:8080`), or its REST gateway (`chirpstack-rest-api`,
+    /// `http://chirpstack-rest-api:8090`) with `chirpstack_api_protocol = "rest"`.
     pub chirpstack_api_url: String,
+    /// `"grpc"` (ChirpStack's own API, the default) or `"rest"` (the REST gateway).
+    pub chirpstack_api_protocol: ChirpstackProtocol,
     /// File holding a ChirpStack API token (one line).
     pub chirpstack_api_token_file: Option<PathBuf>,
     /// Serve `POST /tts/uplink` (The Things Stack v3 webhook) on the webhook listener.
@@ -293,7 +298,8 @@ impl Default for Config {
             chirpstack_auth_header: "authorization".into(),
             chirpstack_auth_secret: None,
             chirpstack_auth_secret_file: None,
-            chirpstack_api_url: "http://localhost:8090".into(),
+            chirpstack_api_url: "http://localhost:8080".into(),
+            chirpstack_api_protocol: ChirpstackProtocol::Grpc,
             chirpstack_api_token_file: None,
             tts_enabled: false,
             tts_auth_header: "x-flotta-secret".into(),

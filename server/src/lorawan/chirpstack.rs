@@ -6,8 +6,9 @@
 //!
 //! 1. the configured header must carry the secret (401 otherwise; set it
 //!    in the integration's "Headers"), checked before the body is read;
-//! 2. `event=up` is decoded ([`decode_up`]; 400 when it does not) and goes
-//!    to [`LoraIngest`]; the other events ChirpStack sends (`join`, `ack`,
+//! 2. `event=up` is decoded into `chirpstack_api`'s own
+//!    `integration::UplinkEvent` and checked ([`decode_up`]; 400 when it
+//!    does not) and goes to [`LoraIngest`]; the other events ChirpStack sends (`join`, `ack`,
 //!    `txack`, `log`, `status`, `location`, `integration`) are answered 200
 //!    and counted (`event_<name>`), never stored; no `event` is a 400;
 //! 3. 200 for anything authenticated and decoded, usable or not (ChirpStack
@@ -20,12 +21,13 @@ use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use serde::Deserialize;
+use chirpstack_api::integration::UplinkEvent;
+use chirpstack_api::pbjson_types::Timestamp;
 
 use super::auth::SecretHeader;
 use super::downlink::{DownlinkTarget, Network};
 use super::ingest::{LoraIngest, OK, Reply};
-use super::uplink::{LoraUplink, UplinkError, best, f_port, payload};
+use super::uplink::{LoraUplink, MAX_FRM_PAYLOAD_BYTES, UplinkError, best, f_port};
 use crate::links::LinkAddress;
 
 /// The route.
@@ -128,60 +130,60 @@ impl ChirpstackWebhook {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UplinkEvent {
-    device_info: Option<DeviceInfo>,
-    dr: Option<u32>,
-    f_cnt: Option<u32>,
-    f_port: Option<u32>,
-    data: Option<String>,
-    #[serde(default)]
-    rx_info: Vec<RxInfo>,
-    time: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DeviceInfo {
-    dev_eui: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RxInfo {
-    rssi: Option<f64>,
-    snr: Option<f64>,
-}
-
-/// Decode an `up` event body (JSON marshaler). Omitted numbers are 0 (the
-/// protobuf JSON mapping leaves out default values): `dr` 0 is DR0.
+/// Decode an `up` event body (JSON marshaler) into ChirpStack's own
+/// [`UplinkEvent`] (`chirpstack_api`, pbjson: camelCase or proto names,
+/// unknown fields ignored, bytes in standard or URL-safe base64), then
+/// check what we use. Omitted fields hold their default (the protobuf JSON
+/// mapping leaves them out): `dr` 0 is DR0, `fPort` 0 no application port.
 ///
 /// # Errors
-/// [`UplinkError`]: not JSON of that shape, no or an invalid DevEUI,
-/// `data` not base64 or too long, an invalid FPort or data rate.
+/// [`UplinkError`]: not JSON of that shape (`data` not base64 included),
+/// no or an invalid DevEUI, `data` too long, an invalid FPort or data rate.
 pub fn decode_up(body: &[u8]) -> Result<LoraUplink, UplinkError> {
     let ev: UplinkEvent = serde_json::from_slice(body)
         .map_err(|e| UplinkError::Json(format!("{e} (is the integration's marshaler JSON?)")))?;
     let dev_eui = ev
         .device_info
-        .and_then(|d| d.dev_eui)
+        .map(|d| d.dev_eui)
+        .filter(|e| !e.is_empty())
         .ok_or_else(|| UplinkError::field("deviceInfo.devEui", "missing"))?;
     let dev_eui = LinkAddress::dev_eui(&dev_eui)
         .map_err(|e| UplinkError::field("deviceInfo.devEui", e.to_string()))?;
-    let dr = match ev.dr.unwrap_or(0) {
+    let dr = match ev.dr {
         dr @ 0..=15 => u8::try_from(dr).ok(),
         dr => return Err(UplinkError::field("dr", format!("{dr} is not a data rate"))),
     };
+    if ev.data.len() > MAX_FRM_PAYLOAD_BYTES {
+        return Err(UplinkError::field(
+            "data",
+            format!("longer than {MAX_FRM_PAYLOAD_BYTES} bytes"),
+        ));
+    }
     Ok(LoraUplink {
         dev_eui,
-        f_cnt: ev.f_cnt.unwrap_or(0),
-        f_port: f_port("fPort", ev.f_port)?,
-        data: payload("data", ev.data.as_deref())?,
+        f_cnt: ev.f_cnt,
+        f_port: f_port("fPort", Some(ev.f_port))?,
+        data: ev.data,
         dr,
-        rssi: best(ev.rx_info.iter().map(|r| r.rssi)),
-        snr: best(ev.rx_info.iter().map(|r| r.snr)),
-        received_at: ev.time,
+        rssi: best(ev.rx_info.iter().map(|r| Some(f64::from(r.rssi)))),
+        snr: best(ev.rx_info.iter().map(|r| Some(snr(r.snr)))),
+        received_at: ev.time.as_ref().and_then(rfc3339),
     })
+}
+
+/// An SNR as the JSON wrote it: ChirpStack's is an `f32`, so `6.2` is
+/// read as 6.19999980926…; its shortest decimal is what was sent.
+fn snr(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::NAN)
+}
+
+/// A protobuf timestamp in RFC 3339 (UTC, `Z`).
+fn rfc3339(t: &Timestamp) -> Option<String> {
+    let nanos = i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos);
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
 }
 
 #[cfg(test)]
@@ -211,7 +213,7 @@ mod tests {
         assert_eq!((up.rssi, up.snr), (Some(-36.0), Some(10.5)));
         assert_eq!(
             up.received_at.as_deref(),
-            Some("2022-07-18T09:34:15.775023242+00:00")
+            Some("2022-07-18T09:34:15.775023242Z")
         );
     }
 
@@ -236,6 +238,51 @@ mod tests {
         assert_eq!(event_of(Some("event=up")).as_deref(), Some("up"));
         assert_eq!(event_of(Some("x=1&event=join")).as_deref(), Some("join"));
         assert_eq!(event_of(None), None);
+    }
+
+    #[test]
+    fn events_the_crate_writes_decode() {
+        // chirpstack_api writes integration events with every field (its
+        // pbjson emits defaults): the same decoding reads them.
+        use chirpstack_api::gw::UplinkRxInfo;
+        use chirpstack_api::integration::DeviceInfo;
+        let ev = UplinkEvent {
+            device_info: Some(DeviceInfo {
+                dev_eui: "0102030405060708".into(),
+                ..DeviceInfo::default()
+            }),
+            f_cnt: 9,
+            f_port: 10,
+            dr: 5,
+            data: vec![1, 2, 3],
+            rx_info: vec![
+                UplinkRxInfo {
+                    rssi: -110,
+                    snr: -3.5,
+                    ..UplinkRxInfo::default()
+                },
+                UplinkRxInfo {
+                    rssi: -97,
+                    snr: 6.2,
+                    ..UplinkRxInfo::default()
+                },
+            ],
+            time: Some(Timestamp {
+                seconds: 1_764_547_200,
+                nanos: 5,
+            }),
+            ..UplinkEvent::default()
+        };
+        let json = serde_json::to_vec(&ev).unwrap();
+        let up = decode_up(&json).unwrap();
+        assert_eq!(up.dev_eui.address(), "0102030405060708");
+        assert_eq!((up.f_cnt, up.f_port, up.dr), (9, Some(10), Some(5)));
+        assert_eq!(up.data, vec![1, 2, 3]);
+        assert_eq!((up.rssi, up.snr), (Some(-97.0), Some(6.2)));
+        assert_eq!(
+            up.received_at.as_deref(),
+            Some("2025-12-01T00:00:00.000000005Z")
+        );
     }
 
     proptest! {

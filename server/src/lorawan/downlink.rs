@@ -4,10 +4,17 @@
 //! [`DownlinkQueue`] (`queue.rs`) keeps only the **newest** answer per
 //! device, and each delivery *replaces* what the network server still
 //! holds for the device:
-//! - ChirpStack v4, through its REST gateway (`chirpstack-rest-api`):
-//!   `DELETE {url}/api/devices/{devEui}/queue` (FlushQueue), then
-//!   `POST {url}/api/devices/{devEui}/queue` (Enqueue) with
-//!   `{"queueItem":{"devEui","confirmed":false,"fPort","data":<base64>}}`,
+//! - ChirpStack v4, `chirpstack_api_protocol = "grpc"` (the default): its
+//!   gRPC API, `api.DeviceService/FlushQueue` then `api.DeviceService/Enqueue`
+//!   (`DeviceQueueItem { dev_eui, confirmed: false, f_port, data }`), with
+//!   the `chirpstack_api` crate's tonic client and request types,
+//!   `authorization: Bearer <API token>` metadata;
+//! - ChirpStack v4, `chirpstack_api_protocol = "rest"`: the same two calls
+//!   through its REST gateway (`chirpstack-rest-api`):
+//!   `DELETE {url}/api/devices/{devEui}/queue`, then
+//!   `POST {url}/api/devices/{devEui}/queue` with
+//!   `{"queueItem":{"devEui","confirmed":false,"fPort","data":<base64>}}`
+//!   (the crate's API types have no serde, so this body is written here),
 //!   `Authorization: Bearer <API token>`;
 //! - The Things Stack v3: `POST {url}/api/v3/as/applications/{app}/webhooks/{webhook}/devices/{device}/down/replace`
 //!   with `{"downlinks":[{"f_port","frm_payload":<base64>,"priority":"NORMAL"}]}`,
@@ -16,14 +23,23 @@
 //! Where to send and with which key comes from the configuration only,
 //! never from a webhook request. One blocking worker thread
 //! ([`DownlinkWorker::run`]) delivers with a deadline per request and
-//! retries network errors, 429 and 5xx with exponential back-off; other
-//! answers are final. Outcomes: `flotta_lorawan_downlinks_total`.
+//! retries network errors, 429 and 5xx (gRPC: `UNAVAILABLE`,
+//! `DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED`, `ABORTED`, `INTERNAL`,
+//! `UNKNOWN`, `CANCELLED`) with exponential back-off; other answers are
+//! final. Outcomes: `flotta_lorawan_downlinks_total`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use chirpstack_api::api::device_service_client::DeviceServiceClient;
+use chirpstack_api::api::{
+    DeviceQueueItem, EnqueueDeviceQueueItemRequest, FlushDeviceQueueRequest,
+};
+use serde::{Deserialize, Serialize};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::clock::Clock;
 use crate::frames::Answered;
@@ -61,13 +77,26 @@ pub fn downlink_wanted(answered: &Answered) -> bool {
     answered.wanted
 }
 
-/// ChirpStack's REST gateway.
+/// How the server reaches ChirpStack's API (`chirpstack_api_protocol`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChirpstackProtocol {
+    /// ChirpStack's own gRPC API (`chirpstack_api_url`: ChirpStack itself, port 8080).
+    #[default]
+    Grpc,
+    /// The REST gateway (`chirpstack-rest-api`, port 8090) in front of it.
+    Rest,
+}
+
+/// ChirpStack's API.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ChirpstackApi {
     /// `chirpstack_api_url`, without a trailing `/`.
     pub url: String,
     /// The API token (`chirpstack_api_token_file`).
     pub token: String,
+    /// gRPC or the REST gateway (`chirpstack_api_protocol`).
+    pub protocol: ChirpstackProtocol,
 }
 
 /// The Things Stack's Application Server.
@@ -87,6 +116,7 @@ impl std::fmt::Debug for ChirpstackApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChirpstackApi")
             .field("url", &self.url)
+            .field("protocol", &self.protocol)
             .finish_non_exhaustive()
     }
 }
@@ -167,6 +197,107 @@ pub fn classify(status: u16) -> Delivery {
     }
 }
 
+/// A gRPC status as a delivery: codes that say "later" are retried.
+pub fn classify_grpc(status: &tonic::Status) -> Delivery {
+    use tonic::Code;
+    let why = format!("gRPC {:?}: {}", status.code(), status.message());
+    match status.code() {
+        Code::Ok => Delivery::Ok,
+        Code::Unavailable
+        | Code::DeadlineExceeded
+        | Code::ResourceExhausted
+        | Code::Aborted
+        | Code::Internal
+        | Code::Unknown
+        | Code::Cancelled => Delivery::Transient(why),
+        _ => Delivery::Final(why),
+    }
+}
+
+/// ChirpStack's gRPC `DeviceService`, driven from the blocking worker.
+struct ChirpstackGrpc {
+    /// The runtime the calls run on: the server's (the worker runs on its
+    /// blocking pool), or the worker's own when there is none.
+    handle: tokio::runtime::Handle,
+    client: DeviceServiceClient<Channel>,
+    bearer: MetadataValue<Ascii>,
+    /// Last: dropped after the client whose connection task it runs.
+    _own: Option<tokio::runtime::Runtime>,
+}
+
+impl ChirpstackGrpc {
+    /// A lazily connecting client (no I/O until the first call).
+    fn new(api: &ChirpstackApi, timeout: Duration) -> Result<Self, String> {
+        let (handle, own) = match tokio::runtime::Handle::try_current() {
+            Ok(h) => (h, None),
+            Err(_) => {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("a runtime for gRPC: {e}"))?;
+                (rt.handle().clone(), Some(rt))
+            }
+        };
+        let mut endpoint = Endpoint::from_shared(api.url.clone())
+            .map_err(|e| format!("chirpstack_api_url: {e}"))?
+            .connect_timeout(timeout)
+            .timeout(timeout);
+        if api.url.starts_with("https://") {
+            endpoint = endpoint
+                .tls_config(ClientTlsConfig::new().with_webpki_roots())
+                .map_err(|e| format!("chirpstack_api_url: TLS: {e}"))?;
+        }
+        // The channel spawns its connection task: inside the runtime.
+        let channel = {
+            let _entered = handle.enter();
+            endpoint.connect_lazy()
+        };
+        let bearer = format!("Bearer {}", api.token)
+            .parse()
+            .map_err(|_| "the API token is not a valid header value".to_owned())?;
+        Ok(Self {
+            handle,
+            client: DeviceServiceClient::new(channel),
+            bearer,
+            _own: own,
+        })
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(message);
+        r.metadata_mut()
+            .insert("authorization", self.bearer.clone());
+        r
+    }
+
+    /// FlushQueue, then Enqueue.
+    fn replace(&self, dev_eui: &str, f_port: u8, data: &[u8]) -> Delivery {
+        let mut client = self.client.clone();
+        let flush = self.request(FlushDeviceQueueRequest {
+            dev_eui: dev_eui.to_owned(),
+        });
+        let enqueue = self.request(EnqueueDeviceQueueItemRequest {
+            queue_item: Some(DeviceQueueItem {
+                dev_eui: dev_eui.to_owned(),
+                confirmed: false,
+                f_port: u32::from(f_port),
+                data: data.to_vec(),
+                ..DeviceQueueItem::default()
+            }),
+            flush_queue: false,
+        });
+        self.handle.block_on(async move {
+            if let Err(s) = client.flush_queue(flush).await {
+                return classify_grpc(&s);
+            }
+            match client.enqueue(enqueue).await {
+                Ok(_) => Delivery::Ok,
+                Err(s) => classify_grpc(&s),
+            }
+        })
+    }
+}
+
 /// The delivering thread.
 #[derive(Debug)]
 pub struct DownlinkWorker {
@@ -183,16 +314,24 @@ pub struct DownlinkWorker {
 }
 
 impl DownlinkWorker {
-    /// Deliver until the queue is closed (blocking: run it on its own thread).
+    /// Deliver until the queue is closed (blocking: run it on its own
+    /// thread, or a tokio runtime's blocking pool, whose runtime then
+    /// carries the gRPC calls).
     pub fn run(self) {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(self.settings.timeout))
             .http_status_as_error(false)
             .build()
             .into();
+        let grpc = match &self.settings.chirpstack {
+            Some(api) if api.protocol == ChirpstackProtocol::Grpc => {
+                Some(ChirpstackGrpc::new(api, self.settings.timeout))
+            }
+            _ => None,
+        };
         while let Some((target, mut p)) = self.queue.next() {
             let network = target.network().label();
-            match self.send(&agent, &target, &p.data) {
+            match self.send(&agent, grpc.as_ref(), &target, &p.data) {
                 Delivery::Ok => {
                     tracing::debug!(?target, device = %p.device, bytes = p.data.len(), "downlink queued by the network server");
                     self.metrics.count_lora_downlink(network, "ok");
@@ -229,7 +368,13 @@ impl DownlinkWorker {
             .min(self.settings.backoff_max)
     }
 
-    fn send(&self, agent: &ureq::Agent, target: &DownlinkTarget, data: &[u8]) -> Delivery {
+    fn send(
+        &self,
+        agent: &ureq::Agent,
+        grpc: Option<&Result<ChirpstackGrpc, String>>,
+        target: &DownlinkTarget,
+        data: &[u8],
+    ) -> Delivery {
         let f_port = self.settings.f_port;
         let b64 = STANDARD.encode(data);
         match target {
@@ -237,6 +382,11 @@ impl DownlinkWorker {
                 let Some(api) = &self.settings.chirpstack else {
                     return Delivery::Final("the ChirpStack integration is off".into());
                 };
+                match grpc {
+                    Some(Ok(grpc)) => return grpc.replace(dev_eui, f_port, data),
+                    Some(Err(e)) => return Delivery::Final(e.clone()),
+                    None => {}
+                }
                 let url = format!("{}/api/devices/{dev_eui}/queue", api.url);
                 let bearer = format!("Bearer {}", api.token);
                 let flushed = agent.delete(&url).header("Authorization", &bearer).call();
@@ -291,5 +441,19 @@ mod tests {
         assert!(matches!(classify(503), Delivery::Transient(_)));
         assert!(matches!(classify(404), Delivery::Final(_)));
         assert!(matches!(classify(401), Delivery::Final(_)));
+        let grpc = |code| classify_grpc(&tonic::Status::new(code, "x"));
+        assert!(matches!(
+            grpc(tonic::Code::Unavailable),
+            Delivery::Transient(_)
+        ));
+        assert!(matches!(
+            grpc(tonic::Code::DeadlineExceeded),
+            Delivery::Transient(_)
+        ));
+        assert!(matches!(
+            grpc(tonic::Code::Unauthenticated),
+            Delivery::Final(_)
+        ));
+        assert!(matches!(grpc(tonic::Code::NotFound), Delivery::Final(_)));
     }
 }

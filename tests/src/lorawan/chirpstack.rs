@@ -4,9 +4,13 @@
 //! the protobuf JSON mapping with default values omitted, bytes in base64,
 //! the DevEUI in hex under `deviceInfo.devEui`; the integration's
 //! configured headers; at most once, no retry), and serves the device-queue
-//! API the server calls through ChirpStack's REST gateway
-//! (`chirpstack-rest-api`): `DELETE`/`POST`/`GET /api/devices/{devEui}/queue`
-//! with `Authorization: Bearer <API token>`.
+//! API the server calls, both ways ChirpStack offers it, with
+//! `authorization: Bearer <API token>`:
+//! - gRPC ([`ChirpstackNetwork::api_url`]): `api.DeviceService` from the
+//!   `chirpstack_api` crate (tonic), `Enqueue`, `FlushQueue` and `GetQueue`
+//!   served, every other method `UNIMPLEMENTED`;
+//! - the REST gateway (`chirpstack-rest-api`, [`ChirpstackNetwork::rest_api_url`]):
+//!   `DELETE`/`POST`/`GET /api/devices/{devEui}/queue`.
 //!
 //! Class A: [`LoraNetwork::uplink`] returns the downlink queued for the
 //! device *when the uplink arrives* (before the integration posts it), so
@@ -18,6 +22,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use chirpstack_api::api::{self, device_service_server::DeviceService};
+use chirpstack_api::tonic::{self, Request, Response, Status};
 use serde_json::{Value, json};
 
 use super::http::{
@@ -32,7 +38,7 @@ pub struct ChirpstackOptions {
     pub webhook_url: String,
     /// The integration's header (name, value) carrying the shared secret.
     pub auth_header: (String, String),
-    /// The API token the REST API accepts.
+    /// The API token the gRPC and REST APIs accept.
     pub api_token: String,
     /// Fraction of uplinks whose event post is lost (0.0: none).
     pub loss_rate: f64,
@@ -67,33 +73,43 @@ pub struct ChirpstackNetwork {
     shared: Arc<Shared>,
     options: ChirpstackOptions,
     loss: Mutex<Loss>,
-    api: HttpServer,
+    grpc: GrpcServer,
+    rest: HttpServer,
 }
 
 impl ChirpstackNetwork {
-    /// Start the REST API on 127.0.0.1.
+    /// Start the gRPC and REST APIs on 127.0.0.1.
     ///
     /// # Errors
-    /// The API's listener could not bind.
+    /// A listener could not bind, or the gRPC server's runtime not start.
     pub fn start(options: ChirpstackOptions) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::default(),
             token: options.api_token.clone(),
         });
         let s = shared.clone();
-        let api = HttpServer::start(move |r| api(&s, r))?;
+        let rest = HttpServer::start(move |r| rest_api(&s, r))?;
+        let grpc = GrpcServer::start(GrpcApi(shared.clone()))?;
         Ok(Self {
             loss: Mutex::new(Loss::new(options.loss_rate, options.seed)),
             shared,
             options,
-            api,
+            grpc,
+            rest,
         })
     }
 
-    /// The REST API's base URL (the server's `chirpstack_api_url`).
+    /// The gRPC API's URL (the server's `chirpstack_api_url` with
+    /// `chirpstack_api_protocol = "grpc"`, the default).
     #[must_use]
     pub fn api_url(&self) -> String {
-        self.api.url()
+        format!("http://{}", self.grpc.addr)
+    }
+
+    /// The REST gateway's base URL (with `chirpstack_api_protocol = "rest"`).
+    #[must_use]
+    pub fn rest_api_url(&self) -> String {
+        self.rest.url()
     }
 
     /// Downlinks waiting for `dev_eui`.
@@ -128,7 +144,8 @@ impl ChirpstackNetwork {
         self.shared.lock().lost
     }
 
-    /// API calls received (`METHOD path`), authorised or not.
+    /// API calls received, authorised or not: `METHOD path` (REST) or
+    /// `Method devEui` (gRPC, e.g. `FlushQueue 70b3d57ed005a1b2`).
     #[must_use]
     pub fn api_calls(&self) -> Vec<String> {
         self.shared.lock().api_calls.clone()
@@ -207,7 +224,7 @@ impl LoraNetwork for ChirpstackNetwork {
 }
 
 /// The REST gateway's device-queue routes.
-fn api(shared: &Shared, r: &HttpRequest) -> HttpResponse {
+fn rest_api(shared: &Shared, r: &HttpRequest) -> HttpResponse {
     shared
         .lock()
         .api_calls
@@ -280,4 +297,183 @@ fn api(shared: &Shared, r: &HttpRequest) -> HttpResponse {
         }
         _ => (405, "{}".into()),
     }
+}
+
+/// The gRPC server: a tonic server on its own thread and runtime, stopped
+/// (and joined) on drop.
+struct GrpcServer {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl GrpcServer {
+    fn start(service: GrpcApi) -> std::io::Result<Self> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            rt.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                let incoming = tonic::transport::server::TcpIncoming::from(listener);
+                let _ = tonic::transport::Server::builder()
+                    .add_service(api::device_service_server::DeviceServiceServer::new(
+                        service,
+                    ))
+                    .serve_with_incoming_shutdown(incoming, async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        });
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for GrpcServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `api.DeviceService`, as much of it as the server uses.
+struct GrpcApi(Arc<Shared>);
+
+impl GrpcApi {
+    /// Record the call; the token checked as ChirpStack does (`UNAUTHENTICATED`).
+    fn call<T>(&self, method: &str, dev_eui: &str, r: &Request<T>) -> Result<(), Status> {
+        self.0.lock().api_calls.push(format!("{method} {dev_eui}"));
+        let bearer = format!("Bearer {}", self.0.token);
+        match r.metadata().get("authorization").map(|v| v.to_str()) {
+            Some(Ok(v)) if v == bearer => Ok(()),
+            _ => Err(Status::unauthenticated("authentication failed")),
+        }
+    }
+}
+
+/// A DevEUI as ChirpStack parses it (16 hex digits), lower case.
+fn eui_of(dev_eui: &str) -> Result<String, Status> {
+    if dev_eui.len() == 16 && dev_eui.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(dev_eui.to_ascii_lowercase())
+    } else {
+        Err(Status::invalid_argument("invalid DevEUI"))
+    }
+}
+
+/// The served methods, and `UNIMPLEMENTED` for the rest (the generated
+/// trait has no defaults; one macro writes them inside the
+/// `async_trait` impl).
+macro_rules! device_service {
+    ($($method:ident($request:ident) -> $response:ty;)*) => {
+        #[tonic::async_trait]
+        impl DeviceService for GrpcApi {
+            async fn flush_queue(
+                &self,
+                r: Request<api::FlushDeviceQueueRequest>,
+            ) -> Result<Response<()>, Status> {
+                self.call("FlushQueue", &r.get_ref().dev_eui, &r)?;
+                let eui = eui_of(&r.get_ref().dev_eui)?;
+                self.0.lock().queues.remove(&eui);
+                Ok(Response::new(()))
+            }
+
+            async fn enqueue(
+                &self,
+                r: Request<api::EnqueueDeviceQueueItemRequest>,
+            ) -> Result<Response<api::EnqueueDeviceQueueItemResponse>, Status> {
+                let item = r.get_ref().queue_item.clone().unwrap_or_default();
+                self.call("Enqueue", &item.dev_eui, &r)?;
+                let eui = eui_of(&item.dev_eui)?;
+                let Ok(f_port @ 1..) = u8::try_from(item.f_port) else {
+                    return Err(Status::invalid_argument("invalid FPort"));
+                };
+                let mut s = self.0.lock();
+                if r.get_ref().flush_queue {
+                    s.queues.remove(&eui);
+                }
+                s.queues.entry(eui).or_default().push_back(LoraDownlink {
+                    f_port,
+                    data: item.data,
+                    confirmed: item.confirmed,
+                });
+                s.next_id += 1;
+                Ok(Response::new(api::EnqueueDeviceQueueItemResponse {
+                    id: format!("00000000-0000-4000-8000-{:012x}", s.next_id),
+                }))
+            }
+
+            async fn get_queue(
+                &self,
+                r: Request<api::GetDeviceQueueItemsRequest>,
+            ) -> Result<Response<api::GetDeviceQueueItemsResponse>, Status> {
+                self.call("GetQueue", &r.get_ref().dev_eui, &r)?;
+                let eui = eui_of(&r.get_ref().dev_eui)?;
+                let s = self.0.lock();
+                let result: Vec<api::DeviceQueueItem> = s
+                    .queues
+                    .get(&eui)
+                    .into_iter()
+                    .flatten()
+                    .map(|d| api::DeviceQueueItem {
+                        dev_eui: eui.clone(),
+                        confirmed: d.confirmed,
+                        f_port: u32::from(d.f_port),
+                        data: d.data.clone(),
+                        ..api::DeviceQueueItem::default()
+                    })
+                    .collect();
+                Ok(Response::new(api::GetDeviceQueueItemsResponse {
+                    total_count: u32::try_from(result.len()).unwrap_or(u32::MAX),
+                    result,
+                }))
+            }
+
+            $(
+                async fn $method(
+                    &self,
+                    _: Request<api::$request>,
+                ) -> Result<Response<$response>, Status> {
+                    Err(Status::unimplemented(concat!(
+                        "not simulated: ",
+                        stringify!($method)
+                    )))
+                }
+            )*
+        }
+    };
+}
+
+device_service! {
+    create(CreateDeviceRequest) -> ();
+    get(GetDeviceRequest) -> api::GetDeviceResponse;
+    update(UpdateDeviceRequest) -> ();
+    delete(DeleteDeviceRequest) -> ();
+    list(ListDevicesRequest) -> api::ListDevicesResponse;
+    create_keys(CreateDeviceKeysRequest) -> ();
+    get_keys(GetDeviceKeysRequest) -> api::GetDeviceKeysResponse;
+    update_keys(UpdateDeviceKeysRequest) -> ();
+    delete_keys(DeleteDeviceKeysRequest) -> ();
+    flush_dev_nonces(FlushDevNoncesRequest) -> ();
+    activate(ActivateDeviceRequest) -> ();
+    deactivate(DeactivateDeviceRequest) -> ();
+    get_activation(GetDeviceActivationRequest) -> api::GetDeviceActivationResponse;
+    get_random_dev_addr(GetRandomDevAddrRequest) -> api::GetRandomDevAddrResponse;
+    get_metrics(GetDeviceMetricsRequest) -> api::GetDeviceMetricsResponse;
+    get_link_metrics(GetDeviceLinkMetricsRequest) -> api::GetDeviceLinkMetricsResponse;
+    get_next_f_cnt_down(GetDeviceNextFCntDownRequest) -> api::GetDeviceNextFCntDownResponse;
 }

@@ -3,7 +3,8 @@
 //! simulated modems) that posts uplinks to the flotta server's webhooks as
 //! the real service does and serves the downlink API the server calls.
 //!
-//! - [`chirpstack`]: ChirpStack v4 (HTTP integration, REST gateway queue API);
+//! - [`chirpstack`]: ChirpStack v4 (HTTP integration; device-queue API over
+//!   gRPC, `chirpstack_api`'s tonic server, and over its REST gateway);
 //! - [`tts`]: The Things Stack v3 (webhook, `down/push` and `down/replace`);
 //! - [`http`]: the small HTTP server and client both use, seeded loss.
 
