@@ -363,9 +363,17 @@ mod tests {
         let (first, c) = plaintext(ACK, Some(offer), None, LORA_ROOM, PARTS).unwrap();
         let (id, total, offset, data) = part_of(&first);
         assert_eq!(offset, 0);
-        assert_eq!(c.part.map(|p| (p.of, p.len)), Some((PartOf::Config, data.len())));
+        assert_eq!(
+            c.part.map(|p| (p.of, p.len)),
+            Some((PartOf::Config, data.len()))
+        );
         // Deterministic: the same configuration, the same bytes and id.
-        assert_eq!(plaintext(ACK, Some(offer), None, LORA_ROOM, PARTS).unwrap().0, first);
+        assert_eq!(
+            plaintext(ACK, Some(offer), None, LORA_ROOM, PARTS)
+                .unwrap()
+                .0,
+            first
+        );
         let at = |progress| {
             let big = Big {
                 items: BigItems::Parts,
@@ -376,7 +384,14 @@ mod tests {
         let resumed = at(PartProgress { id, offset: 54 });
         assert_eq!((resumed.0, resumed.1, resumed.2), (id, total, 54));
         // Another item's progress (an older configuration), or past the end.
-        assert_eq!(at(PartProgress { id: !id, offset: 54 }).2, 0);
+        assert_eq!(
+            at(PartProgress {
+                id: !id,
+                offset: 54
+            })
+            .2,
+            0
+        );
         assert_eq!(at(PartProgress { id, offset: total }).2, 0);
     }
 
