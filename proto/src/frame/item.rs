@@ -7,7 +7,9 @@
 //! big for one frame. Downlink items ([`DownItem`]): the cumulative
 //! [`Ack`], a [configuration](DownItem::Config) that fits, a marker that one
 //! is [pending](DownItem::ConfigPending) (fetch it over TLS), and a new key
-//! epoch ([`Rekey`](DownItem::Rekey)), sealed under the current one.
+//! epoch ([`Rekey`](DownItem::Rekey)), sealed under the current one, and a
+//! [part](DownItem::Part) of one of those too large for one answer
+//! (`part.rs`).
 //!
 //! Unknown tags are skipped by their length, so a newer peer can add items
 //! an older one ignores. Decoding never panics and borrows from the

@@ -101,8 +101,9 @@ fn a_config_arrives_in_parts_across_lost_downlinks_and_a_kill_and_is_applied_onc
     for (id, offset, _) in &server.parts_sent {
         assert!(
             *offset == 0
-                || server.progress.iter().any(|p| *p
-                    == Some(flotta_proto::frame::PartProgress {
+                || server
+                    .progress
+                    .contains(&Some(flotta_proto::frame::PartProgress {
                         id: *id,
                         offset: *offset
                     }))
