@@ -12,8 +12,8 @@
 //!   counter just accepted when the sender's low-water mark is that counter.
 
 use flotta_proto::frame::{
-    Ack, ConfigEncoding, Cursor, DownItem, ItemWriter, KeyId, MIN_FRAGMENT, PackRecord, RecordHead,
-    ReplayWindow, UpItem, WireItem, down_items, pack, up_items,
+    Ack, ConfigEncoding, Cursor, DownItem, ItemWriter, KeyId, MIN_FRAGMENT, PackRecord,
+    PartProgress, RecordHead, ReplayWindow, UpItem, WireItem, down_items, pack, up_items,
 };
 use proptest::prelude::*;
 
@@ -41,6 +41,7 @@ proptest! {
         version in "[a-z0-9.-]{0,64}",
         low_water in any::<u32>(),
         ack_wanted in any::<bool>(),
+        partial in prop::option::of((any::<u32>(), any::<u32>())),
         h in head(),
         payload in prop::collection::vec(any::<u8>(), 0..300),
         offset_seed in any::<u32>(),
@@ -49,7 +50,12 @@ proptest! {
         let total = u32::try_from(payload.len()).unwrap() + extra;
         let offset = if payload.is_empty() { 0 } else { offset_seed % (extra + 1) };
         let mut items = vec![
-            UpItem::Status { config_version: &version, low_water, ack_wanted },
+            UpItem::Status {
+                config_version: &version,
+                low_water,
+                ack_wanted,
+                partial: partial.map(|(id, offset)| PartProgress { id, offset }),
+            },
             UpItem::Record { head: h, payload: &payload },
         ];
         if !payload.is_empty() {
@@ -81,6 +87,7 @@ proptest! {
             },
             DownItem::ConfigPending { version: &version },
             DownItem::Rekey { key_id: KeyId(key_id), epoch, master_secret: &secret, salt: &salt },
+            DownItem::Part { id: epoch, total: 5000, offset: 17, data: &secret },
         ];
         let bytes = encode_all(&items);
         let back: Vec<DownItem<'_>> = down_items(&bytes).collect::<Result<_, _>>().unwrap();
@@ -112,7 +119,7 @@ proptest! {
             head: RecordHead { seq: 1000 + i as u64 * 3, at_ms: 1_700_000_000_000 + i as u64, class: (i % 3) as u8 },
             payload: p,
         }).collect();
-        let status = UpItem::Status { config_version: &version, low_water: 7, ack_wanted: false };
+        let status = UpItem::Status { config_version: &version, low_water: 7, ack_wanted: false, partial: None };
         let empty_room = budget - status.encoded_len();
         let mut cursor = Cursor::default();
         let mut rebuilt: Vec<(RecordHead, Vec<u8>)> = Vec::new();
@@ -195,6 +202,7 @@ fn unknown_tags_are_skipped() {
         config_version: "v1",
         low_water: 3,
         ack_wanted: true,
+        partial: None,
     };
     let mut bytes = vec![0x7f, 3, 1, 2, 3]; // tag 0x7f, 3 bytes
     let mut buf = vec![0u8; known.encoded_len()];
@@ -233,6 +241,7 @@ fn a_budget_below_one_fragment_byte_is_an_error_not_a_loop() {
         config_version: "",
         low_water: 0,
         ack_wanted: false,
+        partial: None,
     };
     let mut out = [0u8; 8];
     assert!(pack(&mut out, &status, &records, Cursor::default()).is_err());

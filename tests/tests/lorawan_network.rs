@@ -76,6 +76,7 @@ impl Device {
             low_water: counter,
             // As a window's last frame: the server answers only these.
             ack_wanted: true,
+            partial: None,
         })
         .unwrap();
         w.push(&UpItem::Record {

@@ -7,13 +7,17 @@
 //! datagrams, answers to earlier frames, replays of old answers, which can
 //! never acknowledge a newer counter) is skipped by the carrier. Only an
 //! accepted answer's other items are applied: `Config` (JSON or zlib JSON,
-//! inflated within a bound), `ConfigPending` and `Rekey`.
+//! inflated within a bound), `ConfigPending`, `Rekey`, and a `Part` of a
+//! larger one (`parts.rs`), whose reassembled item is read by [`item`]
+//! exactly as if it had come whole.
 
 use flotta_proto::batch::ConfigUpdate;
 use flotta_proto::frame::{
     Ack, ConfigEncoding, DownItem, FrameContext, FrameError, FrameType, TAG_LEN, down_items, open,
 };
 use flotta_proto::frame_keys::FrameKeys;
+
+use super::parts::PartIn;
 
 /// The largest configuration a zlib `Config` item may inflate to.
 pub(crate) const MAX_CONFIG_BYTES: usize = 256 * 1024;
@@ -28,6 +32,8 @@ pub(crate) struct Answer {
     pub(crate) pending: Option<String>,
     /// The next key epoch.
     pub(crate) rekey: Option<FrameKeys>,
+    /// A part of an item too large for one answer.
+    pub(crate) part: Option<PartIn>,
 }
 
 /// The plaintext of `datagram` if it is an authentic answer under `ctx`.
@@ -88,30 +94,48 @@ pub(crate) fn read(ctx: &FrameContext, datagram: &[u8]) -> Result<Answer, FrameE
     let plain = plaintext(ctx, datagram).ok_or(FrameError::AuthenticationFailed)?;
     let mut answer = Answer::default();
     for item in down_items(&plain) {
-        match item? {
-            DownItem::Ack(_) => {}
-            DownItem::Config {
-                version,
-                encoding,
-                body,
-            } => answer.config = Some(config(version, encoding, body)),
-            DownItem::ConfigPending { version } => answer.pending = Some(version.to_owned()),
-            DownItem::Rekey {
-                key_id,
-                epoch,
-                master_secret,
-                salt,
-            } => {
-                answer.rekey = Some(FrameKeys {
-                    key_id: key_id.0,
-                    epoch,
-                    master_secret: *master_secret,
-                    master_salt: salt.to_vec(),
-                });
-            }
-        }
+        self::item(item?, &mut answer);
     }
     Ok(answer)
+}
+
+/// Note one down item in `answer` (an ack says nothing more).
+pub(crate) fn item(item: DownItem<'_>, answer: &mut Answer) {
+    match item {
+        DownItem::Ack(_) => {}
+        DownItem::Config {
+            version,
+            encoding,
+            body,
+        } => answer.config = Some(config(version, encoding, body)),
+        DownItem::ConfigPending { version } => answer.pending = Some(version.to_owned()),
+        DownItem::Rekey {
+            key_id,
+            epoch,
+            master_secret,
+            salt,
+        } => {
+            answer.rekey = Some(FrameKeys {
+                key_id: key_id.0,
+                epoch,
+                master_secret: *master_secret,
+                master_salt: salt.to_vec(),
+            });
+        }
+        DownItem::Part {
+            id,
+            total,
+            offset,
+            data,
+        } => {
+            answer.part = Some(PartIn {
+                id,
+                total,
+                offset,
+                data: data.to_vec(),
+            });
+        }
+    }
 }
 
 fn config(version: &str, encoding: ConfigEncoding, body: &[u8]) -> Result<ConfigUpdate, String> {

@@ -69,11 +69,13 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
             .unwrap_or_default();
         let packs: Vec<PackRecord<'_>> = records.iter().map(WindowRecord::as_pack).collect();
         let mut plain = vec![0; budget.saturating_sub(overhead)];
+        let partial = self.parts.progress();
         let pack_with = |ack_wanted: bool, plain: &mut [u8]| {
             let status = UpItem::Status {
                 config_version: version,
                 low_water,
                 ack_wanted,
+                partial,
             };
             pack(plain, &status, &packs, cursor)
         };

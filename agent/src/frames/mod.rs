@@ -19,6 +19,8 @@
 //! Files: `policy.rs` (which log lines travel, messages cut to a limit),
 //! `records.rs` (plan and acknowledged prefix), `folds.rs`
 //! (heartbeat groups kept until deleted, so none is folded twice),
+//! `parts.rs` (a configuration or rekey too large for one answer,
+//! reassembled from parts across answers and restarts),
 //! `sender.rs` (context and counters between windows), `answer.rs`
 //! (accepting and reading an answer), `window.rs` (the loop).
 
@@ -26,6 +28,7 @@ mod answer;
 mod deferred;
 mod folds;
 mod ledger;
+mod parts;
 mod policy;
 mod records;
 mod sender;
@@ -137,6 +140,9 @@ pub enum FrameWindowError {
     /// The in-flight ledger could not be written.
     #[error("frame/ledger.bin: {0}")]
     Ledger(std::io::Error),
+    /// The state of an item coming in parts could not be written.
+    #[error("frame/parts.bin: {0}")]
+    Parts(std::io::Error),
 }
 
 impl FrameWindowError {
@@ -149,7 +155,7 @@ impl FrameWindowError {
             Self::Counter(ReserveError::Store(e)) => e.is_retriable(),
             Self::Carrier { source, .. } => source.is_retriable(),
             Self::Queue(e) => e.is_retriable(),
-            Self::Folds(_) | Self::Ledger(_) => true,
+            Self::Folds(_) | Self::Ledger(_) | Self::Parts(_) => true,
         }
     }
 }

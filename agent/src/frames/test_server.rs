@@ -1,14 +1,16 @@
 //! Tests only: a server of sealed frames built from the proto API alone, as
 //! the real one behaves (one answer per authenticated fresh or duplicate
 //! uplink; items Ack, then Config or ConfigPending, then Rekey; nothing for
-//! anything else), and a [`FakeCarrier`] that loses, duplicates, delays and
+//! anything else; with [`TestServer::parts`], an item too large for the
+//! answer goes as a `Part` from the status's progress, the `Rekey` first),
+//! and a [`FakeCarrier`] that loses, duplicates, delays and
 //! forges datagrams on the way.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use flotta_proto::frame::{
-    ConfigEncoding, DownItem, FrameContext, FrameType, Header, ItemWriter, KeyId, ReplayWindow,
-    Role, UpItem, Verdict, open, seal, up_items,
+    ConfigEncoding, DownItem, FrameContext, FrameType, Header, ItemWriter, KeyId, PartProgress,
+    ReplayWindow, Role, UpItem, Verdict, WireItem, next_part, open, seal, up_items,
 };
 use flotta_proto::frame_keys::FrameKeys;
 
@@ -85,6 +87,12 @@ pub(crate) struct TestServer {
     pub(crate) down_budget: usize,
     /// Rotate to these keys at the next fresh uplink.
     pub(crate) rekey: Option<FrameKeys>,
+    /// Items too large for an answer go in parts (else: ConfigPending).
+    pub(crate) parts: bool,
+    /// The progress each status reported.
+    pub(crate) progress: Vec<Option<PartProgress>>,
+    /// Parts sent: (id, offset, data length).
+    pub(crate) parts_sent: Vec<(u32, u32, usize)>,
 }
 
 impl TestServer {
@@ -105,6 +113,9 @@ impl TestServer {
             config: None,
             down_budget: 1200,
             rekey: None,
+            parts: false,
+            progress: Vec::new(),
+            parts_sent: Vec::new(),
         }
     }
 
@@ -140,6 +151,7 @@ impl TestServer {
         let mut low_water = 0;
         let mut ack_wanted = false;
         let mut version = String::new();
+        let mut progress = None;
         let mut records = Vec::new();
         for item in up_items(&plain) {
             match item.ok()? {
@@ -147,7 +159,9 @@ impl TestServer {
                     config_version,
                     low_water: lw,
                     ack_wanted: wanted,
+                    partial,
                 } => {
+                    progress = partial;
                     low_water = lw;
                     ack_wanted = wanted;
                     version = config_version.to_owned();
@@ -166,6 +180,7 @@ impl TestServer {
         self.seen.push((epoch_no, counter, frame.to_vec()));
         self.statuses.push((version.clone(), low_water));
         self.wanted.push(ack_wanted);
+        self.progress.push(progress);
         self.carried_more = false;
         if !prev {
             // A frame under the newest epoch: the old one is not needed any more.
@@ -192,6 +207,22 @@ impl TestServer {
         let mut buf = vec![0; self.down_budget - 12];
         let mut w = ItemWriter::new(&mut buf);
         w.push(&DownItem::Ack(ack)).ok()?;
+        // Under the old epoch, every answer carries the new keys until a
+        // frame comes under them.
+        let k = self.current.keys.clone();
+        let rekey = under_prev.then(|| DownItem::Rekey {
+            key_id: KeyId(k.key_id),
+            epoch: k.epoch,
+            master_secret: &k.master_secret,
+            salt: &k.master_salt,
+        });
+        let mut part_sent = false;
+        let rekey_len = rekey.as_ref().map_or(0, WireItem::encoded_len);
+        if let Some(item) = rekey.as_ref().filter(|_| self.parts)
+            && rekey_len > w.remaining()
+        {
+            part_sent = self.push_part(&mut w, item, progress, usize::MAX);
+        }
         if let Some((v, json, zlib)) = self.config.clone().filter(|(v, ..)| *v != version) {
             let (body, encoding) = if zlib {
                 let body = flotta_proto::compress::deflate(json.as_bytes());
@@ -204,23 +235,21 @@ impl TestServer {
                 encoding,
                 body: &body,
             };
-            if w.push(&item).is_err() {
+            let room = w.remaining().saturating_sub(rekey_len);
+            if item.encoded_len() <= room {
+                w.push(&item).ok()?;
+            } else if !self.parts {
                 w.push(&DownItem::ConfigPending { version: &v }).ok()?;
+            } else if !part_sent {
+                self.push_part(&mut w, &item, progress, room);
             }
             self.carried_more = true;
         }
-        // Under the old epoch, every answer carries the new keys until a
-        // frame comes under them.
-        if under_prev {
+        if let Some(item) = rekey {
             self.carried_more = true;
-            let k = self.current.keys.clone();
-            w.push(&DownItem::Rekey {
-                key_id: KeyId(k.key_id),
-                epoch: k.epoch,
-                master_secret: &k.master_secret,
-                salt: &k.master_salt,
-            })
-            .ok()?;
+            if !part_sent {
+                w.push(&item).ok()?;
+            }
         }
         let plain = w.written().to_vec();
         let e = self.epoch(under_prev);
@@ -237,6 +266,29 @@ impl TestServer {
         e.down_counter += 1;
         out.truncate(n);
         Some(out)
+    }
+
+    /// The next part of `item` from `progress` within `room`; whether one
+    /// was written.
+    fn push_part(
+        &mut self,
+        w: &mut ItemWriter<'_>,
+        item: &DownItem<'_>,
+        progress: Option<PartProgress>,
+        room: usize,
+    ) -> bool {
+        let mut inner = vec![0; item.encoded_len()];
+        item.encode(&mut inner).unwrap();
+        let Some(part) = next_part(&inner, progress, room.min(w.remaining())) else {
+            return false;
+        };
+        if let DownItem::Part {
+            id, offset, data, ..
+        } = part
+        {
+            self.parts_sent.push((id, offset, data.len()));
+        }
+        w.push(&part).is_ok()
     }
 
     /// As the server answers over links with few downlinks: only when the

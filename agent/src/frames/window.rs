@@ -8,11 +8,12 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use flotta_proto::frame::{
     Cursor, FrameType, OVERHEAD, OVERHEAD_WITH_KEY_ID, PackRecord, Packed, UpItem, VERSION_MAX,
-    pack, seal,
+    inner_item, pack, seal,
 };
 
 use super::folds::Folds;
 use super::ledger::Ledger;
+use super::parts::Reassembly;
 use super::policy::PackPolicy;
 use super::records::{Prefix, WindowRecord, plan};
 use super::{FrameReport, FrameState, FrameWindowError, answer, carrier_error};
@@ -70,6 +71,7 @@ pub fn run_frame_window<C: Clock, D: DiskSpace>(
         discarded: BTreeSet::new(),
         ledger: None,
         asked: false,
+        parts: Reassembly::load(&params.data_dir),
     };
     let mut result = w.run();
     if let Err(FrameWindowError::Carrier {
@@ -116,6 +118,8 @@ pub(super) struct Window<'a, C: Clock, D: DiskSpace> {
     pub(super) ledger: Option<Ledger>,
     /// The last frame sent asked for an answer (`deferred.rs`).
     pub(super) asked: bool,
+    /// An item coming in parts (`parts.rs`): reported in every status.
+    pub(super) parts: Reassembly,
 }
 
 impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
@@ -268,6 +272,7 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
             config_version: version,
             low_water: counter,
             ack_wanted: false,
+            partial: self.parts.progress(),
         };
         let packs: Vec<PackRecord<'_>> = records.iter().map(WindowRecord::as_pack).collect();
         let mut plain = vec![0; budget.saturating_sub(overhead)];
@@ -316,8 +321,18 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
         Ok(())
     }
 
-    /// Configuration and keys from an accepted answer.
-    pub(super) fn apply(&mut self, answer: answer::Answer) -> Result<(), FrameWindowError> {
+    /// Configuration and keys from an accepted answer (whole, or the
+    /// item its part completed).
+    pub(super) fn apply(&mut self, mut answer: answer::Answer) -> Result<(), FrameWindowError> {
+        if let Some(part) = answer.part.take()
+            && let Some(inner) = self.parts.accept(&part).map_err(FrameWindowError::Parts)?
+        {
+            match inner_item(&inner) {
+                Ok(item) => answer::item(item, &mut answer),
+                // Dropped: the server sends it again while it is due.
+                Err(e) => eprintln!("flotta-agent: warning: an item received in parts: {e}"),
+            }
+        }
         let data_dir = &self.params.data_dir;
         // One that cannot be read or stored is left (as the TLS window
         // does): the server offers it again while the version differs.

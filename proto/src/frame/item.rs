@@ -7,7 +7,9 @@
 //! big for one frame. Downlink items ([`DownItem`]): the cumulative
 //! [`Ack`], a [configuration](DownItem::Config) that fits, a marker that one
 //! is [pending](DownItem::ConfigPending) (fetch it over TLS), and a new key
-//! epoch ([`Rekey`](DownItem::Rekey)), sealed under the current one.
+//! epoch ([`Rekey`](DownItem::Rekey)), sealed under the current one, and a
+//! [part](DownItem::Part) of one of those too large for one answer
+//! (`part.rs`).
 //!
 //! Unknown tags are skipped by their length, so a newer peer can add items
 //! an older one ignores. Decoding never panics and borrows from the
@@ -18,6 +20,10 @@ use core::fmt;
 use super::FrameError;
 use super::ack::Ack;
 use super::context::{KeyId, MASTER_SECRET_LEN};
+use super::part::{
+    PartProgress, part_body_len, progress_len, read_part_body, read_progress, write_part_body,
+    write_progress,
+};
 use super::varint::{read_varint, read_varint_u32, varint_len, write_varint};
 
 /// Item tags of uplink plaintexts.
@@ -40,6 +46,8 @@ pub mod down_tag {
     pub const CONFIG_PENDING: u8 = 0x03;
     /// [`DownItem::Rekey`](super::DownItem::Rekey).
     pub const REKEY: u8 = 0x04;
+    /// [`DownItem::Part`](super::DownItem::Part).
+    pub const PART: u8 = 0x05;
 }
 
 /// The longest configuration version string an item carries.
@@ -82,6 +90,9 @@ impl RecordHead {
 
 /// Status flags bit 0: the device wants an answer to this frame.
 const STATUS_ACK_WANTED: u64 = 1;
+/// Status flags bit 1: an item in parts is incomplete; its
+/// [`PartProgress`] follows the flags.
+const STATUS_PARTIAL: u64 = 2;
 
 /// One uplink item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +112,10 @@ pub enum UpItem<'a> {
         /// a flags varint after `low_water`, bit 0, present only when
         /// non-zero (decoders before it ignore it).
         ack_wanted: bool,
+        /// An item coming in parts is incomplete: its id and the bytes
+        /// received. On the wire: flags bit 1, then `id (4) | offset
+        /// (varint)` after the flags (`part.rs`).
+        partial: Option<PartProgress>,
     },
     /// A whole record; `payload` is its postcard `Payload` as queued.
     Record {
@@ -165,6 +180,18 @@ pub enum DownItem<'a> {
         /// The new master salt, at most [`SALT_MAX`] bytes.
         salt: &'a [u8],
     },
+    /// Bytes `offset .. offset + data.len()` of an encoded `Config` or
+    /// `Rekey` item of `total` bytes too large for one answer (`part.rs`).
+    Part {
+        /// [`part_id`](super::part_id) of the whole inner item.
+        id: u32,
+        /// Bytes of the inner item.
+        total: u32,
+        /// Where `data` starts in it.
+        offset: u32,
+        /// The part's bytes (at least one).
+        data: &'a [u8],
+    },
 }
 
 impl fmt::Debug for DownItem<'_> {
@@ -190,6 +217,18 @@ impl fmt::Debug for DownItem<'_> {
                 .field("key_id", key_id)
                 .field("epoch", epoch)
                 .finish_non_exhaustive(),
+            Self::Part {
+                id,
+                total,
+                offset,
+                data,
+            } => f
+                .debug_struct("Part")
+                .field("id", id)
+                .field("total", total)
+                .field("offset", offset)
+                .field("data_len", &data.len())
+                .finish(),
         }
     }
 }
@@ -288,10 +327,12 @@ impl WireItem for UpItem<'_> {
                 config_version,
                 low_water,
                 ack_wanted,
+                partial,
             } => {
                 str_len(config_version)
                     + varint_len(u64::from(*low_water))
-                    + usize::from(*ack_wanted)
+                    + usize::from(*ack_wanted || partial.is_some())
+                    + partial.as_ref().map_or(0, progress_len)
             }
             Self::Record { head, payload } => head.len() + payload.len(),
             Self::Fragment {
@@ -314,11 +355,17 @@ impl WireItem for UpItem<'_> {
                 config_version,
                 low_water,
                 ack_wanted,
+                partial,
             } => {
                 let mut n = write_str(config_version, out)?;
                 n += write_varint(u64::from(*low_water), rest(out, n)?)?;
-                if *ack_wanted {
-                    n += write_varint(STATUS_ACK_WANTED, rest(out, n)?)?;
+                let flags = if *ack_wanted { STATUS_ACK_WANTED } else { 0 }
+                    | if partial.is_some() { STATUS_PARTIAL } else { 0 };
+                if flags != 0 {
+                    n += write_varint(flags, rest(out, n)?)?;
+                }
+                if let Some(p) = partial {
+                    n += write_progress(p, rest(out, n)?)?;
                 }
                 Ok(n)
             }
@@ -352,6 +399,7 @@ impl WireItem for DownItem<'_> {
             Self::Config { .. } => down_tag::CONFIG,
             Self::ConfigPending { .. } => down_tag::CONFIG_PENDING,
             Self::Rekey { .. } => down_tag::REKEY,
+            Self::Part { .. } => down_tag::PART,
         }
     }
 
@@ -361,6 +409,12 @@ impl WireItem for DownItem<'_> {
             Self::Config { version, body, .. } => str_len(version) + 1 + body.len(),
             Self::ConfigPending { version } => str_len(version),
             Self::Rekey { salt, .. } => 4 + 4 + MASTER_SECRET_LEN + 1 + salt.len(),
+            Self::Part {
+                total,
+                offset,
+                data,
+                ..
+            } => part_body_len(*total, *offset, data.len()),
         }
     }
 
@@ -392,12 +446,18 @@ impl WireItem for DownItem<'_> {
                 n += put(out, n, &[salt.len() as u8])?;
                 Ok(n + put(out, n, salt)?)
             }
+            Self::Part {
+                id,
+                total,
+                offset,
+                data,
+            } => write_part_body(*id, *total, *offset, data, out),
         }
     }
 }
 
 /// Split one item off the front: `(tag, body, bytes taken)`.
-fn split_item(bytes: &[u8]) -> Result<(u8, &[u8], usize), FrameError> {
+pub(super) fn split_item(bytes: &[u8]) -> Result<(u8, &[u8], usize), FrameError> {
     let (&tag, after) = bytes
         .split_first()
         .ok_or(FrameError::Malformed("empty item"))?;
@@ -414,16 +474,22 @@ fn parse_up(tag: u8, body: &[u8]) -> Result<Option<UpItem<'_>>, FrameError> {
         up_tag::STATUS => {
             let (config_version, n) = read_str(body)?;
             let (low_water, m) = read_varint_u32(&body[n..])?;
-            // Flags: absent means none; unknown bits are ignored (later
-            // versions may add some).
-            let flags = match &body[n + m..] {
-                [] => 0,
-                rest => read_varint(rest)?.0,
+            // Flags: absent means none; unknown bits, and bytes after what
+            // the known ones announce, are ignored (later versions may add
+            // some).
+            let (flags, f) = match &body[n + m..] {
+                [] => (0, 0),
+                rest => read_varint(rest)?,
+            };
+            let partial = match flags & STATUS_PARTIAL {
+                0 => None,
+                _ => Some(read_progress(&body[n + m + f..])?.0),
             };
             UpItem::Status {
                 config_version,
                 low_water,
                 ack_wanted: flags & STATUS_ACK_WANTED != 0,
+                partial,
             }
         }
         up_tag::RECORD => {
@@ -452,7 +518,8 @@ fn parse_up(tag: u8, body: &[u8]) -> Result<Option<UpItem<'_>>, FrameError> {
     }))
 }
 
-fn parse_down(tag: u8, body: &[u8]) -> Result<Option<DownItem<'_>>, FrameError> {
+/// Parse one down item's body by its tag (`None`: an unknown tag).
+pub(super) fn parse_down_item(tag: u8, body: &[u8]) -> Result<Option<DownItem<'_>>, FrameError> {
     Ok(Some(match tag {
         down_tag::ACK => DownItem::Ack(Ack::decode(body)?.0),
         down_tag::CONFIG => {
@@ -492,6 +559,7 @@ fn parse_down(tag: u8, body: &[u8]) -> Result<Option<DownItem<'_>>, FrameError> 
                 salt: &body[fixed..],
             }
         }
+        down_tag::PART => read_part_body(body)?,
         _ => return Ok(None),
     }))
 }
@@ -518,7 +586,7 @@ pub fn up_items(plaintext: &[u8]) -> Items<'_, UpItem<'_>> {
 pub fn down_items(plaintext: &[u8]) -> Items<'_, DownItem<'_>> {
     Items {
         rest: plaintext,
-        parse: parse_down,
+        parse: parse_down_item,
     }
 }
 

@@ -16,6 +16,8 @@
 //! - `ack`: the cumulative [`Ack`] of a downlink answer;
 //! - `item`: what a plaintext says ([`UpItem`], [`DownItem`]), `varint`;
 //! - `pack`: filling one frame from queued records ([`pack`]);
+//! - `part`: down items too large for one answer, in parts
+//!   ([`DownItem::Part`], [`PartProgress`], [`next_part`], [`inner_item`]);
 //! - `error`: [`FrameError`].
 //!
 //! This module must stay `no_std`-clean: only `core`, the RustCrypto crates
@@ -33,6 +35,7 @@ mod header;
 mod item;
 mod nonce;
 mod pack;
+mod part;
 mod replay;
 mod seal;
 mod varint;
@@ -51,6 +54,7 @@ pub use item::{
 };
 pub use nonce::oscore_nonce;
 pub use pack::{Cursor, MIN_FRAGMENT, PackRecord, Packed, pack};
+pub use part::{PartProgress, inner_item, next_part, part_id, part_room};
 pub use replay::{REPLAY_WINDOW, ReplayWindow, Verdict};
 pub use seal::{Opened, open, open_in_place, seal, sealed_len};
 pub use varint::{VARINT_MAX, read_varint, varint_len, write_varint};

@@ -29,7 +29,7 @@ use flotta_proto::frame::{
 };
 use flotta_proto::frame_keys::hex;
 
-use super::answer::{self, ConfigOffer};
+use super::answer::{self, Big, BigItems, ConfigOffer};
 use super::answers::{AnswerCache, FrameRef};
 use super::items::decode_uplink;
 use super::keyring::{CachedEpoch, FrameKeyring};
@@ -88,6 +88,10 @@ pub struct Carrier<'a> {
     /// `sbd_answer_bytes`): a configuration that does not fit is announced
     /// as pending.
     pub answer_bytes: usize,
+    /// What becomes of a configuration (or `Rekey`) that does not fit one
+    /// answer: announced as pending (the device fetches it over TLS) or
+    /// sent in parts over successive answers (links without TLS).
+    pub big_items: BigItems,
     /// Longest answer to a duplicate: over UDP the datagram's length (no
     /// amplification towards a spoofed source); on a carrier that delivers
     /// answers itself (SBD MT) the answer budget.
@@ -107,6 +111,8 @@ struct Fresh<'a> {
     ingested: &'a FrameIngested,
     /// The configuration version the device reported.
     device_version: &'a str,
+    /// Big items: the carrier's way and the device's progress.
+    big: Big,
 }
 
 /// The sealed-frame ingest path.
@@ -145,6 +151,7 @@ impl FrameIngest {
         let carrier = Carrier {
             link: "udp",
             answer_bytes: self.settings.answer_bytes,
+            big_items: BigItems::Pending,
             duplicate_answer_max: datagram.len(),
             device: None,
             sbd: None,
@@ -304,7 +311,7 @@ impl FrameIngest {
         let ack = ReplayWindow::from_parts(ingested.window).ack(uplink.low_water);
         let plaintext = match result {
             FrameResult::Duplicate => {
-                answer::plaintext(ack, None, None, room(carrier.answer_bytes))
+                answer::plaintext(ack, None, None, room(carrier.answer_bytes), Big::default())
                     .map_err(FramesError::from)?
                     .0
             }
@@ -314,6 +321,10 @@ impl FrameIngest {
                     epoch,
                     ingested: &ingested,
                     device_version: &uplink.config_version,
+                    big: Big {
+                        items: carrier.big_items,
+                        progress: uplink.partial,
+                    },
                 };
                 self.full_answer(&fresh, ack, room(carrier.answer_bytes), now_ms)?
             }
@@ -371,6 +382,7 @@ impl FrameIngest {
             epoch,
             ingested,
             device_version,
+            big,
         } = *fresh;
         let mut newest = ingested.newest.clone();
         if let Some(n) = &newest
@@ -393,7 +405,8 @@ impl FrameIngest {
             version: &version,
             json: json.as_bytes(),
         });
-        let (text, _) = answer::plaintext(ack, offer, rekey, room).map_err(FramesError::from)?;
+        let (text, _) =
+            answer::plaintext(ack, offer, rekey, room, big).map_err(FramesError::from)?;
         Ok(text)
     }
 }

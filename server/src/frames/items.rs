@@ -9,7 +9,7 @@
 //! record is at most `max_record_bytes` long. Any violation refuses the
 //! whole frame ([`ItemError`]): nothing of it is stored.
 
-use flotta_proto::frame::{FrameError, RecordHead, UpItem, up_items};
+use flotta_proto::frame::{FrameError, PartProgress, RecordHead, UpItem, up_items};
 use flotta_proto::record::RecordClass;
 
 use super::reassembly::NewFragment;
@@ -30,6 +30,8 @@ pub struct Uplink {
     /// (links with few downlinks answer only when asked or when there is
     /// configuration or keys to send).
     pub ack_wanted: bool,
+    /// The device's progress of an item it receives in parts.
+    pub partial: Option<PartProgress>,
     /// Whole records, checked.
     pub records: Vec<NewRecord>,
     /// The status update of the newest heartbeat (or summary) among them.
@@ -86,6 +88,7 @@ pub fn decode_uplink(plaintext: &[u8], max_record_bytes: u32) -> Result<Uplink, 
         config_version,
         low_water,
         ack_wanted,
+        partial,
     })) = items.next()
     else {
         return Err(ItemError::Status);
@@ -94,6 +97,7 @@ pub fn decode_uplink(plaintext: &[u8], max_record_bytes: u32) -> Result<Uplink, 
         config_version: config_version.to_owned(),
         low_water,
         ack_wanted,
+        partial,
         records: Vec::new(),
         status: None,
         fragments: Vec::new(),
@@ -176,6 +180,10 @@ mod tests {
         config_version: "3",
         low_water: 5,
         ack_wanted: true,
+        partial: Some(flotta_proto::frame::PartProgress {
+            id: 0xfeed,
+            offset: 27,
+        }),
     };
 
     #[test]
@@ -204,6 +212,7 @@ mod tests {
             (up.config_version.as_str(), up.low_water, up.ack_wanted),
             ("3", 5, true)
         );
+        assert_eq!(up.partial.map(|p| (p.id, p.offset)), Some((0xfeed, 27)));
         assert_eq!(up.records.len(), 1);
         assert_eq!(up.records[0].payload, payload);
         assert_eq!(up.fragments[0].offset, 8);

@@ -17,6 +17,7 @@ use super::downlink::{DownlinkQueue, DownlinkTarget, Network, downlink_wanted};
 use super::uplink::{LoraUplink, UplinkError};
 use crate::api::body::read_limited;
 use crate::clock::Clock;
+use crate::frames::answer::BigItems;
 use crate::frames::{Carrier, FrameDrop, FrameIngest};
 use crate::metrics::Metrics;
 use crate::store::{LoraUplinkFacts, Store};
@@ -163,6 +164,7 @@ impl LoraIngest {
         let carrier = Carrier {
             link: "lorawan",
             answer_bytes: self.answer_bytes,
+            big_items: BigItems::Parts,
             duplicate_answer_max: self.answer_bytes,
             device: Some(&device),
             sbd: None,

@@ -30,6 +30,7 @@ use super::mo::{BodyFormat, MoMessage, jwt_of};
 use super::mt::MtQueue;
 use crate::api::body::read_limited;
 use crate::clock::Clock;
+use crate::frames::answer::BigItems;
 use crate::frames::{Carrier, FrameDrop, FrameIngest};
 use crate::metrics::Metrics;
 use crate::store::{SbdUplink, Store, sbd_credits};
@@ -159,6 +160,7 @@ impl Rock7Webhook {
         let carrier = Carrier {
             link: "sbd",
             answer_bytes: self.answer_bytes,
+            big_items: BigItems::Parts,
             duplicate_answer_max: self.answer_bytes,
             device: Some(&device),
             sbd: Some(SbdUplink {

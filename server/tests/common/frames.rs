@@ -31,6 +31,8 @@ pub enum Down {
     },
     Pending(String),
     Rekey(FrameKeys),
+    /// A part of a larger item: id, total, offset, data.
+    Part(u32, u32, u32, Vec<u8>),
 }
 
 /// An opened answer: its header and items.
@@ -125,6 +127,7 @@ impl FrameDevice {
             config_version,
             low_water,
             ack_wanted,
+            partial: None,
         })
         .unwrap();
         for i in items {
@@ -204,6 +207,12 @@ impl FrameDevice {
                     master_secret: *master_secret,
                     master_salt: salt.to_vec(),
                 }),
+                DownItem::Part {
+                    id,
+                    total,
+                    offset,
+                    data,
+                } => Down::Part(id, total, offset, data.to_vec()),
             })
             .collect();
         Answer {

@@ -161,5 +161,6 @@ pub(crate) fn queued(q: &Mutex<TestQueue>) -> Vec<u64> {
 
 mod deferred;
 mod delivery;
+mod parts;
 mod policy;
 mod state;
