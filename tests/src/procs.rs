@@ -159,7 +159,19 @@ impl ServerProc {
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(self.api_addr).is_err() {
             if Instant::now() > deadline {
-                return Err(std::io::Error::other("server did not start listening"));
+                let log =
+                    std::fs::read_to_string(self.data_dir.join("serve.log")).unwrap_or_default();
+                // Its own lines, not a backtrace's frames.
+                let tail: Vec<&str> = log
+                    .lines()
+                    .filter(|l| !l.starts_with(' '))
+                    .rev()
+                    .take(10)
+                    .collect();
+                return Err(std::io::Error::other(format!(
+                    "server did not start listening; serve.log ends:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )));
             }
             std::thread::sleep(Duration::from_millis(50));
         }

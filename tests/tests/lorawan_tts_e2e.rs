@@ -25,7 +25,7 @@ use lorawan_support::{DEV_EUI, DEV_EUI_HEX, agent_on};
 
 /// Generous: the machine may be busy; only a failure waits this long.
 const LIMIT: Duration = Duration::from_secs(120);
-const SECRET: &str = "e2e-tts-secret";
+const SECRET: &str = "e2e-tts-webhook-secret";
 /// The device's id in the TTS application (not flotta's device id).
 const TTS_DEVICE: &str = "field-node-1";
 

@@ -1,5 +1,6 @@
 //! The narrow-link half of `armv6-e2e`: the RTC-woken end-to-end tests of
-//! the LoRaWAN and Iridium SBD carriers (`tests/tests/lorawan_e2e.rs`,
+//! the LoRaWAN (RAK3172 over ChirpStack, RN2483 over TTS) and Iridium SBD
+//! carriers (`tests/tests/lorawan_e2e.rs`, `lorawan_tts_e2e.rs`,
 //! `sbd_e2e.rs`: `run --once` on a simulated modem on a pseudo-terminal,
 //! a simulated network server, a real `flotta-server`) run again with the
 //! ARMv6 agent from `dist/` under `qemu-arm -cpu arm1176` in place of the
@@ -23,6 +24,10 @@ const TESTS: &[(&str, &str)] = &[
     (
         "lorawan_e2e",
         "run_once_over_lorawan_sends_once_and_the_ack_rides_on_the_next_uplink",
+    ),
+    (
+        "lorawan_tts_e2e",
+        "run_once_over_tts_and_an_rn2483_sends_once_and_the_ack_rides_on_the_next_uplink",
     ),
     (
         "sbd_e2e",

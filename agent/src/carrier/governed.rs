@@ -156,6 +156,16 @@ impl FrameCarrier for Governed {
         allowed && self.inner.may_ask_answer()
     }
 
+    fn held_back_now(&self, frame_len: usize) -> Option<&'static str> {
+        let Some(tx) = self.inner.transmission(frame_len) else {
+            return self.inner.held_back_now(frame_len);
+        };
+        match self.lock().admit(governor_now(), &tx) {
+            Decision::Now => self.inner.held_back_now(frame_len),
+            refused => refused.blocking().map(|b| b.name()),
+        }
+    }
+
     fn room_for_another(&self, frame_len: usize) -> bool {
         let Some(tx) = self.inner.transmission(frame_len) else {
             return self.inner.room_for_another(frame_len);

@@ -233,4 +233,12 @@ pub trait FrameCarrier {
         let _ = frame_len;
         true
     }
+
+    /// The budget that would hold back a frame of `frame_len` bytes now,
+    /// if any (asked before a window plans anything: a window that could
+    /// send nothing must not fold heartbeats into a summary of their own).
+    fn held_back_now(&self, frame_len: usize) -> Option<&'static str> {
+        let _ = frame_len;
+        None
+    }
 }

@@ -44,6 +44,7 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
         let counter = self.state.current()?.take_counter()?;
         let may_ask = self.carrier.may_ask_answer();
         let room_for_another = self.carrier.room_for_another(budget);
+        let partial = self.parts.progress();
         let ledger = self.ledger_mut()?;
         if !may_ask && ledger.len() + 1 >= MAX_SPAN as usize {
             // No answer may be asked for (fair use) and the ledger is
@@ -61,15 +62,18 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
         // And on the last frame the budgets allow (duty cycle, fair use,
         // credits): the rest of the window is held back, and what went
         // must not wait unacknowledged until a later window gets through.
-        let crowded =
-            may_ask && ((ledger.len() + 1) % (MAX_SPAN as usize / 2) == 0 || !room_for_another);
+        // And on every frame while an item comes in parts: each answer
+        // brings the next part (the fair-use budget still decides).
+        let crowded = may_ask
+            && ((ledger.len() + 1) % (MAX_SPAN as usize / 2) == 0
+                || !room_for_another
+                || partial.is_some());
         self.report.frames_lost += given_up.lost_frames;
         let version = Some(self.config_version.as_str())
             .filter(|v| v.len() <= VERSION_MAX)
             .unwrap_or_default();
         let packs: Vec<PackRecord<'_>> = records.iter().map(WindowRecord::as_pack).collect();
         let mut plain = vec![0; budget.saturating_sub(overhead)];
-        let partial = self.parts.progress();
         let pack_with = |ack_wanted: bool, plain: &mut [u8]| {
             let status = UpItem::Status {
                 config_version: version,

@@ -91,6 +91,10 @@ impl FrameCarrier for LaterCarrier<'_> {
         self.may_ask
     }
 
+    fn held_back_now(&self, _frame_len: usize) -> Option<&'static str> {
+        (self.allowed == Some(0)).then_some("duty_cycle")
+    }
+
     fn room_for_another(&self, _frame_len: usize) -> bool {
         self.allowed.is_none_or(|a| a >= 2)
     }

@@ -73,7 +73,17 @@ pub fn run_frame_window<C: Clock, D: DiskSpace>(
         asked: false,
         parts: Reassembly::load(&params.data_dir),
     };
-    let mut result = w.run();
+    // A spent budget (even a full frame would be held back): nothing to
+    // plan. Planning would fold the heartbeats into a summary of their own
+    // (durable, never folded again) that then waits unsent; every such
+    // window would add one more record for the budget to carry later.
+    let mut result = match w.carrier.held_back_now(w.carrier.budget()) {
+        Some(budget) => Err(FrameWindowError::Carrier {
+            carrier: w.carrier.name(),
+            source: CarrierError::HeldBack(budget),
+        }),
+        None => w.run(),
+    };
     if let Err(FrameWindowError::Carrier {
         source: CarrierError::HeldBack(budget),
         ..

@@ -31,6 +31,21 @@ pub(crate) fn agent_queue(data_dir: &Path) -> (u64, u64) {
     (q.next_seq(), q.stats().records)
 }
 
+/// The sequence numbers still in an agent's queue (not acknowledged), read
+/// while the agent is stopped.
+pub(crate) fn queued_seqs(data_dir: &Path) -> Vec<u64> {
+    let cfg = QueueConfig {
+        min_free_disk_bytes: 0,
+        ..QueueConfig::default()
+    };
+    let (mut q, _) = Queue::open(&data_dir.join("queue"), cfg, SystemClock, StatVfs).unwrap();
+    q.read_batch_from(0, usize::MAX, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect()
+}
+
 /// Every record the server stored for device `id`, in sequence order (read
 /// from its SQLite store, also while it runs).
 pub(crate) fn stored_records(server: &ServerProc, id: &str) -> Vec<StoredRecord> {

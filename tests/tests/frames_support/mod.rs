@@ -45,6 +45,17 @@ pub(crate) fn assert_every_record_once(
     assert_every_record_stored_once(server, agent, id)
 }
 
+/// (records, summaries) the server stored for `id`; each event at most
+/// once by construction (the store keys records by `seq`).
+pub(crate) fn stored_counts(server: &ServerProc, id: &str) -> (u64, u64) {
+    let stored = stored_records(server, id);
+    let summaries = stored
+        .iter()
+        .filter(|r| matches!(Payload::decode(&r.record.payload), Ok(Payload::Summary(_))))
+        .count() as u64;
+    (stored.len() as u64 - summaries, summaries)
+}
+
 /// Sequence numbers the agent used that the server has not stored (as a
 /// record, or folded into a summary) yet.
 pub(crate) fn seqs_not_stored(server: &ServerProc, agent: &AgentProc, id: &str) -> Vec<u64> {

@@ -299,3 +299,26 @@ fn a_window_the_budget_cuts_short_asks_on_its_last_frame() {
     assert_stored(carrier.server, &pushed);
     assert_sound(carrier.server);
 }
+
+#[test]
+fn a_window_with_its_budget_spent_plans_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    frame_keys::store(dir.path(), &keys(1)).unwrap();
+    let q = open_queue(dir.path());
+    let mut server = TestServer::new(keys(1));
+    let mut state = FrameState::default();
+    let mut carrier = LaterCarrier::new(&mut server, 51);
+    carrier.allowed = Some(0);
+    push(&q, &[heartbeat(90), heartbeat(89), log(1)]);
+    let report = window(dir.path(), &q, &mut carrier, &mut state, None).unwrap();
+    assert_eq!(report.held_back_by, Some("duty_cycle"));
+    assert_eq!((report.frames, carrier.uplinks), (0, 0));
+    assert!(
+        !dir.path().join("frame/folds.bin").exists(),
+        "a window that could send nothing made a heartbeat group"
+    );
+    // The budget back: both heartbeats go in one summary.
+    carrier.allowed = None;
+    let report = window(dir.path(), &q, &mut carrier, &mut state, None).unwrap();
+    assert_eq!(report.heartbeats_folded, 2, "{report:?}");
+}
