@@ -95,10 +95,11 @@ pub fn run_frame_window<C: Clock, D: DiskSpace>(
         w.report.held_back_by = Some(budget);
         result = Ok(());
     }
-    if result.is_ok() {
+    if result.is_ok() && w.report.frames > 0 {
         // A queue made from nothing cannot ask the server over frames what
         // it holds (renumber.rs); once frames delivered its records, a later
-        // TLS window must not renumber them as if they were strangers.
+        // TLS window must not renumber them as if they were strangers. (A
+        // window held back before its first frame delivered nothing.)
         result = crate::renumber::resolve(queue, None, &params.data_dir)
             .map(|_| ())
             .map_err(FrameWindowError::from);
