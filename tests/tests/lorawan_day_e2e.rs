@@ -29,9 +29,8 @@ mod lorawan_support;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use agent_support::queued_seqs;
 use flotta_e2e::sim_time::SimTime;
-use frames_support::{emit, events_stored, seqs_not_stored, stored_counts, tls_handshakes};
+use frames_support::{assert_nothing_lost, emit, events_stored, stored_counts, tls_handshakes};
 use lorawan_support::{agent_on, aired, lora, max_airtime_in};
 
 /// Simulated seconds per real second.
@@ -139,15 +138,7 @@ fn a_day_at_dr0_keeps_the_duty_cycle_and_loses_nothing() {
     // windows short, a few heartbeats stay queued across several windows
     // while later records get through — under investigation; see the
     // stop note. `lorawan_e2e` asserts full delivery where no budget binds.)
-    let queued = queued_seqs(&agent.data_dir);
-    let lost: Vec<u64> = seqs_not_stored(&l.server, &agent, id)
-        .into_iter()
-        .filter(|s| !queued.contains(s))
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "records lost (neither stored nor queued): {lost:?}"
-    );
+    assert_nothing_lost(&l.server, &agent, id);
     let (records, summaries) = stored_counts(&l.server, id);
 
     let on_air = aired(&l.modem.stats().on_air, &time);

@@ -27,9 +27,8 @@ mod sbd_support;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use agent_support::queued_seqs;
 use flotta_e2e::sim_time::SimTime;
-use frames_support::{emit, events_stored, seqs_not_stored, stored_counts, tls_handshakes};
+use frames_support::{assert_nothing_lost, emit, events_stored, stored_counts, tls_handshakes};
 use sbd_support::{agent, sbd};
 
 /// Simulated seconds per real second.
@@ -121,15 +120,7 @@ fn a_day_within_sbd_credits_loses_nothing() {
     // Nothing lost: every record is stored (plainly or in a summary's
     // range) or still queued. (Log lines below `min_log_level` are deleted
     // unsent on a link without TLS, by policy.)
-    let queued = queued_seqs(&agent.data_dir);
-    let lost: Vec<u64> = seqs_not_stored(&s.server, &agent, id)
-        .into_iter()
-        .filter(|q| !queued.contains(q))
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "records lost (neither stored nor queued): {lost:?}"
-    );
+    assert_nothing_lost(&s.server, &agent, id);
     let (records, summaries) = stored_counts(&s.server, id);
 
     let modem = s.modem.stats();

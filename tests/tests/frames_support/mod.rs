@@ -12,7 +12,7 @@ use flotta_e2e::procs::{AgentProc, ServerProc};
 use flotta_e2e::wait::wait_for;
 use flotta_proto::payload::Payload;
 
-use super::agent_support::{agent_queue, stored_records};
+use super::agent_support::{agent_queue, queued_seqs, stored_records};
 
 /// `flotta-server provision` into the agent's data directory.
 pub(crate) fn provision(server: &ServerProc, agent: &AgentProc, id: &str, extra: &[&str]) {
@@ -43,6 +43,20 @@ pub(crate) fn assert_every_record_once(
         agent.log()
     );
     assert_every_record_stored_once(server, agent, id)
+}
+
+/// No record of the stopped agent lost: each is stored (plainly or in a
+/// summary's range) or still in its queue.
+pub(crate) fn assert_nothing_lost(server: &ServerProc, agent: &AgentProc, id: &str) {
+    let queued = queued_seqs(&agent.data_dir);
+    let lost: Vec<u64> = seqs_not_stored(server, agent, id)
+        .into_iter()
+        .filter(|s| !queued.contains(s))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "records lost (neither stored nor queued): {lost:?}"
+    );
 }
 
 /// (records, summaries) the server stored for `id`; each event at most
