@@ -45,31 +45,6 @@ pub(crate) fn assert_every_record_once(
     assert_every_record_stored_once(server, agent, id)
 }
 
-/// No record of the stopped agent lost: each is stored (plainly or in a
-/// summary's range) or still in its queue.
-pub(crate) fn assert_nothing_lost(server: &ServerProc, agent: &AgentProc, id: &str) {
-    let queued = queued_seqs(&agent.data_dir);
-    let lost: Vec<u64> = seqs_not_stored(server, agent, id)
-        .into_iter()
-        .filter(|s| !queued.contains(s))
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "records lost (neither stored nor queued): {lost:?}"
-    );
-}
-
-/// (records, summaries) the server stored for `id`; each event at most
-/// once by construction (the store keys records by `seq`).
-pub(crate) fn stored_counts(server: &ServerProc, id: &str) -> (u64, u64) {
-    let stored = stored_records(server, id);
-    let summaries = stored
-        .iter()
-        .filter(|r| matches!(Payload::decode(&r.record.payload), Ok(Payload::Summary(_))))
-        .count() as u64;
-    (stored.len() as u64 - summaries, summaries)
-}
-
 /// Sequence numbers the agent used that the server has not stored (as a
 /// record, or folded into a summary) yet.
 pub(crate) fn seqs_not_stored(server: &ServerProc, agent: &AgentProc, id: &str) -> Vec<u64> {
@@ -89,49 +64,139 @@ pub(crate) fn seqs_not_stored(server: &ServerProc, agent: &AgentProc, id: &str) 
 /// Every sequence number the agent ever queued is stored by the server
 /// exactly once (as a record or folded into one summary), whether or not
 /// the agent has heard the ack yet (over LoRaWAN the last frames' ack rides
-/// on a later uplink). Returns (records, summaries) stored.
+/// on a later uplink), and no log line was discarded. Returns (records,
+/// summaries) stored.
 pub(crate) fn assert_every_record_stored_once(
     server: &ServerProc,
     agent: &AgentProc,
     id: &str,
 ) -> (u64, u64) {
+    let d = assert_delivered_once(server, agent, id);
+    assert_eq!(
+        d.unsent_in_summaries, 0,
+        "{id}: {} records + {} folded heartbeats for {} sequence numbers \
+         ({} summaries): a record in a summary's range was neither folded \
+         nor sent",
+        d.plain, d.folded, d.next_seq, d.summaries
+    );
+    (d.plain, d.summaries)
+}
+
+/// What [`assert_delivered_once`] found on the server.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    /// Sequence numbers the agent used.
+    pub next_seq: u64,
+    /// Records stored as themselves.
+    pub plain: u64,
+    /// Window summaries stored.
+    pub summaries: u64,
+    /// Heartbeats the summaries folded.
+    pub folded: u64,
+    /// Sequence numbers inside a summary's range that it did not fold: log
+    /// lines below `min_log_level`, deleted unsent by policy when the
+    /// acknowledged prefix passed them.
+    pub unsent_in_summaries: u64,
+}
+
+/// Every sequence number the agent ever queued is delivered exactly once:
+/// stored as a record, or folded into exactly one stored summary (whose
+/// range `first_seq..=seq` spans a window's heartbeats; the window's other
+/// records inside it travel as themselves, and log lines the policy
+/// deleted unsent leave gaps in it). None missing, summaries' ranges
+/// disjoint, and no summary folding more heartbeats than its range has
+/// records not stored as themselves (a heartbeat folded and sent too).
+pub(crate) fn assert_delivered_once(server: &ServerProc, agent: &AgentProc, id: &str) -> Delivery {
     let (next_seq, _) = agent_queue(&agent.data_dir);
-    let stored = stored_records(server, id);
-    let (mut plain, mut folded, mut summaries) = (0u64, 0u64, 0u64);
-    let mut covered = vec![0u32; usize::try_from(next_seq).unwrap()];
-    for r in &stored {
+    let mut plain = std::collections::BTreeSet::new();
+    let mut ranges = Vec::new();
+    for r in &stored_records(server, id) {
         let seq = r.record.seq;
         assert!(seq < next_seq, "{id}: seq {seq} beyond {next_seq}");
         match Payload::decode(&r.record.payload).unwrap() {
             Payload::Summary(s) => {
-                summaries += 1;
-                folded += u64::from(s.heartbeats);
-                assert!(s.first_seq <= seq && s.heartbeats >= 1);
-                for c in &mut covered
-                    [usize::try_from(s.first_seq).unwrap()..=usize::try_from(seq).unwrap()]
-                {
-                    *c += 1;
-                }
+                assert!(
+                    s.first_seq <= seq && s.heartbeats >= 1,
+                    "{id}: summary of {} heartbeats over seqs {}..={seq}",
+                    s.heartbeats,
+                    s.first_seq
+                );
+                ranges.push((s.first_seq, seq, u64::from(s.heartbeats)));
             }
             _ => {
-                plain += 1;
-                covered[usize::try_from(seq).unwrap()] += 1;
+                plain.insert(seq);
             }
         }
     }
-    let missing: Vec<usize> = (0..covered.len()).filter(|&i| covered[i] == 0).collect();
+    ranges.sort_unstable();
+    let mut d = Delivery {
+        next_seq,
+        plain: plain.len() as u64,
+        summaries: ranges.len() as u64,
+        folded: 0,
+        unsent_in_summaries: 0,
+    };
+    for w in ranges.windows(2) {
+        assert!(
+            w[0].1 < w[1].0,
+            "{id}: summaries over seqs {}..={} and {}..={} overlap: heartbeats folded twice",
+            w[0].0,
+            w[0].1,
+            w[1].0,
+            w[1].1
+        );
+    }
+    for &(first, last, heartbeats) in &ranges {
+        let others = plain.range(first..=last).count() as u64;
+        let len = last + 1 - first;
+        assert!(
+            others + heartbeats <= len,
+            "{id}: the summary over seqs {first}..={last} folds {heartbeats} heartbeats \
+             beside {others} records stored as themselves: a heartbeat counted twice"
+        );
+        d.folded += heartbeats;
+        d.unsent_in_summaries += len - others - heartbeats;
+    }
+    let missing: Vec<u64> = (0..next_seq)
+        .filter(|s| !plain.contains(s) && !ranges.iter().any(|&(f, l, _)| (f..=l).contains(s)))
+        .collect();
     assert!(
         missing.is_empty(),
         "{id}: seqs never stored: {missing:?}\n{}",
         agent.log()
     );
-    assert_eq!(
-        plain + folded,
-        next_seq,
-        "{id}: {plain} records + {folded} folded heartbeats for {next_seq} sequence numbers \
-         ({summaries} summaries): a heartbeat counted twice"
-    );
-    (plain, summaries)
+    d
+}
+
+/// Stop the resident `agent` and, until the server has stored every record
+/// it made, restart it, let it run `between` (real time: windows go on,
+/// budgets refill), and stop it again; fails after `limit`. The agent is
+/// left stopped, so its queue can be read.
+pub(crate) fn drain_resident(
+    server: &ServerProc,
+    agent: &mut AgentProc,
+    id: &str,
+    between: Duration,
+    limit: Duration,
+) {
+    let start = std::time::Instant::now();
+    agent.stop().unwrap();
+    loop {
+        let left = seqs_not_stored(server, agent, id);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{id}: seqs {left:?} not stored {limit:?} after the events were; \
+             still queued: {:?}; agent log (last lines, newest first):\n{}",
+            queued_seqs(&agent.data_dir),
+            agent.log().lines().rev().take(60).collect::<Vec<_>>().join("\n")
+        );
+        agent.restart().unwrap();
+        std::thread::sleep(between);
+        agent.stop().unwrap();
+    }
 }
 
 /// TLS handshakes the server made (full and resumed): a frame-only device
