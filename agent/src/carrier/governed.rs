@@ -6,8 +6,10 @@
 //! errs on the legal side); whatever the inner carrier's [`Traffic`] shows
 //! beyond that, and the credits a session cost (only a successful one
 //! costs any), are charged after it. A frame that asks
-//! for an answer (`ask_answer`) is charged the downlink it will bring:
-//! servers answer links with few downlinks only when asked. A refused transmission is [`CarrierError::HeldBack`]: the
+//! for an answer (`ask_answer`) owes the downlink it will bring (servers
+//! answer links with few downlinks only when asked), which counts against
+//! fair use until a downlink arrives; every downlink is counted when it
+//! arrives, after this uplink or a later one. A refused transmission is [`CarrierError::HeldBack`]: the
 //! window ends there, its records stay queued (the plan sends the summary
 //! first, so what is held back is the newest), and the report names the
 //! budget.
@@ -28,12 +30,19 @@ pub type SharedGovernor = Arc<Mutex<Governor>>;
 pub(crate) struct Governed {
     inner: Box<dyn FrameCarrier>,
     governor: SharedGovernor,
+    /// The last transmission's receive windows: whether an answer was
+    /// owed before it, and whether a downlink came (for `ask_answer`).
+    last_rx: (bool, bool),
 }
 
 impl Governed {
     /// `inner`, admitted and charged by `governor`.
     pub(crate) fn new(inner: Box<dyn FrameCarrier>, governor: SharedGovernor) -> Self {
-        Self { inner, governor }
+        Self {
+            inner,
+            governor,
+            last_rx: (false, false),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Governor> {
@@ -76,9 +85,20 @@ impl Governed {
 
     /// Charge what the inner carrier spent since `before`, beyond the
     /// `prepaid` airtime.
-    fn charge(&self, tx: Option<Transmission>, prepaid_ms: u64, before: &Traffic) {
+    fn charge(&mut self, tx: Option<Transmission>, prepaid_ms: u64, before: &Traffic) {
         let Some(mut tx) = tx else { return };
         let spent = self.inner.traffic().since(before);
+        if tx.link.is_lorawan() {
+            // Every downlink counts for fair use, when it arrives.
+            let owed = match self.lock().record_downlinks(governor_now(), spent.received) {
+                Ok(owed) => owed,
+                Err(e) => {
+                    eprintln!("flotta-agent: governor: {e}");
+                    true
+                }
+            };
+            self.last_rx = (owed, spent.received > 0);
+        }
         if spent.sent == 0 && spent.sessions == 0 {
             return;
         }
@@ -174,10 +194,11 @@ impl FrameCarrier for Governed {
     }
 
     fn ask_answer(&mut self) {
-        if self.inner.transmission(0).is_some()
-            && let Err(e) = self.lock().record_downlink(governor_now())
-        {
-            eprintln!("flotta-agent: governor: {e}");
+        if self.inner.transmission(0).is_some() {
+            let (owed_before, came) = self.last_rx;
+            if let Err(e) = self.lock().record_ask(governor_now(), came && !owed_before) {
+                eprintln!("flotta-agent: governor: {e}");
+            }
         }
         self.inner.ask_answer();
     }

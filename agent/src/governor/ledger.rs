@@ -12,6 +12,17 @@
 //! earlier. Only the last [`MAX_DOWNLINKS`] downlinks are kept (the policy
 //! counts 10 per day).
 //!
+//! # Downlinks: counted when they arrive, plus the one owed
+//!
+//! The network counts a downlink when it sends it, and a network server
+//! brings an answer after *some* uplink: the one that asked (a fast
+//! server), or a later one — maybe hours later, asking or not. So
+//! downlinks are recorded when they arrive ([`Ledger::record_downlink`]),
+//! and an answer asked for but not yet seen is *owed*
+//! ([`Ledger::answer_pending`]): it counts as one more downlink at the
+//! current time, whatever its age, until a downlink settles it. Servers
+//! replace a waiting answer with a newer one, so at most one is owed.
+//!
 //! # Time
 //!
 //! Governor time is the largest wall-clock reading seen (`high_water_ms`,
@@ -78,6 +89,9 @@ pub(crate) struct Ledger {
     pub(crate) entries: Vec<Entry, MAX_ENTRIES>,
     /// Downlink times, oldest first.
     pub(crate) downlinks: Vec<u64, MAX_DOWNLINKS>,
+    /// An answer asked for has not arrived: one more downlink, counted at
+    /// the current time (module docs).
+    pub(crate) answer_pending: bool,
     /// Frames held back by a budget since the file was created.
     pub(crate) held_back: u64,
     /// The budget that held frames back last (its `Budget` code).
@@ -298,22 +312,27 @@ impl Ledger {
         Some(u64::MAX)
     }
 
-    /// Downlinks within 24 h of `now_ms`.
+    /// Downlinks within 24 h of `now_ms`, the one owed included.
     pub(crate) fn downlinks_in_day(&self, now_ms: u64) -> usize {
         self.downlinks
             .iter()
             .filter(|d| d.saturating_add(DAY_MS) > now_ms)
             .count()
+            + usize::from(self.answer_pending)
     }
 
-    /// When one more downlink fits under `limit` per rolling 24 h.
+    /// When one more downlink fits under `limit` per rolling 24 h (the
+    /// one owed counted at `now_ms`: it leaves no window until it comes).
     pub(crate) fn downlink_fits_at(&self, limit: usize, now_ms: u64) -> Option<u64> {
-        let recent: Vec<u64, MAX_DOWNLINKS> = self
+        let mut recent: Vec<u64, { MAX_DOWNLINKS + 1 }> = self
             .downlinks
             .iter()
             .copied()
             .filter(|d| d.saturating_add(DAY_MS) > now_ms)
             .collect();
+        if self.answer_pending {
+            let _ = recent.push(now_ms);
+        }
         if recent.len() < limit {
             return None;
         }

@@ -1,6 +1,7 @@
 //! The transmission governor: the budgets a narrow-link carrier must keep,
 //! checked before each uplink ([`Governor::admit`]) and charged after it
-//! ([`Governor::record_sent`], [`Governor::record_downlink`]). Pure logic
+//! ([`Governor::record_sent`], [`Governor::record_ask`],
+//! [`Governor::record_downlinks`]). Pure logic
 //! over an injected time ([`Now`]: the wall clock from
 //! [`Clock`](crate::clock::Clock) and the time since boot, `time.rs`),
 //! with its history persisted in `<data_dir>/governor/usage` (`store.rs`),
@@ -32,7 +33,9 @@
 //!    across midnight; and rolling needs no correct date, which a device
 //!    without RTC may not have. Downlinks are charged to uplinks that may
 //!    bring one ([`Transmission::may_downlink`]): those wait while 10
-//!    arrived in the last 24 h.
+//!    arrived in the last 24 h, counting the answer still owed: a network
+//!    server may bring an answer after a later uplink than the one that
+//!    asked (`ledger.rs`, "Downlinks").
 //! 3. **SBD credits** per rolling 24 h (`sbd_credits_per_day`, 0 =
 //!    unlimited), for the same reasons.
 //! 4. **US915**: no duty cycle, but an uplink longer than the 400 ms dwell
@@ -288,15 +291,37 @@ impl Governor {
         self.save()
     }
 
-    /// Charge a downlink received at `now` (fair use counts every one,
-    /// MAC-only downlinks and acks of confirmed uplinks included).
+    /// `n` downlinks arrived at `now`, in the receive windows of one
+    /// uplink (fair use counts every one, MAC-only downlinks and acks of
+    /// confirmed uplinks included); an owed answer is settled. Returns
+    /// whether one was owed before, for [`record_ask`](Self::record_ask).
     ///
     /// # Errors
     /// As [`record_sent`](Self::record_sent).
-    pub fn record_downlink(&mut self, now: Now) -> Result<(), GovernorError> {
+    pub fn record_downlinks(&mut self, now: Now, n: u64) -> Result<bool, GovernorError> {
+        let owed = self.ledger.answer_pending;
+        if n == 0 {
+            return Ok(owed);
+        }
         self.time(now);
-        self.ledger.record_downlink(now);
-        self.ledger.total_downlinks = self.ledger.total_downlinks.saturating_add(1);
+        for _ in 0..n {
+            self.ledger.record_downlink(now);
+        }
+        self.ledger.answer_pending = false;
+        self.ledger.total_downlinks = self.ledger.total_downlinks.saturating_add(n);
+        self.save().map(|()| owed)
+    }
+
+    /// The uplink just sent asked for an answer. `answered`: a downlink
+    /// arrived in its own receive windows while none was owed before, so
+    /// that was the answer; otherwise the answer is owed (`ledger.rs`,
+    /// "Downlinks") and counts until a downlink comes.
+    ///
+    /// # Errors
+    /// As [`record_sent`](Self::record_sent).
+    pub fn record_ask(&mut self, now: Now, answered: bool) -> Result<(), GovernorError> {
+        self.time(now);
+        self.ledger.answer_pending = !answered;
         self.save()
     }
 

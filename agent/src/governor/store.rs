@@ -2,7 +2,8 @@
 //! or a power loss never hands out a fresh budget.
 //!
 //! Layout (little-endian), like the frame counter files: magic `FGOV`,
-//! version 1, high-water mark (u64), flags (u8, bit 0: clock behind),
+//! version 1, high-water mark (u64), flags (u8, bit 0: clock behind; bit
+//! 1: an answer owed),
 //! boot id (u128) and time since that boot (u64) of the last reading,
 //! duty-cycle and all-entries slacks (2 × i64, see `ledger.rs`),
 //! frames held back (u64), last blocking budget (u8, 0xff: none), lifetime
@@ -74,7 +75,7 @@ pub(crate) fn encode(l: &Ledger) -> heapless::Vec<u8, MAX_FILE_LEN> {
     put(MAGIC);
     put(&[VERSION]);
     put(&l.high_water_ms.to_le_bytes());
-    put(&[u8::from(l.behind)]);
+    put(&[u8::from(l.behind) | u8::from(l.answer_pending) << 1]);
     put(&l.boot_id.to_le_bytes());
     put(&l.since_boot_ms.to_le_bytes());
     put(&l.duty_slack.to_le_bytes());
@@ -142,11 +143,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Ledger, &'static str> {
         high_water_ms: r.u64()?,
         ..Ledger::default()
     };
-    l.behind = match r.u8()? {
-        0 => false,
-        1 => true,
-        _ => return Err("unknown flags"),
-    };
+    let flags = r.u8()?;
+    if flags & !0b11 != 0 {
+        return Err("unknown flags");
+    }
+    l.behind = flags & 1 != 0;
+    l.answer_pending = flags & 2 != 0;
     l.boot_id = u128::from_le_bytes(r.take()?);
     l.since_boot_ms = r.u64()?;
     l.duty_slack = i64::from_le_bytes(r.take()?);
@@ -323,6 +325,7 @@ mod tests {
         l.held_back = 3;
         l.last_blocking = Some(Budget::DutyCycle.code());
         l.total_airtime_ms = 1_234;
+        l.answer_pending = true;
         l
     }
 

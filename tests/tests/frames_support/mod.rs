@@ -191,7 +191,13 @@ pub(crate) fn drain_resident(
             "{id}: seqs {left:?} not stored {limit:?} after the events were; \
              still queued: {:?}; agent log (last lines, newest first):\n{}",
             queued_seqs(&agent.data_dir),
-            agent.log().lines().rev().take(60).collect::<Vec<_>>().join("\n")
+            agent
+                .log()
+                .lines()
+                .rev()
+                .take(60)
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         agent.restart().unwrap();
         std::thread::sleep(between);

@@ -2,6 +2,7 @@
 //! scenarios; `props.rs` checks the limits against real time over random
 //! device lives.
 
+mod answers;
 mod props;
 
 use std::fs;
@@ -162,7 +163,7 @@ fn ttn_fair_use_is_10_downlinks_per_rolling_day() {
     let quiet = Transmission::lorawan(G1, 100, false);
     for i in 0..10 {
         assert_eq!(g.admit(at(T0 + i * 1_000), &asks), Decision::Now);
-        g.record_downlink(at(T0 + i * 1_000)).unwrap();
+        g.record_downlinks(at(T0 + i * 1_000), 1).unwrap();
     }
     assert_eq!(
         g.admit(at(T0 + 20_000), &asks),
@@ -176,7 +177,7 @@ fn ttn_fair_use_is_10_downlinks_per_rolling_day() {
     assert_eq!(g.admit(at(T0 + DAY_MS), &asks), Decision::Now);
     let mut none = Governor::in_memory(duty_only());
     for i in 0..20 {
-        none.record_downlink(at(T0 + i)).unwrap();
+        none.record_downlinks(at(T0 + i), 1).unwrap();
     }
     assert_eq!(none.admit(at(T0 + 20), &asks), Decision::Now);
 }
@@ -293,7 +294,7 @@ fn allowance_sends_the_head_and_names_the_budget() {
     assert_eq!(r.held_back_by, Some(Budget::DwellTime));
     // Ten downlinks today: frames that ask for one wait, whatever the airtime.
     for i in 0..10 {
-        g.record_downlink(at(T0 + i)).unwrap();
+        g.record_downlinks(at(T0 + i), 1).unwrap();
     }
     let asks = Transmission::lorawan(G1, 100, true);
     let (a, b) = g.allowance(at(T0 + 10), &asks, 3);
@@ -306,7 +307,7 @@ fn usage_survives_a_reload() {
     let mut g = Governor::open(dir.path(), duty_only(), at(T0)).unwrap();
     send(&mut g, T0, &eu(SubBand::G1, 36_000));
     g.held_back(4, Budget::DutyCycle);
-    g.record_downlink(at(T0 + 40_000)).unwrap();
+    g.record_downlinks(at(T0 + 40_000), 1).unwrap();
     let before = g.report(at(T0 + 40_000));
     drop(g);
     // The same boot (a restarted agent): exactly where it was.

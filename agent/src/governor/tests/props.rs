@@ -150,7 +150,7 @@ proptest! {
             let now = Now::at(T0 + i as u64 * 1_000, 1, i as u64 * 1_000);
             if let Op::Send(band, airtime) = *o {
                 g.record_sent(now, &Transmission::lorawan(Link::Eu868(band), airtime, false)).unwrap();
-                g.record_downlink(now).unwrap();
+                g.record_downlinks(now, 1).unwrap();
             }
         }
         g.record_sent(Now::at(T0 + 50_000, 1, 50_000), &Transmission::sbd(3)).unwrap();

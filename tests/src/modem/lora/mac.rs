@@ -115,8 +115,15 @@ impl Sim {
                 heard: false,
             };
         }
+        let downlink = self.network.uplink(&up);
+        if downlink.is_some() {
+            self.control()
+                .stats
+                .downlinks
+                .push(std::time::Instant::now());
+        }
         Sent {
-            downlink: self.network.uplink(&up),
+            downlink,
             heard: true,
         }
     }

@@ -99,6 +99,9 @@ pub struct LoraModemStats {
     /// Every data uplink put on air (lost ones included), in order: the
     /// radio's own record, for duty-cycle and fair-use accounting.
     pub on_air: Vec<OnAir>,
+    /// When each downlink arrived in a receive window: the radio's own
+    /// record, for fair-use accounting.
+    pub downlinks: Vec<std::time::Instant>,
 }
 
 /// One data uplink on air.
