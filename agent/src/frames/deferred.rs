@@ -86,10 +86,17 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
         let mut ack_wanted = crowded;
         let mut packed = pack_with(ack_wanted, &mut plain)?;
         if may_ask && !ack_wanted && last_round && packed.next.index >= records.len() {
-            // The window's last frame (the flag may push a record out: it
-            // then goes in one more frame, which asks again).
-            ack_wanted = true;
-            packed = pack_with(ack_wanted, &mut plain)?;
+            // The window's last frame asks. Unless the flag (a byte) would
+            // push a record out into a frame of its own that asks again —
+            // two answers for one window: this frame then goes whole
+            // without it, and the window ends with a frame that only asks.
+            let mut asking = vec![0; plain.len()];
+            let with_flag = pack_with(true, &mut asking)?;
+            if with_flag.next.index >= records.len() {
+                ack_wanted = true;
+                packed = with_flag;
+                plain = asking;
+            }
         }
         let mut frame = vec![0; budget];
         let n = seal(

@@ -322,3 +322,31 @@ fn a_window_with_its_budget_spent_plans_nothing() {
     let report = window(dir.path(), &q, &mut carrier, &mut state, None).unwrap();
     assert_eq!(report.heartbeats_folded, 2, "{report:?}");
 }
+
+#[test]
+fn a_window_asks_for_one_answer_whatever_its_records_sizes() {
+    // At 51-byte frames some record sizes fill the last frame exactly:
+    // the status's ack flag (one more byte) would push the record into a
+    // frame of its own that asks again: two downlinks for one window.
+    for len in 1..80 {
+        let dir = tempfile::tempdir().unwrap();
+        frame_keys::store(dir.path(), &keys(1)).unwrap();
+        let q = open_queue(dir.path());
+        push(&q, &[event(len)]);
+        let mut server = TestServer::new(keys(1));
+        let mut state = FrameState::default();
+        let mut carrier = LaterCarrier::new(&mut server, 51);
+        let report = window(dir.path(), &q, &mut carrier, &mut state, None).unwrap();
+        let asked = carrier.server.wanted.iter().filter(|w| **w).count();
+        assert_eq!(
+            asked, 1,
+            "an event of {len} bytes: {} frames, asks {:?}",
+            report.frames, carrier.server.wanted
+        );
+        assert_eq!(
+            carrier.server.wanted.last(),
+            Some(&true),
+            "the last frame asks"
+        );
+    }
+}
