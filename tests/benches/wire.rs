@@ -32,6 +32,12 @@
 
 #[path = "../tests/agent_support/mod.rs"]
 mod agent_support;
+#[path = "../tests/frames_support/mod.rs"]
+mod frames_support;
+#[path = "../tests/lorawan_support/mod.rs"]
+mod lorawan_support;
+#[path = "../tests/sbd_support/mod.rs"]
+mod sbd_support;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -368,9 +374,9 @@ fn main() {
             s.spawn(move || rtc_woken(d, r, 5)),
             s.spawn(move || udp::resident(d, r, windows_to_measure)),
             s.spawn(move || udp::rtc_woken(d, r, 5)),
-            s.spawn(move || narrow::lorawan(d, r, 0, windows_to_measure)),
-            s.spawn(move || narrow::lorawan(d, r, 5, windows_to_measure)),
-            s.spawn(move || narrow::sbd(d, r, windows_to_measure)),
+            s.spawn(move || narrow::lorawan(r, 0, windows_to_measure)),
+            s.spawn(move || narrow::lorawan(r, 5, windows_to_measure)),
+            s.spawn(move || narrow::sbd(r, windows_to_measure)),
             s.spawn(move || idle(d, r, 180)),
         ];
         handles.map(|h| h.join().unwrap())

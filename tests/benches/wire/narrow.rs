@@ -14,22 +14,19 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use flotta_agent::carrier::lorawan::Region;
 use flotta_agent::carrier::lorawan::airtime::uplink_airtime;
-use flotta_e2e::lorawan::{ChirpstackNetwork, ChirpstackOptions};
-use flotta_e2e::modem::lora::{Dialect, LoraModemConfig, SimModem};
-use flotta_e2e::modem::sbd::{Rock7Config, Rock7Network, SbdModem, SbdModemConfig};
-use flotta_e2e::procs::{AgentProc, ServerProc, free_port};
+use flotta_e2e::lorawan::ChirpstackNetwork;
+use flotta_e2e::procs::{AgentProc, ServerProc};
 
+use super::frames_support::provision;
+use super::lorawan_support::{DEV_EUI, DEV_EUI_HEX, Lora, lora};
+use super::sbd_support::{IMEI, Sbd, sbd as sbd_network};
 use super::{WINDOWS_PER_DAY, stored, wait_for, windows};
 
-const SECRET: &str = "Bearer wire-bench";
-const DEV_EUI: [u8; 8] = [0x70, 0xb3, 0xd5, 0x7e, 0xd0, 0x05, 0x1a, 0x02];
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../server/tests/fixtures");
 const GOVERNOR_OFF: &str = "[governor]\nduty_cycle = false\nfair_use = \"none\"\n";
 
 fn configure(release: &Path, dir: &Path, server: &ServerProc, id: &str, toml: &str) -> AgentProc {
@@ -42,18 +39,6 @@ fn configure(release: &Path, dir: &Path, server: &ServerProc, id: &str, toml: &s
         toml,
     )
     .unwrap()
-}
-
-fn provision(server: &ServerProc, agent: &AgentProc, id: &str, extra: &[&str]) {
-    let out_dir = agent.data_dir.to_string_lossy();
-    let mut args = vec!["provision", id, "--out", &out_dir];
-    args.extend_from_slice(extra);
-    let out = server.command(&args).unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// (uplinks with data, their frame bytes, their airtime in ms) ChirpStack
@@ -79,47 +64,13 @@ fn lora_posted(net: &ChirpstackNetwork) -> (u64, u64, f64) {
 }
 
 /// Resident agent over LoRaWAN at data rate `dr`.
-pub(super) fn lorawan(debug: &Path, release: &Path, dr: u8, windows_to_measure: u64) -> String {
+pub(super) fn lorawan(release: &Path, dr: u8, windows_to_measure: u64) -> String {
     let mut out = String::new();
     let dir = tempfile::tempdir().unwrap();
-    let webhook: std::net::SocketAddr = ([127, 0, 0, 1], free_port().unwrap()).into();
-    let net = Arc::new(
-        ChirpstackNetwork::start(ChirpstackOptions {
-            webhook_url: format!("http://{webhook}"),
-            auth_header: ("authorization".into(), SECRET.into()),
-            api_token: "wire".into(),
-            loss_rate: 0.0,
-            seed: 1,
-        })
-        .unwrap(),
-    );
-    let token = dir.path().join("token");
-    std::fs::write(&token, "wire\n").unwrap();
-    let server = ServerProc::start(
-        debug,
-        dir.path(),
-        &format!(
-            "webhook_listen_addr = \"{webhook}\"\nchirpstack_enabled = true\n\
-             chirpstack_auth_secret = \"{SECRET}\"\nchirpstack_api_url = \"{}\"\n\
-             chirpstack_api_token_file = \"{}\"\nlorawan_fport = 10\n\
-             default_heartbeat_period_seconds = 1\ncontroller_interval_seconds = 1\n",
-            net.api_url(),
-            token.display()
-        ),
-    )
-    .unwrap();
-    let modem = SimModem::start(
-        Dialect::Rak3172,
-        net.clone(),
-        LoraModemConfig {
-            dev_eui: DEV_EUI,
-            data_rate: dr,
-            tx_time: Duration::from_millis(20),
-            join_time: Duration::from_millis(20),
-            ..LoraModemConfig::default()
-        },
-    )
-    .unwrap();
+    // Answers of 51 bytes (the server's default: every EU868 data rate).
+    let Lora {
+        server, net, modem, ..
+    } = lora(dir.path(), 0.0, dr, 51, 1);
     let id = format!("wire-lora-dr{dr}");
     let toml = format!(
         "heartbeat_period_seconds = 60\nlinks = [\"lorawan\"]\n[link]\nupload_interval_seconds = 60\n\
@@ -127,7 +78,7 @@ pub(super) fn lorawan(debug: &Path, release: &Path, dr: u8, windows_to_measure: 
         modem.path().display()
     );
     let mut agent = configure(release, dir.path(), &server, &id, &toml);
-    provision(&server, &agent, &id, &["--dev-eui", "70b3d57ed0051a02"]);
+    provision(&server, &agent, &id, &["--dev-eui", DEV_EUI_HEX]);
     agent.restart().unwrap();
     wait_for("the first LoRaWAN window", Duration::from_secs(90), || {
         windows(&agent) >= 1
@@ -187,43 +138,10 @@ pub(super) fn lorawan(debug: &Path, release: &Path, dr: u8, windows_to_measure: 
 }
 
 /// Resident agent over Iridium SBD.
-pub(super) fn sbd(debug: &Path, release: &Path, windows_to_measure: u64) -> String {
+pub(super) fn sbd(release: &Path, windows_to_measure: u64) -> String {
     let mut out = String::new();
     let dir = tempfile::tempdir().unwrap();
-    let webhook = ([127, 0, 0, 1], free_port().unwrap()).into();
-    let rock7 = Rock7Network::start(Rock7Config {
-        webhook,
-        key_pem: std::fs::read(format!("{FIXTURES}/rock7-test-only.key.pem")).unwrap(),
-        username: "flotta".into(),
-        password: "s3cret".into(),
-        redeliver_every: 0,
-        retry_delay: Duration::from_millis(100),
-    })
-    .unwrap();
-    let password = dir.path().join("rock7-password");
-    std::fs::write(&password, "s3cret\n").unwrap();
-    let server = ServerProc::start(
-        debug,
-        dir.path(),
-        &format!(
-            "webhook_listen_addr = \"{webhook}\"\n\
-             rock7_public_key_file = \"{FIXTURES}/rock7-test-only.pub.pem\"\n\
-             rock7_username = \"flotta\"\nrock7_password_file = \"{}\"\nrock7_mt_url = \"{}\"\n\
-             default_heartbeat_period_seconds = 1\ncontroller_interval_seconds = 1\n",
-            password.display(),
-            rock7.mt_url()
-        ),
-    )
-    .unwrap();
-    let imei = "300434060000002";
-    let modem = SbdModem::start(
-        rock7.clone(),
-        SbdModemConfig {
-            imei: imei.into(),
-            ..SbdModemConfig::default()
-        },
-    )
-    .unwrap();
+    let Sbd { server, modem, .. } = sbd_network(dir.path(), 0);
     let id = "wire-sbd";
     let toml = format!(
         "heartbeat_period_seconds = 60\nlinks = [\"sbd\"]\n[link]\nupload_interval_seconds = 60\n\
@@ -231,7 +149,7 @@ pub(super) fn sbd(debug: &Path, release: &Path, windows_to_measure: u64) -> Stri
         modem.path().display()
     );
     let mut agent = configure(release, dir.path(), &server, id, &toml);
-    provision(&server, &agent, id, &["--imei", imei]);
+    provision(&server, &agent, id, &["--imei", IMEI]);
     agent.restart().unwrap();
     wait_for("the first SBD window", Duration::from_secs(90), || {
         windows(&agent) >= 1
