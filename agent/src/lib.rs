@@ -25,3 +25,4 @@ pub mod schedule;
 pub mod selftest;
 pub mod uplink;
 pub mod window;
+pub mod workloads;

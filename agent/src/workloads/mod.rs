@@ -1,0 +1,13 @@
+//! Flotta EdgeWorkloads on the device, run with podman (issue #12, in
+//! progress). This far: [`plan`], the pure decision of what to deploy,
+//! replace and remove so that podman's pods match the desired workloads,
+//! touching only pods this agent made.
+//!
+//! Still to come (see ARCHITECTURE.md): the podman runner behind a small
+//! trait (`kube play`, `pod rm`, `pod ps --format json`), the event stream
+//! reader, restart back-off, images offline-first, status in heartbeats,
+//! and workload logs through the queue.
+
+pub mod plan;
+
+pub use plan::{Action, DesiredWorkload, ObservedPod, Skipped, plan};
