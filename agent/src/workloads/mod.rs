@@ -3,6 +3,9 @@
 //! replace and remove so that podman's pods match the desired workloads,
 //! touching only pods this agent made.
 //!
+//! Measured podman 4.3.1 behaviour (names, labels, events, restarts, logs,
+//! secrets) is in `PODMAN-4.3.md` beside this file.
+//!
 //! Still to come (see ARCHITECTURE.md): the podman runner behind a small
 //! trait (`kube play`, `pod rm`, `pod ps --format json`), the event stream
 //! reader, restart back-off, images offline-first, status in heartbeats,
