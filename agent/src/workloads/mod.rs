@@ -1,7 +1,8 @@
 //! Flotta EdgeWorkloads on the device, run with podman (issue #12, in
 //! progress). This far: [`plan`], the pure decision of what to deploy,
 //! replace and remove so that podman's pods match the desired workloads,
-//! touching only pods this agent made.
+//! touching only pods this agent made; and [`pods`], what `podman pod ps`
+//! says about them.
 //!
 //! Measured podman 4.3.1 behaviour (names, labels, events, restarts, logs,
 //! secrets) is in `PODMAN-4.3.md` beside this file.
@@ -12,5 +13,7 @@
 //! and workload logs through the queue.
 
 pub mod plan;
+pub mod pods;
 
 pub use plan::{Action, DesiredWorkload, ObservedPod, Skipped, plan};
+pub use pods::{PodsError, decode_pod_ps};
