@@ -8,7 +8,9 @@
 #   apt:    qemu-user, gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, musl-tools, file, binutils,
 #           curl, openssl, protobuf-compiler and libprotobuf-dev (protoc and the well-known
 #           google/protobuf/*.proto: the chirpstack_api crate compiles ChirpStack's .proto files when
-#           it is built) (and python3-pip when pip is missing)
+#           it is built), podman, runc, catatonit and busybox-static (the workload tests run a
+#           private podman with tests/podman/containers.conf and a busybox image built locally:
+#           no registry; /etc/containers is left alone) (and python3-pip when pip is missing)
 #   PyPI:   ziglang (zig as C compiler and linker for the ARMv6 agent)
 #   rustup: musl targets for the pinned stable toolchain; the dated nightly named in
 #           cross/nightly-toolchain, with rust-src (build-std for the ARMv6 agent)
@@ -21,7 +23,7 @@ exec </dev/null
 ZIGLANG_VERSION="0.17.1"
 RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 APT_PACKAGES=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-tools file binutils curl openssl
-    protobuf-compiler libprotobuf-dev)
+    protobuf-compiler libprotobuf-dev podman runc catatonit busybox-static)
 PYTHON="${FLOTTA_PYTHON:-python3}"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

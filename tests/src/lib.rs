@@ -12,11 +12,15 @@
 //! [`lorawan`] simulates LoRaWAN network servers (ChirpStack v4, The Things
 //! Stack v3) that post uplinks to the server's webhooks and serve the
 //! downlink APIs it calls.
+//!
+//! [`podman`] is a private podman storage with a locally built busybox
+//! image, for the workload tests.
 #![forbid(unsafe_code)]
 
 pub mod link;
 pub mod lorawan;
 pub mod modem;
+pub mod podman;
 pub mod procs;
 pub mod sim_time;
 pub mod wait;

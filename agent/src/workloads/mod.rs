@@ -15,8 +15,12 @@
 
 pub mod manifest;
 pub mod plan;
+pub mod podman;
 pub mod pods;
+pub mod reconcile;
 
 pub use manifest::{ManifestError, PlayFile, play_file};
 pub use plan::{Action, DesiredWorkload, ObservedPod, Skipped, plan};
+pub use podman::{Podman, PodmanCli, PodmanError};
 pub use pods::{PodsError, decode_pod_ps};
+pub use reconcile::{Pass, reconcile};

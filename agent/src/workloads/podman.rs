@@ -1,0 +1,219 @@
+//! The podman the reconciler drives, behind a small trait ([`Podman`]) so
+//! the reconcile logic is tested against a model (`reconcile.rs`) and the
+//! real one ([`PodmanCli`]) is a thin layer over the `podman` command:
+//! every call has a deadline (a wedged podman is killed, not waited on
+//! forever), output is read up to a limit, and a failure carries podman's
+//! own error text for the `Failed` event.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::plan::ObservedPod;
+use super::pods::{MAX_POD_PS_BYTES, PodsError, decode_pod_ps};
+
+/// What the reconciler needs from podman.
+pub trait Podman {
+    /// Every pod podman knows (ours and others').
+    fn pods(&mut self) -> Result<Vec<ObservedPod>, PodmanError>;
+    /// `podman kube play` of `file` (a pod and its ConfigMaps).
+    fn play(&mut self, file: &Path) -> Result<(), PodmanError>;
+    /// Remove the pod `name` and its containers (stopping them).
+    fn remove(&mut self, name: &str) -> Result<(), PodmanError>;
+    /// Whether `image` is in local storage.
+    fn image_exists(&mut self, image: &str) -> Result<bool, PodmanError>;
+}
+
+/// A podman call that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PodmanError {
+    /// The command could not be started (not installed?).
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It ran past its deadline and was killed.
+    #[error("podman {args} did not finish within {timeout:?}")]
+    Timeout {
+        /// Its arguments.
+        args: String,
+        /// The deadline.
+        timeout: Duration,
+    },
+    /// It exited unsuccessfully: podman's message.
+    #[error("podman {args} failed ({status}): {stderr}")]
+    Failed {
+        /// Its arguments.
+        args: String,
+        /// Its exit status, as shown.
+        status: String,
+        /// Its exit code (`None`: killed by a signal).
+        code: Option<i32>,
+        /// The end of its standard error.
+        stderr: String,
+    },
+    /// `pod ps` printed what could not be read.
+    #[error(transparent)]
+    Pods(#[from] PodsError),
+}
+
+impl PodmanError {
+    /// Whether the same call may succeed later (a busy or wedged podman may
+    /// recover; a refused manifest or a missing podman will not).
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::Spawn { .. } | Self::Failed { .. } => false,
+            Self::Timeout { .. } => true,
+            Self::Pods(e) => e.is_retriable(),
+        }
+    }
+}
+
+/// Standard error kept for a failure's message (the end: podman's
+/// `Error: …` line is last).
+const STDERR_KEPT: usize = 2048;
+
+/// The `podman` command.
+#[derive(Debug, Clone)]
+pub struct PodmanCli {
+    /// The program (`podman`, or a path).
+    pub program: PathBuf,
+    /// Arguments before every command (e.g. `--root DIR --runroot DIR`).
+    pub global_args: Vec<String>,
+    /// Extra `kube play` arguments (e.g. `--network none`).
+    pub play_args: Vec<String>,
+    /// Environment for podman (e.g. `CONTAINERS_CONF`).
+    pub env: Vec<(String, String)>,
+    /// Seconds a removed pod's containers get to stop before SIGKILL.
+    pub stop_timeout_seconds: u32,
+    /// Deadline of one call.
+    pub timeout: Duration,
+}
+
+impl Default for PodmanCli {
+    fn default() -> Self {
+        Self {
+            program: "podman".into(),
+            global_args: Vec::new(),
+            play_args: Vec::new(),
+            env: Vec::new(),
+            stop_timeout_seconds: 10,
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+impl PodmanCli {
+    /// Run `podman args…`; its standard output (up to `max_out` bytes) on
+    /// success.
+    fn run(&self, args: &[&str], max_out: usize) -> Result<Vec<u8>, PodmanError> {
+        let shown = args.join(" ");
+        let mut child = Command::new(&self.program)
+            .args(&self.global_args)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| PodmanError::Spawn {
+                program: self.program.display().to_string(),
+                source,
+            })?;
+        let mut stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        // Both pipes drained at once so neither can fill and wedge podman;
+        // a reader stops storing at its limit but keeps draining.
+        let out = std::thread::spawn(move || drain(&mut stdout, max_out));
+        let err = std::thread::spawn(move || drain(&mut stderr, usize::MAX));
+        let deadline = Instant::now() + self.timeout;
+        let status = loop {
+            if let Some(s) = child.try_wait().map_err(|source| PodmanError::Spawn {
+                program: self.program.display().to_string(),
+                source,
+            })? {
+                break s;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(PodmanError::Timeout {
+                    args: shown,
+                    timeout: self.timeout,
+                });
+            }
+            // Only while a command runs (seconds at most): no idle polling.
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let out = out.join().unwrap_or_default();
+        let err = err.join().unwrap_or_default();
+        if status.success() {
+            return Ok(out);
+        }
+        let text = String::from_utf8_lossy(&err);
+        let tail = text.trim_end();
+        let mut start = tail.len().saturating_sub(STDERR_KEPT);
+        while !tail.is_char_boundary(start) {
+            start += 1;
+        }
+        let tail = &tail[start..];
+        Err(PodmanError::Failed {
+            args: shown,
+            status: status.to_string(),
+            code: status.code(),
+            stderr: tail.to_owned(),
+        })
+    }
+}
+
+/// Read `r` to its end, keeping at most `limit` + 1 bytes (so a caller can
+/// tell "too long").
+fn drain(r: &mut impl Read, limit: usize) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => return kept,
+            Ok(n) => {
+                let room = limit.saturating_add(1).saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+}
+
+impl Podman for PodmanCli {
+    fn pods(&mut self) -> Result<Vec<ObservedPod>, PodmanError> {
+        let out = self.run(&["pod", "ps", "--format", "json"], MAX_POD_PS_BYTES)?;
+        Ok(decode_pod_ps(&out)?)
+    }
+
+    fn play(&mut self, file: &Path) -> Result<(), PodmanError> {
+        let file = file.to_string_lossy();
+        let mut args = vec!["kube", "play"];
+        args.extend(self.play_args.iter().map(String::as_str));
+        args.push(&file);
+        self.run(&args, 64 << 10).map(drop)
+    }
+
+    fn remove(&mut self, name: &str) -> Result<(), PodmanError> {
+        let time = self.stop_timeout_seconds.to_string();
+        self.run(
+            &["pod", "rm", "--force", "--ignore", "--time", &time, name],
+            64 << 10,
+        )
+        .map(drop)
+    }
+
+    fn image_exists(&mut self, image: &str) -> Result<bool, PodmanError> {
+        match self.run(&["image", "exists", image], 0) {
+            Ok(_) => Ok(true),
+            Err(PodmanError::Failed { code: Some(1), .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
