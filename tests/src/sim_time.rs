@@ -59,3 +59,23 @@ impl SimTime {
         self.sim_at(Instant::now())
     }
 }
+
+/// The most of `amount` in any rolling `window` of simulated time, each
+/// window starting at an entry: `entries` are (when, amount) in time order
+/// (airtime per uplink, credits per session, 1 per downlink).
+#[must_use]
+pub fn busiest<T: Copy + std::iter::Sum<T> + Ord + Default>(
+    entries: &[(Duration, T)],
+    window: Duration,
+) -> T {
+    (0..entries.len())
+        .map(|i| {
+            entries[i..]
+                .iter()
+                .take_while(|(at, _)| *at < entries[i].0 + window)
+                .map(|&(_, amount)| amount)
+                .sum()
+        })
+        .max()
+        .unwrap_or_default()
+}

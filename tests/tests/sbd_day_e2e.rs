@@ -27,7 +27,7 @@ mod sbd_support;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use flotta_e2e::sim_time::SimTime;
+use flotta_e2e::sim_time::{SimTime, busiest};
 use frames_support::{assert_delivered_once, drain_resident, emit, events_stored, tls_handshakes};
 use sbd_support::{agent, sbd};
 
@@ -129,16 +129,7 @@ fn a_day_within_sbd_credits_delivers_every_record_once() {
         .iter()
         .map(|&(at, credits)| (time.sim_at(at), credits))
         .collect();
-    let busiest_day = (0..charged.len())
-        .map(|i| {
-            charged[i..]
-                .iter()
-                .take_while(|(at, _)| *at < charged[i].0 + DAY)
-                .map(|(_, c)| c)
-                .sum::<u64>()
-        })
-        .max()
-        .unwrap_or(0);
+    let busiest_day = busiest(&charged, DAY);
     let log = agent.log();
     let held = log.matches("held back by the sbd_credits budget").count();
     eprintln!(

@@ -157,9 +157,7 @@ pub(crate) fn assert_delivered_once(server: &ServerProc, agent: &AgentProc, id: 
         d.folded += heartbeats;
         d.unsent_in_summaries += len - others - heartbeats;
     }
-    let missing: Vec<u64> = (0..next_seq)
-        .filter(|s| !plain.contains(s) && !ranges.iter().any(|&(f, l, _)| (f..=l).contains(s)))
-        .collect();
+    let missing = seqs_not_stored(server, agent, id);
     assert!(
         missing.is_empty(),
         "{id}: seqs never stored: {missing:?}\n{}",

@@ -12,7 +12,7 @@ use std::time::Duration;
 use flotta_e2e::lorawan::{ChirpstackNetwork, ChirpstackOptions};
 use flotta_e2e::modem::lora::{Dialect, LoraModemConfig, OnAir, SimModem};
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir, free_port};
-use flotta_e2e::sim_time::SimTime;
+use flotta_e2e::sim_time::{SimTime, busiest};
 use flotta_server::lorawan::{Region, uplink_airtime_us};
 
 use super::frames_support::provision;
@@ -161,14 +161,6 @@ pub(crate) fn aired(on_air: &[OnAir], time: &SimTime) -> Vec<Aired> {
 /// The most airtime spent in any `window` of simulated time (rolling,
 /// starting at each transmission).
 pub(crate) fn max_airtime_in(aired: &[Aired], window: Duration) -> Duration {
-    (0..aired.len())
-        .map(|i| {
-            aired[i..]
-                .iter()
-                .take_while(|a| a.at < aired[i].at + window)
-                .map(|a| a.airtime)
-                .sum()
-        })
-        .max()
-        .unwrap_or_default()
+    let entries: Vec<(Duration, Duration)> = aired.iter().map(|a| (a.at, a.airtime)).collect();
+    busiest(&entries, window)
 }
