@@ -11,6 +11,7 @@ use crate::carrier::{LinkKind, LorawanConfig, SbdConfig, UdpConfig};
 use crate::governor::GovernorConfig;
 use crate::link::LinkProfile;
 use crate::queue::QueueConfig;
+use crate::workloads::WorkloadsConfig;
 
 /// Everything the agent needs to run.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -58,6 +59,9 @@ pub struct AgentConfig {
     /// cycle, TTN fair use, SBD credits per day); env
     /// `FLOTTA_AGENT_GOVERNOR_<KEY>`.
     pub governor: GovernorConfig,
+    /// Running the configuration's workloads with podman (`[workloads]`,
+    /// `workloads/config.rs`); env `FLOTTA_AGENT_WORKLOADS_<KEY>`.
+    pub workloads: WorkloadsConfig,
 }
 
 /// Optional overrides of a link profile (the `[link]` table).
@@ -101,6 +105,7 @@ impl Default for AgentConfig {
             sbd: SbdConfig::default(),
             lorawan: LorawanConfig::default(),
             governor: GovernorConfig::default(),
+            workloads: WorkloadsConfig::default(),
         }
     }
 }
@@ -206,6 +211,7 @@ impl AgentConfig {
             }
         }
         crate::carrier::apply_env(&mut table, &env)?;
+        crate::workloads::config::apply_env(&mut table, &env)?;
         let mut cfg: AgentConfig =
             toml::Value::Table(table)
                 .try_into()
@@ -238,6 +244,7 @@ impl AgentConfig {
             ));
         }
         self.link()?;
+        self.workloads.validate()?;
         crate::carrier::validate(&self.links, &self.udp, &self.sbd, &self.lorawan)?;
         self.queue
             .validate()

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use flotta_proto::payload::{DeviceStatus, Heartbeat, Payload};
+use flotta_proto::payload::{DeviceStatus, Heartbeat, Payload, WorkloadState};
 
 use crate::queue::Stats;
 
@@ -38,8 +38,14 @@ pub fn battery_percent(power_supply_dir: &Path) -> Option<u8> {
     })
 }
 
-/// The heartbeat payload for the current state.
-pub fn build(stats: &Stats, uptime_seconds: u64, battery_percent: Option<u8>) -> Payload {
+/// The heartbeat payload for the current state, with each workload's
+/// phase.
+pub fn build(
+    stats: &Stats,
+    uptime_seconds: u64,
+    battery_percent: Option<u8>,
+    workloads: Vec<WorkloadState>,
+) -> Payload {
     let degraded = stats.dropped.iter().any(|d| *d > 0) || stats.damaged_bytes > 0;
     Payload::Heartbeat(Heartbeat {
         status: if degraded {
@@ -54,7 +60,7 @@ pub fn build(stats: &Stats, uptime_seconds: u64, battery_percent: Option<u8>) ->
         dropped_records: stats.dropped,
         damaged_bytes: stats.damaged_bytes,
         battery_percent,
-        workloads: Vec::new(),
+        workloads,
     })
 }
 
@@ -76,14 +82,14 @@ mod tests {
 
     #[test]
     fn drops_make_the_device_degraded() {
-        let ok = build(&Stats::default(), 5, None);
+        let ok = build(&Stats::default(), 5, None, Vec::new());
         let Payload::Heartbeat(hb) = ok else { panic!() };
         assert_eq!(hb.status, DeviceStatus::Up);
         let stats = Stats {
             dropped: [3, 0, 0],
             ..Stats::default()
         };
-        let Payload::Heartbeat(hb) = build(&stats, 5, Some(50)) else {
+        let Payload::Heartbeat(hb) = build(&stats, 5, Some(50), Vec::new()) else {
             panic!()
         };
         assert_eq!(

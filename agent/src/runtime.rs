@@ -184,6 +184,9 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
         },
     });
     append(&shared, &started, Durability::Durable);
+    // Workloads come back from the cached configuration, link or not.
+    let urgent_event = Arc::new(tokio::sync::Notify::new());
+    let workloads = start_workloads(&shared, &desired, &urgent_event);
     // Records handed over while the agent was not running go out in the first window.
     ingest_inbox(&shared);
     let inbox = Arc::new(tokio::sync::Notify::new());
@@ -233,6 +236,7 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
                     &stats,
                     crate::heartbeat::uptime_seconds(),
                     crate::heartbeat::battery_percent(std::path::Path::new("/sys/class/power_supply")),
+                    workloads.as_ref().map(crate::workloads::Workloads::states).unwrap_or_default(),
                 );
                 // Durable at once: the same one fsync a minute as a group
                 // commit would do, without a second timer wake-up for it.
@@ -254,6 +258,7 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
                     // Stored by the window (even one that then failed).
                     log(&format!("configuration version {:?} applied", d.version));
                     desired = d;
+                    if let Some(w) = &workloads { w.desire(&desired.message_json); }
                     // A shorter period takes effect now, not after the old one ran out.
                     let period = desired.heartbeat_period_seconds().unwrap_or(shared.cfg.heartbeat_period_seconds);
                     next_heartbeat = next_heartbeat.min(Instant::now() + Duration::from_secs(period));
@@ -288,6 +293,12 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
                     }
                 }
             }
+            () = urgent_event.notified() => {
+                urgent = true;
+                if running.is_none() {
+                    next_window = urgent_window_at(next_window, Instant::now(), last_window_started, urgent_gap);
+                }
+            }
             () = sleep_until(sync_due.unwrap_or(far)), if sync_due.is_some() => {
                 let mut q = shared.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if let Err(e) = q.sync_if_due() { log(&format!("queue sync: {e}")); }
@@ -300,7 +311,41 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
         // Let an upload in flight finish its acknowledgement bookkeeping.
         let _ = task.await;
     }
+    // The workloads' thread ends after its podman call in progress; the
+    // pods run on without the agent.
+    drop(workloads);
     sync(&shared)
+}
+
+/// The workloads' supervisor (`workloads/`), reporting its events into the
+/// queue; an urgent one wakes `urgent_event`. `None` when disabled or when
+/// its thread cannot start (said in the log: the agent runs on).
+fn start_workloads(
+    shared: &Arc<Shared>,
+    desired: &Desired,
+    urgent_event: &Arc<tokio::sync::Notify>,
+) -> Option<crate::workloads::Workloads> {
+    let (to_queue, wake) = (Arc::clone(shared), Arc::clone(urgent_event));
+    let report = Box::new(move |e: Event| {
+        log(&format!("workload event: {}", e.message));
+        let p = Payload::Event(e);
+        append(&to_queue, &p, Durability::Durable);
+        if to_queue.cfg.urgent_event_level.is_urgent(&p) {
+            wake.notify_one();
+        }
+    });
+    let message = if desired.message_json.is_empty() {
+        "{}"
+    } else {
+        &desired.message_json
+    };
+    match crate::workloads::spawn(&shared.cfg, message, report, Arc::new(log)) {
+        Ok(w) => w,
+        Err(e) => {
+            log(&format!("workloads not supervised: {e}"));
+            None
+        }
+    }
 }
 
 fn sync(shared: &Shared) -> Result<(), AgentError> {

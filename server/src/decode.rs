@@ -5,7 +5,7 @@
 mod message;
 
 use flotta_proto::batch::{BatchRequest, DecodeError as BatchDecodeError};
-use flotta_proto::payload::{DeviceStatus, Heartbeat, Payload, WindowSummary};
+use flotta_proto::payload::{DeviceStatus, Heartbeat, Payload, WindowSummary, WorkloadPhase};
 use flotta_proto::record::RecordClass;
 use serde_json::Value;
 
@@ -87,13 +87,32 @@ pub struct DecodedBatch {
 /// Largest sequence number or timestamp the store accepts.
 const MAX_STORED: u64 = i64::MAX as u64;
 
-/// The heartbeat as the JSON the store keeps (Flotta-style status words).
+/// The heartbeat as the JSON the store keeps, in Flotta's words: `status`
+/// `up`/`degraded`, and `workloads` as Flotta's `workload-status`
+/// (`{name, status}`, status one of `deploying`, `running`, `crashed`,
+/// `stopped`), as a Flotta device worker sends them.
 pub fn heartbeat_json(hb: &Heartbeat) -> Value {
     let mut v = serde_json::to_value(hb).unwrap_or(Value::Null);
     if let Some(obj) = v.as_object_mut() {
         obj.insert("status".into(), Value::from(status_word(hb.status)));
+        let workloads = hb
+            .workloads
+            .iter()
+            .map(|w| serde_json::json!({"name": w.name, "status": phase_word(w.phase)}))
+            .collect();
+        obj.insert("workloads".into(), Value::Array(workloads));
     }
     v
+}
+
+/// A workload phase as Flotta's `workload-status.status` enum.
+pub fn phase_word(p: WorkloadPhase) -> &'static str {
+    match p {
+        WorkloadPhase::Deploying => "deploying",
+        WorkloadPhase::Running => "running",
+        WorkloadPhase::Crashed => "crashed",
+        WorkloadPhase::Stopped => "stopped",
+    }
 }
 
 /// The record class as a lower-case word (`heartbeat`, `log`, `event`), for

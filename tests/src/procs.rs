@@ -216,6 +216,23 @@ impl ServerProc {
             .output()
     }
 
+    /// `flotta-server apply` of the manifest `yaml`, which must succeed.
+    ///
+    /// # Panics
+    /// The file cannot be written or the CLI refuses the manifest.
+    pub fn apply(&self, yaml: &str) {
+        let file = self.data_dir.join("applied.yaml");
+        std::fs::write(&file, yaml).expect("manifest written");
+        let out = self
+            .command(&["apply", "-f", &file.to_string_lossy()])
+            .expect("flotta-server runs");
+        assert!(
+            out.status.success(),
+            "apply: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Path of the SQLite store.
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.join("flotta.db")

@@ -135,7 +135,7 @@ fn every_record_arrives_once_through_loss_kills_and_a_configuration_change() {
     });
 
     // A configuration change reaches the device by downlink.
-    apply_heartbeat_period(&l.server, &agent, dir.path(), id, 2, LIMIT);
+    apply_heartbeat_period(&l.server, &agent, id, 2, LIMIT);
     // Quiet: the last answers settle everything but the last run's frame.
     agent.stop().unwrap();
     settle_with_runs(&l, &agent, id);

@@ -124,7 +124,7 @@ fn every_record_arrives_once_through_failed_sessions_redeliveries_and_kill_9() {
     });
 
     // A configuration change reaches the device by MT.
-    apply_heartbeat_period(&s.server, &agent, dir.path(), id, 2, LIMIT);
+    apply_heartbeat_period(&s.server, &agent, id, 2, LIMIT);
     agent.stop().unwrap();
     let status = agent.run_once_within(LIMIT).unwrap();
     assert!(status.success(), "{}", agent.log());

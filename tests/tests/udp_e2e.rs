@@ -159,7 +159,7 @@ fn a_udp_only_device_delivers_every_record_once_through_a_lossy_link() {
     });
 
     // A configuration change reaches the device by downlink.
-    apply_heartbeat_period(&server, &agent, dir.path(), id, 2, LIMIT);
+    apply_heartbeat_period(&server, &agent, id, 2, LIMIT);
 
     // Drain over a clean link, then stop and check.
     link.set_profile(UdpProfile::clean()).unwrap();

@@ -21,6 +21,11 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::plan::{MANAGED_LABEL, SPEC_HASH_LABEL};
+use super::restart::RestartPolicy;
+
+/// The version of the play file this agent writes (part of the spec
+/// hash). 2: podman's restart policy is `Never`, the agent restarts.
+const PLAY_FORMAT: &str = "2";
 
 /// The longest pod name podman and Kubernetes take.
 pub const MAX_NAME_LEN: usize = 63;
@@ -36,6 +41,10 @@ pub struct PlayFile {
     pub spec_hash: String,
     /// Every container image the pod needs (init containers included).
     pub images: Vec<String>,
+    /// The pod's `restartPolicy`: the agent restarts its containers, with
+    /// a back-off; podman is told `Never` (it would restart a crashing
+    /// container at once, forever: `PODMAN-4.3.md`, section 2).
+    pub restart: RestartPolicy,
     /// The file's bytes.
     pub bytes: Vec<u8>,
 }
@@ -121,6 +130,15 @@ pub fn play_file(workload: &Value, pulls_allowed: bool) -> Result<PlayFile, Mani
     if containers.iter().any(|c| !c.is_object()) {
         return Err(bad_spec("has a container that is not an object".into()));
     }
+    let restart = match spec.get("restartPolicy") {
+        None | Some(Value::Null) => RestartPolicy::Always,
+        Some(p) => p.as_str().and_then(RestartPolicy::parse).ok_or_else(|| {
+            bad_spec(format!(
+                "restartPolicy {p} is not Always, OnFailure or Never"
+            ))
+        })?,
+    };
+    spec["restartPolicy"] = "Never".into();
     let mut configmaps = Vec::new();
     for (index, cm) in workload
         .get("configmaps")
@@ -181,6 +199,7 @@ pub fn play_file(workload: &Value, pulls_allowed: bool) -> Result<PlayFile, Mani
         name: name.to_owned(),
         spec_hash,
         images,
+        restart,
         bytes,
     })
 }
@@ -196,6 +215,9 @@ fn hash(workload: &Value) -> String {
         h.update(text.as_bytes());
     };
     let text = |k: &str| workload.get(k).and_then(Value::as_str).unwrap_or_default();
+    // What the agent makes of the same input changed: pods made by an
+    // older agent are made again.
+    field("play-format", PLAY_FORMAT);
     field("name", text("name"));
     field("specification", text("specification"));
     for map in ["labels", "annotations"] {

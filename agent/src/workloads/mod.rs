@@ -1,26 +1,78 @@
-//! Flotta EdgeWorkloads on the device, run with podman (issue #12, in
-//! progress). This far: [`plan`], the pure decision of what to deploy,
-//! replace and remove so that podman's pods match the desired workloads,
-//! touching only pods this agent made; [`pods`], what `podman pod ps`
-//! says about them; and [`manifest`], the file `podman kube play` runs for a
-//! workload.
+//! Flotta EdgeWorkloads on the device, run with podman (issue #12).
+//!
+//! - [`plan`]: the pure decision of what to deploy, replace and remove so
+//!   that podman's pods match the desired workloads, touching only pods
+//!   this agent made;
+//! - [`manifest`]: the file `podman kube play` runs for a workload;
+//! - [`pods`], [`containers`]: what `podman pod ps` and `podman ps` say;
+//! - [`podman`]: the runner behind the [`Podman`] trait;
+//! - [`reconcile`]: one pass of the plan through podman;
+//! - [`restart`]: restart policies and the back-off;
+//! - [`status`]: phases in Flotta's terms for the heartbeat;
+//! - [`images`]: image archives loaded offline-first;
+//! - [`supervisor`]: all of that in one pass, with failures reported once;
+//! - [`worker`]: the supervisor's thread; [`events`]: `podman events`.
+//! - [`config`]: the `[workloads]` table.
 //!
 //! Measured podman 4.3.1 behaviour (names, labels, events, restarts, logs,
 //! secrets) is in `PODMAN-4.3.md` beside this file.
-//!
-//! Still to come (see ARCHITECTURE.md): the podman runner behind a small
-//! trait (`kube play`, `pod rm`, `pod ps --format json`), the event stream
-//! reader, restart back-off, images offline-first, status in heartbeats,
-//! and workload logs through the queue.
 
+pub mod config;
+pub mod containers;
+pub mod events;
+pub mod images;
 pub mod manifest;
 pub mod plan;
 pub mod podman;
 pub mod pods;
 pub mod reconcile;
+pub mod restart;
+pub mod status;
+pub mod supervisor;
+pub mod worker;
 
+pub use config::WorkloadsConfig;
 pub use manifest::{ManifestError, PlayFile, play_file};
 pub use plan::{Action, DesiredWorkload, ObservedPod, Skipped, plan};
 pub use podman::{Podman, PodmanCli, PodmanError};
 pub use pods::{PodsError, decode_pod_ps};
 pub use reconcile::{Pass, reconcile};
+pub use supervisor::{Settings, Supervisor};
+pub use worker::Workloads;
+
+/// The supervisor for this configuration on its thread (following
+/// podman's events once there is work), with the cached configuration
+/// `message_json`; `None` when `[workloads] enabled = false`. `report`
+/// queues an event; `log` writes to the agent's log.
+pub fn spawn(
+    cfg: &crate::config::AgentConfig,
+    message_json: &str,
+    report: Box<dyn Fn(flotta_proto::payload::Event) + Send>,
+    log: worker::Log,
+) -> std::io::Result<Option<Workloads>> {
+    let w = &cfg.workloads;
+    if !w.enabled {
+        return Ok(None);
+    }
+    let s = std::time::Duration::from_secs;
+    let settings = Settings {
+        dir: cfg.data_dir.join("workloads"),
+        images_dir: w.images_dir(&cfg.data_dir),
+        pulls_allowed: w.pulls_allowed(&cfg.link_profile),
+        backoff: restart::Backoff::new(
+            s(w.restart_backoff_initial_seconds),
+            s(w.restart_backoff_max_seconds),
+            s(w.restart_backoff_reset_seconds),
+        ),
+    };
+    let cli = w.podman();
+    let supervisor = Supervisor::new(Box::new(cli.clone()), settings);
+    Workloads::start(
+        supervisor,
+        message_json,
+        s(w.monitoring_interval_seconds),
+        report,
+        Some((cli, log)),
+    )
+    .map(Some)
+}

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::plan::ObservedPod;
+use super::containers::{ContainersError, MAX_PS_BYTES, ObservedContainer, decode_ps};
+use super::plan::{MANAGED_LABEL, ObservedPod};
 use super::pods::{MAX_POD_PS_BYTES, PodsError, decode_pod_ps};
 
 /// What the reconciler needs from podman.
@@ -23,6 +24,12 @@ pub trait Podman {
     fn remove(&mut self, name: &str) -> Result<(), PodmanError>;
     /// Whether `image` is in local storage.
     fn image_exists(&mut self, image: &str) -> Result<bool, PodmanError>;
+    /// The app containers of this agent's pods.
+    fn containers(&mut self) -> Result<Vec<ObservedContainer>, PodmanError>;
+    /// Start the pod `name`'s containers that do not run.
+    fn start(&mut self, name: &str) -> Result<(), PodmanError>;
+    /// `podman load` of an image archive: the images it held.
+    fn load(&mut self, archive: &Path) -> Result<Vec<String>, PodmanError>;
 }
 
 /// A podman call that failed.
@@ -59,6 +66,9 @@ pub enum PodmanError {
     /// `pod ps` printed what could not be read.
     #[error(transparent)]
     Pods(#[from] PodsError),
+    /// `ps` printed what could not be read.
+    #[error(transparent)]
+    Containers(#[from] ContainersError),
 }
 
 impl PodmanError {
@@ -69,6 +79,7 @@ impl PodmanError {
             Self::Spawn { .. } | Self::Failed { .. } => false,
             Self::Timeout { .. } => true,
             Self::Pods(e) => e.is_retriable(),
+            Self::Containers(e) => e.is_retriable(),
         }
     }
 }
@@ -215,5 +226,57 @@ impl Podman for PodmanCli {
             Err(PodmanError::Failed { code: Some(1), .. }) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    fn containers(&mut self) -> Result<Vec<ObservedContainer>, PodmanError> {
+        let filter = format!("label={MANAGED_LABEL}=true");
+        let args = [
+            "ps", "--all", "--pod", "--format", "json", "--filter", &filter,
+        ];
+        let out = self.run(&args, MAX_PS_BYTES)?;
+        Ok(decode_ps(&out)?)
+    }
+
+    fn start(&mut self, name: &str) -> Result<(), PodmanError> {
+        self.run(&["pod", "start", name], 64 << 10).map(drop)
+    }
+
+    fn load(&mut self, archive: &Path) -> Result<Vec<String>, PodmanError> {
+        let archive = archive.to_string_lossy();
+        let out = self.run(&["load", "--input", &archive], 64 << 10)?;
+        Ok(loaded_images(&String::from_utf8_lossy(&out)))
+    }
+}
+
+/// The images `podman load` printed (`Loaded image: NAME` lines, one per
+/// image; `Loaded image(s): A,B` in some versions).
+pub fn loaded_images(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("Loaded image: ")
+                .or_else(|| l.strip_prefix("Loaded image(s): "))
+        })
+        .flat_map(|names| names.split(','))
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loaded_images_as_podman_prints_them() {
+        let out = "Loaded image: localhost/bbload:1\nLoaded image: localhost/bbload:2\n";
+        assert_eq!(
+            super::loaded_images(out),
+            ["localhost/bbload:1", "localhost/bbload:2"]
+        );
+        assert_eq!(
+            super::loaded_images("Loaded image(s): a:1, b:2\n"),
+            ["a:1", "b:2"]
+        );
+        assert!(super::loaded_images("Getting image source signatures\n").is_empty());
     }
 }

@@ -12,6 +12,7 @@
 //! - Play files are written to `dir/<name>.json` (replaced atomically)
 //!   before podman reads them, and kept: they are what runs.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
@@ -19,6 +20,7 @@ use serde_json::Value;
 use super::manifest::{PlayFile, play_file, valid_name};
 use super::plan::{Action, DesiredWorkload, Skipped, plan};
 use super::podman::{Podman, PodmanError};
+use super::restart::RestartPolicy;
 
 /// What one pass did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -31,12 +33,18 @@ pub struct Pass {
     pub removed: Vec<String>,
     /// (workload, why) for each workload not brought to its desired state.
     pub failed: Vec<(String, String)>,
+    /// The restart policy of each desired workload whose configuration
+    /// was taken.
+    pub policies: BTreeMap<String, RestartPolicy>,
 }
 
 impl Pass {
     /// Nothing was done and nothing failed.
     pub fn is_noop(&self) -> bool {
-        *self == Pass::default()
+        self.deployed.is_empty()
+            && self.replaced.is_empty()
+            && self.removed.is_empty()
+            && self.failed.is_empty()
     }
 }
 
@@ -48,13 +56,31 @@ pub fn reconcile(
     workloads: &[Value],
     pulls_allowed: bool,
 ) -> Result<Pass, PodmanError> {
+    reconcile_holding(podman, dir, workloads, pulls_allowed, &|_| false)
+}
+
+/// [`reconcile`], except that the workloads `held` says yes to are left as
+/// they are (a failed deployment waiting for its retry): a pod of theirs
+/// runs on, none is made.
+pub fn reconcile_holding(
+    podman: &mut dyn Podman,
+    dir: &Path,
+    workloads: &[Value],
+    pulls_allowed: bool,
+    held: &dyn Fn(&str) -> bool,
+) -> Result<Pass, PodmanError> {
     let observed = podman.pods()?;
     let mut pass = Pass::default();
     let mut files: Vec<PlayFile> = Vec::new();
     let mut desired: Vec<DesiredWorkload> = Vec::new();
     for w in workloads {
         match play_file(w, pulls_allowed) {
+            Ok(f) if held(&f.name) => {
+                pass.policies.insert(f.name.clone(), f.restart);
+                keep_running(&f.name, &observed, &mut desired);
+            }
             Ok(f) => {
+                pass.policies.insert(f.name.clone(), f.restart);
                 desired.push(DesiredWorkload {
                     name: f.name.clone(),
                     spec_hash: f.spec_hash.clone(),

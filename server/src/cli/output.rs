@@ -278,6 +278,7 @@ pub fn describe(kind: Kind, o: &Value, now_ms: u64) -> String {
             }
         ));
         out.push_str(&describe_link(o));
+        out.push_str(&describe_workloads(o));
     }
     for section in ["spec", "status"] {
         if let Some(v) = o.get(section) {
@@ -289,6 +290,29 @@ pub fn describe(kind: Kind, o: &Value, now_ms: u64) -> String {
                 out.push('\n');
             }
         }
+    }
+    out
+}
+
+/// The `Workloads:` lines of `describe edgedevice`: each workload the
+/// device reported, with its phase.
+fn describe_workloads(o: &Value) -> String {
+    let list: Vec<&Value> = o
+        .pointer("/status/workloads")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
+    if list.is_empty() {
+        return "Workloads:    <none>\n".into();
+    }
+    let mut out = String::from("Workloads:\n");
+    for w in list {
+        out.push_str(&format!(
+            "  {:<30} {}\n",
+            s(w, "/name"),
+            or_dash(s(w, "/phase"))
+        ));
     }
     out
 }

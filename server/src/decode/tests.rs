@@ -266,3 +266,21 @@ fn content_encodings_are_checked() {
         Err(BadBody::TooLarge(limit)) if limit == 1 << 20
     ));
 }
+
+#[test]
+fn heartbeat_workloads_are_in_flottas_words() {
+    let Payload::Heartbeat(h) = hb(DeviceStatus::Up, 1) else {
+        unreachable!()
+    };
+    let mut h = h;
+    h.workloads.push(WorkloadState {
+        name: "cam".into(),
+        phase: WorkloadPhase::Crashed,
+    });
+    let v = heartbeat_json(&h);
+    assert_eq!(v["status"], "up");
+    assert_eq!(
+        v["workloads"],
+        json!([{"name": "w", "status": "running"}, {"name": "cam", "status": "crashed"}])
+    );
+}

@@ -5,7 +5,6 @@
 
 #![allow(dead_code)] // each test binary uses its part
 
-use std::path::Path;
 use std::time::Duration;
 
 use flotta_e2e::procs::{AgentProc, ServerProc};
@@ -238,28 +237,14 @@ pub(crate) fn events_stored(server: &ServerProc, id: &str, reason: &str) -> usiz
 pub(crate) fn apply_heartbeat_period(
     server: &ServerProc,
     agent: &AgentProc,
-    dir: &Path,
     id: &str,
     seconds: u64,
     limit: Duration,
 ) {
-    let manifest = dir.join("device.yaml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "apiVersion: management.project-flotta.io/v1alpha1\nkind: EdgeDevice\n\
-             metadata:\n  name: {id}\n  namespace: default\nspec:\n  heartbeat:\n    periodSeconds: {seconds}\n"
-        ),
-    )
-    .unwrap();
-    let out = server
-        .command(&["apply", "-f", &manifest.to_string_lossy()])
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.apply(&format!(
+        "apiVersion: management.project-flotta.io/v1alpha1\nkind: EdgeDevice\n\
+         metadata:\n  name: {id}\n  namespace: default\nspec:\n  heartbeat:\n    periodSeconds: {seconds}\n"
+    ));
     wait_for("the new configuration applied on the device", limit, || {
         std::fs::read_to_string(agent.data_dir.join("desired.json"))
             .ok()

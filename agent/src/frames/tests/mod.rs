@@ -43,7 +43,12 @@ pub(crate) fn params(dir: &Path, tls_limit: Option<usize>) -> FrameWindowParams 
 }
 
 pub(crate) fn heartbeat(battery: u8) -> Payload {
-    crate::heartbeat::build(&crate::queue::Stats::default(), 60, Some(battery))
+    crate::heartbeat::build(
+        &crate::queue::Stats::default(),
+        60,
+        Some(battery),
+        Vec::new(),
+    )
 }
 
 pub(crate) fn log(i: usize) -> Payload {

@@ -47,7 +47,9 @@ fn a_pod_with_our_labels_then_its_configmaps() {
         pod["metadata"]["labels"][SPEC_HASH_LABEL],
         p.spec_hash.as_str()
     );
-    assert_eq!(pod["spec"]["restartPolicy"], "OnFailure");
+    // Podman restarts nothing; the agent does, as the workload asked.
+    assert_eq!(pod["spec"]["restartPolicy"], "Never");
+    assert_eq!(p.restart, RestartPolicy::OnFailure);
     assert!(
         pod["spec"]["containers"][0]
             .get("imagePullPolicy")
@@ -125,6 +127,15 @@ fn bad_workloads_are_refused_clearly() {
             .to_string()
             .contains("has no containers")
     );
+    let mut w = nginx();
+    w["specification"] = "restartPolicy: Sometimes\ncontainers: [{name: a, image: b}]\n".into();
+    let e = play_file(&w, true).unwrap_err().to_string();
+    assert!(
+        e.contains("restartPolicy \"Sometimes\" is not Always"),
+        "{e}"
+    );
+    w["specification"] = "containers: [{name: a, image: b}]\n".into();
+    assert_eq!(play_file(&w, true).unwrap().restart, RestartPolicy::Always);
     let mut w = nginx();
     w["configmaps"][0] = "kind: Secret\n".into();
     assert_eq!(

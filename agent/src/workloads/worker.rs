@@ -1,0 +1,228 @@
+//! The supervisor's thread. Podman calls block for seconds (a `kube
+//! play` of a big pod, a `pod rm` waiting for containers to stop), so
+//! they never run on the agent's event loop: the loop hands this thread
+//! the desired workloads ([`Workloads::desire`]) and reads the phases
+//! back ([`Workloads::states`]) for each heartbeat; the thread queues its
+//! events through the `report` function it was given.
+//!
+//! The thread sleeps in `recv_timeout` until the configuration changes, a
+//! podman event arrives (`events.rs` calls [`Workloads::look`]), a
+//! back-off ends, or the monitoring interval (Flotta's
+//! `workloads_monitoring_interval`, else `[workloads]
+//! monitoring_interval_seconds`) passes. Bursts of podman events are
+//! taken as one look.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use flotta_proto::payload::{Event, WorkloadState};
+use serde_json::Value;
+
+use super::events::EventStream;
+use super::podman::PodmanCli;
+use super::supervisor::Supervisor;
+
+/// How long a burst of podman events is gathered into one look.
+const SETTLE: Duration = Duration::from_millis(300);
+
+enum Msg {
+    Desired(Vec<Value>, Option<Duration>),
+    Look,
+    Stop,
+}
+
+/// The handle the event loop holds (module docs).
+pub struct Workloads {
+    tx: Sender<Msg>,
+    states: Arc<Mutex<Vec<WorkloadState>>>,
+    /// Closed when the thread ends.
+    done: Receiver<()>,
+}
+
+/// How long dropping the handle waits for the thread's podman call in
+/// progress: a `kube play` may take minutes, and the agent must stop
+/// within systemd's stop timeout. The pods run on without the agent.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// The configuration message's `workloads` and
+/// `workloads_monitoring_interval` (seconds, positive).
+pub fn desired_from(message_json: &str) -> (Vec<Value>, Option<Duration>) {
+    let Ok(v) = serde_json::from_str::<Value>(message_json) else {
+        return (Vec::new(), None);
+    };
+    let workloads = v
+        .get("workloads")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let interval = v
+        .get("workloads_monitoring_interval")
+        .and_then(Value::as_u64)
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs);
+    (workloads, interval)
+}
+
+impl Workloads {
+    /// Start the thread with the cached configuration's `message_json`
+    /// (workloads come back after a reboot without a link) and a first
+    /// pass at once. `interval`: between looks when the configuration
+    /// does not say.
+    /// `follow`: the podman whose events to follow, once there is work,
+    /// and where to log about it.
+    pub fn start(
+        mut supervisor: Supervisor,
+        message_json: &str,
+        interval: Duration,
+        report: Box<dyn Fn(Event) + Send>,
+        follow: Option<(PodmanCli, Log)>,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = channel();
+        let (workloads, own) = desired_from(message_json);
+        // Until the first pass has looked: every workload is on its way.
+        let first: Vec<WorkloadState> = workloads
+            .iter()
+            .filter_map(|w| w.get("name")?.as_str())
+            .map(|name| WorkloadState {
+                name: name.to_owned(),
+                phase: flotta_proto::payload::WorkloadPhase::Deploying,
+            })
+            .collect();
+        let states = Arc::new(Mutex::new(first));
+        let (done_tx, done) = channel::<()>();
+        supervisor.set_desired(workloads);
+        let shared = Arc::clone(&states);
+        let looks = tx.clone();
+        std::thread::Builder::new()
+            .name("workloads".into())
+            .spawn(move || {
+                let _done = done_tx;
+                let ctx = Context {
+                    rx: &rx,
+                    looks,
+                    default_interval: interval,
+                    states: &shared,
+                    report: &*report,
+                    follow,
+                };
+                run(supervisor, own.unwrap_or(interval), &ctx);
+            })?;
+        Ok(Self { tx, states, done })
+    }
+
+    /// A new configuration arrived.
+    pub fn desire(&self, message_json: &str) {
+        let (w, i) = desired_from(message_json);
+        let _ = self.tx.send(Msg::Desired(w, i));
+    }
+
+    /// Something changed in podman: look again.
+    pub fn look(&self) {
+        let _ = self.tx.send(Msg::Look);
+    }
+
+    /// Each desired workload's phase after the last pass.
+    pub fn states(&self) -> Vec<WorkloadState> {
+        self.states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Drop for Workloads {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Msg::Stop);
+        let _ = self.done.recv_timeout(STOP_WAIT);
+    }
+}
+
+/// A log line writer shared with the events thread.
+pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
+
+struct Context<'a> {
+    rx: &'a Receiver<Msg>,
+    looks: Sender<Msg>,
+    default_interval: Duration,
+    states: &'a Mutex<Vec<WorkloadState>>,
+    report: &'a dyn Fn(Event),
+    follow: Option<(PodmanCli, Log)>,
+}
+
+fn run(mut sup: Supervisor, mut interval: Duration, ctx: &Context<'_>) {
+    let (rx, default_interval) = (ctx.rx, ctx.default_interval);
+    // Started once there is work (a board without workloads never runs
+    // podman), and tried once (no podman: the interval still looks).
+    let mut stream: Option<EventStream> = None;
+    let mut follow = ctx.follow.clone();
+    let mut pass = |sup: &mut Supervisor| {
+        for e in sup.pass(Instant::now()) {
+            (ctx.report)(e);
+        }
+        *ctx.states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = sup.states().to_vec();
+        if sup.has_work()
+            && let Some((cli, log)) = follow.take()
+        {
+            let looks = ctx.looks.clone();
+            let look = move || {
+                let _ = looks.send(Msg::Look);
+            };
+            let log2 = Arc::clone(&log);
+            match super::events::follow(&cli, look, move |m| log2(m)) {
+                Ok(s) => stream = Some(s),
+                Err(e) => log(&format!("podman events not followed: {e}")),
+            }
+        }
+    };
+    pass(&mut sup);
+    loop {
+        let now = Instant::now();
+        let wake = sup
+            .next_due(now)
+            .map_or(now + interval, |due| due.min(now + interval));
+        match rx.recv_timeout(wake.saturating_duration_since(now)) {
+            Ok(Msg::Desired(w, i)) => {
+                interval = i.unwrap_or(default_interval);
+                sup.set_desired(w);
+            }
+            Ok(Msg::Look) => {
+                // Gather the rest of the burst (a `kube play` is a dozen events).
+                let until = Instant::now() + SETTLE;
+                loop {
+                    match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                        Ok(Msg::Look) => {}
+                        Ok(Msg::Desired(w, i)) => {
+                            interval = i.unwrap_or(default_interval);
+                            sup.set_desired(w);
+                        }
+                        Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                        Err(RecvTimeoutError::Timeout) => break,
+                    }
+                }
+            }
+            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        pass(&mut sup);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_configuration_message_gives_workloads_and_interval() {
+        let (w, i) = desired_from(
+            r#"{"workloads":[{"name":"a"}],"workloads_monitoring_interval":15,"configuration":{}}"#,
+        );
+        assert_eq!(w.len(), 1);
+        assert_eq!(i, Some(Duration::from_secs(15)));
+        let (w, i) = desired_from(r#"{"workloads":null,"workloads_monitoring_interval":0}"#);
+        assert!(w.is_empty() && i.is_none());
+        assert_eq!(desired_from("").0.len(), 0);
+    }
+}

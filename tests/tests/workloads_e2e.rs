@@ -1,0 +1,212 @@
+//! EdgeWorkloads end to end: a real server, a real agent and a real podman
+//! (a private storage: `flotta_e2e::podman`). An operator applies an
+//! EdgeWorkload; the device runs it and the server shows it running
+//! (EdgeDevice `status.workloads`, the WORKLOADS column). A crash is an
+//! event on the server and the container runs again. After a "reboot"
+//! with the server gone (agent stopped, pod stopped), the workload comes
+//! back from the cached configuration. A workload whose image is missing
+//! on a link that may not pull is a `Failed` event, not a retry loop.
+//! Deleting the EdgeWorkload removes the pod, and a user's own pod on the
+//! same podman is never touched.
+
+#![allow(clippy::unwrap_used)]
+
+mod agent_support;
+
+use std::time::Duration;
+
+use agent_support::stored_records;
+use flotta_e2e::podman::{BUSYBOX_IMAGE, TestPodman};
+use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
+use flotta_e2e::wait::wait_for;
+use flotta_proto::payload::Payload;
+use serde_json::Value;
+
+const ID: &str = "workloads-1";
+
+fn agent_toml(p: &TestPodman) -> String {
+    let args: Vec<String> = p.cli.global_args.iter().map(|a| format!("{a:?}")).collect();
+    format!(
+        "heartbeat_period_seconds = 1\n\
+         [link]\nupload_interval_seconds = 1\nbackoff_initial_seconds = 1\nbackoff_max_seconds = 2\n\
+         [workloads]\npodman_args = [{}]\nplay_args = [\"--network\", \"none\"]\n\
+         pull_on_link_profiles = []\nstop_timeout_seconds = 1\nmonitoring_interval_seconds = 5\n\
+         restart_backoff_initial_seconds = 1\nrestart_backoff_max_seconds = 2\n",
+        args.join(", ")
+    )
+}
+
+fn workload_yaml(name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: management.project-flotta.io/v1alpha1\nkind: EdgeWorkload\n\
+         metadata:\n  name: {name}\n  namespace: default\nspec:\n  type: pod\n  device: {ID}\n  \
+         pod:\n    spec:\n      containers:\n      - name: app\n        image: {image}\n        \
+         command: [sh, -c, 'echo up; exec sleep 600']\n"
+    )
+}
+
+/// The EdgeDevice's `status.workloads[name].phase`.
+fn phase(server: &ServerProc, name: &str) -> Option<String> {
+    let out = server
+        .command(&["get", "edgedevice", ID, "-o", "json"])
+        .ok()?;
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    v.pointer("/status/workloads")?
+        .as_array()?
+        .iter()
+        .find(|w| w["name"] == name)?
+        .get("phase")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// `podman pod ps` status of `name` ("" when there is no such pod).
+fn pod_status(p: &TestPodman, name: &str) -> String {
+    let out = p.podman(&[
+        "pod",
+        "ps",
+        "--filter",
+        &format!("name=^{name}$"),
+        "--format",
+        "{{.Status}}",
+    ]);
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Messages of the `Failed` events the server stored.
+fn failures(server: &ServerProc) -> Vec<String> {
+    stored_records(server, ID)
+        .iter()
+        .filter_map(|r| match Payload::decode(&r.record.payload) {
+            Ok(Payload::Event(e)) if e.reason == "Failed" => Some(e.message),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_edge_workload_runs_restarts_survives_a_reboot_offline_and_goes() {
+    let bins = bin_dir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = TestPodman::start();
+    p.ok(&["pod", "create", "--name", "users-own"]);
+    // Phases reach the server with heartbeats: one a second here.
+    let mut server = ServerProc::start(
+        &bins,
+        dir.path(),
+        "default_heartbeat_period_seconds = 1\ncontroller_interval_seconds = 1\n",
+    )
+    .unwrap();
+    let url = format!("https://localhost:{}", server.api_addr.port());
+    let mut agent = AgentProc::configure(
+        &bins,
+        dir.path(),
+        ID,
+        &url,
+        &server.factory_dir,
+        &agent_toml(&p),
+    )
+    .unwrap();
+    for (k, v) in &p.cli.env {
+        agent.set_env(k, v);
+    }
+    agent.restart().unwrap();
+    let limit = Duration::from_secs(90);
+    let began = std::time::Instant::now();
+    let wait_for = |what: &str, limit: Duration, done: &mut dyn FnMut() -> bool| {
+        wait_for(what, limit, done);
+        eprintln!("{:>6.1?} {what}", began.elapsed());
+    };
+    wait_for("the first window", limit, &mut || {
+        agent.windows_ended() >= 1
+    });
+
+    server.apply(&workload_yaml("web", BUSYBOX_IMAGE));
+    wait_for("pod web running", limit, &mut || {
+        pod_status(&p, "web") == "Running"
+    });
+    wait_for("the server to show web running", limit, &mut || {
+        phase(&server, "web").as_deref() == Some("running")
+    });
+    let table = server.command(&["get", "edgedevices"]).unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.lines().any(|l| l.contains(ID) && l.contains(" 1/1 ")),
+        "{table}"
+    );
+    let described = server.command(&["describe", "edgedevice", ID]).unwrap();
+    let described = String::from_utf8_lossy(&described.stdout);
+    let section = described.split("Workloads:").nth(1).unwrap_or_default();
+    assert!(
+        section
+            .lines()
+            .any(|l| l.split_whitespace().eq(["web", "running"])),
+        "{described}"
+    );
+
+    // A crash: reported, and the container runs again (podman itself
+    // restarts nothing: the agent does).
+    p.ok(&["kill", "web-app"]);
+    wait_for("the crash reported", limit, &mut || {
+        failures(&server)
+            .iter()
+            .any(|m| m.contains("web-app exited with code 137"))
+    });
+    wait_for("web-app running again", limit, &mut || {
+        pod_status(&p, "web") == "Running"
+    });
+
+    // A "reboot" without the server: the agent stops, the pod stops (as
+    // podman leaves pods after a reboot); the agent comes back offline.
+    server.kill9();
+    agent.stop().unwrap();
+    p.ok(&["pod", "stop", "--time", "0", "web"]);
+    assert_ne!(pod_status(&p, "web"), "Running");
+    agent.restart().unwrap();
+    wait_for("web running again, offline", limit, &mut || {
+        pod_status(&p, "web") == "Running"
+    });
+    server.restart().unwrap();
+
+    // An image that is not on the device, on a link that may not pull.
+    server.apply(&workload_yaml("cam", "localhost/camera:1"));
+    wait_for("the missing image reported", limit, &mut || {
+        failures(&server)
+            .iter()
+            .any(|m| m.contains("image localhost/camera:1 not present; pulls disabled"))
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let reported = failures(&server)
+        .iter()
+        .filter(|m| m.contains("localhost/camera:1"))
+        .count();
+    assert_eq!(
+        reported,
+        1,
+        "reported once, not at every retry: {:?}",
+        failures(&server)
+    );
+    wait_for("the server to show cam deploying", limit, &mut || {
+        phase(&server, "cam").as_deref() == Some("deploying")
+    });
+
+    // Gone from the configuration: gone from the device; the user's pod stays.
+    for name in ["web", "cam"] {
+        let out = server.command(&["delete", "edgeworkload", name]).unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    wait_for("pod web removed", limit, &mut || {
+        pod_status(&p, "web").is_empty()
+    });
+    wait_for("no workloads on the server", limit, &mut || {
+        phase(&server, "web").is_none() && phase(&server, "cam").is_none()
+    });
+    assert!(!pod_status(&p, "users-own").is_empty());
+    let log = agent.log();
+    agent.stop().unwrap();
+    assert!(!log.contains("panicked"), "{log}");
+}
