@@ -326,10 +326,16 @@ fn start_workloads(
     urgent_event: &Arc<tokio::sync::Notify>,
 ) -> Option<crate::workloads::Workloads> {
     let (to_queue, wake) = (Arc::clone(shared), Arc::clone(urgent_event));
-    let report = Box::new(move |e: Event| {
-        log(&format!("workload event: {}", e.message));
-        let p = Payload::Event(e);
-        append(&to_queue, &p, Durability::Durable);
+    let emit: crate::workloads::logs::Emit = Arc::new(move |p: Payload| {
+        if let Payload::Event(e) = &p {
+            log(&format!("workload event: {}", e.message));
+        }
+        // Log lines as the group commit batches them; events at once.
+        let durability = match p {
+            Payload::Log(_) => Durability::Buffered,
+            _ => Durability::Durable,
+        };
+        append(&to_queue, &p, durability);
         if to_queue.cfg.urgent_event_level.is_urgent(&p) {
             wake.notify_one();
         }
@@ -339,7 +345,7 @@ fn start_workloads(
     } else {
         &desired.message_json
     };
-    match crate::workloads::spawn(&shared.cfg, message, report, Arc::new(log)) {
+    match crate::workloads::spawn(&shared.cfg, message, emit, Arc::new(log)) {
         Ok(w) => w,
         Err(e) => {
             log(&format!("workloads not supervised: {e}"));

@@ -116,6 +116,21 @@ enum Command {
         #[arg(long, default_value_t = cli::local_user())]
         actor: String,
     },
+    /// Print a device's newest log lines (the agent's and its workloads'),
+    /// oldest first.
+    Logs {
+        /// The device id.
+        device_id: String,
+        /// Only the lines of this workload.
+        #[arg(long)]
+        workload: Option<String>,
+        /// Only lines from this long ago on (device time): 90s, 15m, 2h, 7d.
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many (the newest).
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+    },
     /// Revoke a device: its certificates are refused at once, its
     /// EdgeDevice goes, its data stays (unless --purge); enrolling the same
     /// id again needs explicit approval.
@@ -376,6 +391,24 @@ fn main() -> anyhow::Result<()> {
                 .unbind(id.as_str(), a.kind().as_str(), a.address())
                 .with_context(|| format!("unbinding {a} from {id}"))?;
             println!("{a} unbound from edgedevice/{id}");
+        }
+        Command::Logs {
+            device_id,
+            workload,
+            since,
+            limit,
+        } => {
+            let id = DeviceId::parse(&device_id)?;
+            let since_ms = match since {
+                Some(s) => Some(
+                    clock
+                        .now_ms()
+                        .saturating_sub(cli::parse_duration_ms(&s).map_err(anyhow::Error::msg)?),
+                ),
+                None => None,
+            };
+            let items = admin.logs(id.as_str(), workload.as_deref(), since_ms, limit)?;
+            print!("{}", cli::format_logs(&items));
         }
         Command::Decommission {
             device_id,

@@ -31,18 +31,43 @@ fn agent_toml(p: &TestPodman) -> String {
          [link]\nupload_interval_seconds = 1\nbackoff_initial_seconds = 1\nbackoff_max_seconds = 2\n\
          [workloads]\npodman_args = [{}]\nplay_args = [\"--network\", \"none\"]\n\
          pull_on_link_profiles = []\nstop_timeout_seconds = 1\nmonitoring_interval_seconds = 5\n\
-         restart_backoff_initial_seconds = 1\nrestart_backoff_max_seconds = 2\n",
+         restart_backoff_initial_seconds = 1\nrestart_backoff_max_seconds = 2\n\
+         log_lines_per_second = 5\n",
         args.join(", ")
     )
 }
 
-fn workload_yaml(name: &str, image: &str) -> String {
+/// A workload printing "up" on stdout and "oops" on stderr, then (with
+/// `chatty`) 20 lines a second; its logs are collected.
+fn workload_yaml(name: &str, image: &str, chatty: bool) -> String {
+    let then = if chatty {
+        "while true; do echo tick; sleep 0.05; done"
+    } else {
+        "exec sleep 600"
+    };
     format!(
         "apiVersion: management.project-flotta.io/v1alpha1\nkind: EdgeWorkload\n\
          metadata:\n  name: {name}\n  namespace: default\nspec:\n  type: pod\n  device: {ID}\n  \
+         logCollection: syslog\n  \
          pod:\n    spec:\n      containers:\n      - name: app\n        image: {image}\n        \
-         command: [sh, -c, 'echo up; exec sleep 600']\n"
+         command: [sh, -c, 'echo up; echo oops >&2; {then}']\n"
     )
+}
+
+/// `flotta-server logs ID ARGS` lines.
+fn logs(server: &ServerProc, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["logs", ID];
+    all.extend_from_slice(args);
+    let out = server.command(&all).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The EdgeDevice's `status.workloads[name].phase`.
@@ -121,7 +146,7 @@ fn an_edge_workload_runs_restarts_survives_a_reboot_offline_and_goes() {
         agent.windows_ended() >= 1
     });
 
-    server.apply(&workload_yaml("web", BUSYBOX_IMAGE));
+    server.apply(&workload_yaml("web", BUSYBOX_IMAGE, true));
     wait_for("pod web running", limit, &mut || {
         pod_status(&p, "web") == "Running"
     });
@@ -143,6 +168,30 @@ fn an_edge_workload_runs_restarts_survives_a_reboot_offline_and_goes() {
             .any(|l| l.split_whitespace().eq(["web", "running"])),
         "{described}"
     );
+
+    // Its output, capped at 5 lines a second, the excess counted.
+    wait_for("web's logs on the server", limit, &mut || {
+        let lines = logs(&server, &["--workload", "web", "--since", "1h"]);
+        let has = |words: &[&str]| {
+            lines
+                .iter()
+                .any(|l| l.split_whitespace().skip(1).eq(words.iter().copied()))
+        };
+        has(&["web", "info", "up"])
+            && has(&["web", "warn", "oops"])
+            && lines
+                .iter()
+                .any(|l| l.contains(" warn ") && l.contains("over the cap"))
+    });
+    let lines = logs(&server, &["--workload", "web"]);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.split_whitespace().nth(1) == Some("web")),
+        "{lines:?}"
+    );
+    let ticks = lines.iter().filter(|l| l.ends_with(" tick")).count();
+    assert!(ticks >= 1, "{lines:?}");
 
     // A crash: reported, and the container runs again (podman itself
     // restarts nothing: the agent does).
@@ -169,7 +218,7 @@ fn an_edge_workload_runs_restarts_survives_a_reboot_offline_and_goes() {
     server.restart().unwrap();
 
     // An image that is not on the device, on a link that may not pull.
-    server.apply(&workload_yaml("cam", "localhost/camera:1"));
+    server.apply(&workload_yaml("cam", "localhost/camera:1", false));
     wait_for("the missing image reported", limit, &mut || {
         failures(&server)
             .iter()

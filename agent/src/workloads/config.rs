@@ -47,6 +47,12 @@ pub struct WorkloadsConfig {
     /// A workload that ran this long without stopping starts again from
     /// the first back-off delay.
     pub restart_backoff_reset_seconds: u64,
+    /// Log lines per second taken from one workload (with a workload
+    /// naming a `logCollection` receiver); the rest is counted, reported
+    /// and dropped.
+    pub log_lines_per_second: u32,
+    /// Bytes of log lines per day taken from one workload.
+    pub log_bytes_per_day: u64,
 }
 
 impl Default for WorkloadsConfig {
@@ -64,6 +70,8 @@ impl Default for WorkloadsConfig {
             restart_backoff_initial_seconds: 10,
             restart_backoff_max_seconds: 300,
             restart_backoff_reset_seconds: 600,
+            log_lines_per_second: 5,
+            log_bytes_per_day: 1 << 20,
         }
     }
 }
@@ -82,6 +90,8 @@ const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("restart_backoff_initial_seconds", EnvKind::Integer),
     ("restart_backoff_max_seconds", EnvKind::Integer),
     ("restart_backoff_reset_seconds", EnvKind::Integer),
+    ("log_lines_per_second", EnvKind::Integer),
+    ("log_bytes_per_day", EnvKind::Integer),
 ];
 
 #[derive(Clone, Copy)]
@@ -164,6 +174,9 @@ impl WorkloadsConfig {
             return bad(
                 "restart_backoff_initial_seconds must be positive and at most restart_backoff_max_seconds",
             );
+        }
+        if self.log_lines_per_second == 0 || self.log_bytes_per_day == 0 {
+            return bad("log_lines_per_second and log_bytes_per_day must be positive");
         }
         for p in &self.pull_on_link_profiles {
             if crate::link::LinkProfile::preset(p).is_none() {

@@ -153,14 +153,10 @@ mod tests {
     #[test]
     fn each_line_is_a_look_and_drop_kills_the_stream() {
         let dir = tempfile::tempdir().unwrap();
-        let fake = dir.path().join("podman");
-        std::fs::write(
-            &fake,
-            "#!/bin/sh\nfor i in 1 2 3; do echo '{\"Status\":\"died\"}'; sleep 0.1; done\nexec sleep 600\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let fake = crate::workloads::fake_podman(
+            dir.path(),
+            "for i in 1 2 3; do echo '{\"Status\":\"died\"}'; sleep 0.1; done\nexec sleep 600\n",
+        );
         let looks = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&looks);
         let cli = PodmanCli {

@@ -11,16 +11,23 @@
 //! - [`status`]: phases in Flotta's terms for the heartbeat;
 //! - [`images`]: image archives loaded offline-first;
 //! - [`supervisor`]: all of that in one pass, with failures reported once;
-//! - [`worker`]: the supervisor's thread; [`events`]: `podman events`.
+//! - [`worker`]: the supervisor's thread; [`events`]: `podman events`;
+//! - [`logs`], [`follow`], [`log_cap`]: workload logs into the queue,
+//!   followed with `podman logs -f`, deduplicated and capped.
 //! - [`config`]: the `[workloads]` table.
 //!
 //! Measured podman 4.3.1 behaviour (names, labels, events, restarts, logs,
 //! secrets) is in `PODMAN-4.3.md` beside this file.
 
+use std::sync::Arc;
+
 pub mod config;
 pub mod containers;
 pub mod events;
+pub mod follow;
 pub mod images;
+pub mod log_cap;
+pub mod logs;
 pub mod manifest;
 pub mod plan;
 pub mod podman;
@@ -42,12 +49,13 @@ pub use worker::Workloads;
 
 /// The supervisor for this configuration on its thread (following
 /// podman's events once there is work), with the cached configuration
-/// `message_json`; `None` when `[workloads] enabled = false`. `report`
-/// queues an event; `log` writes to the agent's log.
+/// `message_json`; `None` when `[workloads] enabled = false`. `emit`
+/// queues a record (events, workload log lines); `log` writes to the
+/// agent's log.
 pub fn spawn(
     cfg: &crate::config::AgentConfig,
     message_json: &str,
-    report: Box<dyn Fn(flotta_proto::payload::Event) + Send>,
+    emit: logs::Emit,
     log: worker::Log,
 ) -> std::io::Result<Option<Workloads>> {
     let w = &cfg.workloads;
@@ -64,15 +72,31 @@ pub fn spawn(
             s(w.restart_backoff_max_seconds),
             s(w.restart_backoff_reset_seconds),
         ),
+        log_limits: log_cap::Limits {
+            lines_per_second: w.log_lines_per_second,
+            bytes_per_day: w.log_bytes_per_day,
+        },
     };
     let cli = w.podman();
-    let supervisor = Supervisor::new(Box::new(cli.clone()), settings);
+    let supervisor = Supervisor::new(Box::new(cli.clone()), settings, Arc::clone(&emit));
     Workloads::start(
         supervisor,
         message_json,
         s(w.monitoring_interval_seconds),
-        report,
+        emit,
         Some((cli, log)),
     )
     .map(Some)
+}
+
+#[cfg(test)]
+/// An executable shell script `script` named `podman` in `dir`: a fake
+/// podman for tests of the processes the agent runs.
+pub(crate) fn fake_podman(dir: &std::path::Path, script: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("podman");
+    std::fs::write(&path, format!("#!/bin/sh\n{script}")).expect("fake podman written");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .expect("fake podman executable");
+    path
 }

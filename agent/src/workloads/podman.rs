@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::containers::{ContainersError, MAX_PS_BYTES, ObservedContainer, decode_ps};
+use super::follow::{Follower, Sink};
 use super::plan::{MANAGED_LABEL, ObservedPod};
 use super::pods::{MAX_POD_PS_BYTES, PodsError, decode_pod_ps};
 
@@ -30,6 +31,33 @@ pub trait Podman {
     fn start(&mut self, name: &str) -> Result<(), PodmanError>;
     /// `podman load` of an image archive: the images it held.
     fn load(&mut self, archive: &Path) -> Result<Vec<String>, PodmanError>;
+    /// Follow `container`'s log from `since` (all of it when `None`),
+    /// each line to `sink`, until the container stops.
+    fn follow_logs(
+        &mut self,
+        container: &str,
+        since: Option<&str>,
+        sink: Sink,
+    ) -> Result<Box<dyn Following>, PodmanError> {
+        let _ = (container, since, sink);
+        Err(PodmanError::Spawn {
+            program: "podman logs".into(),
+            source: std::io::ErrorKind::Unsupported.into(),
+        })
+    }
+}
+
+/// A log stream being followed ([`Podman::follow_logs`]); dropping it
+/// stops it.
+pub trait Following: Send {
+    /// The stream ended (the container stopped).
+    fn is_done(&self) -> bool;
+}
+
+impl Following for Follower {
+    fn is_done(&self) -> bool {
+        Follower::is_done(self)
+    }
 }
 
 /// A podman call that failed.
@@ -245,6 +273,20 @@ impl Podman for PodmanCli {
         let archive = archive.to_string_lossy();
         let out = self.run(&["load", "--input", &archive], 64 << 10)?;
         Ok(loaded_images(&String::from_utf8_lossy(&out)))
+    }
+
+    fn follow_logs(
+        &mut self,
+        container: &str,
+        since: Option<&str>,
+        sink: Sink,
+    ) -> Result<Box<dyn Following>, PodmanError> {
+        Follower::start(self, container, since, sink)
+            .map(|f| Box::new(f) as Box<dyn Following>)
+            .map_err(|source| PodmanError::Spawn {
+                program: self.program.display().to_string(),
+                source,
+            })
     }
 }
 

@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use flotta_proto::payload::{Event, Level, WorkloadState};
@@ -24,7 +25,9 @@ use serde_json::Value;
 
 use super::containers::ObservedContainer;
 use super::images::load_archives;
-use super::podman::Podman;
+use super::log_cap::Limits;
+use super::logs::{Emit, LogGate, RawLine};
+use super::podman::{Following, Podman};
 use super::reconcile::reconcile_holding;
 use super::restart::{Backoff, RestartPolicy};
 use super::status::phases;
@@ -41,7 +44,12 @@ pub struct Settings {
     pub pulls_allowed: bool,
     /// Back-off for restarts and for retried deployments.
     pub backoff: Backoff,
+    /// Caps on each workload's log lines.
+    pub log_limits: Limits,
 }
+
+/// Where the last log line taken per container is kept across restarts.
+const LOGS_SINCE_FILE: &str = "logs-since.json";
 
 /// The supervisor's state (module docs).
 pub struct Supervisor {
@@ -63,6 +71,12 @@ pub struct Supervisor {
     /// Image archives must be looked at (at start, and after a failure:
     /// the missing image may have been copied there since).
     look_at_images: bool,
+    /// Log lines into the queue (`logs.rs`).
+    gate: LogGate,
+    /// Log followers per container: (workload, follower).
+    followers: BTreeMap<String, (String, Box<dyn Following>)>,
+    /// What `LOGS_SINCE_FILE` holds.
+    since_saved: BTreeMap<String, String>,
 }
 
 fn failed(message: String) -> Event {
@@ -74,10 +88,21 @@ fn failed(message: String) -> Event {
 }
 
 impl Supervisor {
-    /// A supervisor with nothing desired yet.
-    pub fn new(podman: Box<dyn Podman + Send>, settings: Settings) -> Self {
+    /// A supervisor with nothing desired yet; log lines and drop reports
+    /// go to `emit`.
+    pub fn new(podman: Box<dyn Podman + Send>, settings: Settings, emit: Emit) -> Self {
         let backoff = settings.backoff.clone();
+        let gate = LogGate::new(settings.log_limits, emit);
+        let since_saved: BTreeMap<String, String> =
+            std::fs::read(settings.dir.join(LOGS_SINCE_FILE))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+        gate.restore(&since_saved);
         Self {
+            gate,
+            followers: BTreeMap::new(),
+            since_saved,
             podman,
             settings,
             desired: Vec::new(),
@@ -248,7 +273,61 @@ impl Supervisor {
         self.deploys.retain(|n| names.iter().any(|d| d == n));
         self.restarts.retain(|n| names.iter().any(|d| d == n));
         self.states = phases(&self.names, &pods, &containers);
+        self.follow_logs(&mut events, &containers);
         events
+    }
+
+    /// Follow the logs of the running containers of workloads that name a
+    /// `log_collection`; stop following the rest; report drops; keep the
+    /// last line taken per container on disk.
+    fn follow_logs(&mut self, events: &mut Vec<Event>, containers: &[ObservedContainer]) {
+        let collected: BTreeSet<String> = self
+            .desired
+            .iter()
+            .filter(|w| {
+                w.get("log_collection")
+                    .and_then(Value::as_str)
+                    .is_some_and(|r| !r.is_empty())
+            })
+            .filter_map(|w| Some(w.get("name")?.as_str()?.to_owned()))
+            .collect();
+        self.followers.retain(|c, (w, f)| {
+            !f.is_done()
+                && collected.contains(w)
+                && containers.iter().any(|o| &o.name == c && o.is_running())
+        });
+        for c in containers.iter().filter(|c| c.is_running()) {
+            if !collected.contains(&c.pod) || self.followers.contains_key(&c.name) {
+                continue;
+            }
+            let (gate, workload) = (self.gate.clone(), c.pod.clone());
+            let sink = Arc::new(move |line: RawLine| gate.line(&workload, &line, Instant::now()));
+            let since = self.gate.since(&c.name);
+            match self.podman.follow_logs(&c.name, since.as_deref(), sink) {
+                Ok(f) => {
+                    self.followers.insert(c.name.clone(), (c.pod.clone(), f));
+                }
+                Err(e) => {
+                    let key = format!("logs:{}", c.pod);
+                    self.report(
+                        events,
+                        &key,
+                        format!("workload {}: logs not collected: {e}", c.pod),
+                    );
+                }
+            }
+        }
+        let live: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
+        self.gate.retain(&live, &self.names);
+        self.gate.report_drops();
+        let since = self.gate.snapshot();
+        if since != self.since_saved {
+            let path = self.settings.dir.join(LOGS_SINCE_FILE);
+            let bytes = serde_json::to_vec(&since).unwrap_or_default();
+            if crate::fsutil::write_atomic(&path, &bytes, 0o644).is_ok() {
+                self.since_saved = since;
+            }
+        }
     }
 
     /// A `Failed` event for each container of `name` that crashed and was

@@ -16,10 +16,11 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use flotta_proto::payload::{Event, WorkloadState};
+use flotta_proto::payload::{Payload, WorkloadState};
 use serde_json::Value;
 
 use super::events::EventStream;
+use super::logs::Emit;
 use super::podman::PodmanCli;
 use super::supervisor::Supervisor;
 
@@ -75,7 +76,7 @@ impl Workloads {
         mut supervisor: Supervisor,
         message_json: &str,
         interval: Duration,
-        report: Box<dyn Fn(Event) + Send>,
+        report: Emit,
         follow: Option<(PodmanCli, Log)>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = channel();
@@ -103,7 +104,7 @@ impl Workloads {
                     looks,
                     default_interval: interval,
                     states: &shared,
-                    report: &*report,
+                    report: &report,
                     follow,
                 };
                 run(supervisor, own.unwrap_or(interval), &ctx);
@@ -146,7 +147,7 @@ struct Context<'a> {
     looks: Sender<Msg>,
     default_interval: Duration,
     states: &'a Mutex<Vec<WorkloadState>>,
-    report: &'a dyn Fn(Event),
+    report: &'a Emit,
     follow: Option<(PodmanCli, Log)>,
 }
 
@@ -158,7 +159,7 @@ fn run(mut sup: Supervisor, mut interval: Duration, ctx: &Context<'_>) {
     let mut follow = ctx.follow.clone();
     let mut pass = |sup: &mut Supervisor| {
         for e in sup.pass(Instant::now()) {
-            (ctx.report)(e);
+            (ctx.report)(Payload::Event(e));
         }
         *ctx.states
             .lock()

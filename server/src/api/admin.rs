@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
             "/apis/devices/{id}/events",
             get(super::admin_events::events),
         )
+        .route("/apis/devices/{id}/logs", get(super::admin_logs::logs))
         .route("/apis/{kind}", get(objects::list))
         .route(
             "/apis/{kind}/{namespace}/{name}",

@@ -21,12 +21,23 @@ pub(super) struct LimitQuery {
     limit: Option<usize>,
 }
 
-fn level_word(level: Level) -> &'static str {
+pub(super) fn level_word(level: Level) -> &'static str {
     match level {
         Level::Info => "info",
         Level::Warn => "warn",
         Level::Error => "error",
     }
+}
+
+/// A store failure as the admin API answers it: 503 when a retry may
+/// succeed, else 500, with the message.
+pub(super) fn store_failure(e: crate::store::StoreError) -> (StatusCode, Json<Value>) {
+    let status = if e.is_retriable() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    (status, Json(json!({"message": e.to_string()})))
 }
 
 /// `{"items": [{"time", "type", "reason", "message"}]}`, oldest first.
@@ -42,14 +53,7 @@ pub(super) async fn events(
     let stored = tokio::task::spawn_blocking(move || store.events(&id, limit))
         .await
         .map_err(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| {
-            let status = if e.is_retriable() {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::INTERNAL_SERVER_ERROR
-            };
-            fail(status, e.to_string())
-        })?;
+        .map_err(store_failure)?;
     let items: Vec<Value> = stored
         .iter()
         .filter_map(|e| match Payload::decode(&e.payload) {

@@ -4,6 +4,7 @@ pub mod admin;
 mod admin_events;
 mod admin_lifecycle;
 mod admin_links;
+mod admin_logs;
 mod admin_objects;
 pub mod auth;
 mod batch;

@@ -206,6 +206,34 @@ impl AdminClient {
             .ok_or_else(|| CliError::BadAnswer("expected items".into()))
     }
 
+    /// The device's newest log lines (`{time, source, level, message}`),
+    /// oldest first: of `workload` only, at or after `since_ms`, at most
+    /// `limit`.
+    pub fn logs(
+        &self,
+        device: &str,
+        workload: Option<&str>,
+        since_ms: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Value>, CliError> {
+        let path = format!("/apis/devices/{device}/logs");
+        let mut req = self
+            .agent
+            .get(self.url(&path))
+            .query("limit", limit.to_string());
+        if let Some(w) = workload {
+            req = req.query("workload", w);
+        }
+        if let Some(s) = since_ms {
+            req = req.query("since_ms", s.to_string());
+        }
+        let v = self.finish(req.call())?;
+        v.get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .ok_or_else(|| CliError::BadAnswer("expected items".into()))
+    }
+
     /// Bind a link address (`kind` `sbd`: an IMEI) to a device.
     pub fn bind(&self, device: &str, kind: &str, address: &str) -> Result<Value, CliError> {
         let path = format!("/apis/devices/{device}/links/{kind}/{address}");

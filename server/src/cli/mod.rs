@@ -1,13 +1,15 @@
 //! The kubectl-style admin commands (`apply`, `get`, `describe`, `delete`,
-//! `decommission`):
+//! `decommission`, `logs`):
 //! a client for the admin listener's object API and the output formats
 //! (tables, YAML, JSON). The binary only parses arguments and prints.
 
 mod assigned;
 mod client;
+mod logs;
 mod output;
 
 pub use client::{AdminClient, Applied, CliError};
+pub use logs::{format_logs, parse_duration_ms};
 pub use output::{
     OutputFormat, describe, describe_events, format_list, format_object, human_age, table,
     table_with,

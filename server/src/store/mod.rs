@@ -175,7 +175,7 @@ pub struct DeviceEvent {
     pub at_ms: u64,
     /// When the server stored it, ms since the Unix epoch.
     pub received_ms: u64,
-    /// `Payload::Event`, postcard.
+    /// `Payload::Event` (or `Payload::Log` from [`Store::logs`]), postcard.
     pub payload: Vec<u8>,
 }
 
@@ -270,6 +270,17 @@ pub trait Store: Debug + Send + Sync {
     /// The newest `limit` events of a device, from batches and Flotta
     /// heartbeats alike, oldest first.
     fn events(&self, id: &DeviceId, limit: usize) -> Result<Vec<DeviceEvent>, StoreError>;
+
+    /// Up to `limit` log records of a device (`payload` a `Payload::Log`)
+    /// with a device time at or after `since_ms`, newest first, after
+    /// skipping the `offset` newest: pages for `flotta-server logs`.
+    fn logs(
+        &self,
+        id: &DeviceId,
+        since_ms: u64,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<DeviceEvent>, StoreError>;
 
     /// Store a batch in one transaction: records are deduplicated by
     /// `(device, seq)`, the status update (if any) is applied, "last seen"

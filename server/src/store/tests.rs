@@ -300,3 +300,33 @@ fn json_heartbeat_events_are_stored_once_and_listed_with_batch_events() {
     );
     assert_eq!(s.events(&id("other"), 10).unwrap(), []);
 }
+
+#[test]
+fn log_lines_are_paged_newest_first_from_a_time_on() {
+    let (_d, s) = open();
+    let d = id("dev-1");
+    s.enrol(&d, &ns(), None, true, 1).unwrap();
+    let event = NewRecord {
+        seq: 100,
+        at_ms: 20,
+        class: RecordClass::Event,
+        payload: vec![1],
+    };
+    // Logs at seq 0..10 (at_ms = seq / 2), and an event that is not a log.
+    let mut batch: Vec<NewRecord> = (0..10).map(rec).collect();
+    batch.push(event);
+    s.ingest_batch(&d, &batch, None, 5).unwrap();
+    let page = |since, limit, offset| -> Vec<u8> {
+        s.logs(&d, since, limit, offset)
+            .unwrap()
+            .iter()
+            .map(|r| r.payload[0])
+            .collect()
+    };
+    assert_eq!(page(0, 3, 0), [9, 8, 7]);
+    assert_eq!(page(0, 3, 3), [6, 5, 4]);
+    assert_eq!(page(0, 100, 9), [0]);
+    assert_eq!(page(3, 100, 0), [9, 8, 7, 6], "at_ms 3 and after");
+    assert!(page(0, 10, 10).is_empty());
+    assert!(s.logs(&id("other"), 0, 10, 0).unwrap().is_empty());
+}

@@ -91,6 +91,15 @@ impl<S: Store> Store for TimedStore<S> {
     fn events(&self, id: &DeviceId, limit: usize) -> Result<Vec<DeviceEvent>, StoreError> {
         self.timed("events", |s| s.events(id, limit))
     }
+    fn logs(
+        &self,
+        id: &DeviceId,
+        since_ms: u64,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<DeviceEvent>, StoreError> {
+        self.timed("logs", |s| s.logs(id, since_ms, limit, offset))
+    }
     fn ingest_batch(
         &self,
         id: &DeviceId,

@@ -124,8 +124,16 @@ fn supervisor(dir: &Path) -> (Supervisor, Model) {
         images_dir: dir.join("images"),
         pulls_allowed: false,
         backoff: Backoff::new(s(10), s(40), s(600)),
+        log_limits: Limits {
+            lines_per_second: 5,
+            bytes_per_day: 1 << 20,
+        },
     };
-    (Supervisor::new(Box::new(model.clone()), settings), model)
+    let emit: Emit = Arc::new(|_| {});
+    (
+        Supervisor::new(Box::new(model.clone()), settings, emit),
+        model,
+    )
 }
 
 fn phases_of(s: &Supervisor) -> Vec<WorkloadPhase> {

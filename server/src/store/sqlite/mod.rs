@@ -24,6 +24,7 @@ mod fragments;
 mod frames;
 mod identity;
 mod links;
+mod logs;
 mod lorawan;
 mod records;
 mod rows;
@@ -212,6 +213,16 @@ impl Store for SqliteStore {
 
     fn events(&self, id: &DeviceId, limit: usize) -> Result<Vec<DeviceEvent>, StoreError> {
         events::newest(&*self.conn()?, id, limit)
+    }
+
+    fn logs(
+        &self,
+        id: &DeviceId,
+        since_ms: u64,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<DeviceEvent>, StoreError> {
+        logs::newest(&*self.conn()?, id, since_ms, limit, offset)
     }
 
     fn ingest_batch(

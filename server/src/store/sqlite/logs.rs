@@ -1,0 +1,37 @@
+//! Device log lines (log records of batches and frames), newest first in
+//! pages, for `flotta-server logs`.
+
+use flotta_proto::record::RecordClass;
+use rusqlite::{Connection, params};
+
+use super::rows::{to_i64, to_u64};
+use crate::device_id::DeviceId;
+use crate::store::{DeviceEvent, StoreError};
+
+/// Up to `limit` log records of the device with a device time at or after
+/// `since_ms`, newest first, skipping the `offset` newest.
+pub(super) fn newest(
+    conn: &Connection,
+    id: &DeviceId,
+    since_ms: u64,
+    limit: usize,
+    offset: usize,
+) -> Result<Vec<DeviceEvent>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT at_ms, received_ms, payload FROM records
+             WHERE device_id = ?1 AND class = ?2 AND at_ms >= ?3
+             ORDER BY at_ms DESC, seq DESC LIMIT ?4 OFFSET ?5",
+    )?;
+    let log = i64::from(RecordClass::Log as u8);
+    let since = to_i64("since", since_ms.min(i64::MAX as u64))?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![id.as_str(), log, since, limit, offset], |r| {
+        Ok(DeviceEvent {
+            at_ms: to_u64(r.get(0)?),
+            received_ms: to_u64(r.get(1)?),
+            payload: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
