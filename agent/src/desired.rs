@@ -59,7 +59,9 @@ impl Desired {
         }
     }
 
-    /// Validate and store an update atomically.
+    /// Validate and store an update atomically, readable by the agent's
+    /// user only (workload specifications may carry credentials in their
+    /// environment).
     pub fn store(data_dir: &Path, update: &ConfigUpdate) -> Result<Desired, DesiredError> {
         let message: Value =
             serde_json::from_str(&update.message_json).map_err(|e| DesiredError::Invalid {
@@ -68,7 +70,7 @@ impl Desired {
             })?;
         let doc = serde_json::json!({"version": update.version, "message": message});
         let path = data_dir.join(DESIRED_FILE);
-        crate::fsutil::write_atomic(&path, doc.to_string().as_bytes(), 0o644)
+        crate::fsutil::write_atomic(&path, doc.to_string().as_bytes(), 0o600)
             .map_err(|source| DesiredError::Io { path, source })?;
         Ok(Desired {
             version: update.version.clone(),
@@ -103,6 +105,12 @@ mod tests {
         assert_eq!(loaded, stored);
         assert_eq!(loaded.version, "7");
         assert_eq!(loaded.heartbeat_period_seconds(), Some(15));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(DESIRED_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]
