@@ -37,7 +37,7 @@ fn agent_toml(p: &TestPodman) -> String {
     )
 }
 
-/// A workload printing "up" on stdout and "oops" on stderr, then (with
+/// A workload printing "up" and its ConfigMap's greeting on stdout and "oops" on stderr, then (with
 /// `chatty`) 20 lines a second; its logs are collected.
 fn workload_yaml(name: &str, image: &str, chatty: bool) -> String {
     let then = if chatty {
@@ -50,7 +50,8 @@ fn workload_yaml(name: &str, image: &str, chatty: bool) -> String {
          metadata:\n  name: {name}\n  namespace: default\nspec:\n  type: pod\n  device: {ID}\n  \
          logCollection: syslog\n  \
          pod:\n    spec:\n      containers:\n      - name: app\n        image: {image}\n        \
-         command: [sh, -c, 'echo up; echo oops >&2; {then}']\n"
+         command: [sh, -c, 'echo up $GREETING; echo oops >&2; {then}']\n        \
+         env:\n        - name: GREETING\n          valueFrom:\n            configMapKeyRef: {{name: greetings, key: greeting}}\n"
     )
 }
 
@@ -146,6 +147,12 @@ fn an_edge_workload_runs_restarts_survives_a_reboot_offline_and_goes() {
         agent.windows_ended() >= 1
     });
 
+    server.apply(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greetings\n  namespace: default\n\
+         data:\n  greeting: hello-from-a-configmap\n",
+    );
+    let cms = server.command(&["get", "cm"]).unwrap();
+    assert!(String::from_utf8_lossy(&cms.stdout).contains("greetings"));
     server.apply(&workload_yaml("web", BUSYBOX_IMAGE, true));
     wait_for("pod web running", limit, &mut || {
         pod_status(&p, "web") == "Running"
@@ -177,7 +184,7 @@ fn an_edge_workload_runs_restarts_survives_a_reboot_offline_and_goes() {
                 .iter()
                 .any(|l| l.split_whitespace().skip(1).eq(words.iter().copied()))
         };
-        has(&["web", "info", "up"])
+        has(&["web", "info", "up", "hello-from-a-configmap"])
             && has(&["web", "warn", "oops"])
             && lines
                 .iter()

@@ -104,8 +104,10 @@ fn cut(text: &str) -> String {
 struct GateState {
     /// Per workload.
     caps: BTreeMap<String, LogCap>,
-    /// Per container: the last line taken.
-    last: BTreeMap<String, Stamp>,
+    /// Per container and stream (stderr?): the last line taken. The two
+    /// streams are read by two threads, so their lines arrive in no
+    /// common order: each is deduplicated on its own.
+    last: BTreeMap<(String, bool), Stamp>,
 }
 
 /// Dedup by timestamp and caps per workload, between the followers and
@@ -133,9 +135,16 @@ impl LogGate {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The last line taken from `container` (for `--since`).
+    /// Where a new follower of `container` starts (`--since`): the older
+    /// of its streams' last lines taken, so that neither loses a line (the
+    /// other's repeats are dropped).
     pub fn since(&self, container: &str) -> Option<String> {
-        self.state().last.get(container).map(|s| s.raw.clone())
+        let st = self.state();
+        [false, true]
+            .iter()
+            .filter_map(|e| st.last.get(&(container.to_owned(), *e)))
+            .min()
+            .map(|s| s.raw.clone())
     }
 
     /// A line from `workload`'s container: queued as a log line (stdout
@@ -151,10 +160,11 @@ impl LogGate {
         {
             let mut st = self.state();
             if let Some(s) = &stamp {
-                if st.last.get(&line.container).is_some_and(|l| s <= l) {
+                let key = (line.container.clone(), line.stderr);
+                if st.last.get(&key).is_some_and(|l| s <= l) {
                     return;
                 }
-                st.last.insert(line.container.clone(), s.clone());
+                st.last.insert(key, s.clone());
             }
             let limits = self.limits;
             let cap = st
@@ -197,23 +207,32 @@ impl LogGate {
         }
     }
 
-    /// The last line taken per container (timestamps as printed), to
-    /// keep across restarts of the agent.
+    /// The last line taken per container and stream (`<container>/out`,
+    /// `<container>/err`; timestamps as printed), to keep across restarts
+    /// of the agent.
     pub fn snapshot(&self) -> BTreeMap<String, String> {
         self.state()
             .last
             .iter()
-            .map(|(c, s)| (c.clone(), s.raw.clone()))
+            .map(|((c, err), s)| {
+                let stream = if *err { "err" } else { "out" };
+                (format!("{c}/{stream}"), s.raw.clone())
+            })
             .collect()
     }
 
     /// Take up a [`snapshot`](Self::snapshot) (entries that do not parse
-    /// are skipped: their containers' logs start from the beginning).
+    /// are skipped: their streams start from the beginning).
     pub fn restore(&self, snapshot: &BTreeMap<String, String>) {
         let mut st = self.state();
-        for (c, raw) in snapshot {
-            if let Some((s, _)) = Stamp::split(raw) {
-                st.last.insert(c.clone(), s);
+        for (key, raw) in snapshot {
+            let parsed = match key.rsplit_once('/') {
+                Some((c, "out")) => Some((c, false)),
+                Some((c, "err")) => Some((c, true)),
+                _ => None,
+            };
+            if let (Some((c, err)), Some((s, _))) = (parsed, Stamp::split(raw)) {
+                st.last.insert((c.to_owned(), err), s);
             }
         }
     }
@@ -221,7 +240,7 @@ impl LogGate {
     /// Forget containers and workloads that are gone.
     pub fn retain(&self, containers: &[String], workloads: &[String]) {
         let mut st = self.state();
-        st.last.retain(|c, _| containers.contains(c));
+        st.last.retain(|(c, _), _| containers.contains(c));
         st.caps.retain(|w, _| workloads.contains(w));
     }
 }
@@ -281,17 +300,41 @@ mod tests {
         let t = Instant::now();
         g.line("web", &raw("2026-12-02T07:39:42.1Z one", false), t);
         g.line("web", &raw("2026-12-02T07:39:42.2Z two", true), t);
-        // A follower started again --since the last line repeats it.
+        // A follower started again --since the older last line repeats
+        // lines of both streams.
         g.line("web", &raw("2026-12-02T07:39:42.2Z two", true), t);
         g.line("web", &raw("2026-12-02T07:39:42.1Z one", false), t);
         assert_eq!(
             g.since("web-app").as_deref(),
-            Some("2026-12-02T07:39:42.2Z")
+            Some("2026-12-02T07:39:42.1Z")
         );
         assert_eq!(
             messages(&got),
             [(Level::Info, "one".into()), (Level::Warn, "two".into())]
         );
+    }
+
+    #[test]
+    fn each_stream_is_deduplicated_on_its_own_and_since_is_the_older() {
+        let (g, got) = gate();
+        let t = Instant::now();
+        // stdout's reader runs ahead of stderr's: an earlier stderr line
+        // arrives after a later stdout line, and is kept.
+        g.line("web", &raw("2026-12-02T07:39:42.1Z up", false), t);
+        g.line("web", &raw("2026-12-02T07:39:42.3Z tick", false), t);
+        g.line("web", &raw("2026-12-02T07:39:42.2Z oops", true), t);
+        assert_eq!(
+            g.since("web-app").as_deref(),
+            Some("2026-12-02T07:39:42.2Z")
+        );
+        // A new follower --since the older: stdout's repeat is dropped.
+        g.line("web", &raw("2026-12-02T07:39:42.3Z tick", false), t);
+        assert_eq!(messages(&got).len(), 3);
+        // And the state survives a restart of the agent.
+        let (h, _) = gate();
+        h.restore(&g.snapshot());
+        assert_eq!(h.since("web-app"), g.since("web-app"));
+        assert_eq!(g.snapshot().len(), 2);
     }
 
     #[test]

@@ -111,6 +111,10 @@ fn row(kind: Kind, o: &Value, workloads: &[Value], now_ms: u64) -> Vec<String> {
             };
             vec![name, s(o, "/spec/type").to_owned(), target, age]
         }
+        Kind::ConfigMap => {
+            let keys = |k: &str| o.get(k).and_then(Value::as_object).map_or(0, |m| m.len());
+            vec![name, (keys("data") + keys("binaryData")).to_string(), age]
+        }
     }
 }
 
@@ -136,6 +140,7 @@ fn headers(kind: Kind) -> &'static [&'static str] {
         Kind::EdgeDeviceSignedRequest => &["NAME", "TARGET NAMESPACE", "APPROVED", "STATUS", "AGE"],
         Kind::EdgeDeviceSet => &["NAME", "HEARTBEAT SECONDS", "AGE"],
         Kind::EdgeWorkload => &["NAME", "TYPE", "TARGET", "AGE"],
+        Kind::ConfigMap => &["NAME", "DATA", "AGE"],
     }
 }
 

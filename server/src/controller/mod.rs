@@ -10,6 +10,7 @@
 //! `serve` runs [`reconcile`] on an interval and after admin writes;
 //! enrolment and registration run [`reconcile_device`] for their device.
 
+pub mod configmaps;
 pub mod enrolment;
 pub mod placement;
 pub mod presence;
@@ -110,8 +111,9 @@ impl Cache {
     ) -> Result<&[placement::Candidate], StoreError> {
         if !self.workloads.contains_key(ns) {
             let objects = store.list_objects(Kind::EdgeWorkload.as_str(), Some(ns))?;
+            let configmaps = store.list_objects(Kind::ConfigMap.as_str(), Some(ns))?;
             self.workloads
-                .insert(ns.to_owned(), placement::candidates(&objects));
+                .insert(ns.to_owned(), placement::candidates(&objects, &configmaps));
         }
         Ok(self.workloads.get(ns).map(Vec::as_slice).unwrap_or(&[]))
     }

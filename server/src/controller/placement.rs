@@ -22,10 +22,12 @@ pub struct Candidate {
     pub wire: Value,
 }
 
-/// Prepare the stored workloads of one namespace. A workload whose selector
-/// does not compile keeps only its `device` (the object layer refuses such
-/// selectors on write, so this only guards against older data).
-pub fn candidates(workloads: &[StoredObject]) -> Vec<Candidate> {
+/// Prepare the stored workloads of one namespace, each with the
+/// `configmaps` (of the same namespace) it references. A workload whose
+/// selector does not compile keeps only its `device` (the object layer
+/// refuses such selectors on write, so this only guards against older
+/// data).
+pub fn candidates(workloads: &[StoredObject], configmaps: &[StoredObject]) -> Vec<Candidate> {
     let mut out: Vec<Candidate> = workloads
         .iter()
         .filter_map(|o| {
@@ -35,11 +37,13 @@ pub fn candidates(workloads: &[StoredObject]) -> Vec<Candidate> {
                 .device_selector
                 .as_ref()
                 .and_then(|s| flotta_crd::selector::compile_selector(s).ok());
+            let mut wire = wire::workload(&o.body);
+            super::configmaps::attach(&mut wire, &o.body, configmaps);
             Some(Candidate {
                 name: o.name.clone(),
                 device: wl.spec.device.clone(),
                 selector,
-                wire: wire::workload(&o.body),
+                wire,
             })
         })
         .collect();

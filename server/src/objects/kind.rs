@@ -17,16 +17,28 @@ pub enum Kind {
     EdgeWorkload,
     /// `EdgeDeviceSignedRequest` (`edgedevicesignedrequest`, `...s`, `edsr`).
     EdgeDeviceSignedRequest,
+    /// Kubernetes' core `ConfigMap` (`configmap`, `configmaps`, `cm`), which
+    /// EdgeWorkloads reference; sent to devices with the workloads.
+    ConfigMap,
 }
 
 impl Kind {
     /// Every kind, in the order `get all` would list them.
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::EdgeDeviceSignedRequest,
         Kind::EdgeDevice,
         Kind::EdgeDeviceSet,
         Kind::EdgeWorkload,
+        Kind::ConfigMap,
     ];
+
+    /// The `apiVersion` its manifests carry.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::ConfigMap => "v1",
+            _ => flotta_crd::API_VERSION,
+        }
+    }
 
     /// The `kind` field of manifests, e.g. `EdgeDevice`.
     pub fn as_str(self) -> &'static str {
@@ -35,6 +47,7 @@ impl Kind {
             Kind::EdgeDeviceSet => "EdgeDeviceSet",
             Kind::EdgeWorkload => "EdgeWorkload",
             Kind::EdgeDeviceSignedRequest => "EdgeDeviceSignedRequest",
+            Kind::ConfigMap => "ConfigMap",
         }
     }
 
@@ -45,6 +58,7 @@ impl Kind {
             Kind::EdgeDeviceSet => "edgedevicesets",
             Kind::EdgeWorkload => "edgeworkloads",
             Kind::EdgeDeviceSignedRequest => "edgedevicesignedrequests",
+            Kind::ConfigMap => "configmaps",
         }
     }
 
@@ -58,6 +72,7 @@ impl Kind {
                 "edgedevicesignedrequests",
                 "edsr",
             ],
+            Kind::ConfigMap => &["configmap", "configmaps", "cm"],
         }
     }
 }
@@ -104,6 +119,8 @@ mod tests {
             ),
             ("edsr", Kind::EdgeDeviceSignedRequest),
             ("EdgeDeviceSignedRequest", Kind::EdgeDeviceSignedRequest),
+            ("cm", Kind::ConfigMap),
+            ("ConfigMaps", Kind::ConfigMap),
         ] {
             assert_eq!(name.parse::<Kind>().unwrap(), kind, "{name}");
         }

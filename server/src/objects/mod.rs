@@ -134,11 +134,11 @@ pub fn validate_noting_unknown(
         return Err(invalid(format!("kind must be spelt \"{}\"", kind.as_str())));
     }
     let api_version = body.get("apiVersion").and_then(Value::as_str);
-    if api_version != Some(flotta_crd::API_VERSION) {
+    if api_version != Some(kind.api_version()) {
         let found = api_version.map_or_else(|| "missing".to_owned(), |v| format!("\"{v}\""));
         return Err(invalid(format!(
             "apiVersion must be \"{}\", not {found}",
-            flotta_crd::API_VERSION
+            kind.api_version()
         )));
     }
     if name.is_empty() {
@@ -167,6 +167,7 @@ pub fn validate_noting_unknown(
         Kind::EdgeDeviceSignedRequest => {
             check::<flotta_crd::EdgeDeviceSignedRequest>(kind, &name, &body)?
         }
+        Kind::ConfigMap => check_config_map(body).map_err(invalid)?,
     };
     let object = StoredObject {
         kind: kind.as_str().to_owned(),
@@ -192,6 +193,50 @@ fn check_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A ConfigMap as Kubernetes takes it: `data` string values (keys of
+/// letters, digits, `-`, `_`, `.`), `binaryData` base64 values, and
+/// `immutable`; other top-level fields are unknown (left out, reported).
+fn check_config_map(mut body: Value) -> Result<(Value, Vec<String>), String> {
+    let obj = body.as_object_mut().ok_or("is not an object")?;
+    let mut unknown = Vec::new();
+    obj.retain(|k, _| {
+        let known = matches!(
+            k.as_str(),
+            "apiVersion" | "kind" | "metadata" | "data" | "binaryData" | "immutable"
+        );
+        if !known {
+            unknown.push(k.clone());
+        }
+        known
+    });
+    let key_ok = |k: &str| {
+        !k.is_empty()
+            && k.len() <= 253
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    for section in ["data", "binaryData"] {
+        let Some(v) = obj.get(section) else { continue };
+        let map = v
+            .as_object()
+            .ok_or_else(|| format!("{section} must be a map"))?;
+        for (k, v) in map {
+            if !key_ok(k) {
+                return Err(format!(
+                    "{section} key {k:?} must be letters, digits, '-', '_' or '.'"
+                ));
+            }
+            if !v.is_string() {
+                return Err(format!("{section}.{k} must be a string"));
+            }
+        }
+    }
+    if obj.get("immutable").is_some_and(|v| !v.is_boolean()) {
+        return Err("immutable must be true or false".into());
+    }
+    Ok((body, unknown))
 }
 
 fn check_workload(v: &Value) -> Result<(), String> {

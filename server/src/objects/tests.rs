@@ -242,3 +242,44 @@ fn flotta_examples_have_no_unknown_fields() {
         }
     }
 }
+
+#[test]
+fn configmaps_are_core_v1_objects_with_string_data() {
+    let ok = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "greetings", "namespace": "plant"},
+                    "data": {"greeting": "hello", "app.conf": "a=1\n"},
+                    "immutable": true, "extra": 1});
+    let (stored, unknown) = validate_noting_unknown(&ok, "default").unwrap();
+    assert_eq!(
+        (stored.kind.as_str(), stored.namespace.as_str()),
+        ("ConfigMap", "plant")
+    );
+    assert_eq!(stored.body["data"]["greeting"], "hello");
+    assert_eq!(unknown, ["extra"]);
+    assert!(stored.body.get("extra").is_none());
+    for (body, why) in [
+        (
+            json!({"apiVersion": flotta_crd::API_VERSION, "kind": "ConfigMap",
+                "metadata": {"name": "x"}}),
+            "apiVersion must be \"v1\"",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"},
+                "data": {"n": 1}}),
+            "data.n must be a string",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"},
+                "data": ["a"]}),
+            "data must be a map",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"},
+                "data": {"a b": "c"}}),
+            "letters, digits",
+        ),
+    ] {
+        let e = validate(&body, "default").unwrap_err().to_string();
+        assert!(e.contains(why), "{body}: {e}");
+    }
+}
