@@ -1,8 +1,14 @@
 //! EdgeWorkloads end to end: a real server, a real agent and a real podman
 //! (a private storage: `flotta_e2e::podman`). An operator applies an
 //! EdgeWorkload; the device runs it and the server shows it running
-//! (EdgeDevice `status.workloads`, the WORKLOADS column). A crash is an
-//! event on the server and the container runs again. After a "reboot"
+//! (EdgeDevice `status.workloads`, the WORKLOADS column, `describe`), with
+//! the value of the ConfigMap it references in its environment (missing at
+//! first: a condition on the workload and a `Failed` event, until it is
+//! applied), and its
+//! output in `flotta-server logs`, capped. A changed specification
+//! replaces the pod once. An agent killed (-9) while it deploys converges
+//! after its restart. A crash is an event on the server and the container
+//! runs again. After a "reboot"
 //! with the server gone (agent stopped, pod stopped), the workload comes
 //! back from the cached configuration. A workload whose image is missing
 //! on a link that may not pull is a `Failed` event, not a retry loop.
@@ -40,6 +46,12 @@ fn agent_toml(p: &TestPodman) -> String {
 /// A workload printing "up" and its ConfigMap's greeting on stdout and "oops" on stderr, then (with
 /// `chatty`) 20 lines a second; its logs are collected.
 fn workload_yaml(name: &str, image: &str, chatty: bool) -> String {
+    workload_version(name, image, chatty, 1)
+}
+
+/// [`workload_yaml`] with `VERSION` in its environment: another version
+/// is another specification.
+fn workload_version(name: &str, image: &str, chatty: bool, version: u32) -> String {
     let then = if chatty {
         "while true; do echo tick; sleep 0.05; done"
     } else {
@@ -51,7 +63,7 @@ fn workload_yaml(name: &str, image: &str, chatty: bool) -> String {
          logCollection: syslog\n  \
          pod:\n    spec:\n      containers:\n      - name: app\n        image: {image}\n        \
          command: [sh, -c, 'echo up $GREETING; echo oops >&2; {then}']\n        \
-         env:\n        - name: GREETING\n          valueFrom:\n            configMapKeyRef: {{name: greetings, key: greeting}}\n"
+         env:\n        - name: VERSION\n          value: \"{version}\"\n        - name: GREETING\n          valueFrom:\n            configMapKeyRef: {{name: greetings, key: greeting}}\n"
     )
 }
 
@@ -84,6 +96,12 @@ fn phase(server: &ServerProc, name: &str) -> Option<String> {
         .get("phase")?
         .as_str()
         .map(str::to_owned)
+}
+
+/// The id of pod `name` ("" when there is none).
+fn pod_id(p: &TestPodman, name: &str) -> String {
+    let out = p.podman(&["pod", "inspect", "--format", "{{.Id}}", name]);
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// `podman pod ps` status of `name` ("" when there is no such pod).
@@ -147,13 +165,30 @@ fn an_edge_workload_runs_restarts_survives_a_reboot_offline_and_goes() {
         agent.windows_ended() >= 1
     });
 
+    // The workload first, its ConfigMap missing: said on the workload,
+    // and the device's play fails until the ConfigMap is applied.
+    server.apply(&workload_yaml("web", BUSYBOX_IMAGE, true));
+    let describe_ew = || {
+        let out = server.command(&["describe", "ew", "web"]).unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_for("the missing ConfigMap on the workload", limit, &mut || {
+        describe_ew().contains("ConfigMap greetings not found")
+    });
+    wait_for("the failed play reported", limit, &mut || {
+        failures(&server)
+            .iter()
+            .any(|m| m.contains("workload web") && m.contains("greetings"))
+    });
     server.apply(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greetings\n  namespace: default\n\
          data:\n  greeting: hello-from-a-configmap\n",
     );
     let cms = server.command(&["get", "cm"]).unwrap();
     assert!(String::from_utf8_lossy(&cms.stdout).contains("greetings"));
-    server.apply(&workload_yaml("web", BUSYBOX_IMAGE, true));
+    wait_for("the ConfigMap resolved on the workload", limit, &mut || {
+        describe_ew().contains("every referenced ConfigMap exists")
+    });
     wait_for("pod web running", limit, &mut || {
         pod_status(&p, "web") == "Running"
     });
@@ -199,6 +234,36 @@ fn an_edge_workload_runs_restarts_survives_a_reboot_offline_and_goes() {
     );
     let ticks = lines.iter().filter(|l| l.ends_with(" tick")).count();
     assert!(ticks >= 1, "{lines:?}");
+
+    // A changed specification replaces the pod, once.
+    let first = pod_id(&p, "web");
+    server.apply(&workload_version("web", BUSYBOX_IMAGE, true, 2));
+    wait_for("web replaced", limit, &mut || {
+        let now = pod_id(&p, "web");
+        !now.is_empty() && now != first && pod_status(&p, "web") == "Running"
+    });
+    let second = pod_id(&p, "web");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(pod_id(&p, "web"), second, "replaced more than once");
+
+    // kill -9 of the agent while it deploys: it converges after a restart.
+    server.apply(&workload_yaml("batch", BUSYBOX_IMAGE, false));
+    let play = agent.data_dir.join("workloads/pods/batch.json");
+    wait_for("batch's play file written", limit, &mut || play.exists());
+    agent.kill9();
+    agent.restart().unwrap();
+    wait_for("batch running after the restart", limit, &mut || {
+        pod_status(&p, "batch") == "Running"
+    });
+    let named = p.ok(&[
+        "pod",
+        "ps",
+        "--filter",
+        "name=^batch$",
+        "--format",
+        "{{.Name}}",
+    ]);
+    assert_eq!(named.lines().count(), 1, "{named}");
 
     // A crash: reported, and the container runs again (podman itself
     // restarts nothing: the agent does).
@@ -247,7 +312,7 @@ fn an_edge_workload_runs_restarts_survives_a_reboot_offline_and_goes() {
     });
 
     // Gone from the configuration: gone from the device; the user's pod stays.
-    for name in ["web", "cam"] {
+    for name in ["web", "cam", "batch"] {
         let out = server.command(&["delete", "edgeworkload", name]).unwrap();
         assert!(
             out.status.success(),
@@ -255,11 +320,13 @@ fn an_edge_workload_runs_restarts_survives_a_reboot_offline_and_goes() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    wait_for("pod web removed", limit, &mut || {
-        pod_status(&p, "web").is_empty()
+    wait_for("pods web and batch removed", limit, &mut || {
+        pod_status(&p, "web").is_empty() && pod_status(&p, "batch").is_empty()
     });
     wait_for("no workloads on the server", limit, &mut || {
-        phase(&server, "web").is_none() && phase(&server, "cam").is_none()
+        ["web", "cam", "batch"]
+            .iter()
+            .all(|w| phase(&server, w).is_none())
     });
     assert!(!pod_status(&p, "users-own").is_empty());
     let log = agent.log();

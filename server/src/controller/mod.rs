@@ -161,6 +161,7 @@ pub fn reconcile(
             }
         }
     }
+    configmaps::sync_conditions(store, &rfc3339(now_ms))?;
     Ok(report)
 }
 
