@@ -5,7 +5,7 @@
 use flotta_proto::record::RecordClass;
 use rusqlite::{Connection, params};
 
-use super::rows::{to_i64, to_u64};
+use super::rows::{device_event, to_i64};
 use crate::device_id::DeviceId;
 use crate::store::{DeviceEvent, JsonEvent, StoreError};
 
@@ -51,12 +51,6 @@ pub(super) fn newest(
     )?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let event = i64::from(RecordClass::Event as u8);
-    let rows = stmt.query_map(params![id.as_str(), event, limit], |r| {
-        Ok(DeviceEvent {
-            at_ms: to_u64(r.get(0)?),
-            received_ms: to_u64(r.get(1)?),
-            payload: r.get(2)?,
-        })
-    })?;
+    let rows = stmt.query_map(params![id.as_str(), event, limit], device_event)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

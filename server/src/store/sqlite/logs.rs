@@ -4,7 +4,7 @@
 use flotta_proto::record::RecordClass;
 use rusqlite::{Connection, params};
 
-use super::rows::{to_i64, to_u64};
+use super::rows::{device_event, to_i64};
 use crate::device_id::DeviceId;
 use crate::store::{DeviceEvent, StoreError};
 
@@ -26,12 +26,9 @@ pub(super) fn newest(
     let since = to_i64("since", since_ms.min(i64::MAX as u64))?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-    let rows = stmt.query_map(params![id.as_str(), log, since, limit, offset], |r| {
-        Ok(DeviceEvent {
-            at_ms: to_u64(r.get(0)?),
-            received_ms: to_u64(r.get(1)?),
-            payload: r.get(2)?,
-        })
-    })?;
+    let rows = stmt.query_map(
+        params![id.as_str(), log, since, limit, offset],
+        device_event,
+    )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

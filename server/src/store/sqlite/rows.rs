@@ -5,7 +5,7 @@ use rusqlite::Row;
 use serde_json::Value;
 
 use crate::device_id::{DeviceId, Namespace};
-use crate::store::{Approval, Decommissioned, Device, StoreError, StoredObject};
+use crate::store::{Approval, Decommissioned, Device, DeviceEvent, StoreError, StoredObject};
 
 pub(super) fn to_i64(what: &str, v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::OutOfRange(format!("{what} {v} exceeds 2^63-1")))
@@ -117,5 +117,15 @@ pub(super) fn object_from(
         namespace: row.1,
         name: row.2,
         body: serde_json::from_str(&row.3)?,
+    })
+}
+
+/// A row `(at_ms, received_ms, payload)` as a [`DeviceEvent`] (events and
+/// log lines alike).
+pub(super) fn device_event(r: &Row<'_>) -> rusqlite::Result<DeviceEvent> {
+    Ok(DeviceEvent {
+        at_ms: to_u64(r.get(0)?),
+        received_ms: to_u64(r.get(1)?),
+        payload: r.get(2)?,
     })
 }
