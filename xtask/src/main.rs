@@ -15,6 +15,7 @@ mod cli;
 mod cross_toml;
 mod demo;
 mod demo_report;
+mod disk;
 mod dist;
 mod e2e_parse;
 mod harness;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::armv6_e2e;
+use crate::disk;
 use crate::dist::{self, DistOptions};
 use crate::process;
 use crate::slowest;
@@ -194,6 +195,18 @@ pub(crate) fn format_elapsed(d: Duration) -> String {
 /// ran is printed either way, so the budget is visible on a red run too.
 pub(crate) fn run_steps(root: &Path, steps: &[Step]) -> Result<()> {
     let all = Instant::now();
+    let target = dist::target_dir(root);
+    let free = || disk::free_bytes(if target.exists() { &target } else { root });
+    match free() {
+        Some(b) if (b as f64) < disk::COLD_RUN_NEEDS_GIB * f64::from(1u32 << 30) => println!(
+            "disk: only {} free where the build writes; a cold run writes about {} GiB \
+             (a full disk fails mid-link with a bus error)",
+            disk::gib(b),
+            disk::COLD_RUN_NEEDS_GIB
+        ),
+        Some(b) => println!("disk: {} free where the build writes", disk::gib(b)),
+        None => println!("disk: free space unknown (`df` failed)"),
+    }
     let mut done: Vec<(&str, Duration, bool)> = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         println!("\n==> [{}/{}] {}", i + 1, steps.len(), step.name);
@@ -201,10 +214,11 @@ pub(crate) fn run_steps(root: &Path, steps: &[Step]) -> Result<()> {
         let result = (step.run)(root);
         let took = started.elapsed();
         println!(
-            "<== {} {} in {}",
+            "<== {} {} in {}{}",
             step.name,
             if result.is_ok() { "passed" } else { "FAILED" },
-            format_elapsed(took)
+            format_elapsed(took),
+            free().map_or_else(String::new, |b| format!(" ({} disk free)", disk::gib(b)))
         );
         done.push((step.name, took, result.is_ok()));
         if let Err(e) = result {
