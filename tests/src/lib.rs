@@ -14,7 +14,8 @@
 //! downlink APIs it calls.
 //!
 //! [`podman`] is a private podman storage with a locally built busybox
-//! image, for the workload tests.
+//! image, for the workload tests; [`registry`] a registry that only checks
+//! the credentials podman sends.
 #![forbid(unsafe_code)]
 
 pub mod link;
@@ -22,5 +23,6 @@ pub mod lorawan;
 pub mod modem;
 pub mod podman;
 pub mod procs;
+pub mod registry;
 pub mod sim_time;
 pub mod wait;

@@ -13,7 +13,8 @@
 //! back from the cached configuration. A workload whose image is missing
 //! on a link that may not pull is a `Failed` event, not a retry loop.
 //! Deleting the EdgeWorkload removes the pod, and a user's own pod on the
-//! same podman is never touched.
+//! same podman is never touched. Secrets reach the container and a
+//! registry its credentials (the second test).
 
 #![allow(clippy::unwrap_used)]
 
@@ -21,26 +22,65 @@ mod agent_support;
 
 use std::time::Duration;
 
+use base64::Engine as _;
+
 use agent_support::stored_records;
 use flotta_e2e::podman::{BUSYBOX_IMAGE, TestPodman};
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
+use flotta_e2e::registry::CredentialsRegistry;
 use flotta_e2e::wait::wait_for;
 use flotta_proto::payload::Payload;
 use serde_json::Value;
 
 const ID: &str = "workloads-1";
 
-fn agent_toml(p: &TestPodman) -> String {
+/// The agent's configuration: podman on the test's storage; with `pulls`, images may be pulled on the agent's
+/// (ethernet) link, from registries without TLS (the test's own).
+fn agent_toml_pulling(p: &TestPodman, pulls: bool) -> String {
     let args: Vec<String> = p.cli.global_args.iter().map(|a| format!("{a:?}")).collect();
+    let (profiles, tls) = if pulls {
+        ("\"ethernet\"", ", \"--tls-verify=false\"")
+    } else {
+        ("", "")
+    };
     format!(
         "heartbeat_period_seconds = 1\n\
          [link]\nupload_interval_seconds = 1\nbackoff_initial_seconds = 1\nbackoff_max_seconds = 2\n\
-         [workloads]\npodman_args = [{}]\nplay_args = [\"--network\", \"none\"]\n\
-         pull_on_link_profiles = []\nstop_timeout_seconds = 1\nmonitoring_interval_seconds = 5\n\
+         [workloads]\npodman_args = [{}]\nplay_args = [\"--network\", \"none\"{tls}]\n\
+         pull_on_link_profiles = [{profiles}]\nstop_timeout_seconds = 1\nmonitoring_interval_seconds = 5\n\
          restart_backoff_initial_seconds = 1\nrestart_backoff_max_seconds = 2\n\
          log_lines_per_second = 5\n",
         args.join(", ")
     )
+}
+
+/// A server, a private podman and an agent registered to the server,
+/// running; `pulls` as in [`agent_toml_pulling`].
+fn start(dir: &std::path::Path, pulls: bool) -> (TestPodman, ServerProc, AgentProc) {
+    let bins = bin_dir().unwrap();
+    let p = TestPodman::start();
+    // Phases reach the server with heartbeats: one a second here.
+    let server = ServerProc::start(
+        &bins,
+        dir,
+        "default_heartbeat_period_seconds = 1\ncontroller_interval_seconds = 1\n",
+    )
+    .unwrap();
+    let url = format!("https://localhost:{}", server.api_addr.port());
+    let mut agent = AgentProc::configure(
+        &bins,
+        dir,
+        ID,
+        &url,
+        &server.factory_dir,
+        &agent_toml_pulling(&p, pulls),
+    )
+    .unwrap();
+    for (k, v) in &p.cli.env {
+        agent.set_env(k, v);
+    }
+    agent.restart().unwrap();
+    (p, server, agent)
 }
 
 /// A workload printing "up" and its ConfigMap's greeting on stdout and "oops" on stderr, then (with
@@ -130,31 +170,9 @@ fn failures(server: &ServerProc) -> Vec<String> {
 
 #[test]
 fn an_edge_workload_runs_restarts_survives_a_reboot_offline_and_goes() {
-    let bins = bin_dir().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let p = TestPodman::start();
+    let (p, mut server, mut agent) = start(dir.path(), false);
     p.ok(&["pod", "create", "--name", "users-own"]);
-    // Phases reach the server with heartbeats: one a second here.
-    let mut server = ServerProc::start(
-        &bins,
-        dir.path(),
-        "default_heartbeat_period_seconds = 1\ncontroller_interval_seconds = 1\n",
-    )
-    .unwrap();
-    let url = format!("https://localhost:{}", server.api_addr.port());
-    let mut agent = AgentProc::configure(
-        &bins,
-        dir.path(),
-        ID,
-        &url,
-        &server.factory_dir,
-        &agent_toml(&p),
-    )
-    .unwrap();
-    for (k, v) in &p.cli.env {
-        agent.set_env(k, v);
-    }
-    agent.restart().unwrap();
     let limit = Duration::from_secs(90);
     let began = std::time::Instant::now();
     let wait_for = |what: &str, limit: Duration, done: &mut dyn FnMut() -> bool| {
@@ -187,7 +205,7 @@ fn an_edge_workload_runs_restarts_survives_a_reboot_offline_and_goes() {
     let cms = server.command(&["get", "cm"]).unwrap();
     assert!(String::from_utf8_lossy(&cms.stdout).contains("greetings"));
     wait_for("the ConfigMap resolved on the workload", limit, &mut || {
-        describe_ew().contains("every referenced ConfigMap exists")
+        describe_ew().contains("every referenced ConfigMap and Secret exists")
     });
     wait_for("pod web running", limit, &mut || {
         pod_status(&p, "web") == "Running"
@@ -329,6 +347,135 @@ fn an_edge_workload_runs_restarts_survives_a_reboot_offline_and_goes() {
             .all(|w| phase(&server, w).is_none())
     });
     assert!(!pod_status(&p, "users-own").is_empty());
+    let log = agent.log();
+    agent.stop().unwrap();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// A workload printing its Secret's values (env `secretKeyRef` and
+/// `envFrom.secretRef`), its logs collected.
+fn vault_yaml() -> String {
+    format!(
+        "apiVersion: management.project-flotta.io/v1alpha1\nkind: EdgeWorkload\n\
+         metadata:\n  name: vault\n  namespace: default\nspec:\n  type: pod\n  device: {ID}\n  \
+         logCollection: syslog\n  \
+         pod:\n    spec:\n      containers:\n      - name: app\n        image: {BUSYBOX_IMAGE}\n        \
+         command: [sh, -c, 'echo password=$P user=$user; exec sleep 600']\n        \
+         env:\n        - name: P\n          valueFrom:\n            secretKeyRef: {{name: db, key: password}}\n        \
+         envFrom:\n        - secretRef: {{name: db}}\n"
+    )
+}
+
+fn db_secret(password: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: default\n\
+         stringData:\n  password: {password}\n  user: admin\n"
+    )
+}
+
+/// Secrets end to end: an operator applies a Secret and a workload reading
+/// it; the container sees the values (env and envFrom, through a podman
+/// secret the agent made), the play file holds none of them, a changed
+/// Secret replaces the pod with the new values, and the podman secret
+/// goes with the last workload reading it. A registry Secret
+/// (`imageRegistries.secretRef`) becomes the auth file podman pulls with:
+/// a registry on loopback sees its credentials, and the device keeps no
+/// copy of them.
+#[test]
+fn secrets_reach_the_container_and_registry_credentials_reach_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, server, mut agent) = start(dir.path(), true);
+    let limit = Duration::from_secs(90);
+    let began = std::time::Instant::now();
+    let wait_for = |what: &str, limit: Duration, done: &mut dyn FnMut() -> bool| {
+        wait_for(what, limit, done);
+        eprintln!("{:>6.1?} {what}", began.elapsed());
+    };
+    wait_for("the first window", limit, &mut || {
+        agent.windows_ended() >= 1
+    });
+    server.apply(&db_secret("s3cr3t"));
+    server.apply(&vault_yaml());
+    let table = server.command(&["get", "secrets"]).unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().take(3).eq(["db", "Opaque", "2"])),
+        "{table}"
+    );
+    let has_line = |text: &str| {
+        logs(&server, &["--workload", "vault", "--since", "1h"])
+            .iter()
+            .any(|l| l.ends_with(text))
+    };
+    wait_for("the Secret's values in the container", limit, &mut || {
+        has_line("password=s3cr3t user=admin")
+    });
+    let secrets = p.ok(&["secret", "ls", "--noheading", "--format", "{{.Name}}"]);
+    assert_eq!(secrets.trim(), "db");
+    let play = std::fs::read_to_string(agent.data_dir.join("workloads/pods/vault.json")).unwrap();
+    assert!(
+        !play.contains("s3cr3t") && !play.contains("czNjcjN0"),
+        "{play}"
+    );
+    let first = pod_id(&p, "vault");
+    server.apply(&db_secret("n3w"));
+    wait_for("the changed Secret in a new pod", limit, &mut || {
+        has_line("password=n3w user=admin")
+    });
+    assert_ne!(pod_id(&p, "vault"), first);
+
+    // A private registry: the auth file from the workload's registry Secret.
+    let registry = CredentialsRegistry::start();
+    let host = registry.addr.to_string();
+    let basic = base64::engine::general_purpose::STANDARD.encode("robot:hunter2");
+    let auth = format!(r#"{{"auths":{{"{host}":{{"auth":"{basic}"}}}}}}"#);
+    server.apply(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: pull\n  namespace: default\n\
+         type: kubernetes.io/dockerconfigjson\nstringData:\n  .dockerconfigjson: '{auth}'\n"
+    ));
+    server.apply(&format!(
+        "apiVersion: management.project-flotta.io/v1alpha1\nkind: EdgeWorkload\n\
+         metadata:\n  name: private\n  namespace: default\nspec:\n  type: pod\n  device: {ID}\n  \
+         imageRegistries:\n    secretRef: {{name: pull}}\n  \
+         pod:\n    spec:\n      containers:\n      - name: app\n        image: {host}/app:1\n"
+    ));
+    let expected = format!("Basic {basic}");
+    wait_for(
+        "the registry shown the Secret's credentials",
+        limit,
+        &mut || registry.authorizations().contains(&expected),
+    );
+    wait_for("the failed pull reported", limit, &mut || {
+        failures(&server)
+            .iter()
+            .any(|m| m.contains("workload private") && m.contains(&host))
+    });
+    let leftovers: Vec<String> = std::fs::read_dir(agent.data_dir.join("workloads/pods"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("auth"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "credentials left on disk: {leftovers:?}"
+    );
+
+    for name in ["vault", "private"] {
+        let out = server.command(&["delete", "edgeworkload", name]).unwrap();
+        assert!(out.status.success());
+    }
+    wait_for(
+        "the podman secret removed with its last workload",
+        limit,
+        &mut || {
+            pod_status(&p, "vault").is_empty()
+                && p.ok(&["secret", "ls", "--noheading", "--format", "{{.Name}}"])
+                    .trim()
+                    .is_empty()
+        },
+    );
     let log = agent.log();
     agent.stop().unwrap();
     assert!(!log.contains("panicked"), "{log}");

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use flotta_agent::workloads::secrets::Secrets;
 use flotta_agent::workloads::{Podman, reconcile};
 use flotta_e2e::podman::{BUSYBOX_IMAGE, TestPodman};
 use flotta_e2e::wait::wait_for;
@@ -39,7 +40,7 @@ fn workloads_run_change_and_go_and_a_users_pod_is_never_touched() {
     p.ok(&["pod", "create", "--name", "users-own"]);
 
     let v1 = [workload("greeter", BUSYBOX_IMAGE, "v1")];
-    let pass = reconcile(&mut p.cli, &files, &v1, false).unwrap();
+    let pass = reconcile(&mut p.cli, &files, &v1, &Secrets::new(), false).unwrap();
     assert_eq!(pass.deployed, ["greeter"], "{pass:?}");
     assert!(pass.failed.is_empty(), "{pass:?}");
     wait_for("the container's output", Duration::from_secs(30), || {
@@ -50,13 +51,13 @@ fn workloads_run_change_and_go_and_a_users_pod_is_never_touched() {
 
     // Nothing changed: nothing done.
     let before = p.ok(&["pod", "ps", "--format", "json"]);
-    let pass = reconcile(&mut p.cli, &files, &v1, false).unwrap();
+    let pass = reconcile(&mut p.cli, &files, &v1, &Secrets::new(), false).unwrap();
     assert!(pass.is_noop(), "{pass:?}\n{before}");
     assert_eq!(pod_id(&p, "greeter"), first);
 
     // A new specification: the pod is made again, once.
     let v2 = [workload("greeter", BUSYBOX_IMAGE, "v2")];
-    let pass = reconcile(&mut p.cli, &files, &v2, false).unwrap();
+    let pass = reconcile(&mut p.cli, &files, &v2, &Secrets::new(), false).unwrap();
     assert_eq!(pass.replaced, ["greeter"], "{pass:?}");
     let second = pod_id(&p, "greeter");
     assert_ne!(second, first);
@@ -65,12 +66,16 @@ fn workloads_run_change_and_go_and_a_users_pod_is_never_touched() {
         Duration::from_secs(30),
         || String::from_utf8_lossy(&p.podman(&["logs", "greeter-app"]).stdout).contains("v2"),
     );
-    assert!(reconcile(&mut p.cli, &files, &v2, false).unwrap().is_noop());
+    assert!(
+        reconcile(&mut p.cli, &files, &v2, &Secrets::new(), false)
+            .unwrap()
+            .is_noop()
+    );
 
     // An image that is not here, on a link that may not pull: a clear
     // failure, and the running pod runs on.
     let v3 = [workload("greeter", "registry.example.org/app:3", "v3")];
-    let pass = reconcile(&mut p.cli, &files, &v3, false).unwrap();
+    let pass = reconcile(&mut p.cli, &files, &v3, &Secrets::new(), false).unwrap();
     assert_eq!(
         pass.failed,
         [(
@@ -81,7 +86,7 @@ fn workloads_run_change_and_go_and_a_users_pod_is_never_touched() {
     assert_eq!(pod_id(&p, "greeter"), second);
 
     // No longer desired: removed; the user's pod stays.
-    let pass = reconcile(&mut p.cli, &files, &[], false).unwrap();
+    let pass = reconcile(&mut p.cli, &files, &[], &Secrets::new(), false).unwrap();
     assert_eq!(pass.removed, ["greeter"], "{pass:?}");
     let pods: Vec<String> = p.cli.pods().unwrap().into_iter().map(|p| p.name).collect();
     assert_eq!(pods, ["users-own"]);
@@ -96,7 +101,7 @@ fn a_play_podman_refuses_leaves_no_half_made_pod() {
         "name": "unpullable",
         "specification": "containers:\n- name: app\n  image: localhost/not-here:1\n  imagePullPolicy: Never\n",
     })];
-    let pass = reconcile(&mut p.cli, &files, &w, true).unwrap();
+    let pass = reconcile(&mut p.cli, &files, &w, &Secrets::new(), true).unwrap();
     assert_eq!(pass.failed.len(), 1, "{pass:?}");
     assert!(
         pass.failed[0].1.contains("image not known"),

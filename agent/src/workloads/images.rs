@@ -135,7 +135,7 @@ mod tests {
         fn pods(&mut self) -> Result<Vec<ObservedPod>, PodmanError> {
             Ok(Vec::new())
         }
-        fn play(&mut self, _: &Path) -> Result<(), PodmanError> {
+        fn play(&mut self, _: &Path, _: Option<&Path>) -> Result<(), PodmanError> {
             unreachable!()
         }
         fn remove(&mut self, _: &str) -> Result<(), PodmanError> {

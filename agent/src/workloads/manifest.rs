@@ -8,8 +8,11 @@
 //!
 //! - The pod carries [`MANAGED_LABEL`] and [`SPEC_HASH_LABEL`]: a hash of
 //!   everything the server sent for the workload, so a changed
-//!   specification, label or ConfigMap replaces the pod, and nothing else
-//!   does (not the link the image policy depends on).
+//!   specification, label, ConfigMap, Secret or registry auth file
+//!   replaces the pod, and nothing else does (not the link the image policy depends on).
+//! - The Secrets the pod references must all be in the configuration
+//!   (`secrets.rs`); their data is part of the hash (a changed Secret
+//!   replaces the pod) but never of the file.
 //! - When pulls are not allowed (a narrow link), every container gets
 //!   `imagePullPolicy: Never`: a missing image fails at once instead of
 //!   podman trying a registry three times over the radio.
@@ -22,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use super::plan::{MANAGED_LABEL, SPEC_HASH_LABEL};
 use super::restart::RestartPolicy;
+use super::secrets::{Secrets, check_data, referenced as referenced_secrets};
 
 /// The version of the play file this agent writes (part of the spec
 /// hash). 2: podman's restart policy is `Never`, the agent restarts.
@@ -47,6 +51,13 @@ pub struct PlayFile {
     pub restart: RestartPolicy,
     /// The file's bytes.
     pub bytes: Vec<u8>,
+    /// The Secrets the pod references (`secrets.rs`), all in the
+    /// configuration.
+    pub secrets: Vec<String>,
+    /// Some Secret is mounted as a volume (needs podman 4.4 or later).
+    pub secret_volumes: bool,
+    /// The registry auth file (`imageRegistries.authFile`), if sent.
+    pub auth_file: Option<String>,
 }
 
 /// Why a workload cannot be played.
@@ -70,6 +81,17 @@ pub enum ManifestError {
         name: String,
         /// Its position in `configmaps`.
         index: usize,
+        /// What is wrong.
+        why: String,
+    },
+    /// A Secret the pod references is not in the configuration, or its
+    /// data is not what podman reads.
+    #[error("workload {name}: Secret {secret} {why}")]
+    BadSecret {
+        /// The workload.
+        name: String,
+        /// The Secret.
+        secret: String,
         /// What is wrong.
         why: String,
     },
@@ -103,9 +125,14 @@ fn read_yaml(text: &str) -> Result<Value, String> {
     serde_norway::from_str::<Value>(text).map_err(|e| format!("is not YAML: {e}"))
 }
 
-/// The play file for `workload` (module docs); `pulls_allowed`: the link
-/// may pull images from a registry.
-pub fn play_file(workload: &Value, pulls_allowed: bool) -> Result<PlayFile, ManifestError> {
+/// The play file for `workload` (module docs), which may reference
+/// `secrets` (the configuration's); `pulls_allowed`: the link may pull
+/// images from a registry.
+pub fn play_file(
+    workload: &Value,
+    secrets: &Secrets,
+    pulls_allowed: bool,
+) -> Result<PlayFile, ManifestError> {
     let name = workload
         .get("name")
         .and_then(Value::as_str)
@@ -159,7 +186,26 @@ pub fn play_file(workload: &Value, pulls_allowed: bool) -> Result<PlayFile, Mani
         }
         configmaps.push(v);
     }
-    let spec_hash = hash(workload);
+    let (secret_names, secret_volumes) = referenced_secrets(&spec);
+    let mut used = Vec::new();
+    for secret in &secret_names {
+        let bad = |why: String| ManifestError::BadSecret {
+            name: name.to_owned(),
+            secret: secret.clone(),
+            why,
+        };
+        let data = secrets
+            .get(secret)
+            .ok_or_else(|| bad("was not sent with the configuration".into()))?;
+        check_data(data).map_err(|e| bad(format!("data {e}")))?;
+        used.push((secret.as_str(), data.as_str()));
+    }
+    let auth_file = workload
+        .pointer("/imageRegistries/authFile")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned);
+    let spec_hash = hash(workload, &used, auth_file.as_deref());
     let mut images = Vec::new();
     for list in ["initContainers", "containers"] {
         for c in spec
@@ -201,13 +247,17 @@ pub fn play_file(workload: &Value, pulls_allowed: bool) -> Result<PlayFile, Mani
         images,
         restart,
         bytes,
+        secrets: secret_names.into_iter().collect(),
+        secret_volumes,
+        auth_file,
     })
 }
 
 /// Hex SHA-256 of what makes the pod: the name, the specification and
 /// ConfigMaps as sent, the labels and annotations in key order (whatever
-/// order the JSON had them in, or serde_json keeps).
-fn hash(workload: &Value) -> String {
+/// order the JSON had them in, or serde_json keeps), the data of the
+/// `secrets` it references (name order) and the registry auth file.
+fn hash(workload: &Value, secrets: &[(&str, &str)], auth_file: Option<&str>) -> String {
     let mut h = Sha256::new();
     let mut field = |tag: &str, text: &str| {
         h.update(tag.as_bytes());
@@ -239,6 +289,13 @@ fn hash(workload: &Value) -> String {
         .flatten()
     {
         field("configmap", cm.as_str().unwrap_or_default());
+    }
+    for (name, data) in secrets {
+        field("secret", name);
+        field("=", data);
+    }
+    if let Some(auth) = auth_file {
+        field("auth-file", auth);
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -10,6 +10,7 @@
 //! - [`restart`]: restart policies and the back-off;
 //! - [`status`]: phases in Flotta's terms for the heartbeat;
 //! - [`images`]: image archives loaded offline-first;
+//! - [`secrets`]: the configuration's Secrets as podman secrets;
 //! - [`supervisor`]: all of that in one pass, with failures reported once;
 //! - [`worker`]: the supervisor's thread; [`events`]: `podman events`;
 //! - [`logs`], [`follow`], [`log_cap`]: workload logs into the queue,
@@ -34,6 +35,7 @@ pub mod podman;
 pub mod pods;
 pub mod reconcile;
 pub mod restart;
+pub mod secrets;
 pub mod status;
 pub mod supervisor;
 pub mod worker;

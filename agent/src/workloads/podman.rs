@@ -12,15 +12,17 @@ use std::time::{Duration, Instant};
 
 use super::containers::{ContainersError, MAX_PS_BYTES, ObservedContainer, decode_ps};
 use super::follow::{Follower, Sink};
-use super::plan::{MANAGED_LABEL, ObservedPod};
+use super::plan::{MANAGED_LABEL, ObservedPod, SPEC_HASH_LABEL};
 use super::pods::{MAX_POD_PS_BYTES, PodsError, decode_pod_ps};
+use super::secrets::{ObservedSecret, decode_inspect, inspect_format};
 
 /// What the reconciler needs from podman.
 pub trait Podman {
     /// Every pod podman knows (ours and others').
     fn pods(&mut self) -> Result<Vec<ObservedPod>, PodmanError>;
-    /// `podman kube play` of `file` (a pod and its ConfigMaps).
-    fn play(&mut self, file: &Path) -> Result<(), PodmanError>;
+    /// `podman kube play` of `file` (a pod and its ConfigMaps), with the
+    /// registry credentials in `auth_file` if given.
+    fn play(&mut self, file: &Path, auth_file: Option<&Path>) -> Result<(), PodmanError>;
     /// Remove the pod `name` and its containers (stopping them).
     fn remove(&mut self, name: &str) -> Result<(), PodmanError>;
     /// Whether `image` is in local storage.
@@ -31,6 +33,25 @@ pub trait Podman {
     fn start(&mut self, name: &str) -> Result<(), PodmanError>;
     /// `podman load` of an image archive: the images it held.
     fn load(&mut self, archive: &Path) -> Result<Vec<String>, PodmanError>;
+    /// Every podman secret, with this agent's labels (`secrets.rs`).
+    fn secrets(&mut self) -> Result<Vec<ObservedSecret>, PodmanError> {
+        Err(unsupported("podman secret inspect"))
+    }
+    /// Create the secret `name` holding `data`, labelled as this agent's
+    /// with `hash`.
+    fn create_secret(&mut self, name: &str, data: &[u8], hash: &str) -> Result<(), PodmanError> {
+        let _ = (name, data, hash);
+        Err(unsupported("podman secret create"))
+    }
+    /// Remove the secret `name`.
+    fn remove_secret(&mut self, name: &str) -> Result<(), PodmanError> {
+        let _ = name;
+        Err(unsupported("podman secret rm"))
+    }
+    /// Podman's version, `(major, minor)`.
+    fn version(&mut self) -> Result<(u32, u32), PodmanError> {
+        Err(unsupported("podman version"))
+    }
     /// Follow `container`'s log from `since` (all of it when `None`),
     /// each line to `sink`, until the container stops.
     fn follow_logs(
@@ -40,10 +61,14 @@ pub trait Podman {
         sink: Sink,
     ) -> Result<Box<dyn Following>, PodmanError> {
         let _ = (container, since, sink);
-        Err(PodmanError::Spawn {
-            program: "podman logs".into(),
-            source: std::io::ErrorKind::Unsupported.into(),
-        })
+        Err(unsupported("podman logs"))
+    }
+}
+
+fn unsupported(program: &str) -> PodmanError {
+    PodmanError::Spawn {
+        program: program.into(),
+        source: std::io::ErrorKind::Unsupported.into(),
     }
 }
 
@@ -150,12 +175,26 @@ impl PodmanCli {
     /// Run `podman args…`; its standard output (up to `max_out` bytes) on
     /// success.
     fn run(&self, args: &[&str], max_out: usize) -> Result<Vec<u8>, PodmanError> {
+        self.run_with_input(args, None, max_out)
+    }
+
+    /// [`Self::run`] with `input` on podman's standard input (else none).
+    fn run_with_input(
+        &self,
+        args: &[&str],
+        input: Option<&[u8]>,
+        max_out: usize,
+    ) -> Result<Vec<u8>, PodmanError> {
         let shown = args.join(" ");
         let mut child = Command::new(&self.program)
             .args(&self.global_args)
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -163,6 +202,15 @@ impl PodmanCli {
                 program: self.program.display().to_string(),
                 source,
             })?;
+        if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
+            // Written by a thread while the output is drained, then closed
+            // (podman reads to the end of its input).
+            let input = input.to_vec();
+            std::thread::spawn(move || {
+                use std::io::Write as _;
+                let _ = stdin.write_all(&input);
+            });
+        }
         let mut stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
         // Both pipes drained at once so neither can fill and wedge podman;
@@ -231,12 +279,61 @@ impl Podman for PodmanCli {
         Ok(decode_pod_ps(&out)?)
     }
 
-    fn play(&mut self, file: &Path) -> Result<(), PodmanError> {
+    fn play(&mut self, file: &Path, auth_file: Option<&Path>) -> Result<(), PodmanError> {
         let file = file.to_string_lossy();
+        let auth = auth_file.map(|a| a.to_string_lossy());
         let mut args = vec!["kube", "play"];
         args.extend(self.play_args.iter().map(String::as_str));
+        if let Some(auth) = &auth {
+            args.extend(["--authfile", auth]);
+        }
         args.push(&file);
         self.run(&args, 64 << 10).map(drop)
+    }
+
+    fn secrets(&mut self) -> Result<Vec<ObservedSecret>, PodmanError> {
+        let out = self.run(
+            &["secret", "ls", "--noheading", "--format", "{{.Name}}"],
+            MAX_SECRET_LIST_BYTES,
+        )?;
+        let text = String::from_utf8_lossy(&out);
+        let names: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let format = inspect_format();
+        let mut args = vec!["secret", "inspect", "--format", &format];
+        args.extend(names);
+        let out = self.run(&args, MAX_SECRET_LIST_BYTES)?;
+        Ok(decode_inspect(&String::from_utf8_lossy(&out)))
+    }
+
+    fn create_secret(&mut self, name: &str, data: &[u8], hash: &str) -> Result<(), PodmanError> {
+        let managed = format!("{MANAGED_LABEL}=true");
+        let hash = format!("{SPEC_HASH_LABEL}={hash}");
+        let args = [
+            "secret", "create", "--label", &managed, "--label", &hash, name, "-",
+        ];
+        self.run_with_input(&args, Some(data), 4 << 10).map(drop)
+    }
+
+    fn remove_secret(&mut self, name: &str) -> Result<(), PodmanError> {
+        self.run(&["secret", "rm", name], 4 << 10).map(drop)
+    }
+
+    fn version(&mut self) -> Result<(u32, u32), PodmanError> {
+        let out = self.run(&["version", "--format", "{{.Client.Version}}"], 4 << 10)?;
+        let text = String::from_utf8_lossy(&out);
+        parse_version(&text).ok_or_else(|| PodmanError::Failed {
+            args: "version".into(),
+            status: "unreadable output".into(),
+            code: None,
+            stderr: text.trim().to_owned(),
+        })
     }
 
     fn remove(&mut self, name: &str) -> Result<(), PodmanError> {
@@ -290,6 +387,17 @@ impl Podman for PodmanCli {
     }
 }
 
+/// Most bytes read from `podman secret ls` or `inspect`.
+const MAX_SECRET_LIST_BYTES: usize = 1 << 20;
+
+/// `4.3.1` → `(4, 3)`; `5.4.2-dev` → `(5, 4)`.
+pub fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let mut parts = text.trim().split(['.', '-']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
 /// The images `podman load` printed (`Loaded image: NAME` lines, one per
 /// image; `Loaded image(s): A,B` in some versions).
 pub fn loaded_images(stdout: &str) -> Vec<String> {
@@ -308,6 +416,14 @@ pub fn loaded_images(stdout: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn versions_as_podman_prints_them() {
+        assert_eq!(super::parse_version("4.3.1\n"), Some((4, 3)));
+        assert_eq!(super::parse_version("5.4.2-dev"), Some((5, 4)));
+        assert_eq!(super::parse_version("4"), None);
+        assert_eq!(super::parse_version("four.three"), None);
+    }
+
     #[test]
     fn loaded_images_as_podman_prints_them() {
         let out = "Loaded image: localhost/bbload:1\nLoaded image: localhost/bbload:2\n";

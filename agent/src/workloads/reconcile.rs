@@ -10,9 +10,14 @@
 //! - A `kube play` that fails leaves a half-made pod (`PODMAN-4.3.md`):
 //!   it is removed at once, so the next pass starts clean.
 //! - Play files are written to `dir/<name>.json` (replaced atomically)
-//!   before podman reads them, and kept: they are what runs.
+//!   before podman reads them, and kept: they are what runs. A registry
+//!   auth file is written beside it (mode 0600) only for the play that
+//!   may pull, and removed after it.
+//! - The Secrets a deployment reads are made (or made again, when their
+//!   data changed) just before its play; those no pod needs any more are
+//!   removed at the end of a pass that changed pods (`secrets.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_json::Value;
@@ -21,6 +26,7 @@ use super::manifest::{PlayFile, play_file, valid_name};
 use super::plan::{Action, DesiredWorkload, Skipped, plan};
 use super::podman::{Podman, PodmanError};
 use super::restart::RestartPolicy;
+use super::secrets::{ObservedSecret, SecretAction, Secrets, action, data_hash};
 
 /// What one pass did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -36,6 +42,8 @@ pub struct Pass {
     /// The restart policy of each desired workload whose configuration
     /// was taken.
     pub policies: BTreeMap<String, RestartPolicy>,
+    /// Trouble that is no workload's (a secret left behind).
+    pub warnings: Vec<String>,
 }
 
 impl Pass {
@@ -45,18 +53,21 @@ impl Pass {
             && self.replaced.is_empty()
             && self.removed.is_empty()
             && self.failed.is_empty()
+            && self.warnings.is_empty()
     }
 }
 
-/// Make podman's pods match `workloads` (module docs). `pulls_allowed`:
-/// the link may pull images. Fails only if podman cannot list its pods.
+/// Make podman's pods match `workloads` (module docs), which may
+/// reference `secrets`. `pulls_allowed`: the link may pull images. Fails
+/// only if podman cannot list its pods.
 pub fn reconcile(
     podman: &mut dyn Podman,
     dir: &Path,
     workloads: &[Value],
+    secrets: &Secrets,
     pulls_allowed: bool,
 ) -> Result<Pass, PodmanError> {
-    reconcile_holding(podman, dir, workloads, pulls_allowed, &|_| false)
+    reconcile_holding(podman, dir, workloads, secrets, pulls_allowed, &|_| false)
 }
 
 /// [`reconcile`], except that the workloads `held` says yes to are left as
@@ -66,6 +77,7 @@ pub fn reconcile_holding(
     podman: &mut dyn Podman,
     dir: &Path,
     workloads: &[Value],
+    secrets: &Secrets,
     pulls_allowed: bool,
     held: &dyn Fn(&str) -> bool,
 ) -> Result<Pass, PodmanError> {
@@ -73,14 +85,18 @@ pub fn reconcile_holding(
     let mut pass = Pass::default();
     let mut files: Vec<PlayFile> = Vec::new();
     let mut desired: Vec<DesiredWorkload> = Vec::new();
+    // Secrets the pods to be kept or made read: not to be removed.
+    let mut in_use: BTreeSet<String> = BTreeSet::new();
     for w in workloads {
-        match play_file(w, pulls_allowed) {
+        match play_file(w, secrets, pulls_allowed) {
             Ok(f) if held(&f.name) => {
                 pass.policies.insert(f.name.clone(), f.restart);
+                in_use.extend(f.secrets.iter().cloned());
                 keep_running(&f.name, &observed, &mut desired);
             }
             Ok(f) => {
                 pass.policies.insert(f.name.clone(), f.restart);
+                in_use.extend(f.secrets.iter().cloned());
                 desired.push(DesiredWorkload {
                     name: f.name.clone(),
                     spec_hash: f.spec_hash.clone(),
@@ -101,6 +117,12 @@ pub fn reconcile_holding(
             "a pod of that name exists that flotta did not make; it is left alone".into(),
         ));
     }
+    let any_refused = !pass.failed.is_empty();
+    let mut podman_secrets = if actions.is_empty() {
+        None
+    } else {
+        Some(SecretSync::new(podman, secrets))
+    };
     for action in actions {
         match action {
             Action::Remove(name) => match podman.remove(&name) {
@@ -113,7 +135,11 @@ pub fn reconcile_holding(
                     .iter()
                     .find(|f| f.name == w.name)
                     .expect("planned workloads have play files");
-                match deploy(podman, dir, file, replace, pulls_allowed) {
+                let sync = podman_secrets
+                    .as_mut()
+                    .expect("made when there are actions");
+                let ready = sync.ensure(podman, &file.secrets);
+                match ready.and_then(|()| deploy(podman, dir, file, replace, pulls_allowed)) {
                     Ok(()) if replace => pass.replaced.push(w.name),
                     Ok(()) => pass.deployed.push(w.name),
                     Err(why) => pass.failed.push((w.name, why)),
@@ -121,7 +147,92 @@ pub fn reconcile_holding(
             }
         }
     }
+    // A workload whose configuration was refused may still run a pod
+    // reading Secrets it no longer names: none is removed then.
+    if let (Some(sync), false) = (podman_secrets, any_refused) {
+        for (name, why) in sync.remove_unused(podman, &in_use) {
+            pass.warnings.push(format!(
+                "secret {name} is no longer used but was not removed: {why}"
+            ));
+        }
+    }
     Ok(pass)
+}
+
+/// The podman secrets of one pass: listed once, made as deployments
+/// need them (`secrets.rs`).
+struct SecretSync<'a> {
+    wanted: &'a Secrets,
+    /// What podman has, or why it could not be listed.
+    observed: Result<Vec<ObservedSecret>, String>,
+    /// Secrets made or checked this pass.
+    ready: BTreeSet<String>,
+}
+
+impl<'a> SecretSync<'a> {
+    fn new(podman: &mut dyn Podman, wanted: &'a Secrets) -> Self {
+        Self {
+            wanted,
+            observed: podman.secrets().map_err(|e| e.to_string()),
+            ready: BTreeSet::new(),
+        }
+    }
+
+    /// Make each of `names` hold its configured data.
+    fn ensure(&mut self, podman: &mut dyn Podman, names: &[String]) -> Result<(), String> {
+        for name in names {
+            if self.ready.contains(name) {
+                continue;
+            }
+            let observed = self.observed.as_ref().map_err(Clone::clone)?;
+            let data = self
+                .wanted
+                .get(name)
+                .ok_or_else(|| format!("Secret {name} was not sent with the configuration"))?;
+            let hash = data_hash(data);
+            match action(name, data, observed) {
+                SecretAction::Keep => {}
+                SecretAction::Foreign => {
+                    return Err(format!(
+                        "a podman secret {name} exists that flotta did not make; it is left alone"
+                    ));
+                }
+                SecretAction::Replace => {
+                    podman.remove_secret(name).map_err(|e| e.to_string())?;
+                    podman
+                        .create_secret(name, data.as_bytes(), &hash)
+                        .map_err(|e| e.to_string())?;
+                }
+                SecretAction::Create => podman
+                    .create_secret(name, data.as_bytes(), &hash)
+                    .map_err(|e| e.to_string())?,
+            }
+            self.ready.insert(name.clone());
+        }
+        Ok(())
+    }
+
+    /// Remove the secrets this agent made that no pod in `in_use` needs:
+    /// (secret, why) for each that could not be.
+    fn remove_unused(
+        self,
+        podman: &mut dyn Podman,
+        in_use: &BTreeSet<String>,
+    ) -> Vec<(String, String)> {
+        let Ok(observed) = self.observed else {
+            return Vec::new();
+        };
+        observed
+            .into_iter()
+            .filter(|s| s.managed && !in_use.contains(&s.name))
+            .filter_map(|s| {
+                podman
+                    .remove_secret(&s.name)
+                    .err()
+                    .map(|e| (s.name, e.to_string()))
+            })
+            .collect()
+    }
 }
 
 /// A workload whose configuration was refused keeps its running pod: it
@@ -162,13 +273,38 @@ fn deploy(
             }
         }
     }
+    if file.secret_volumes {
+        let (major, minor) = podman.version().map_err(|e| e.to_string())?;
+        if (major, minor) < (4, 4) {
+            return Err(format!(
+                "mounts a Secret as a volume, which podman {major}.{minor} cannot do (its kube play \
+                 crashes; fixed in 4.4): use env valueFrom.secretKeyRef or envFrom.secretRef"
+            ));
+        }
+    }
     let path = dir.join(format!("{}.json", file.name));
     crate::fsutil::write_atomic(&path, &file.bytes, 0o600)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    if replace {
-        podman.remove(&file.name).map_err(|e| e.to_string())?;
+    // Registry credentials only for as long as the play that may pull.
+    let auth = match (&file.auth_file, pulls_allowed) {
+        (Some(text), true) => {
+            let auth = dir.join(format!("{}.auth.json", file.name));
+            crate::fsutil::write_atomic(&auth, text.as_bytes(), 0o600)
+                .map_err(|e| format!("{}: {e}", auth.display()))?;
+            Some(auth)
+        }
+        _ => None,
+    };
+    let played = (|| {
+        if replace {
+            podman.remove(&file.name)?;
+        }
+        podman.play(&path, auth.as_deref())
+    })();
+    if let Some(auth) = &auth {
+        let _ = std::fs::remove_file(auth);
     }
-    if let Err(e) = podman.play(&path) {
+    if let Err(e) = played {
         // A failed play leaves a half-made pod behind.
         let _ = podman.remove(&file.name);
         return Err(e.to_string());

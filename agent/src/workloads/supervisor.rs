@@ -30,6 +30,7 @@ use super::logs::{Emit, LogGate, RawLine};
 use super::podman::{Following, Podman};
 use super::reconcile::reconcile_holding;
 use super::restart::{Backoff, RestartPolicy};
+use super::secrets::Secrets;
 use super::status::phases;
 
 /// Where the supervisor keeps files, and its rules.
@@ -56,6 +57,8 @@ pub struct Supervisor {
     podman: Box<dyn Podman + Send>,
     settings: Settings,
     desired: Vec<Value>,
+    /// The configuration's Secrets (`secrets.rs`).
+    secrets: Secrets,
     /// Names of `desired`, in order.
     names: Vec<String>,
     /// Retries of failed deployments, per workload.
@@ -106,6 +109,7 @@ impl Supervisor {
             podman,
             settings,
             desired: Vec::new(),
+            secrets: Secrets::new(),
             names: Vec::new(),
             deploys: backoff.clone(),
             restarts: backoff,
@@ -120,9 +124,17 @@ impl Supervisor {
         self.settings.dir.join("pods")
     }
 
-    /// The configuration's `workloads` changed (or were loaded at start).
-    /// A workload whose entry changed is tried at once.
-    pub fn set_desired(&mut self, workloads: Vec<Value>) {
+    /// The configuration's `workloads` and `secrets` changed (or were
+    /// loaded at start). A workload whose entry changed is tried at once;
+    /// every one is when a Secret changed.
+    pub fn set_desired(&mut self, workloads: Vec<Value>, secrets: Secrets) {
+        if secrets != self.secrets {
+            for name in &self.names {
+                self.deploys.forget(name);
+                self.reported.remove(name);
+            }
+            self.secrets = secrets;
+        }
         let old: BTreeMap<&str, &Value> = self
             .desired
             .iter()
@@ -203,6 +215,7 @@ impl Supervisor {
             self.podman.as_mut(),
             &pods_dir,
             &self.desired,
+            &self.secrets,
             self.settings.pulls_allowed,
             &held,
         ) {
@@ -224,6 +237,10 @@ impl Supervisor {
             self.restarts.forget(name);
             self.reported.remove(name);
             let _ = std::fs::remove_file(pods_dir.join(format!("{name}.json")));
+        }
+        for warning in &pass.warnings {
+            // Keyed by its text: said once.
+            self.report(&mut events, &format!("warning: {warning}"), warning.clone());
         }
         let failed_now: BTreeSet<&str> = pass.failed.iter().map(|(n, _)| n.as_str()).collect();
         self.look_at_images = !pass.failed.is_empty();

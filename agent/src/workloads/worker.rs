@@ -22,13 +22,14 @@ use serde_json::Value;
 use super::events::EventStream;
 use super::logs::Emit;
 use super::podman::PodmanCli;
+use super::secrets::Secrets;
 use super::supervisor::Supervisor;
 
 /// How long a burst of podman events is gathered into one look.
 const SETTLE: Duration = Duration::from_millis(300);
 
 enum Msg {
-    Desired(Vec<Value>, Option<Duration>),
+    Desired(Desired),
     Look,
     Stop,
 }
@@ -46,23 +47,36 @@ pub struct Workloads {
 /// within systemd's stop timeout. The pods run on without the agent.
 const STOP_WAIT: Duration = Duration::from_secs(5);
 
-/// The configuration message's `workloads` and
-/// `workloads_monitoring_interval` (seconds, positive).
-pub fn desired_from(message_json: &str) -> (Vec<Value>, Option<Duration>) {
+/// What a configuration message asks of the supervisor.
+#[derive(Debug, Default)]
+pub struct Desired {
+    /// `workloads`.
+    pub workloads: Vec<Value>,
+    /// `secrets`, by name (`secrets.rs`).
+    pub secrets: Secrets,
+    /// `workloads_monitoring_interval` (seconds, positive).
+    pub interval: Option<Duration>,
+}
+
+/// The [`Desired`] of a configuration message (nothing, if it is not
+/// JSON).
+pub fn desired_from(message_json: &str) -> Desired {
     let Ok(v) = serde_json::from_str::<Value>(message_json) else {
-        return (Vec::new(), None);
+        return Desired::default();
     };
-    let workloads = v
-        .get("workloads")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let interval = v
-        .get("workloads_monitoring_interval")
-        .and_then(Value::as_u64)
-        .filter(|s| *s > 0)
-        .map(Duration::from_secs);
-    (workloads, interval)
+    Desired {
+        workloads: v
+            .get("workloads")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        secrets: super::secrets::from_message(&v),
+        interval: v
+            .get("workloads_monitoring_interval")
+            .and_then(Value::as_u64)
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs),
+    }
 }
 
 impl Workloads {
@@ -80,9 +94,11 @@ impl Workloads {
         follow: Option<(PodmanCli, Log)>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = channel();
-        let (workloads, own) = desired_from(message_json);
+        let desired = desired_from(message_json);
+        let own = desired.interval;
         // Until the first pass has looked: every workload is on its way.
-        let first: Vec<WorkloadState> = workloads
+        let first: Vec<WorkloadState> = desired
+            .workloads
             .iter()
             .filter_map(|w| w.get("name")?.as_str())
             .map(|name| WorkloadState {
@@ -92,7 +108,7 @@ impl Workloads {
             .collect();
         let states = Arc::new(Mutex::new(first));
         let (done_tx, done) = channel::<()>();
-        supervisor.set_desired(workloads);
+        supervisor.set_desired(desired.workloads, desired.secrets);
         let shared = Arc::clone(&states);
         let looks = tx.clone();
         std::thread::Builder::new()
@@ -114,8 +130,7 @@ impl Workloads {
 
     /// A new configuration arrived.
     pub fn desire(&self, message_json: &str) {
-        let (w, i) = desired_from(message_json);
-        let _ = self.tx.send(Msg::Desired(w, i));
+        let _ = self.tx.send(Msg::Desired(desired_from(message_json)));
     }
 
     /// Something changed in podman: look again.
@@ -185,9 +200,9 @@ fn run(mut sup: Supervisor, mut interval: Duration, ctx: &Context<'_>) {
             .next_due(now)
             .map_or(now + interval, |due| due.min(now + interval));
         match rx.recv_timeout(wake.saturating_duration_since(now)) {
-            Ok(Msg::Desired(w, i)) => {
-                interval = i.unwrap_or(default_interval);
-                sup.set_desired(w);
+            Ok(Msg::Desired(d)) => {
+                interval = d.interval.unwrap_or(default_interval);
+                sup.set_desired(d.workloads, d.secrets);
             }
             Ok(Msg::Look) => {
                 // Gather the rest of the burst (a `kube play` is a dozen events).
@@ -195,9 +210,9 @@ fn run(mut sup: Supervisor, mut interval: Duration, ctx: &Context<'_>) {
                 loop {
                     match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
                         Ok(Msg::Look) => {}
-                        Ok(Msg::Desired(w, i)) => {
-                            interval = i.unwrap_or(default_interval);
-                            sup.set_desired(w);
+                        Ok(Msg::Desired(d)) => {
+                            interval = d.interval.unwrap_or(default_interval);
+                            sup.set_desired(d.workloads, d.secrets);
                         }
                         Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                         Err(RecvTimeoutError::Timeout) => break,
@@ -216,14 +231,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_configuration_message_gives_workloads_and_interval() {
-        let (w, i) = desired_from(
-            r#"{"workloads":[{"name":"a"}],"workloads_monitoring_interval":15,"configuration":{}}"#,
+    fn the_configuration_message_gives_workloads_secrets_and_interval() {
+        let d = desired_from(
+            r#"{"workloads":[{"name":"a"}],"workloads_monitoring_interval":15,"configuration":{},
+                "secrets":[{"name":"db","data":"{\"p\":\"eA==\"}"},{"name":"no-data"}]}"#,
         );
-        assert_eq!(w.len(), 1);
-        assert_eq!(i, Some(Duration::from_secs(15)));
-        let (w, i) = desired_from(r#"{"workloads":null,"workloads_monitoring_interval":0}"#);
-        assert!(w.is_empty() && i.is_none());
-        assert_eq!(desired_from("").0.len(), 0);
+        assert_eq!(d.workloads.len(), 1);
+        assert_eq!(d.interval, Some(Duration::from_secs(15)));
+        assert_eq!(
+            d.secrets.into_iter().collect::<Vec<_>>(),
+            [("db".to_owned(), r#"{"p":"eA=="}"#.to_owned())]
+        );
+        let d = desired_from(r#"{"workloads":null,"workloads_monitoring_interval":0}"#);
+        assert!(d.workloads.is_empty() && d.interval.is_none() && d.secrets.is_empty());
+        assert!(desired_from("").workloads.is_empty());
     }
 }

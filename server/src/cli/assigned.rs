@@ -35,7 +35,7 @@ pub(super) fn assigned(device: &Value, workloads: &[Value]) -> usize {
         .flatten()
         .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
         .collect();
-    let candidates = placement::candidates(&same_ns, &[]);
+    let candidates = placement::candidates(&same_ns, &[], &[]);
     placement::placed(text(device, "/metadata/name"), &labels, &candidates).len()
 }
 

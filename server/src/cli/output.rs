@@ -115,6 +115,13 @@ fn row(kind: Kind, o: &Value, workloads: &[Value], now_ms: u64) -> Vec<String> {
             let keys = |k: &str| o.get(k).and_then(Value::as_object).map_or(0, |m| m.len());
             vec![name, (keys("data") + keys("binaryData")).to_string(), age]
         }
+        Kind::Secret => {
+            let keys = o
+                .get("data")
+                .and_then(Value::as_object)
+                .map_or(0, |m| m.len());
+            vec![name, s(o, "/type").to_owned(), keys.to_string(), age]
+        }
     }
 }
 
@@ -141,6 +148,7 @@ fn headers(kind: Kind) -> &'static [&'static str] {
         Kind::EdgeDeviceSet => &["NAME", "HEARTBEAT SECONDS", "AGE"],
         Kind::EdgeWorkload => &["NAME", "TYPE", "TARGET", "AGE"],
         Kind::ConfigMap => &["NAME", "DATA", "AGE"],
+        Kind::Secret => &["NAME", "TYPE", "DATA", "AGE"],
     }
 }
 

@@ -8,47 +8,18 @@
 //! left out, and said: the workload's `status.conditions` gets a
 //! `ReferencesResolved` condition with status `False`, reason
 //! `MissingConfigMap` and the names in its message (shown by `describe
-//! ew`) — [`sync_conditions`], each controller pass; the device's `kube
+//! ew`) — `references.rs`, each controller pass; the device's `kube
 //! play` then fails with podman's own message, as a `Failed` event.
 
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-use crate::objects::Kind;
-use crate::store::{Store, StoreError, StoredObject};
+use crate::store::StoredObject;
 
 /// Names of the ConfigMaps `pod_spec` references.
 pub fn referenced(pod_spec: &Value) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    let mut add = |v: Option<&Value>| {
-        if let Some(n) = v.and_then(|v| v.get("name")).and_then(Value::as_str) {
-            names.insert(n.to_owned());
-        }
-    };
-    let list = |v: &Value, key: &str| -> Vec<Value> {
-        v.get(key)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    for key in ["containers", "initContainers"] {
-        for c in list(pod_spec, key) {
-            for e in list(&c, "env") {
-                add(e.pointer("/valueFrom/configMapKeyRef"));
-            }
-            for e in list(&c, "envFrom") {
-                add(e.get("configMapRef"));
-            }
-        }
-    }
-    for v in list(pod_spec, "volumes") {
-        add(v.get("configMap"));
-        for s in list(v.get("projected").unwrap_or(&Value::Null), "sources") {
-            add(s.get("configMap"));
-        }
-    }
-    names
+    super::pod_refs::references(pod_spec).configmaps
 }
 
 /// `configmap` as the document a device gets: its name, data, binary
@@ -78,77 +49,6 @@ pub fn missing(workload: &Value, configmaps: &[StoredObject]) -> Vec<String> {
         .into_iter()
         .filter(|n| !configmaps.iter().any(|c| &c.name == n))
         .collect()
-}
-
-/// The `ReferencesResolved` condition for the `missing` names, keeping
-/// `lastTransitionTime` of `current` when the status did not change.
-fn condition(missing: &[String], current: Option<&Value>, now: &str) -> Value {
-    let (status, reason, message) = if missing.is_empty() {
-        (
-            "True",
-            "Resolved",
-            "every referenced ConfigMap exists".to_owned(),
-        )
-    } else {
-        (
-            "False",
-            "MissingConfigMap",
-            format!(
-                "ConfigMap {} not found in the workload's namespace; devices get the workload without it",
-                missing.join(", ")
-            ),
-        )
-    };
-    let since = current
-        .filter(|c| c.get("status").and_then(Value::as_str) == Some(status))
-        .and_then(|c| c.get("lastTransitionTime").cloned())
-        .unwrap_or_else(|| Value::from(now));
-    serde_json::json!({"type": "ReferencesResolved", "status": status, "reason": reason,
-        "message": message, "lastTransitionTime": since})
-}
-
-/// Write each EdgeWorkload's `ReferencesResolved` condition (module docs)
-/// where it changed; `now` is an RFC 3339 time. Returns how many were
-/// written.
-pub fn sync_conditions(store: &dyn Store, now: &str) -> Result<usize, StoreError> {
-    let workloads = store.list_objects(Kind::EdgeWorkload.as_str(), None)?;
-    let configmaps = store.list_objects(Kind::ConfigMap.as_str(), None)?;
-    let mut written = 0;
-    for w in workloads {
-        let same_ns: Vec<StoredObject> = configmaps
-            .iter()
-            .filter(|c| c.namespace == w.namespace)
-            .cloned()
-            .collect();
-        let gone = missing(&w.body, &same_ns);
-        let current = w
-            .body
-            .pointer("/status/conditions")
-            .and_then(Value::as_array);
-        let old = current.and_then(|l| {
-            l.iter()
-                .find(|c| c.get("type").and_then(Value::as_str) == Some("ReferencesResolved"))
-        });
-        let new = condition(&gone, old, now);
-        if old == Some(&new) {
-            continue;
-        }
-        let mut others: Vec<Value> = current
-            .into_iter()
-            .flatten()
-            .filter(|c| c.get("type").and_then(Value::as_str) != Some("ReferencesResolved"))
-            .cloned()
-            .collect();
-        others.push(new);
-        let mut body = w.body.clone();
-        if !body.get("status").is_some_and(Value::is_object) {
-            body["status"] = serde_json::json!({});
-        }
-        body["status"]["conditions"] = Value::Array(others);
-        store.put_object(&StoredObject { body, ..w })?;
-        written += 1;
-    }
-    Ok(written)
 }
 
 /// Add to `wire` (a Flotta `workload`) the ConfigMaps among `configmaps`
@@ -236,53 +136,5 @@ mod tests {
             &[],
         );
         assert!(bare.get("configmaps").is_none());
-    }
-
-    #[test]
-    fn a_missing_configmap_is_a_condition_until_it_is_applied() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::SqliteStore::open(&dir.path().join("flotta.db")).unwrap();
-        let workload = StoredObject {
-            kind: "EdgeWorkload".into(),
-            namespace: "default".into(),
-            name: "web".into(),
-            body: json!({"metadata": {"name": "web", "namespace": "default"},
-                "spec": {"pod": {"spec": {"containers": [{"envFrom": [{"configMapRef": {"name": "greetings"}}]}]}}}}),
-        };
-        store.put_object(&workload).unwrap();
-        let cond = || {
-            let w = store
-                .get_object("EdgeWorkload", "default", "web")
-                .unwrap()
-                .unwrap();
-            w.body["status"]["conditions"][0].clone()
-        };
-        assert_eq!(sync_conditions(&store, "2026-12-02T10:00:00Z").unwrap(), 1);
-        let c = cond();
-        assert_eq!(
-            (c["status"].as_str(), c["reason"].as_str()),
-            (Some("False"), Some("MissingConfigMap"))
-        );
-        assert!(
-            c["message"]
-                .as_str()
-                .unwrap()
-                .contains("ConfigMap greetings not found"),
-            "{c}"
-        );
-        // Nothing changed: nothing written, the transition time kept.
-        assert_eq!(sync_conditions(&store, "2026-12-02T11:00:00Z").unwrap(), 0);
-        // In another namespace it does not count.
-        let mut other = cm("greetings", json!({"g": "x"}));
-        other.namespace = "plant".into();
-        store.put_object(&other).unwrap();
-        assert_eq!(sync_conditions(&store, "2026-12-02T11:00:00Z").unwrap(), 0);
-        store
-            .put_object(&cm("greetings", json!({"g": "x"})))
-            .unwrap();
-        assert_eq!(sync_conditions(&store, "2026-12-02T12:00:00Z").unwrap(), 1);
-        let c = cond();
-        assert_eq!(c["status"], "True");
-        assert_eq!(c["lastTransitionTime"], "2026-12-02T12:00:00Z");
     }
 }

@@ -3,9 +3,11 @@
 //!
 //! One pass, per device: enrolment request and approval ([`enrolment`]),
 //! EdgeDevice with hardware labels, workload placement ([`placement`]),
-//! configuration (device set before device, section by section; a new
-//! version only when the message changed), and status with presence
-//! ([`presence`]). Time comes in as `now_ms`, so tests drive it.
+//! configuration (device set before device, section by section; the
+//! ConfigMaps and Secrets the placed workloads reference, [`configmaps`],
+//! [`secrets`]; a new version only when the message changed), and status
+//! with presence ([`presence`]); then each workload's references
+//! condition ([`references`]). Time comes in as `now_ms`, so tests drive it.
 //!
 //! `serve` runs [`reconcile`] on an interval and after admin writes;
 //! enrolment and registration run [`reconcile_device`] for their device.
@@ -13,8 +15,11 @@
 pub mod configmaps;
 pub mod enrolment;
 pub mod placement;
+pub mod pod_refs;
 pub mod presence;
+pub mod references;
 pub mod runner;
+pub mod secrets;
 pub mod status;
 pub mod wire;
 
@@ -112,8 +117,11 @@ impl Cache {
         if !self.workloads.contains_key(ns) {
             let objects = store.list_objects(Kind::EdgeWorkload.as_str(), Some(ns))?;
             let configmaps = store.list_objects(Kind::ConfigMap.as_str(), Some(ns))?;
-            self.workloads
-                .insert(ns.to_owned(), placement::candidates(&objects, &configmaps));
+            let secrets = store.list_objects(Kind::Secret.as_str(), Some(ns))?;
+            self.workloads.insert(
+                ns.to_owned(),
+                placement::candidates(&objects, &configmaps, &secrets),
+            );
         }
         Ok(self.workloads.get(ns).map(Vec::as_slice).unwrap_or(&[]))
     }
@@ -161,7 +169,7 @@ pub fn reconcile(
             }
         }
     }
-    configmaps::sync_conditions(store, &rfc3339(now_ms))?;
+    references::sync_conditions(store, &rfc3339(now_ms))?;
     Ok(report)
 }
 
@@ -234,12 +242,18 @@ fn device_pass(
     let default_period = settings.default_heartbeat_period_seconds;
     let configuration = wire::device_configuration(device_spec, set_spec.as_ref(), default_period);
     let period = wire::heartbeat_period_seconds(&configuration, default_period);
-    let workloads: Vec<Value> =
-        placement::placed(device.id.as_str(), &labels, cache.workloads(store, ns)?)
-            .into_iter()
-            .map(|c| c.wire.clone())
-            .collect();
-    let spec = json!({"configuration": configuration, "workloads": workloads});
+    let placed = placement::placed(device.id.as_str(), &labels, cache.workloads(store, ns)?);
+    let workloads: Vec<Value> = placed.iter().map(|c| c.wire.clone()).collect();
+    // Each Secret once, however many workloads reference it.
+    let secrets: std::collections::BTreeMap<&str, &Value> = placed
+        .iter()
+        .flat_map(|c| &c.secrets)
+        .map(|s| (s.get("name").and_then(Value::as_str).unwrap_or_default(), s))
+        .collect();
+    let mut spec = json!({"configuration": configuration, "workloads": workloads});
+    if !secrets.is_empty() {
+        spec["secrets"] = secrets.into_values().cloned().collect();
+    }
     let old = store.configuration(&device.id)?;
     let changed = old.as_ref().is_none_or(|c| c.spec != spec);
     if changed {

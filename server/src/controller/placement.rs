@@ -20,14 +20,20 @@ pub struct Candidate {
     pub selector: Option<Selector>,
     /// The workload as Flotta's `workload` JSON.
     pub wire: Value,
+    /// The `secrets` entries of the device configuration it needs.
+    pub secrets: Vec<Value>,
 }
 
 /// Prepare the stored workloads of one namespace, each with the
-/// `configmaps` (of the same namespace) it references. A workload whose
+/// `configmaps` and `secrets` (of the same namespace) it references. A workload whose
 /// selector does not compile keeps only its `device` (the object layer
 /// refuses such selectors on write, so this only guards against older
 /// data).
-pub fn candidates(workloads: &[StoredObject], configmaps: &[StoredObject]) -> Vec<Candidate> {
+pub fn candidates(
+    workloads: &[StoredObject],
+    configmaps: &[StoredObject],
+    secrets: &[StoredObject],
+) -> Vec<Candidate> {
     let mut out: Vec<Candidate> = workloads
         .iter()
         .filter_map(|o| {
@@ -39,11 +45,13 @@ pub fn candidates(workloads: &[StoredObject], configmaps: &[StoredObject]) -> Ve
                 .and_then(|s| flotta_crd::selector::compile_selector(s).ok());
             let mut wire = wire::workload(&o.body);
             super::configmaps::attach(&mut wire, &o.body, configmaps);
+            let secrets = super::secrets::attach(&mut wire, &o.body, secrets);
             Some(Candidate {
                 name: o.name.clone(),
                 device: wl.spec.device.clone(),
                 selector,
                 wire,
+                secrets,
             })
         })
         .collect();

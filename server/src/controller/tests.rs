@@ -336,3 +336,40 @@ fn null_workloads_clear_the_list_and_last_data_upload_is_kept() {
     reconcile(&s, Settings::default(), T0 + 3).unwrap();
     assert_eq!(workloads(&s), json!([]));
 }
+
+#[test]
+fn referenced_secrets_go_once_in_the_configuration_and_change_its_version() {
+    let (_d, s) = store();
+    enrol(&s, "dev-a", "aarch64", true);
+    enrol(&s, "dev-b", "aarch64", true);
+    let env =
+        json!([{"name": "P", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]);
+    for name in ["one", "two"] {
+        let mut w = workload(name, json!({"device": "dev-a"}));
+        w["spec"]["pod"]["spec"]["containers"][0]["env"] = env.clone();
+        apply(&s, w);
+    }
+    apply(&s, workload("plain", json!({"device": "dev-b"})));
+    let secret = |password: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "default"},
+            "stringData": {"password": password}})
+    };
+    apply(&s, secret("s3cr3t"));
+    reconcile(&s, Settings::default(), T0).unwrap();
+    let (v1, spec) = config(&s, "dev-a");
+    assert_eq!(
+        spec["secrets"],
+        json!([{"name": "db", "data": r#"{"password":"czNjcjN0"}"#}]),
+        "once, for both workloads"
+    );
+    assert!(
+        config(&s, "dev-b").1.get("secrets").is_none(),
+        "a device whose workloads reference no Secret gets none"
+    );
+    apply(&s, secret("n3w"));
+    reconcile(&s, Settings::default(), T0 + 1).unwrap();
+    let (v2, spec) = config(&s, "dev-a");
+    assert_ne!(v1, v2, "a changed Secret is a new configuration");
+    assert_eq!(spec["secrets"][0]["data"], r#"{"password":"bjN3"}"#);
+}

@@ -20,22 +20,26 @@ pub enum Kind {
     /// Kubernetes' core `ConfigMap` (`configmap`, `configmaps`, `cm`), which
     /// EdgeWorkloads reference; sent to devices with the workloads.
     ConfigMap,
+    /// Kubernetes' core `Secret` (`secret`, `secrets`): values EdgeWorkloads
+    /// reference (env, registry auth), sent to devices with them.
+    Secret,
 }
 
 impl Kind {
     /// Every kind, in the order `get all` would list them.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::EdgeDeviceSignedRequest,
         Kind::EdgeDevice,
         Kind::EdgeDeviceSet,
         Kind::EdgeWorkload,
         Kind::ConfigMap,
+        Kind::Secret,
     ];
 
     /// The `apiVersion` its manifests carry.
     pub fn api_version(self) -> &'static str {
         match self {
-            Kind::ConfigMap => "v1",
+            Kind::ConfigMap | Kind::Secret => "v1",
             _ => flotta_crd::API_VERSION,
         }
     }
@@ -48,6 +52,7 @@ impl Kind {
             Kind::EdgeWorkload => "EdgeWorkload",
             Kind::EdgeDeviceSignedRequest => "EdgeDeviceSignedRequest",
             Kind::ConfigMap => "ConfigMap",
+            Kind::Secret => "Secret",
         }
     }
 
@@ -59,6 +64,7 @@ impl Kind {
             Kind::EdgeWorkload => "edgeworkloads",
             Kind::EdgeDeviceSignedRequest => "edgedevicesignedrequests",
             Kind::ConfigMap => "configmaps",
+            Kind::Secret => "secrets",
         }
     }
 
@@ -73,6 +79,7 @@ impl Kind {
                 "edsr",
             ],
             Kind::ConfigMap => &["configmap", "configmaps", "cm"],
+            Kind::Secret => &["secret", "secrets"],
         }
     }
 }
@@ -121,6 +128,8 @@ mod tests {
             ("EdgeDeviceSignedRequest", Kind::EdgeDeviceSignedRequest),
             ("cm", Kind::ConfigMap),
             ("ConfigMaps", Kind::ConfigMap),
+            ("secret", Kind::Secret),
+            ("Secrets", Kind::Secret),
         ] {
             assert_eq!(name.parse::<Kind>().unwrap(), kind, "{name}");
         }

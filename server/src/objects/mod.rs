@@ -1,11 +1,13 @@
 //! Flotta CRD objects (EdgeDevice, EdgeDeviceSet, EdgeWorkload,
-//! EdgeDeviceSignedRequest) kept as JSON in the store's generic object table,
+//! EdgeDeviceSignedRequest) and the core v1 ConfigMaps and Secrets
+//! workloads reference, kept as JSON in the store's generic object table,
 //! validated against the `flotta-crd` types on every write.
 //!
 //! The store is keyed by (kind, namespace, name); the stored JSON is the
 //! typed object serialised back, so what is stored always fits the schema.
 
 mod apply;
+pub mod core_v1;
 mod kind;
 mod unknown;
 
@@ -27,7 +29,7 @@ use crate::store::{StoreError, StoredObject};
 pub enum ObjectError {
     /// A kind (or kind name on the command line) the server does not keep.
     #[error(
-        "unknown kind \"{0}\": expected EdgeDevice (ed), EdgeDeviceSet (eds), EdgeWorkload (ew) or EdgeDeviceSignedRequest (edsr)"
+        "unknown kind \"{0}\": expected EdgeDevice (ed), EdgeDeviceSet (eds), EdgeWorkload (ew), EdgeDeviceSignedRequest (edsr), ConfigMap (cm) or Secret"
     )]
     UnknownKind(String),
     /// The manifest is not YAML/JSON, or not a mapping.
@@ -167,7 +169,8 @@ pub fn validate_noting_unknown(
         Kind::EdgeDeviceSignedRequest => {
             check::<flotta_crd::EdgeDeviceSignedRequest>(kind, &name, &body)?
         }
-        Kind::ConfigMap => check_config_map(body).map_err(invalid)?,
+        Kind::ConfigMap => core_v1::check_config_map(body).map_err(invalid)?,
+        Kind::Secret => core_v1::check_secret(body).map_err(invalid)?,
     };
     let object = StoredObject {
         kind: kind.as_str().to_owned(),
@@ -193,50 +196,6 @@ fn check_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// A ConfigMap as Kubernetes takes it: `data` string values (keys of
-/// letters, digits, `-`, `_`, `.`), `binaryData` base64 values, and
-/// `immutable`; other top-level fields are unknown (left out, reported).
-fn check_config_map(mut body: Value) -> Result<(Value, Vec<String>), String> {
-    let obj = body.as_object_mut().ok_or("is not an object")?;
-    let mut unknown = Vec::new();
-    obj.retain(|k, _| {
-        let known = matches!(
-            k.as_str(),
-            "apiVersion" | "kind" | "metadata" | "data" | "binaryData" | "immutable"
-        );
-        if !known {
-            unknown.push(k.clone());
-        }
-        known
-    });
-    let key_ok = |k: &str| {
-        !k.is_empty()
-            && k.len() <= 253
-            && k.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    };
-    for section in ["data", "binaryData"] {
-        let Some(v) = obj.get(section) else { continue };
-        let map = v
-            .as_object()
-            .ok_or_else(|| format!("{section} must be a map"))?;
-        for (k, v) in map {
-            if !key_ok(k) {
-                return Err(format!(
-                    "{section} key {k:?} must be letters, digits, '-', '_' or '.'"
-                ));
-            }
-            if !v.is_string() {
-                return Err(format!("{section}.{k} must be a string"));
-            }
-        }
-    }
-    if obj.get("immutable").is_some_and(|v| !v.is_boolean()) {
-        return Err("immutable must be true or false".into());
-    }
-    Ok((body, unknown))
 }
 
 fn check_workload(v: &Value) -> Result<(), String> {

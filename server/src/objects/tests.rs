@@ -278,8 +278,77 @@ fn configmaps_are_core_v1_objects_with_string_data() {
                 "data": {"a b": "c"}}),
             "letters, digits",
         ),
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"},
+                "binaryData": {"blob": "not base64!"}}),
+            "binaryData.blob is not base64",
+        ),
     ] {
         let e = validate(&body, "default").unwrap_err().to_string();
         assert!(e.contains(why), "{body}: {e}");
+    }
+}
+
+#[test]
+fn secrets_keep_base64_data_and_take_string_data_as_kubernetes_does() {
+    let doc = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "plant"},
+        "data": {"user": "YWRtaW4=", "password": "b2xk"},
+        "stringData": {"password": "s3cr3t"}});
+    let (stored, unknown) = validate_noting_unknown(&doc, "default").unwrap();
+    assert!(unknown.is_empty(), "{unknown:?}");
+    assert_eq!(
+        (stored.kind.as_str(), stored.namespace.as_str()),
+        ("Secret", "plant")
+    );
+    assert_eq!(stored.body["type"], "Opaque", "the default type");
+    // stringData wins over data and is not kept.
+    assert_eq!(
+        stored.body["data"],
+        json!({"user": "YWRtaW4=", "password": "czNjcjN0"})
+    );
+    assert!(stored.body.get("stringData").is_none());
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        r#"{"auths": {"r.example": {"auth": "dTpw"}}}"#,
+    );
+    let pull = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pull"},
+        "type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": auth}});
+    validate(&pull, "default").unwrap();
+    let big = "x".repeat((1 << 20) + 1);
+    for (body, why) in [
+        (
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"},
+                "data": {"k": "%%%"}}),
+            "data.k is not base64",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"},
+                "stringData": {"k": 5}}),
+            "stringData.k must be a string",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"},
+                "type": 3}),
+            "type must be a non-empty string",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"},
+                "stringData": {"k": big}}),
+            "more than the 1048576 a Secret may",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"},
+                "type": "kubernetes.io/dockerconfigjson", "stringData": {".dockerconfigjson": "{}"}}),
+            "has no \"auths\" map",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"},
+                "type": "kubernetes.io/dockerconfigjson"}),
+            "needs data..dockerconfigjson",
+        ),
+    ] {
+        let e = validate(&body, "default").unwrap_err().to_string();
+        assert!(e.contains(why), "{why}: {e}");
     }
 }

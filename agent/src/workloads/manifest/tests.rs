@@ -29,7 +29,7 @@ fn documents(p: &PlayFile) -> Vec<Value> {
 
 #[test]
 fn a_pod_with_our_labels_then_its_configmaps() {
-    let p = play_file(&nginx(), true).unwrap();
+    let p = play_file(&nginx(), &Secrets::new(), true).unwrap();
     assert_eq!(p.name, "nginx");
     assert_eq!(p.spec_hash.len(), 64);
     assert_eq!(
@@ -61,22 +61,29 @@ fn a_pod_with_our_labels_then_its_configmaps() {
 
 #[test]
 fn without_pulls_every_container_never_pulls() {
-    let p = play_file(&nginx(), false).unwrap();
+    let p = play_file(&nginx(), &Secrets::new(), false).unwrap();
     let pod = &documents(&p)[0];
     for list in ["containers", "initContainers"] {
         assert_eq!(pod["spec"][list][0]["imagePullPolicy"], "Never", "{list}");
     }
     // The link does not change the hash: no redeploy when it changes.
-    assert_eq!(p.spec_hash, play_file(&nginx(), true).unwrap().spec_hash);
+    assert_eq!(
+        p.spec_hash,
+        play_file(&nginx(), &Secrets::new(), true)
+            .unwrap()
+            .spec_hash
+    );
 }
 
 #[test]
 fn the_hash_follows_what_the_server_sent_and_nothing_else() {
-    let base = play_file(&nginx(), true).unwrap().spec_hash;
+    let base = play_file(&nginx(), &Secrets::new(), true)
+        .unwrap()
+        .spec_hash;
     let mut w = nginx();
     w["namespace"] = "other".into();
     assert_eq!(
-        play_file(&w, true).unwrap().spec_hash,
+        play_file(&w, &Secrets::new(), true).unwrap().spec_hash,
         base,
         "namespace is not the pod"
     );
@@ -100,7 +107,11 @@ fn the_hash_follows_what_the_server_sent_and_nothing_else() {
     ] {
         let mut w = nginx();
         change(&mut w);
-        assert_ne!(play_file(&w, true).unwrap().spec_hash, base, "{w}");
+        assert_ne!(
+            play_file(&w, &Secrets::new(), true).unwrap().spec_hash,
+            base,
+            "{w}"
+        );
     }
 }
 
@@ -109,12 +120,12 @@ fn bad_workloads_are_refused_clearly() {
     let mut w = nginx();
     w["name"] = "../etc".into();
     assert_eq!(
-        play_file(&w, true),
+        play_file(&w, &Secrets::new(), true),
         Err(ManifestError::BadName("../etc".into()))
     );
     let mut w = nginx();
     w["specification"] = "containers: [".into();
-    let e = play_file(&w, true).unwrap_err();
+    let e = play_file(&w, &Secrets::new(), true).unwrap_err();
     assert!(
         e.to_string()
             .starts_with("workload nginx: specification is not YAML"),
@@ -122,24 +133,29 @@ fn bad_workloads_are_refused_clearly() {
     );
     w["specification"] = "restartPolicy: Always\n".into();
     assert!(
-        play_file(&w, true)
+        play_file(&w, &Secrets::new(), true)
             .unwrap_err()
             .to_string()
             .contains("has no containers")
     );
     let mut w = nginx();
     w["specification"] = "restartPolicy: Sometimes\ncontainers: [{name: a, image: b}]\n".into();
-    let e = play_file(&w, true).unwrap_err().to_string();
+    let e = play_file(&w, &Secrets::new(), true)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("restartPolicy \"Sometimes\" is not Always"),
         "{e}"
     );
     w["specification"] = "containers: [{name: a, image: b}]\n".into();
-    assert_eq!(play_file(&w, true).unwrap().restart, RestartPolicy::Always);
+    assert_eq!(
+        play_file(&w, &Secrets::new(), true).unwrap().restart,
+        RestartPolicy::Always
+    );
     let mut w = nginx();
     w["configmaps"][0] = "kind: Secret\n".into();
     assert_eq!(
-        play_file(&w, true),
+        play_file(&w, &Secrets::new(), true),
         Err(ManifestError::BadConfigMap {
             name: "nginx".into(),
             index: 0,
@@ -164,7 +180,7 @@ proptest! {
     #[test]
     fn any_specification_plays_or_is_refused(spec in ".{0,200}", pulls in any::<bool>()) {
         let w = json!({"name": "w", "specification": spec});
-        if let Ok(p) = play_file(&w, pulls) {
+        if let Ok(p) = play_file(&w, &Secrets::new(), pulls) {
             let pod = &documents(&p)[0];
             prop_assert_eq!(&pod["metadata"]["labels"][MANAGED_LABEL], "true");
         }

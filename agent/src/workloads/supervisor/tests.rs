@@ -49,7 +49,7 @@ impl Podman for Model {
         w.calls.push("pods".into());
         Ok(w.pods.values().map(|(p, _)| p.clone()).collect())
     }
-    fn play(&mut self, file: &Path) -> Result<(), PodmanError> {
+    fn play(&mut self, file: &Path, _auth: Option<&Path>) -> Result<(), PodmanError> {
         let text = std::fs::read_to_string(file).unwrap();
         let pod: Value = serde_json::from_str(text.split("\n---\n").next().unwrap()).unwrap();
         let name = pod["metadata"]["name"].as_str().unwrap().to_owned();
@@ -145,7 +145,7 @@ fn a_device_never_given_a_workload_never_runs_podman() {
     let dir = tempfile::tempdir().unwrap();
     let (mut s, model) = supervisor(dir.path());
     assert!(s.pass(Instant::now()).is_empty());
-    s.set_desired(Vec::new());
+    s.set_desired(Vec::new(), Secrets::new());
     assert!(s.pass(Instant::now()).is_empty());
     assert!(model.world().calls.is_empty());
     assert!(s.states().is_empty());
@@ -156,7 +156,7 @@ fn a_crash_is_reported_once_and_restarts_are_spaced_by_the_back_off() {
     let dir = tempfile::tempdir().unwrap();
     let (mut s, model) = supervisor(dir.path());
     let t0 = Instant::now();
-    s.set_desired(vec![workload("web", BB, "Always")]);
+    s.set_desired(vec![workload("web", BB, "Always")], Secrets::new());
     assert!(s.pass(t0).is_empty());
     assert_eq!(phases_of(&s), [WorkloadPhase::Running]);
     assert_eq!(model.calls("play"), 1);
@@ -194,10 +194,13 @@ fn restart_policies_never_and_on_failure() {
     let dir = tempfile::tempdir().unwrap();
     let (mut s, model) = supervisor(dir.path());
     let t0 = Instant::now();
-    s.set_desired(vec![
-        workload("job", BB, "Never"),
-        workload("svc", BB, "OnFailure"),
-    ]);
+    s.set_desired(
+        vec![
+            workload("job", BB, "Never"),
+            workload("svc", BB, "OnFailure"),
+        ],
+        Secrets::new(),
+    );
     s.pass(t0);
     model.crash("job", 1);
     model.crash("svc", 0);
@@ -222,7 +225,10 @@ fn a_missing_image_is_reported_once_and_retried_with_the_back_off() {
     let dir = tempfile::tempdir().unwrap();
     let (mut s, model) = supervisor(dir.path());
     let t0 = Instant::now();
-    s.set_desired(vec![workload("cam", "localhost/cam:1", "Always")]);
+    s.set_desired(
+        vec![workload("cam", "localhost/cam:1", "Always")],
+        Secrets::new(),
+    );
     let events = s.pass(t0);
     assert_eq!(events.len(), 1);
     assert!(
@@ -251,14 +257,17 @@ fn a_missing_image_is_reported_once_and_retried_with_the_back_off() {
     assert_eq!(files(), 1);
 
     // A new configuration is tried at once, even while one is held.
-    s.set_desired(vec![workload("cam", "localhost/cam:2", "Always")]);
+    s.set_desired(
+        vec![workload("cam", "localhost/cam:2", "Always")],
+        Secrets::new(),
+    );
     assert_eq!(s.pass(t0 + Duration::from_secs(11)).len(), 1);
-    s.set_desired(vec![workload("cam", BB, "Always")]);
+    s.set_desired(vec![workload("cam", BB, "Always")], Secrets::new());
     assert!(s.pass(t0 + Duration::from_secs(12)).is_empty());
     assert_eq!(model.calls("play"), 2);
 
     // Removed: pod and play file gone, and then podman is left alone.
-    s.set_desired(Vec::new());
+    s.set_desired(Vec::new(), Secrets::new());
     s.pass(t0 + Duration::from_secs(13));
     assert!(model.world().pods.is_empty());
     assert_eq!(files(), 0);
