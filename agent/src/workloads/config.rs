@@ -53,6 +53,9 @@ pub struct WorkloadsConfig {
     pub log_lines_per_second: u32,
     /// Bytes of log lines per day taken from one workload.
     pub log_bytes_per_day: u64,
+    /// Size at which a container's log file on the device is started anew
+    /// (podman's `k8s-file` `max-size`; what the agent took is kept).
+    pub container_log_max_bytes: u64,
 }
 
 impl Default for WorkloadsConfig {
@@ -72,6 +75,7 @@ impl Default for WorkloadsConfig {
             restart_backoff_reset_seconds: 600,
             log_lines_per_second: 5,
             log_bytes_per_day: 1 << 20,
+            container_log_max_bytes: 1 << 20,
         }
     }
 }
@@ -92,6 +96,7 @@ const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("restart_backoff_reset_seconds", EnvKind::Integer),
     ("log_lines_per_second", EnvKind::Integer),
     ("log_bytes_per_day", EnvKind::Integer),
+    ("container_log_max_bytes", EnvKind::Integer),
 ];
 
 #[derive(Clone, Copy)]
@@ -202,6 +207,7 @@ impl WorkloadsConfig {
             env: Vec::new(),
             stop_timeout_seconds: self.stop_timeout_seconds,
             timeout: Duration::from_secs(self.command_timeout_seconds),
+            log_max_bytes: self.container_log_max_bytes,
         }
     }
 

@@ -41,8 +41,9 @@ pub struct RawLine {
 }
 
 /// A timestamp podman prints (`2026-12-02T07:39:42.859348205Z`; Go trims
-/// trailing zeros of the fraction), ordered by time: the part up to the
-/// seconds, then nanoseconds.
+/// trailing zeros of the fraction; a local offset instead of `Z` on a
+/// device with a time zone), kept in UTC and ordered by time: the part up
+/// to the seconds, then nanoseconds.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Stamp {
     seconds: String,
@@ -56,6 +57,11 @@ impl Stamp {
     /// does not start with a timestamp.
     pub fn split(line: &str) -> Option<(Stamp, &str)> {
         let (head, rest) = line.split_once(' ').unwrap_or((line, ""));
+        // In UTC, whatever offset it was printed with: stamps from podman
+        // logs and from log files, before and after a DST change, order
+        // by time.
+        let utc = super::ctr_log::to_utc(head);
+        let head = utc.as_deref().unwrap_or(head);
         let b = head.as_bytes();
         if b.len() < 20 || b[4] != b'-' || b[10] != b'T' || b[13] != b':' {
             return None;
@@ -288,7 +294,10 @@ mod tests {
         let (b, _) = Stamp::split("2026-12-02T07:39:42.85934821Z x").unwrap();
         let (c, _) = Stamp::split("2026-12-02T07:39:43Z x").unwrap();
         assert!(a < b && b < c, "{a:?} {b:?} {c:?}");
-        assert_eq!(a.as_str(), "2026-12-02T07:39:42.8593482Z");
+        assert_eq!(a.as_str(), "2026-12-02T07:39:42.859348200Z", "kept in UTC");
+        // The same instant printed with a local offset is the same stamp.
+        let (local, _) = Stamp::split("2026-12-02T08:39:42.8593482+01:00 x").unwrap();
+        assert_eq!(local, a);
         assert!(Stamp::split("hello world").is_none());
         assert!(Stamp::split("2026-12-02T07:39:42.Z x").is_none());
         assert!(Stamp::split("").is_none());
@@ -306,7 +315,7 @@ mod tests {
         g.line("web", &raw("2026-12-02T07:39:42.1Z one", false), t);
         assert_eq!(
             g.since("web-app").as_deref(),
-            Some("2026-12-02T07:39:42.1Z")
+            Some("2026-12-02T07:39:42.100000000Z")
         );
         assert_eq!(
             messages(&got),
@@ -325,7 +334,7 @@ mod tests {
         g.line("web", &raw("2026-12-02T07:39:42.2Z oops", true), t);
         assert_eq!(
             g.since("web-app").as_deref(),
-            Some("2026-12-02T07:39:42.2Z")
+            Some("2026-12-02T07:39:42.200000000Z")
         );
         // A new follower --since the older: stdout's repeat is dropped.
         g.line("web", &raw("2026-12-02T07:39:42.3Z tick", false), t);

@@ -29,7 +29,8 @@ use super::secrets::{Secrets, check_data, referenced as referenced_secrets};
 
 /// The version of the play file this agent writes (part of the spec
 /// hash). 2: podman's restart policy is `Never`, the agent restarts.
-const PLAY_FORMAT: &str = "2";
+/// 3: played with the `k8s-file` log driver and a size cap (`tail.rs`).
+const PLAY_FORMAT: &str = "3";
 
 /// The longest pod name podman and Kubernetes take.
 pub const MAX_NAME_LEN: usize = 63;

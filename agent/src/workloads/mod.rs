@@ -13,8 +13,10 @@
 //! - [`secrets`]: the configuration's Secrets as podman secrets;
 //! - [`supervisor`]: all of that in one pass, with failures reported once;
 //! - [`worker`]: the supervisor's thread; [`events`]: `podman events`;
-//! - [`logs`], [`follow`], [`log_cap`]: workload logs into the queue,
-//!   followed with `podman logs -f`, deduplicated and capped.
+//! - [`logs`], [`log_cap`]: workload logs into the queue, deduplicated
+//!   and capped; [`tail`] follows a container's `k8s-file` log
+//!   ([`ctr_log`]) by reading it, [`follow`] with `podman logs -f` where
+//!   a container logs elsewhere.
 //! - [`config`]: the `[workloads]` table.
 //!
 //! Measured podman 4.3.1 behaviour (names, labels, events, restarts, logs,
@@ -24,6 +26,7 @@ use std::sync::Arc;
 
 pub mod config;
 pub mod containers;
+pub mod ctr_log;
 pub mod events;
 pub mod follow;
 pub mod images;
@@ -38,6 +41,7 @@ pub mod restart;
 pub mod secrets;
 pub mod status;
 pub mod supervisor;
+pub mod tail;
 pub mod worker;
 
 pub use config::WorkloadsConfig;

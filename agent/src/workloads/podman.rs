@@ -15,6 +15,7 @@ use super::follow::{Follower, Sink};
 use super::plan::{MANAGED_LABEL, ObservedPod, SPEC_HASH_LABEL};
 use super::pods::{MAX_POD_PS_BYTES, PodsError, decode_pod_ps};
 use super::secrets::{ObservedSecret, decode_inspect, inspect_format};
+use super::tail::FileFollower;
 
 /// What the reconciler needs from podman.
 pub trait Podman {
@@ -77,6 +78,12 @@ fn unsupported(program: &str) -> PodmanError {
 pub trait Following: Send {
     /// The stream ended (the container stopped).
     fn is_done(&self) -> bool;
+}
+
+impl Following for FileFollower {
+    fn is_done(&self) -> bool {
+        FileFollower::is_done(self)
+    }
 }
 
 impl Following for Follower {
@@ -156,6 +163,9 @@ pub struct PodmanCli {
     pub stop_timeout_seconds: u32,
     /// Deadline of one call.
     pub timeout: Duration,
+    /// Size at which conmon starts a container's log file anew (the
+    /// `k8s-file` driver's `max-size`); 0: podman's default (no limit).
+    pub log_max_bytes: u64,
 }
 
 impl Default for PodmanCli {
@@ -167,6 +177,7 @@ impl Default for PodmanCli {
             env: Vec::new(),
             stop_timeout_seconds: 10,
             timeout: Duration::from_secs(300),
+            log_max_bytes: 0,
         }
     }
 }
@@ -282,7 +293,12 @@ impl Podman for PodmanCli {
     fn play(&mut self, file: &Path, auth_file: Option<&Path>) -> Result<(), PodmanError> {
         let file = file.to_string_lossy();
         let auth = auth_file.map(|a| a.to_string_lossy());
-        let mut args = vec!["kube", "play"];
+        // Logs to a file the agent reads (`tail.rs`), bounded on flash.
+        let max_size = format!("max-size={}", self.log_max_bytes);
+        let mut args = vec!["kube", "play", "--log-driver", "k8s-file"];
+        if self.log_max_bytes > 0 {
+            args.extend(["--log-opt", &max_size]);
+        }
         args.extend(self.play_args.iter().map(String::as_str));
         if let Some(auth) = &auth {
             args.extend(["--authfile", auth]);
@@ -378,12 +394,26 @@ impl Podman for PodmanCli {
         since: Option<&str>,
         sink: Sink,
     ) -> Result<Box<dyn Following>, PodmanError> {
+        let spawn = |source| PodmanError::Spawn {
+            program: self.program.display().to_string(),
+            source,
+        };
+        let format = "{{.HostConfig.LogConfig.Type}}\t{{.HostConfig.LogConfig.Path}}";
+        let out = self.run(
+            &["container", "inspect", "--format", format, container],
+            64 << 10,
+        )?;
+        let text = String::from_utf8_lossy(&out);
+        if let Some(("k8s-file", path)) = text.trim_end().split_once('\t') {
+            // The file itself: no podman process while the container runs.
+            return FileFollower::start(Path::new(path), container, sink)
+                .map(|f| Box::new(f) as Box<dyn Following>)
+                .map_err(spawn);
+        }
+        // Another log driver (a pod made before, or by hand): podman reads it.
         Follower::start(self, container, since, sink)
             .map(|f| Box::new(f) as Box<dyn Following>)
-            .map_err(|source| PodmanError::Spawn {
-                program: self.program.display().to_string(),
-                source,
-            })
+            .map_err(spawn)
     }
 }
 
