@@ -296,35 +296,10 @@ fn report(
 }
 
 /// (resident KiB, voluntary and involuntary context switches of all
-/// threads) of a running process. A voluntary switch is the thread going to
-/// sleep (on a timer, a read, an fsync): each is one wake-up later. An
-/// involuntary one is preemption, which says more about the machine's load.
+/// threads) of a running process (`flotta_e2e::procstat`).
 fn proc_sample(pid: u32) -> (u64, u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let (mut voluntary, mut involuntary) = (0, 0);
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-    {
-        let Ok(s) = std::fs::read_to_string(task.path().join("status")) else {
-            continue;
-        };
-        for l in s.lines() {
-            let count = |v: &str| v.trim().parse::<u64>().unwrap_or(0);
-            if let Some(v) = l.strip_prefix("voluntary_ctxt_switches:") {
-                voluntary += count(v);
-            } else if let Some(v) = l.strip_prefix("nonvoluntary_ctxt_switches:") {
-                involuntary += count(v);
-            }
-        }
-    }
-    (rss, voluntary, involuntary)
+    let s = flotta_e2e::procstat::sample(pid, None);
+    (s.rss_kib, s.voluntary, s.involuntary)
 }
 
 /// Real periods: a heartbeat a minute, a window an hour; count wake-ups while idle.

@@ -23,6 +23,7 @@ pub mod lorawan;
 pub mod modem;
 pub mod podman;
 pub mod procs;
+pub mod procstat;
 pub mod registry;
 pub mod sim_time;
 pub mod wait;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::PodSpec;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -60,9 +60,15 @@ pub struct EdgeWorkloadSpec {
 pub const WORKLOAD_TYPE_POD: &str = "pod";
 
 /// Observed state of a workload; Flotta records it per device instead, in the
-/// EdgeDevice status.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-pub struct EdgeWorkloadStatus {}
+/// EdgeDevice status. flotta's server adds conditions: `ReferencesResolved`
+/// (do the ConfigMaps and Secrets it references exist?), declared here so an
+/// API server does not prune them.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct EdgeWorkloadStatus {
+    /// Kubernetes-style conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
 
 /// A pod template: only the spec, the metadata comes from the workload.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -48,6 +48,12 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ),
     // ... and the link it last used with its sealed-frame counters.
     ("EdgeDevice", ".status.link*", "not in the reference schema"),
+    // ... and whether the ConfigMaps and Secrets a workload references exist.
+    (
+        "EdgeWorkload",
+        ".status.conditions*",
+        "not in the reference schema",
+    ),
     (
         "EdgeWorkload",
         ".spec.pod.spec.hostAliases[]",
