@@ -297,6 +297,30 @@ fn configuration_rides_in_the_answer_when_it_fits_and_is_pending_otherwise() {
 }
 
 #[test]
+fn a_configuration_holding_a_secret_is_never_sent_in_a_frame() {
+    let s = udp_server("");
+    let (_c, dev) = frame_device(&s, "dev-3");
+    let apply = |v: serde_json::Value| {
+        flotta_server::objects::apply(s.store(), &v, "default", "2026-01-01T00:00:00Z").unwrap();
+    };
+    apply(serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "default"},
+        "stringData": {"password": "s3cr3t"}}));
+    apply(serde_json::json!({
+        "apiVersion": "management.project-flotta.io/v1alpha1",
+        "kind": "EdgeWorkload",
+        "metadata": {"name": "w", "namespace": "default"},
+        "spec": {"type": "pod", "device": "dev-3",
+                 "pod": {"spec": {"containers": [{"name": "c", "image": "a:1",
+                     "env": [{"name": "P", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]}]}}}
+    }));
+    flotta_server::controller::reconcile(s.store(), Default::default(), 0).unwrap();
+    // It would fit, but the device fetches it over mutual TLS.
+    let answer = dev.exchange(&dev.seal(0, &FrameDevice::plaintext("1", 0, &[])));
+    assert_eq!(answer.items[1], Down::Pending("2".into()), "{:?}", answer.items);
+}
+
+#[test]
 fn downlink_counters_are_never_reused_across_a_restart() {
     let mut s = udp_server("");
     let (_c, mut dev) = frame_device(&s, "dev-1");

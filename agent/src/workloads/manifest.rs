@@ -32,6 +32,12 @@ use super::secrets::{Secrets, check_data, referenced as referenced_secrets};
 /// 3: played with the `k8s-file` log driver and a size cap (`tail.rs`).
 const PLAY_FORMAT: &str = "3";
 
+/// Why a referenced Secret is not there: missing on the server (its
+/// workload says so), or withheld because the configuration came in sealed
+/// frames over LoRaWAN or SBD (Secrets go only over mutual TLS).
+pub const NOT_SENT: &str = "was not sent with the configuration (missing on the server, or \
+     withheld: Secrets travel only over mutual TLS, never in frames over LoRaWAN or SBD)";
+
 /// The longest pod name podman and Kubernetes take.
 pub const MAX_NAME_LEN: usize = 63;
 /// The longest `specification` or ConfigMap taken, bytes.
@@ -195,9 +201,7 @@ pub fn play_file(
             secret: secret.clone(),
             why,
         };
-        let data = secrets
-            .get(secret)
-            .ok_or_else(|| bad("was not sent with the configuration".into()))?;
+        let data = secrets.get(secret).ok_or_else(|| bad(NOT_SENT.into()))?;
         check_data(data).map_err(|e| bad(format!("data {e}")))?;
         used.push((secret.as_str(), data.as_str()));
     }

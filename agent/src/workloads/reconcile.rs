@@ -188,7 +188,7 @@ impl<'a> SecretSync<'a> {
             let data = self
                 .wanted
                 .get(name)
-                .ok_or_else(|| format!("Secret {name} was not sent with the configuration"))?;
+                .ok_or_else(|| format!("Secret {name} {}", super::manifest::NOT_SENT))?;
             let hash = data_hash(data);
             match action(name, data, observed) {
                 SecretAction::Keep => {}

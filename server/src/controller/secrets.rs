@@ -11,11 +11,11 @@
 //!   `imageRegistries.authFile`: the auth file itself, which the agent
 //!   hands `kube play --authfile` when it may pull.
 //!
-//! Secrets travel only inside the device's configuration: over mutual
-//! TLS, or sealed (AEAD) on narrow links, never readable by a network
-//! server or Rock7 on the way. Only Secrets of the workload's namespace
-//! count; a missing one is left out and said on the workload
-//! (`references.rs`).
+//! Secrets travel only inside the device's configuration over mutual TLS:
+//! a configuration offered in sealed frames has them left out
+//! (`frames/withheld.rs`; a device on UDP is told to fetch it over TLS).
+//! Only Secrets of the workload's namespace count; a missing one is left
+//! out and said on the workload (`references.rs`).
 
 use std::collections::BTreeSet;
 

@@ -5,7 +5,9 @@
 //!    server's and the configuration fits what is left of the budget (zlib
 //!    JSON when that is smaller); else, on a carrier whose device can fetch
 //!    over TLS ([`BigItems::Pending`]), `ConfigPending`, and on one whose
-//!    device cannot ([`BigItems::Parts`]), a `Part` of the encoded `Config`;
+//!    device cannot ([`BigItems::Parts`]), a `Part` of the encoded `Config`.
+//!    A configuration whose Secrets were withheld (`withheld.rs`) is always
+//!    `ConfigPending` on a carrier whose device can fetch over TLS;
 //! 3. `Rekey` when a newer epoch exists than the one the frame came under,
 //!    whole if it fits, else (parts carriers) in parts.
 //!
@@ -29,8 +31,12 @@ use flotta_proto::frame_keys::FrameKeys;
 pub struct ConfigOffer<'a> {
     /// Its version.
     pub version: &'a str,
-    /// Flotta's `device-configuration-message`, JSON.
+    /// Flotta's `device-configuration-message`, JSON, without Secrets
+    /// (`withheld.rs`).
     pub json: &'a [u8],
+    /// Secrets were left out of `json`: a carrier whose device can fetch
+    /// over TLS announces it as `ConfigPending`, never sends it.
+    pub tls_only: bool,
 }
 
 /// What a carrier does with an item too large for one answer.
@@ -171,7 +177,8 @@ pub fn plaintext(
         let pending = DownItem::ConfigPending {
             version: offer.version,
         };
-        if item.encoded_len() <= room {
+        let fetch_over_tls = offer.tls_only && big.items == BigItems::Pending;
+        if item.encoded_len() <= room && !fetch_over_tls {
             w.push(&item)?;
             contents.config = true;
         } else if big.items == BigItems::Pending {
@@ -221,6 +228,7 @@ mod tests {
         let offer = ConfigOffer {
             version: "7",
             json: json.as_bytes(),
+            tls_only: false,
         };
         let (text, c) = plaintext(ACK, Some(offer), Some(&keys()), 1188, Big::default()).unwrap();
         assert!(c.config && c.rekey && !c.config_pending);
@@ -253,6 +261,7 @@ mod tests {
         let offer = ConfigOffer {
             version: "8",
             json: json.as_bytes(),
+            tls_only: false,
         };
         let (text, c) = plaintext(ACK, Some(offer), Some(&keys()), 200, Big::default()).unwrap();
         assert!(c.config_pending && c.rekey && !c.config);
@@ -334,6 +343,7 @@ mod tests {
         let offer = ConfigOffer {
             version: "9",
             json: json.as_bytes(),
+            tls_only: false,
         };
         let (inner, answers) = receive(Some(offer), None);
         assert!(answers >= 300 / LORA_ROOM, "{answers}");
@@ -359,6 +369,7 @@ mod tests {
         let offer = ConfigOffer {
             version: "9",
             json: json.as_bytes(),
+            tls_only: false,
         };
         let (first, c) = plaintext(ACK, Some(offer), None, LORA_ROOM, PARTS).unwrap();
         let (id, total, offset, data) = part_of(&first);
@@ -401,6 +412,7 @@ mod tests {
         let offer = ConfigOffer {
             version: "9",
             json: json.as_bytes(),
+            tls_only: false,
         };
         let (inner, answers) = receive(Some(offer), Some(&keys()));
         assert_eq!(answers, 2);
@@ -416,6 +428,7 @@ mod tests {
         let offer = ConfigOffer {
             version: "9",
             json: json.as_bytes(),
+            tls_only: false,
         };
         let (text, c) = plaintext(ACK, Some(offer), None, LORA_ROOM, Big::default()).unwrap();
         assert!(c.config_pending && c.part.is_none());
@@ -425,10 +438,31 @@ mod tests {
         let small = ConfigOffer {
             version: "9",
             json: b"{}",
+            tls_only: false,
         };
         let (_, c) = plaintext(ACK, Some(small), None, LORA_ROOM, PARTS).unwrap();
         assert!(c.config && c.part.is_none());
         let (text, c) = plaintext(ACK, None, None, LORA_ROOM, PARTS).unwrap();
         assert_eq!((c, text.len()), (Contents::default(), 4));
+    }
+
+    #[test]
+    fn a_configuration_with_secrets_withheld_is_fetched_over_tls_where_the_device_can() {
+        let withheld = ConfigOffer {
+            version: "9",
+            json: br#"{"secrets_withheld":["secret db"]}"#,
+            tls_only: true,
+        };
+        // It fits, but the device can fetch it whole, Secrets included.
+        let (text, c) = plaintext(ACK, Some(withheld), None, 1188, Big::default()).unwrap();
+        assert!(c.config_pending && !c.config, "{c:?}");
+        let items: Vec<_> = down_items(&text).map(Result::unwrap).collect();
+        assert_eq!(items[1], DownItem::ConfigPending { version: "9" });
+        // A device that cannot (LoRaWAN, SBD) gets it without them.
+        let (_, c) = plaintext(ACK, Some(withheld), None, LORA_ROOM, PARTS).unwrap();
+        assert!(
+            !c.config_pending && c.part.is_some_and(|p| p.of == PartOf::Config),
+            "{c:?}"
+        );
     }
 }

@@ -400,10 +400,13 @@ impl FrameIngest {
         let period = self.settings.default_heartbeat_period_seconds;
         let (version, message) = configuration_message(&*self.store, device, period)
             .map_err(|e| FramesError::Config(format!("configuration of {device}: {e}")))?;
-        let json = message.to_string();
+        // Secrets go only over mutual TLS, never in a frame.
+        let (framed, withheld) = super::withheld::without_secrets(&message);
+        let json = framed.to_string();
         let offer = (version != device_version).then(|| ConfigOffer {
             version: &version,
             json: json.as_bytes(),
+            tls_only: !withheld.is_empty(),
         });
         let (text, _) =
             answer::plaintext(ack, offer, rekey, room, big).map_err(FramesError::from)?;

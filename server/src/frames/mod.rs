@@ -30,6 +30,7 @@ pub mod keyring;
 pub mod rate;
 pub mod reassembly;
 pub mod udp;
+pub mod withheld;
 
 use std::time::Duration;
 

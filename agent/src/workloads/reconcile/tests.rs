@@ -380,7 +380,10 @@ fn a_users_secret_is_never_touched_and_a_missing_one_is_said() {
         pass.failed,
         [(
             "b".to_owned(),
-            "workload b: Secret gone was not sent with the configuration".to_owned()
+            format!(
+                "workload b: Secret gone {}",
+                super::super::manifest::NOT_SENT
+            )
         )]
     );
     assert!(
