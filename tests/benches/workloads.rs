@@ -245,7 +245,8 @@ fn agent_with_workloads(p: &TestPodman, n: usize) {
         "\n== the agent (release) with {n} workloads running, logs collected, {secs} s sampled"
     );
     println!(
-        "  converged (applied on the server -> every pod running): {:.1} s",
+        "  converged (applied on the server -> every pod running; the agent takes a new \
+         configuration at its next window, every 60 s on ethernet): {:.1} s",
         converged.as_secs_f64()
     );
     println!(
