@@ -317,7 +317,12 @@ fn a_configuration_holding_a_secret_is_never_sent_in_a_frame() {
     flotta_server::controller::reconcile(s.store(), Default::default(), 0).unwrap();
     // It would fit, but the device fetches it over mutual TLS.
     let answer = dev.exchange(&dev.seal(0, &FrameDevice::plaintext("1", 0, &[])));
-    assert_eq!(answer.items[1], Down::Pending("2".into()), "{:?}", answer.items);
+    assert_eq!(
+        answer.items[1],
+        Down::Pending("2".into()),
+        "{:?}",
+        answer.items
+    );
 }
 
 #[test]
