@@ -273,6 +273,18 @@ fn an_edge_workload_runs_restarts_survives_a_reboot_offline_and_goes() {
     wait_for("batch running after the restart", limit, &mut || {
         pod_status(&p, "batch") == "Running"
     });
+    // The killed agent's `kube play` (a process of its own) may finish
+    // after the restart, and the new agent may then replace that pod once:
+    // converged is the same running pod for 3 s.
+    let (mut seen, mut since) = (String::new(), std::time::Instant::now());
+    wait_for("batch settled", limit, &mut || {
+        let id = pod_id(&p, "batch");
+        if id.is_empty() || id != seen || pod_status(&p, "batch") != "Running" {
+            (seen, since) = (id, std::time::Instant::now());
+            return false;
+        }
+        since.elapsed() >= Duration::from_secs(3)
+    });
     let named = p.ok(&[
         "pod",
         "ps",
