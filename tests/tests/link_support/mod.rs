@@ -103,15 +103,18 @@ pub(crate) fn reset(stream: TcpStream) {
 
 /// Connects with read and write timeouts set.
 pub(crate) fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).expect("connect to the link");
-    stream
-        .set_read_timeout(Some(IO_TIMEOUT))
-        .expect("read timeout");
-    stream
-        .set_write_timeout(Some(IO_TIMEOUT))
-        .expect("write timeout");
-    stream.set_nodelay(true).expect("nodelay");
-    stream
+    try_connect(addr).expect("connect to the link")
+}
+
+/// [`connect`], failing instead of panicking: a link that refuses by
+/// accepting and resetting at once can make `connect` itself see the reset
+/// (the RST lands before the call returns; seen once under CI load).
+pub(crate) fn try_connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 /// Writes `message` and reads back as many bytes.
@@ -139,7 +142,7 @@ pub(crate) fn timed_echo(addr: SocketAddr, data: &[u8]) -> (Vec<u8>, Duration) {
 
 /// A fresh connection's echo of `message`, or the error that ended it.
 pub(crate) fn round_trip(addr: SocketAddr, message: &[u8]) -> io::Result<Vec<u8>> {
-    exchange(&mut connect(addr), message)
+    exchange(&mut try_connect(addr)?, message)
 }
 
 /// Whether an error is what a reset (not a timeout) looks like to a client.
