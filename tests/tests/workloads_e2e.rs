@@ -107,6 +107,16 @@ fn workload_version(name: &str, image: &str, chatty: bool, version: u32) -> Stri
     )
 }
 
+/// `wait_for` that also prints when each wait ended, from now: where a
+/// slow or failed run spent its time.
+fn timed_waits() -> impl Fn(&str, Duration, &mut dyn FnMut() -> bool) {
+    let began = std::time::Instant::now();
+    move |what, limit, done| {
+        wait_for(what, limit, done);
+        eprintln!("{:>6.1?} {what}", began.elapsed());
+    }
+}
+
 /// `flotta-server logs ID ARGS` lines.
 fn logs(server: &ServerProc, args: &[&str]) -> Vec<String> {
     let mut all = vec!["logs", ID];
@@ -174,11 +184,7 @@ fn an_edge_workload_runs_restarts_survives_a_reboot_offline_and_goes() {
     let (p, mut server, mut agent) = start(dir.path(), false);
     p.ok(&["pod", "create", "--name", "users-own"]);
     let limit = Duration::from_secs(90);
-    let began = std::time::Instant::now();
-    let wait_for = |what: &str, limit: Duration, done: &mut dyn FnMut() -> bool| {
-        wait_for(what, limit, done);
-        eprintln!("{:>6.1?} {what}", began.elapsed());
-    };
+    let wait_for = timed_waits();
     wait_for("the first window", limit, &mut || {
         agent.windows_ended() >= 1
     });
@@ -398,11 +404,7 @@ fn secrets_reach_the_container_and_registry_credentials_reach_the_registry() {
     let dir = tempfile::tempdir().unwrap();
     let (p, server, mut agent) = start(dir.path(), true);
     let limit = Duration::from_secs(90);
-    let began = std::time::Instant::now();
-    let wait_for = |what: &str, limit: Duration, done: &mut dyn FnMut() -> bool| {
-        wait_for(what, limit, done);
-        eprintln!("{:>6.1?} {what}", began.elapsed());
-    };
+    let wait_for = timed_waits();
     wait_for("the first window", limit, &mut || {
         agent.windows_ended() >= 1
     });

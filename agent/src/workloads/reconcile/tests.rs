@@ -166,27 +166,28 @@ fn model() -> Model {
 
 const BB: &str = "localhost/busybox:test";
 
+/// A pass over `workloads` referencing no Secret, on a link that may not pull.
+fn plain(m: &mut Model, dir: &Path, workloads: &[Value]) -> Pass {
+    reconcile(m, dir, workloads, &Secrets::new(), false).unwrap()
+}
+
 #[test]
 fn deploys_then_does_nothing_then_replaces_once_then_removes() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = model();
     let v1 = [workload("a", BB, "1"), workload("b", BB, "1")];
-    let pass = reconcile(&mut m, dir.path(), &v1, &Secrets::new(), false).unwrap();
+    let pass = plain(&mut m, dir.path(), &v1);
     assert_eq!(pass.deployed, ["a", "b"]);
     assert!(pass.failed.is_empty(), "{:?}", pass.failed);
     assert!(dir.path().join("a.json").exists());
     m.calls.clear();
-    assert!(
-        reconcile(&mut m, dir.path(), &v1, &Secrets::new(), false)
-            .unwrap()
-            .is_noop()
-    );
+    assert!(plain(&mut m, dir.path(), &v1).is_noop());
     assert!(m.calls.is_empty(), "nothing redeployed: {:?}", m.calls);
     let v2 = [workload("a", BB, "2"), workload("b", BB, "1")];
-    let pass = reconcile(&mut m, dir.path(), &v2, &Secrets::new(), false).unwrap();
+    let pass = plain(&mut m, dir.path(), &v2);
     assert_eq!(pass.replaced, ["a"]);
     assert_eq!(m.calls, ["rm a", "play a"]);
-    let pass = reconcile(&mut m, dir.path(), &v2[1..], &Secrets::new(), false).unwrap();
+    let pass = plain(&mut m, dir.path(), &v2[1..]);
     assert_eq!(pass.removed, ["a"]);
     assert_eq!(m.pods.keys().collect::<Vec<_>>(), ["b"]);
 }
@@ -202,18 +203,11 @@ fn a_users_pod_is_left_alone_and_reported() {
         incomplete: false,
     };
     m.pods.insert("a".into(), mine.clone());
-    let pass = reconcile(
-        &mut m,
-        dir.path(),
-        &[workload("a", BB, "1")],
-        &Secrets::new(),
-        false,
-    )
-    .unwrap();
+    let pass = plain(&mut m, dir.path(), &[workload("a", BB, "1")]);
     assert_eq!(m.pods["a"], mine);
     assert!(pass.failed[0].1.contains("flotta did not make"), "{pass:?}");
     // And not removed when nothing is desired.
-    reconcile(&mut m, dir.path(), &[], &Secrets::new(), false).unwrap();
+    plain(&mut m, dir.path(), &[]);
     assert_eq!(m.pods["a"], mine);
 }
 
@@ -221,24 +215,14 @@ fn a_users_pod_is_left_alone_and_reported() {
 fn a_missing_image_on_a_narrow_link_is_a_clear_failure_and_the_old_pod_runs_on() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = model();
-    reconcile(
-        &mut m,
-        dir.path(),
-        &[workload("a", BB, "1")],
-        &Secrets::new(),
-        false,
-    )
-    .unwrap();
+    plain(&mut m, dir.path(), &[workload("a", BB, "1")]);
     let before = m.pods["a"].clone();
     m.calls.clear();
-    let pass = reconcile(
+    let pass = plain(
         &mut m,
         dir.path(),
         &[workload("a", "example.org/app:2", "2")],
-        &Secrets::new(),
-        false,
-    )
-    .unwrap();
+    );
     assert_eq!(
         pass.failed,
         [(
@@ -255,25 +239,11 @@ fn a_failed_play_leaves_no_half_made_pod_and_the_next_pass_tries_again() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = model();
     m.fail_play.insert("a".into());
-    let pass = reconcile(
-        &mut m,
-        dir.path(),
-        &[workload("a", BB, "1")],
-        &Secrets::new(),
-        false,
-    )
-    .unwrap();
+    let pass = plain(&mut m, dir.path(), &[workload("a", BB, "1")]);
     assert!(pass.failed[0].1.contains("boom"), "{pass:?}");
     assert!(m.pods.is_empty(), "half-made pod removed: {:?}", m.pods);
     m.fail_play.clear();
-    let pass = reconcile(
-        &mut m,
-        dir.path(),
-        &[workload("a", BB, "1")],
-        &Secrets::new(),
-        false,
-    )
-    .unwrap();
+    let pass = plain(&mut m, dir.path(), &[workload("a", BB, "1")]);
     assert_eq!(pass.deployed, ["a"]);
 }
 
@@ -281,17 +251,10 @@ fn a_failed_play_leaves_no_half_made_pod_and_the_next_pass_tries_again() {
 fn a_refused_configuration_keeps_the_running_pod() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = model();
-    reconcile(
-        &mut m,
-        dir.path(),
-        &[workload("a", BB, "1")],
-        &Secrets::new(),
-        false,
-    )
-    .unwrap();
+    plain(&mut m, dir.path(), &[workload("a", BB, "1")]);
     let before = m.pods["a"].clone();
     let bad = json!({"name": "a", "specification": "containers: ["});
-    let pass = reconcile(&mut m, dir.path(), &[bad], &Secrets::new(), false).unwrap();
+    let pass = plain(&mut m, dir.path(), &[bad]);
     assert!(pass.failed[0].1.contains("not YAML"), "{pass:?}");
     assert_eq!(m.pods["a"], before);
 }
@@ -349,7 +312,7 @@ fn a_secret_is_made_before_its_pod_replaced_with_it_and_removed_after_it() {
     assert_eq!(m.secrets["db"].1, r#"{"p":"bjN3"}"#);
     assert_ne!(m.pods["a"].spec_hash, hash1);
     m.calls.clear();
-    let pass = reconcile(&mut m, dir.path(), &[], &Secrets::new(), false).unwrap();
+    let pass = plain(&mut m, dir.path(), &[]);
     assert_eq!(pass.removed, ["a"]);
     assert_eq!(
         m.calls,
@@ -392,7 +355,7 @@ fn a_users_secret_is_never_touched_and_a_missing_one_is_said() {
         m.calls
     );
     // Nothing of ours to remove, and the user's stays.
-    reconcile(&mut m, dir.path(), &[], &Secrets::new(), false).unwrap();
+    plain(&mut m, dir.path(), &[]);
     assert!(m.secrets.contains_key("db"));
 }
 
@@ -442,7 +405,7 @@ fn the_registry_auth_file_is_given_only_to_a_play_that_may_pull_and_then_removed
     assert_eq!(leftovers, ["a.json"], "no credentials left on disk");
     // A new auth file replaces the pod; on a narrow link none is given.
     w["imageRegistries"]["authFile"] = json!(auth.replace("dTpw", "dTpx"));
-    let pass = reconcile(&mut m, dir.path(), &[w], &Secrets::new(), false).unwrap();
+    let pass = plain(&mut m, dir.path(), &[w]);
     assert_eq!(pass.replaced, ["a"]);
     assert_eq!(m.auth_files[1], None);
 }
