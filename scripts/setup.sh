@@ -10,7 +10,9 @@
 #           google/protobuf/*.proto: the chirpstack_api crate compiles ChirpStack's .proto files when
 #           it is built), podman, runc, catatonit and busybox-static (the workload tests run a
 #           private podman with tests/podman/containers.conf and a busybox image built locally:
-#           no registry; /etc/containers is left alone) (and python3-pip when pip is missing)
+#           no registry; /etc/containers is left alone), mmdebstrap and systemd-container (the
+#           Quadlet test boots a Debian 13 root with systemd-nspawn: scripts/trixie-rootfs.sh
+#           builds it once into ~/.cache/flotta/nspawn) (and python3-pip when pip is missing)
 #   PyPI:   ziglang (zig as C compiler and linker for the ARMv6 agent)
 #   rustup: musl targets for the pinned stable toolchain; the dated nightly named in
 #           cross/nightly-toolchain, with rust-src (build-std for the ARMv6 agent)
@@ -23,7 +25,7 @@ exec </dev/null
 ZIGLANG_VERSION="0.17.1"
 RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 APT_PACKAGES=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-tools file binutils curl openssl
-    protobuf-compiler libprotobuf-dev podman runc catatonit busybox-static)
+    protobuf-compiler libprotobuf-dev podman runc catatonit busybox-static mmdebstrap systemd-container)
 PYTHON="${FLOTTA_PYTHON:-python3}"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -118,6 +120,13 @@ elif ! rustup component list --installed --toolchain "$NIGHTLY" | grep -q '^rust
     rustup component add rust-src --toolchain "$NIGHTLY"
 else
     say "rust: $NIGHTLY with rust-src present ($(rustc "+$NIGHTLY" --version))"
+fi
+
+# --- The Debian 13 root the Quadlet test boots (cached; built only when missing) ----------
+if [ "$(id -u)" -eq 0 ]; then
+    say "nspawn: $(scripts/trixie-rootfs.sh)"
+else
+    say "nspawn: $(sudo -n env HOME="$HOME" scripts/trixie-rootfs.sh)"
 fi
 
 say "done: stable $(rustc --version | cut -d' ' -f2), $(qemu-arm --version | head -n1 | cut -d' ' -f1-3)"

@@ -15,12 +15,14 @@
 //!
 //! [`podman`] is a private podman storage with a locally built busybox
 //! image, for the workload tests; [`registry`] a registry that only checks
-//! the credentials podman sends.
+//! the credentials podman sends; [`nspawn`] a Debian 13 machine booted with
+//! systemd-nspawn (systemd and podman 5 with Quadlet).
 #![forbid(unsafe_code)]
 
 pub mod link;
 pub mod lorawan;
 pub mod modem;
+pub mod nspawn;
 pub mod podman;
 pub mod procs;
 pub mod procstat;

@@ -84,42 +84,57 @@ impl TestPodman {
     }
 
     fn import_busybox(&self) {
-        assert!(
-            Path::new(BUSYBOX).exists(),
-            "{BUSYBOX} missing: install busybox-static (scripts/setup.sh)"
-        );
-        let rootfs = self.dir.path().join("rootfs");
-        let bin = rootfs.join("bin");
-        std::fs::create_dir_all(&bin).expect("rootfs directory");
-        std::fs::copy(BUSYBOX, bin.join("busybox")).expect("copy of busybox");
-        let list = Command::new(BUSYBOX)
-            .arg("--list")
-            .output()
-            .expect("busybox --list");
-        for applet in String::from_utf8_lossy(&list.stdout).lines() {
-            if applet != "busybox" {
-                std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("applet link");
-            }
-        }
-        let tar = self.dir.path().join("rootfs.tar");
-        let status = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .expect("tar runs");
-        assert!(status.success(), "tar of the busybox rootfs");
-        self.ok(&[
-            "import",
-            "--quiet",
-            "--change",
-            "ENV PATH=/bin",
-            &tar.display().to_string(),
-            BUSYBOX_IMAGE,
-        ]);
+        let tar = busybox_rootfs_tar(self.dir.path());
+        let args = busybox_import_args(&tar);
+        self.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     }
+}
+
+/// `podman` arguments importing the tarball `tar` ([`busybox_rootfs_tar`])
+/// as [`BUSYBOX_IMAGE`].
+#[must_use]
+pub fn busybox_import_args(tar: &Path) -> Vec<String> {
+    ["import", "--quiet", "--change", "ENV PATH=/bin"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([tar.display().to_string(), BUSYBOX_IMAGE.to_owned()])
+        .collect()
+}
+
+/// A tarball of a root holding Debian's static busybox and its applets,
+/// made in `dir`, for `podman import` ([`busybox_import_args`]).
+///
+/// # Panics
+/// If busybox-static is not installed (`scripts/setup.sh`).
+pub fn busybox_rootfs_tar(dir: &Path) -> PathBuf {
+    assert!(
+        Path::new(BUSYBOX).exists(),
+        "{BUSYBOX} missing: install busybox-static (scripts/setup.sh)"
+    );
+    let rootfs = dir.join("rootfs");
+    let bin = rootfs.join("bin");
+    std::fs::create_dir_all(&bin).expect("rootfs directory");
+    std::fs::copy(BUSYBOX, bin.join("busybox")).expect("copy of busybox");
+    let list = Command::new(BUSYBOX)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("applet link");
+        }
+    }
+    let tar = dir.join("rootfs.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("tar runs");
+    assert!(status.success(), "tar of the busybox rootfs");
+    tar
 }
 
 impl Drop for TestPodman {

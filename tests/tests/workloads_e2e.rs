@@ -24,13 +24,11 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
-use agent_support::stored_records;
+use agent_support::{failed_events, workload_phase};
 use flotta_e2e::podman::{BUSYBOX_IMAGE, TestPodman};
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
 use flotta_e2e::registry::CredentialsRegistry;
 use flotta_e2e::wait::wait_for;
-use flotta_proto::payload::Payload;
-use serde_json::Value;
 
 const ID: &str = "workloads-1";
 
@@ -135,17 +133,7 @@ fn logs(server: &ServerProc, args: &[&str]) -> Vec<String> {
 
 /// The EdgeDevice's `status.workloads[name].phase`.
 fn phase(server: &ServerProc, name: &str) -> Option<String> {
-    let out = server
-        .command(&["get", "edgedevice", ID, "-o", "json"])
-        .ok()?;
-    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
-    v.pointer("/status/workloads")?
-        .as_array()?
-        .iter()
-        .find(|w| w["name"] == name)?
-        .get("phase")?
-        .as_str()
-        .map(str::to_owned)
+    workload_phase(server, ID, name)
 }
 
 /// The id of pod `name` ("" when there is none).
@@ -169,13 +157,7 @@ fn pod_status(p: &TestPodman, name: &str) -> String {
 
 /// Messages of the `Failed` events the server stored.
 fn failures(server: &ServerProc) -> Vec<String> {
-    stored_records(server, ID)
-        .iter()
-        .filter_map(|r| match Payload::decode(&r.record.payload) {
-            Ok(Payload::Event(e)) if e.reason == "Failed" => Some(e.message),
-            _ => None,
-        })
-        .collect()
+    failed_events(server, ID)
 }
 
 #[test]

@@ -56,6 +56,16 @@ pub struct WorkloadsConfig {
     /// Size at which a container's log file on the device is started anew
     /// (podman's `k8s-file` `max-size`; what the agent took is kept).
     pub container_log_max_bytes: u64,
+    /// Deploy workloads as Quadlet `.kube` units where podman ≥ 4.4 and
+    /// systemd run the machine, so systemd starts them at boot
+    /// (`quadlet/`); off: the agent plays them itself.
+    pub quadlet: bool,
+    /// Where the units go (systemd's Quadlet directory for system units).
+    pub quadlet_units_dir: PathBuf,
+    /// The `systemctl` program.
+    pub systemctl_path: PathBuf,
+    /// The `journalctl` program.
+    pub journalctl_path: PathBuf,
 }
 
 impl Default for WorkloadsConfig {
@@ -76,6 +86,10 @@ impl Default for WorkloadsConfig {
             log_lines_per_second: 5,
             log_bytes_per_day: 1 << 20,
             container_log_max_bytes: 1 << 20,
+            quadlet: true,
+            quadlet_units_dir: super::quadlet::DEFAULT_UNITS_DIR.into(),
+            systemctl_path: "systemctl".into(),
+            journalctl_path: "journalctl".into(),
         }
     }
 }
@@ -97,6 +111,10 @@ const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("log_lines_per_second", EnvKind::Integer),
     ("log_bytes_per_day", EnvKind::Integer),
     ("container_log_max_bytes", EnvKind::Integer),
+    ("quadlet", EnvKind::Bool),
+    ("quadlet_units_dir", EnvKind::Text),
+    ("systemctl_path", EnvKind::Text),
+    ("journalctl_path", EnvKind::Text),
 ];
 
 #[derive(Clone, Copy)]
@@ -167,6 +185,9 @@ impl WorkloadsConfig {
         if self.podman_path.as_os_str().is_empty() {
             return bad("podman_path must not be empty");
         }
+        if self.quadlet && !self.quadlet_units_dir.is_absolute() {
+            return bad("quadlet_units_dir must be an absolute path");
+        }
         if self.command_timeout_seconds == 0 {
             return bad("command_timeout_seconds must be positive");
         }
@@ -211,6 +232,17 @@ impl WorkloadsConfig {
         }
     }
 
+    /// The systemd commands these settings describe.
+    pub fn systemctl(&self) -> super::quadlet::Systemctl {
+        super::quadlet::Systemctl {
+            systemctl: self.systemctl_path.clone(),
+            journalctl: self.journalctl_path.clone(),
+            // Past the units' TimeoutStartSec (the podman deadline), so that
+            // systemd's own verdict on a slow start is what is reported.
+            timeout: Duration::from_secs(self.command_timeout_seconds + 30),
+        }
+    }
+
     /// Where image archives are looked for.
     pub fn images_dir(&self, data_dir: &std::path::Path) -> PathBuf {
         if self.images_dir.as_os_str().is_empty() {
@@ -239,6 +271,7 @@ mod tests {
             "FLOTTA_AGENT_WORKLOADS_PODMAN_ARGS" => Some("--root /r  --runroot /rr".into()),
             "FLOTTA_AGENT_WORKLOADS_PULL_ON_LINK_PROFILES" => Some("ethernet, nb-iot".into()),
             "FLOTTA_AGENT_WORKLOADS_ENABLED" => Some("off".into()),
+            "FLOTTA_AGENT_WORKLOADS_QUADLET" => Some("false".into()),
             _ => None,
         })
         .unwrap();
@@ -246,7 +279,7 @@ mod tests {
         assert_eq!(w.play_args, ["--network", "none"]);
         assert_eq!(w.podman_args, ["--root", "/r", "--runroot", "/rr"]);
         assert_eq!(w.stop_timeout_seconds, 3);
-        assert!(!w.enabled);
+        assert!(!w.enabled && !w.quadlet);
         assert!(w.pulls_allowed("nb-iot") && !w.pulls_allowed("satellite"));
         assert_eq!(w.images_dir(dir.path()), dir.path().join("images"));
 
@@ -260,6 +293,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("pigeon"), "{err}");
+        std::fs::write(&file, "[workloads]\nquadlet_units_dir = \"units\"\n").unwrap();
+        let err = AgentConfig::load(Some(&file), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("quadlet_units_dir"), "{err}");
         let err = AgentConfig::load(None, |k| {
             (k == "FLOTTA_AGENT_WORKLOADS_STOP_TIMEOUT_SECONDS").then(|| "ten".into())
         })

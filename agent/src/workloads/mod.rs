@@ -17,6 +17,8 @@
 //!   and capped; [`tail`] follows a container's `k8s-file` log
 //!   ([`ctr_log`]) by reading it, [`follow`] with `podman logs -f` where
 //!   a container logs elsewhere.
+//! - [`quadlet`]: deployments as Quadlet units that systemd starts at
+//!   boot, where podman ≥ 4.4 and systemd run the machine.
 //! - [`config`]: the `[workloads]` table.
 //!
 //! Measured podman 4.3.1 behaviour (names, labels, events, restarts, logs,
@@ -24,6 +26,7 @@
 
 use std::sync::Arc;
 
+pub(crate) mod command;
 pub mod config;
 pub mod containers;
 pub mod ctr_log;
@@ -36,6 +39,7 @@ pub mod manifest;
 pub mod plan;
 pub mod podman;
 pub mod pods;
+pub mod quadlet;
 pub mod reconcile;
 pub mod restart;
 pub mod secrets;
@@ -84,7 +88,31 @@ pub fn spawn(
         },
     };
     let cli = w.podman();
-    let supervisor = Supervisor::new(Box::new(cli.clone()), settings, Arc::clone(&emit));
+    let runner: Box<dyn Podman + Send> = match quadlet::choose(
+        w.quadlet,
+        cli.clone().version().map_err(|e| e.to_string()),
+        quadlet::systemd_booted(),
+        !w.podman_args.is_empty(),
+    ) {
+        quadlet::Choice::Quadlet(why) => {
+            log(&format!(
+                "workloads: Quadlet units in {} ({why}): systemd starts them at boot",
+                w.quadlet_units_dir.display()
+            ));
+            Box::new(quadlet::Quadlet::new(
+                cli.clone(),
+                w.systemctl(),
+                w.quadlet_units_dir.clone(),
+            ))
+        }
+        quadlet::Choice::KubePlay(why) => {
+            log(&format!(
+                "workloads: played by the agent, which starts them at its start ({why})"
+            ));
+            Box::new(cli.clone())
+        }
+    };
+    let supervisor = Supervisor::new(runner, settings, Arc::clone(&emit));
     Workloads::start(
         supervisor,
         message_json,

@@ -1,15 +1,15 @@
 //! The podman the reconciler drives, behind a small trait ([`Podman`]) so
 //! the reconcile logic is tested against a model (`reconcile.rs`) and the
-//! real one ([`PodmanCli`]) is a thin layer over the `podman` command:
-//! every call has a deadline (a wedged podman is killed, not waited on
-//! forever), output is read up to a limit, and a failure carries podman's
-//! own error text for the `Failed` event.
+//! real one ([`PodmanCli`]) is a thin layer over the `podman` command,
+//! each call bounded (`command.rs`: a deadline, output up to a limit), a
+//! failure carrying podman's own error text for the `Failed` event.
 
-use std::io::Read;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use super::command::{RunError, run_bounded, shown};
 use super::containers::{ContainersError, MAX_PS_BYTES, ObservedContainer, decode_ps};
 use super::follow::{Follower, Sink};
 use super::plan::{MANAGED_LABEL, ObservedPod, SPEC_HASH_LABEL};
@@ -48,6 +48,13 @@ pub trait Podman {
     fn remove_secret(&mut self, name: &str) -> Result<(), PodmanError> {
         let _ = name;
         Err(unsupported("podman secret rm"))
+    }
+    /// Remove Quadlet units of this agent's for pods not in `desired`
+    /// (`quadlet`); (pod, why) for each that could not be. Nothing to do
+    /// where the agent plays pods itself.
+    fn retire_except(&mut self, desired: &BTreeSet<String>) -> Vec<(String, String)> {
+        let _ = desired;
+        Vec::new()
     }
     /// Podman's version, `(major, minor)`.
     fn version(&mut self) -> Result<(u32, u32), PodmanError> {
@@ -123,6 +130,14 @@ pub enum PodmanError {
         /// The end of its standard error.
         stderr: String,
     },
+    /// A workload's Quadlet unit could not be written, started or stopped.
+    #[error("{unit}: {why}")]
+    Unit {
+        /// The service.
+        unit: String,
+        /// Why (podman's error from the unit's journal, or systemd's).
+        why: String,
+    },
     /// `pod ps` printed what could not be read.
     #[error(transparent)]
     Pods(#[from] PodsError),
@@ -136,17 +151,13 @@ impl PodmanError {
     /// recover; a refused manifest or a missing podman will not).
     pub fn is_retriable(&self) -> bool {
         match self {
-            Self::Spawn { .. } | Self::Failed { .. } => false,
+            Self::Spawn { .. } | Self::Failed { .. } | Self::Unit { .. } => false,
             Self::Timeout { .. } => true,
             Self::Pods(e) => e.is_retriable(),
             Self::Containers(e) => e.is_retriable(),
         }
     }
 }
-
-/// Standard error kept for a failure's message (the end: podman's
-/// `Error: …` line is last).
-const STDERR_KEPT: usize = 2048;
 
 /// The `podman` command.
 #[derive(Debug, Clone)]
@@ -196,91 +207,44 @@ impl PodmanCli {
         input: Option<&[u8]>,
         max_out: usize,
     ) -> Result<Vec<u8>, PodmanError> {
-        let shown = args.join(" ");
-        let mut child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        command
             .args(&self.global_args)
             .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| PodmanError::Spawn {
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        run_bounded(&mut command, input, max_out, self.timeout).map_err(|e| match e {
+            RunError::Spawn(source) => PodmanError::Spawn {
                 program: self.program.display().to_string(),
                 source,
-            })?;
-        if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
-            // Written by a thread while the output is drained, then closed
-            // (podman reads to the end of its input).
-            let input = input.to_vec();
-            std::thread::spawn(move || {
-                use std::io::Write as _;
-                let _ = stdin.write_all(&input);
-            });
-        }
-        let mut stdout = child.stdout.take().expect("piped");
-        let mut stderr = child.stderr.take().expect("piped");
-        // Both pipes drained at once so neither can fill and wedge podman;
-        // a reader stops storing at its limit but keeps draining.
-        let out = std::thread::spawn(move || drain(&mut stdout, max_out));
-        let err = std::thread::spawn(move || drain(&mut stderr, usize::MAX));
-        let deadline = Instant::now() + self.timeout;
-        let status = loop {
-            if let Some(s) = child.try_wait().map_err(|source| PodmanError::Spawn {
-                program: self.program.display().to_string(),
-                source,
-            })? {
-                break s;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(PodmanError::Timeout {
-                    args: shown,
-                    timeout: self.timeout,
-                });
-            }
-            // Only while a command runs (seconds at most): no idle polling.
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let out = out.join().unwrap_or_default();
-        let err = err.join().unwrap_or_default();
-        if status.success() {
-            return Ok(out);
-        }
-        let text = String::from_utf8_lossy(&err);
-        let tail = text.trim_end();
-        let mut start = tail.len().saturating_sub(STDERR_KEPT);
-        while !tail.is_char_boundary(start) {
-            start += 1;
-        }
-        let tail = &tail[start..];
-        Err(PodmanError::Failed {
-            args: shown,
-            status: status.to_string(),
-            code: status.code(),
-            stderr: tail.to_owned(),
+            },
+            RunError::Timeout => PodmanError::Timeout {
+                args: shown(args),
+                timeout: self.timeout,
+            },
+            RunError::Failed { status, stderr } => PodmanError::Failed {
+                args: shown(args),
+                status: status.to_string(),
+                code: status.code(),
+                stderr,
+            },
         })
     }
 }
 
-/// Read `r` to its end, keeping at most `limit` + 1 bytes (so a caller can
-/// tell "too long").
-fn drain(r: &mut impl Read, limit: usize) -> Vec<u8> {
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) | Err(_) => return kept,
-            Ok(n) => {
-                let room = limit.saturating_add(1).saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-        }
+impl PodmanCli {
+    /// `podman pull` of `image` with the registry credentials `auth` (and
+    /// the `--tls-verify` of the play arguments, if any).
+    pub fn pull(&mut self, image: &str, auth: &Path) -> Result<(), PodmanError> {
+        let auth = auth.to_string_lossy();
+        let mut args = vec!["pull", "--quiet", "--authfile", &auth];
+        args.extend(
+            self.play_args
+                .iter()
+                .map(String::as_str)
+                .filter(|a| a.starts_with("--tls-verify")),
+        );
+        args.push(image);
+        self.run(&args, 64 << 10).map(drop)
     }
 }
 

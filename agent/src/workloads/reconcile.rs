@@ -147,6 +147,17 @@ pub fn reconcile_holding(
             }
         }
     }
+    // Units for workloads no longer desired whose pods are already gone
+    // (the Quadlet path only).
+    let named: BTreeSet<String> = workloads
+        .iter()
+        .filter_map(|w| w.get("name").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect();
+    for (pod, why) in podman.retire_except(&named) {
+        pass.warnings
+            .push(format!("the unit of workload {pod} was not removed: {why}"));
+    }
     // A workload whose configuration was refused may still run a pod
     // reading Secrets it no longer names: none is removed then.
     if let (Some(sync), false) = (podman_secrets, any_refused) {

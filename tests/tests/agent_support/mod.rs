@@ -85,3 +85,30 @@ pub(crate) fn assert_delivered_exactly_once(
     );
     stored
 }
+
+/// The EdgeDevice `id`'s `status.workloads[name].phase`, as the CLI shows it.
+pub(crate) fn workload_phase(server: &ServerProc, id: &str, name: &str) -> Option<String> {
+    let out = server
+        .command(&["get", "edgedevice", id, "-o", "json"])
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v.pointer("/status/workloads")?
+        .as_array()?
+        .iter()
+        .find(|w| w["name"] == name)?
+        .get("phase")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Messages of the `Failed` events the server stored for device `id`.
+pub(crate) fn failed_events(server: &ServerProc, id: &str) -> Vec<String> {
+    use flotta_proto::payload::Payload;
+    stored_records(server, id)
+        .iter()
+        .filter_map(|r| match Payload::decode(&r.record.payload) {
+            Ok(Payload::Event(e)) if e.reason == "Failed" => Some(e.message),
+            _ => None,
+        })
+        .collect()
+}
