@@ -12,6 +12,9 @@
 //! podman's reason from the unit's journal. Deleting the EdgeWorkload
 //! removes the unit and the pod. The user's own pod and unit are never
 //! touched.
+//!
+//! The second test runs the other path on the same podman 5: Quadlet
+//! turned off, the agent plays the pods itself.
 
 #![allow(clippy::unwrap_used)]
 
@@ -92,6 +95,9 @@ fn unit_state(m: &Machine, unit: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// `wait_for` that also prints when each wait ended.
+type Waits = dyn Fn(&str, Duration, &mut dyn FnMut() -> bool);
+
 fn timed_waits() -> impl Fn(&str, Duration, &mut dyn FnMut() -> bool) {
     let began = Instant::now();
     move |what, limit, done| {
@@ -100,50 +106,69 @@ fn timed_waits() -> impl Fn(&str, Duration, &mut dyn FnMut() -> bool) {
     }
 }
 
-#[test]
-fn systemd_runs_the_workloads_the_agent_writes_as_quadlet_units_also_at_boot_without_it() {
-    let dir = tempfile::tempdir().unwrap();
+/// A booted machine with the busybox image, a server on the host and the
+/// agent (configured with `toml`) running in the machine.
+fn start(
+    dir: &Path,
+    toml: &str,
+    before_agent: impl FnOnce(&Machine),
+) -> (Machine, ServerProc, MachineAgent) {
     let bins = bin_dir().unwrap();
-    let mut m = Machine::boot(&[dir.path(), &bins]);
-    let tar = busybox_rootfs_tar(dir.path());
+    let m = Machine::boot(&[dir, &bins]);
+    let tar = busybox_rootfs_tar(dir);
     let import = busybox_import_args(&tar);
     let mut args = vec!["podman"];
     args.extend(import.iter().map(String::as_str));
     m.ok(&args);
-    // The user's own pod and Quadlet unit.
-    m.ok(&["podman", "pod", "create", "--name", "users-own"]);
-    let users_unit = Path::new(UNITS).join("web.kube");
-    std::fs::write(m.path(&users_unit), "[Kube]\nYaml=/nowhere/users.yaml\n").unwrap();
-
+    before_agent(&m);
     let server = ServerProc::start(
         &bins,
-        dir.path(),
+        dir,
         "default_heartbeat_period_seconds = 1\ncontroller_interval_seconds = 1\n",
     )
     .unwrap();
     let url = format!("https://localhost:{}", server.api_addr.port());
     let agent = MachineAgent {
-        proc: AgentProc::configure(&bins, dir.path(), ID, &url, &server.factory_dir, AGENT_TOML)
-            .unwrap(),
+        proc: AgentProc::configure(&bins, dir, ID, &url, &server.factory_dir, toml).unwrap(),
         bin: bins.join("flotta-agent").display().to_string(),
     };
     agent.start(&m);
+    (m, server, agent)
+}
+
+/// After the agent's first window, whose log names its path (`path`), the
+/// workload `web` is applied and shown running on the server.
+fn web_running(server: &ServerProc, agent: &MachineAgent, path: &str, wait_for: &Waits) {
     let limit = Duration::from_secs(90);
-    let wait_for = timed_waits();
     wait_for("the agent's first window", limit, &mut || {
         agent.proc.windows_ended() >= 1
     });
     let log = agent.proc.log();
-    assert!(
-        log.contains("workloads: Quadlet units in /etc/containers/systemd (podman 5."),
-        "{log}"
-    );
-
-    // Deployed as a unit that systemd runs.
+    assert!(log.contains(path), "{log}");
     server.apply(&workload("web", "sh, -c, 'echo up; exec sleep 600'", 1));
     wait_for("the server to show web running", limit, &mut || {
-        workload_phase(&server, ID, "web").as_deref() == Some("running")
+        workload_phase(server, ID, "web").as_deref() == Some("running")
     });
+}
+
+#[test]
+fn systemd_runs_the_workloads_the_agent_writes_as_quadlet_units_also_at_boot_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // The user's own pod and Quadlet unit.
+    let users_unit = Path::new(UNITS).join("web.kube");
+    let (mut m, server, agent) = start(dir.path(), AGENT_TOML, |m| {
+        m.ok(&["podman", "pod", "create", "--name", "users-own"]);
+        std::fs::write(m.path(&users_unit), "[Kube]\nYaml=/nowhere/users.yaml\n").unwrap();
+    });
+    let limit = Duration::from_secs(90);
+    let wait_for = timed_waits();
+    // Deployed as a unit that systemd runs.
+    web_running(
+        &server,
+        &agent,
+        "workloads: Quadlet units in /etc/containers/systemd (podman 5.",
+        &wait_for,
+    );
     let unit = m.path(&Path::new(UNITS).join("flotta-web.kube"));
     let text = std::fs::read_to_string(&unit).unwrap();
     assert!(
@@ -227,5 +252,28 @@ fn systemd_runs_the_workloads_the_agent_writes_as_quadlet_units_also_at_boot_wit
     assert_ne!(unit_state(&m, "flotta-web.service"), "active");
     assert!(!pod_id(&m, "users-own").is_empty());
     assert!(m.path(&users_unit).exists());
+    agent.stop(&m);
+}
+
+#[test]
+fn with_quadlet_turned_off_the_agent_plays_the_pods_on_podman_5() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = AGENT_TOML.replace("[workloads]\n", "[workloads]\nquadlet = false\n");
+    let (m, server, agent) = start(dir.path(), &toml, |_| {});
+    let limit = Duration::from_secs(90);
+    let wait_for = timed_waits();
+    web_running(
+        &server,
+        &agent,
+        "workloads: played by the agent, which starts them at its start (Quadlet units are turned off",
+        &wait_for,
+    );
+    assert!(pod_running(&m, "web"));
+    assert!(!m.path(&Path::new(UNITS).join("flotta-web.kube")).exists());
+    let out = server.command(&["delete", "edgeworkload", "web"]).unwrap();
+    assert!(out.status.success());
+    wait_for("web's pod gone", limit, &mut || {
+        pod_id(&m, "web").is_empty()
+    });
     agent.stop(&m);
 }
