@@ -83,7 +83,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("flotta-agent: {e}");
+            flotta_agent::journal::print(flotta_agent::journal::Priority::Err, &e.to_string());
             ExitCode::FAILURE
         }
     }

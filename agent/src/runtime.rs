@@ -38,7 +38,7 @@ pub enum AgentError {
 }
 
 fn log(msg: &str) {
-    eprintln!("flotta-agent: {msg}");
+    crate::journal::info(msg);
 }
 
 /// The process's governor, resumed from `<data_dir>/governor/usage`. If
@@ -184,6 +184,12 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
         },
     });
     append(&shared, &started, Durability::Durable);
+    // systemd (`Type=notify`): ready once the queue is open; the watchdog is
+    // pinged by this loop only, so a loop that stops turning is restarted.
+    let notifier = crate::sd_notify::Notifier::from_env();
+    notifier.ready(&format!("queue holds {} records", recovery.records));
+    let watchdog_every = notifier.watchdog_interval();
+    let mut next_ping = Instant::now();
     // Workloads come back from the cached configuration, link or not.
     let urgent_event = Arc::new(tokio::sync::Notify::new());
     let workloads = start_workloads(&shared, &desired, &urgent_event);
@@ -229,6 +235,10 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
             // In order: at start the first heartbeat is queued before the
             // first window opens, so that window carries it.
             biased;
+            () = sleep_until(next_ping), if watchdog_every.is_some() => {
+                notifier.watchdog();
+                next_ping = Instant::now() + watchdog_every.unwrap_or_default();
+            }
             () = sleep_until(next_heartbeat), if !(once && heartbeat_queued) => {
                 heartbeat_queued = true;
                 let stats = shared.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).stats();
@@ -266,12 +276,15 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
                 match outcome {
                     Ok(report) => {
                         attempt = 0;
-                        log(&report.describe());
+                        let described = report.describe();
+                        notifier.status(&status_line(&shared, &described));
+                        log(&described);
                         if once { break; }
                         next_window = Instant::now() + Duration::from_secs(link.upload_interval_seconds);
                     }
                     Err(e) => {
-                        log(&format!("window failed: {e}"));
+                        crate::journal::warn(&format!("window failed: {e}"));
+                        notifier.status(&status_line(&shared, &format!("window failed: {e}")));
                         append(&shared, &Payload::Log(LogLine {
                             source: "agent".into(), level: Level::Warn, message: format!("upload window failed: {e}"),
                         }), Durability::Buffered);
@@ -303,8 +316,16 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
                 let mut q = shared.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if let Err(e) = q.sync_if_due() { log(&format!("queue sync: {e}")); }
             }
-            _ = sigterm.recv() => { log("SIGTERM: syncing the queue and stopping"); break; }
-            _ = sigint.recv() => { log("SIGINT: syncing the queue and stopping"); break; }
+            _ = sigterm.recv() => {
+                log("SIGTERM: syncing the queue and stopping");
+                notifier.stopping("SIGTERM: syncing the queue");
+                break;
+            }
+            _ = sigint.recv() => {
+                log("SIGINT: syncing the queue and stopping");
+                notifier.stopping("SIGINT: syncing the queue");
+                break;
+            }
         }
     }
     if let Some(task) = running.take() {
@@ -315,6 +336,17 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
     // pods run on without the agent.
     drop(workloads);
     sync(&shared)
+}
+
+/// systemd's one-line status: the queue's depth and the last window.
+fn status_line(shared: &Shared, last_window: &str) -> String {
+    let records = shared
+        .queue
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .stats()
+        .records;
+    format!("queue {records} records; last window: {last_window}")
 }
 
 /// The workloads' supervisor (`workloads/`), reporting its events into the

@@ -146,7 +146,7 @@ impl WindowOutcome {
 }
 
 fn log(msg: &str) {
-    eprintln!("flotta-agent: {msg}");
+    crate::journal::info(msg);
 }
 
 /// Run one window (on the blocking pool). Returns its outcome and the

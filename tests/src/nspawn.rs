@@ -159,6 +159,17 @@ impl Machine {
         leader_of(self.nspawn.as_ref()?.id())
     }
 
+    /// Import the busybox image ([`crate::podman::BUSYBOX_IMAGE`]) into the
+    /// machine's podman, its tarball made in the host directory `scratch`.
+    pub fn import_busybox(&self, scratch: &Path) {
+        let tar = crate::podman::busybox_rootfs_tar(scratch);
+        std::fs::copy(&tar, self.path(Path::new("/root/busybox.tar"))).expect("tarball copied");
+        let import = crate::podman::busybox_import_args(Path::new("/root/busybox.tar"));
+        let mut args = vec!["podman"];
+        args.extend(import.iter().map(String::as_str));
+        self.ok(&args);
+    }
+
     /// Where the machine's `path` is on the host.
     pub fn path(&self, path: &Path) -> PathBuf {
         self.root().join(path.strip_prefix("/").unwrap_or(path))

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use agent_support::{failed_events, workload_phase};
 use flotta_e2e::nspawn::Machine;
-use flotta_e2e::podman::{BUSYBOX_IMAGE, busybox_import_args, busybox_rootfs_tar};
+use flotta_e2e::podman::BUSYBOX_IMAGE;
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
 use flotta_e2e::wait::wait_for;
 
@@ -115,11 +115,7 @@ fn start(
 ) -> (Machine, ServerProc, MachineAgent) {
     let bins = bin_dir().unwrap();
     let m = Machine::boot(&[dir, &bins]);
-    let tar = busybox_rootfs_tar(dir);
-    let import = busybox_import_args(&tar);
-    let mut args = vec!["podman"];
-    args.extend(import.iter().map(String::as_str));
-    m.ok(&args);
+    m.import_busybox(dir);
     before_agent(&m);
     let server = ServerProc::start(
         &bins,

@@ -78,7 +78,7 @@ impl Governed {
             ..tx
         };
         if let Err(e) = self.lock().record_sent(governor_now(), &airtime) {
-            eprintln!("flotta-agent: governor: {e}");
+            crate::journal::warn(&format!("governor: {e}"));
         }
         u64::from(tx.airtime_ms)
     }
@@ -93,7 +93,7 @@ impl Governed {
             let owed = match self.lock().record_downlinks(governor_now(), spent.received) {
                 Ok(owed) => owed,
                 Err(e) => {
-                    eprintln!("flotta-agent: governor: {e}");
+                    crate::journal::warn(&format!("governor: {e}"));
                     true
                 }
             };
@@ -113,7 +113,7 @@ impl Governed {
         // A usage file that cannot be written is logged, not fatal: the
         // budget is still kept in memory for this process.
         if let Err(e) = g.record_sent(now, &tx) {
-            eprintln!("flotta-agent: governor: {e}");
+            crate::journal::warn(&format!("governor: {e}"));
         }
     }
 }
@@ -197,7 +197,7 @@ impl FrameCarrier for Governed {
         if self.inner.transmission(0).is_some() {
             let (owed_before, came) = self.last_rx;
             if let Err(e) = self.lock().record_ask(governor_now(), came && !owed_before) {
-                eprintln!("flotta-agent: governor: {e}");
+                crate::journal::warn(&format!("governor: {e}"));
             }
         }
         self.inner.ask_answer();

@@ -94,10 +94,9 @@ impl Reassembly {
             ref data,
         } = *part;
         if total > MAX_TOTAL {
-            eprintln!(
-                "flotta-agent: warning: an item of {total} bytes comes in parts; \
-                 more than {MAX_TOTAL} are refused"
-            );
+            crate::journal::warn(&format!(
+                "an item of {total} bytes comes in parts; more than {MAX_TOTAL} are refused"
+            ));
             return Ok(None);
         }
         let (offset, end) = (offset as usize, offset as usize + data.len());

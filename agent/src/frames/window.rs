@@ -341,7 +341,7 @@ impl<C: Clock, D: DiskSpace> Window<'_, C, D> {
             match inner_item(&inner) {
                 Ok(item) => answer::item(item, &mut answer),
                 // Dropped: the server sends it again while it is due.
-                Err(e) => eprintln!("flotta-agent: warning: an item received in parts: {e}"),
+                Err(e) => crate::journal::warn(&format!("an item received in parts: {e}")),
             }
         }
         let data_dir = &self.params.data_dir;

@@ -118,11 +118,11 @@ impl Governor {
         let (ledger, damage) = match file.load()? {
             Loaded::Fresh(l) | Loaded::Read(l) => (l, None),
             Loaded::Damaged(why) => {
-                eprintln!(
-                    "flotta-agent: governor usage file {} is damaged ({why}): \
+                crate::journal::warn(&format!(
+                    "governor usage file {} is damaged ({why}): \
                      every budget counts as spent for its window",
                     file.path().display()
-                );
+                ));
                 let l = Ledger::spent(now);
                 file.store(&l)?;
                 (l, Some(why))
