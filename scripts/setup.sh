@@ -12,7 +12,8 @@
 #           private podman with tests/podman/containers.conf and a busybox image built locally:
 #           no registry; /etc/containers is left alone), mmdebstrap and systemd-container (the
 #           Quadlet test boots a Debian 13 root with systemd-nspawn: scripts/trixie-rootfs.sh
-#           builds it once into ~/.cache/flotta/nspawn) (and python3-pip when pip is missing)
+#           builds it once into ~/.cache/flotta/nspawn), lintian (cargo xtask dist checks the .deb
+#           packages) (and python3-pip when pip is missing)
 #   PyPI:   ziglang (zig as C compiler and linker for the ARMv6 agent)
 #   rustup: musl targets for the pinned stable toolchain; the dated nightly named in
 #           cross/nightly-toolchain, with rust-src (build-std for the ARMv6 agent)
@@ -25,7 +26,7 @@ exec </dev/null
 ZIGLANG_VERSION="0.17.1"
 RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 APT_PACKAGES=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-tools file binutils curl openssl
-    protobuf-compiler libprotobuf-dev podman runc catatonit busybox-static mmdebstrap systemd-container)
+    protobuf-compiler libprotobuf-dev podman runc catatonit busybox-static mmdebstrap systemd-container lintian)
 PYTHON="${FLOTTA_PYTHON:-python3}"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -51,6 +51,9 @@ fn load(args: &[String]) -> Result<AgentConfig, String> {
     AgentConfig::load(file.as_deref(), |k| std::env::var(k).ok()).map_err(|e| e.to_string())
 }
 
+/// `sysexits.h`'s "configuration error".
+const EX_CONFIG: u8 = 78;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -63,10 +66,17 @@ fn main() -> ExitCode {
             );
             Ok(())
         }
-        Some("run") => load(&args[1..]).and_then(|cfg| {
-            flotta_agent::runtime::run(cfg, args.iter().any(|a| a == "--once"))
-                .map_err(|e| e.to_string())
-        }),
+        Some("run") => match load(&args[1..]) {
+            Ok(cfg) => flotta_agent::runtime::run(cfg, args.iter().any(|a| a == "--once"))
+                .map_err(|e| e.to_string()),
+            Err(e) => {
+                // EX_CONFIG: the unit does not restart an agent that cannot
+                // start until someone mends its configuration
+                // (RestartPreventExitStatus=78).
+                flotta_agent::journal::print(flotta_agent::journal::Priority::Err, &e);
+                return ExitCode::from(EX_CONFIG);
+            }
+        },
         Some("check-config") => load(&args[1..]).map(|cfg| println!("{cfg:#?}")),
         Some("emit") => emit(&args[1..]),
         Some("selftest") => match args.get(1) {

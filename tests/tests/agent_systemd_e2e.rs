@@ -207,3 +207,97 @@ fn under_its_unit_the_agent_is_ready_watched_restarted_and_its_workloads_survive
     assert!(journal(&m, "info").contains("SIGTERM: syncing the queue and stopping"));
     assert_eq!(running_containers(&m), containers);
 }
+
+/// The amd64 package (`cargo xtask dist` builds it and runs this test with
+/// `FLOTTA_E2E_DEB`): installed with dpkg, the unit is enabled and started;
+/// unconfigured, its status says what is missing; a configuration it refuses
+/// stops it (78) with no restart loop; configured, it is ready and reports; an upgrade keeps the edited conffile;
+/// removal stops it, purge removes its state.
+#[test]
+#[ignore = "needs the .deb: cargo xtask dist runs it with FLOTTA_E2E_DEB"]
+fn the_package_installs_enables_and_starts_the_agent() {
+    let deb = std::env::var_os("FLOTTA_E2E_DEB").expect("FLOTTA_E2E_DEB names the package");
+    let dir = tempfile::tempdir().unwrap();
+    let bins = bin_dir().unwrap();
+    let m = Machine::boot(&[]);
+    let server =
+        ServerProc::start(&bins, dir.path(), "default_heartbeat_period_seconds = 1\n").unwrap();
+    install(&m, Path::new(&deb), "/root/flotta-agent.deb", 0o644);
+    m.ok(&["dpkg", "-i", "/root/flotta-agent.deb"]);
+    assert_eq!(property(&m, "UnitFileState"), "enabled");
+    // Not configured yet: it runs, queues, and its status says what is missing.
+    wait_for(
+        "the unconfigured agent's status",
+        Duration::from_secs(30),
+        &mut || property(&m, "StatusText").contains("/etc/flotta/ca.pem"),
+    );
+    assert_eq!(property(&m, "ActiveState"), "active");
+    let conf = m.path(Path::new("/etc/flotta/agent.toml"));
+    let shipped = std::fs::read_to_string(&conf).unwrap();
+    // A configuration it refuses: exit 78 and no restart loop.
+    std::fs::write(&conf, format!("{shipped}\nheartbeat_period = 5\n")).unwrap();
+    m.exec(&["systemctl", "restart", "flotta-agent"]);
+    wait_for(
+        "the refused configuration's stop",
+        Duration::from_secs(30),
+        &mut || property(&m, "ActiveState") == "failed",
+    );
+    assert_eq!(property(&m, "ExecMainStatus"), "78");
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(property(&m, "NRestarts"), "0");
+    assert!(
+        journal(&m, "err").contains("heartbeat_period"),
+        "{}",
+        journal(&m, "7")
+    );
+
+    for f in ["ca.pem", "register.pem", "register.key"] {
+        install(
+            &m,
+            &server.factory_dir.join(f),
+            &format!("/etc/flotta/{f}"),
+            0o600,
+        );
+    }
+    let edited = shipped.replace(
+        "#server_url = \"https://flotta.example.net:8043\"",
+        &format!(
+            "server_url = \"https://localhost:{}\"\ndevice_id = \"{ID}\"\n\
+             heartbeat_period_seconds = 1",
+            server.api_addr.port()
+        ),
+    ) + "[link]\nupload_interval_seconds = 1\n";
+    assert!(
+        edited.contains("\nserver_url = \"https://localhost:"),
+        "the shipped configuration changed shape:\n{shipped}"
+    );
+    std::fs::write(&conf, &edited).unwrap();
+    m.ok(&["systemctl", "restart", "flotta-agent"]);
+    assert_eq!(property(&m, "ActiveState"), "active");
+    wait_for(
+        "a status line after a window",
+        Duration::from_secs(60),
+        &mut || property(&m, "StatusText").contains("last window"),
+    );
+    let out = server.command(&["get", "edgedevice", ID]).unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(ID));
+    assert!(m.path(Path::new("/var/lib/flotta/queue")).exists());
+
+    // Reinstalled (an upgrade): the edited conffile stays, the agent restarts.
+    m.ok(&["dpkg", "-i", "--force-confold", "/root/flotta-agent.deb"]);
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), edited);
+    assert_eq!(property(&m, "ActiveState"), "active");
+
+    m.ok(&["dpkg", "--remove", "flotta-agent"]);
+    assert_ne!(property(&m, "ActiveState"), "active");
+    assert!(!m.path(Path::new("/usr/bin/flotta-agent")).exists());
+    assert!(
+        m.path(Path::new("/var/lib/flotta")).exists(),
+        "removal keeps the state"
+    );
+    m.ok(&["dpkg", "--purge", "flotta-agent"]);
+    assert!(
+        !m.path(Path::new("/var/lib/flotta")).exists(),
+        "purge removes the state"
+    );
+}

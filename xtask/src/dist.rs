@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result, bail};
 use crate::armv6_e2e;
 use crate::boards;
 use crate::checks;
+use crate::deb;
 use crate::preflight;
 use crate::process;
 use crate::size::{self, SizeRow};
@@ -173,6 +174,17 @@ pub(crate) fn run(root: &Path, opts: &DistOptions) -> Result<()> {
         );
     }
     println!("binaries are in {}", root.join("dist").display());
+    for target in &selected {
+        let Some(arch) = deb::debian_arch(target.triple) else {
+            bail!("{} has no Debian architecture", target.triple);
+        };
+        let package = deb::build(root, arch, &published(root, target.triple))?;
+        deb::lint(&package)?;
+        println!("  {} (lintian: no unexplained tag)", package.display());
+        if arch == "amd64" && !opts.no_run {
+            deb::e2e(root, &package)?;
+        }
+    }
     if opts.e2e {
         println!("\n== {} against flotta-server ==", armv6_e2e::TRIPLE);
         armv6_e2e::run(root)?;

@@ -13,6 +13,7 @@ mod boards;
 mod checks;
 mod cli;
 mod cross_toml;
+mod deb;
 mod demo;
 mod demo_report;
 mod disk;
