@@ -7,7 +7,9 @@
 //! status line; it registers and reports; a workload runs under the
 //! hardened unit; its failures are warnings in the journal; an event loop
 //! that stops (SIGSTOP) is restarted by the watchdog, and the workload's
-//! containers outlive that restart; a stop is clean.
+//! containers outlive that restart (their conmons too, where the agent
+//! played the pod); a stop is clean. Both workload paths run under the
+//! hardened unit: the agent playing pods, and Quadlet units it writes.
 
 #![allow(clippy::unwrap_used)]
 
@@ -88,6 +90,18 @@ fn install(m: &Machine, from: &Path, to: &str, mode: u32) {
 
 #[test]
 fn under_its_unit_the_agent_is_ready_watched_restarted_and_its_workloads_survive() {
+    under_the_unit(false);
+}
+
+/// The same with the workload as a Quadlet unit, written and started by the
+/// hardened agent.
+#[test]
+fn under_its_unit_the_agent_deploys_quadlet_units() {
+    under_the_unit(true);
+}
+
+/// The scenario of the two tests above; `quadlet`: the agent's path.
+fn under_the_unit(quadlet: bool) {
     let dir = tempfile::tempdir().unwrap();
     let bins = bin_dir().unwrap();
     let m = Machine::boot(&[]);
@@ -121,7 +135,7 @@ fn under_its_unit_the_agent_is_ready_watched_restarted_and_its_workloads_survive
          ca_cert_path = \"/etc/flotta/ca.pem\"\nregistration_cert_path = \"/etc/flotta/register.pem\"\n\
          registration_key_path = \"/etc/flotta/register.key\"\nheartbeat_period_seconds = 1\n\
          [link]\nupload_interval_seconds = 1\nbackoff_initial_seconds = 1\nbackoff_max_seconds = 2\n\
-         [workloads]\nquadlet = false\nplay_args = [\"--network\", \"none\"]\npull_on_link_profiles = []\n\
+         [workloads]\nquadlet = {quadlet}\nplay_args = [\"--network\", \"none\"]\npull_on_link_profiles = []\n\
          stop_timeout_seconds = 1\nmonitoring_interval_seconds = 5\n",
         server.api_addr.port()
     );
@@ -168,7 +182,20 @@ fn under_its_unit_the_agent_is_ready_watched_restarted_and_its_workloads_survive
     let pod = pod_id(&m, "web");
     assert!(!pod.is_empty());
     let containers = running_containers(&m);
-    assert!(conmons_alive(&m, "web"));
+    let unit_state = || {
+        let out = m.exec(&["systemctl", "is-active", "flotta-web.service"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    if quadlet {
+        // Written by the sandboxed agent, run by systemd.
+        assert!(
+            m.path(Path::new("/etc/containers/systemd/flotta-web.kube"))
+                .exists()
+        );
+        assert_eq!(unit_state(), "active");
+    } else {
+        assert!(conmons_alive(&m, "web"));
+    }
 
     // Failures are warnings in the journal.
     server.kill9();
@@ -196,7 +223,11 @@ fn under_its_unit_the_agent_is_ready_watched_restarted_and_its_workloads_survive
     let journal_all = journal(&m, "7");
     assert!(journal_all.contains("Watchdog timeout"), "{journal_all}");
     assert_eq!(pod_id(&m, "web"), pod, "the pod was made anew");
-    assert!(conmons_alive(&m, "web"), "conmon killed with the agent");
+    if quadlet {
+        assert_eq!(unit_state(), "active");
+    } else {
+        assert!(conmons_alive(&m, "web"), "conmon killed with the agent");
+    }
     assert_eq!(running_containers(&m), containers);
     wait_for("web running again on the server", limit, &mut || {
         workload_phase(&server, ID, "web").as_deref() == Some("running")
