@@ -1,5 +1,9 @@
 //! Blocking Edge API client (ureq + rustls, TLS 1.3, mTLS). Every call here
 //! blocks: the runtime calls it from `spawn_blocking`, never on its own thread.
+//!
+//! TLS is `tls.rs` (certificates checked at agent time); the `Date` of
+//! every 2xx answer is handed to the agent clock (`agent_time/`), which is
+//! how a device without RTC or NTP learns the time.
 
 use std::time::Duration;
 
@@ -8,8 +12,8 @@ use flotta_proto::compress::{DEFLATE, deflate_if_smaller, inflate};
 use flotta_proto::frame_keys::FrameKeys;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 
+use crate::agent_time::{AgentClock, parse_http_date};
 use crate::link::LinkProfile;
 
 /// Largest response body read.
@@ -73,6 +77,7 @@ pub struct EdgeClient {
     agent: ureq::Agent,
     base: String,
     device_id: String,
+    clock: AgentClock,
 }
 
 impl std::fmt::Debug for EdgeClient {
@@ -86,7 +91,9 @@ impl std::fmt::Debug for EdgeClient {
 
 impl EdgeClient {
     /// A client for `device_id` at `server_url`, presenting `cert_pem`/`key_pem`
-    /// and trusting only `ca_pem`.
+    /// and trusting only `ca_pem`, on the real clocks with the build floor
+    /// (tools and tests; the agent passes its clock to
+    /// [`with_clock`](Self::with_clock)).
     pub fn new(
         server_url: &str,
         device_id: &str,
@@ -95,27 +102,37 @@ impl EdgeClient {
         key_pem: &str,
         link: &LinkProfile,
     ) -> Result<Self, ClientError> {
-        let tls_err = |e: ureq::Error| ClientError::Tls(e.to_string());
-        let ca = Certificate::from_pem(ca_pem.as_bytes()).map_err(tls_err)?;
-        let cert = Certificate::from_pem(cert_pem.as_bytes()).map_err(tls_err)?;
-        let key = PrivateKey::from_pem(key_pem.as_bytes()).map_err(tls_err)?;
-        let tls = TlsConfig::builder()
-            .root_certs(RootCerts::new_with_certs(&[ca]))
-            .client_cert(Some(ClientCert::new_with_certs(&[cert], key)))
-            .build();
-        let agent = ureq::Agent::config_builder()
-            .tls_config(tls)
+        let clock = AgentClock::system();
+        Self::with_clock(
+            server_url, device_id, ca_pem, cert_pem, key_pem, link, &clock,
+        )
+    }
+
+    /// [`new`](Self::new) checking certificates at `clock`'s time, and
+    /// telling `clock` the server's `Date` of every 2xx answer.
+    pub fn with_clock(
+        server_url: &str,
+        device_id: &str,
+        ca_pem: &str,
+        cert_pem: &str,
+        key_pem: &str,
+        link: &LinkProfile,
+        clock: &AgentClock,
+    ) -> Result<Self, ClientError> {
+        let tls = crate::tls::client_config(ca_pem, cert_pem, key_pem, clock)
+            .map_err(ClientError::Tls)?;
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .https_only(true)
             .timeout_connect(Some(Duration::from_secs(link.connect_timeout_seconds)))
             .timeout_global(Some(Duration::from_secs(link.request_timeout_seconds)))
             .user_agent(concat!("flotta-agent/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
+            .build();
         Ok(EdgeClient {
-            agent,
+            agent: crate::tls::agent(config, tls),
             base: server_url.trim_end_matches('/').to_owned(),
             device_id: device_id.to_owned(),
+            clock: clock.clone(),
         })
     }
 
@@ -145,6 +162,16 @@ impl EdgeClient {
         }
         let mut resp = req.send(body)?;
         let status = resp.status().as_u16();
+        if (200..300).contains(&status)
+            && let Some(server_ms) = resp
+                .headers()
+                .get("date")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_http_date)
+        {
+            // The server proved itself (pinned CA) and answered: its time is real.
+            self.clock.observe_server_time(server_ms);
+        }
         let encoding = resp
             .headers()
             .get("content-encoding")
@@ -186,7 +213,7 @@ impl EdgeClient {
         let msg = json!({
             "type": "data",
             "directive": directive,
-            "message_id": format!("{}-{}", directive, crate::clock::Clock::now_ms(&crate::clock::SystemClock)),
+            "message_id": format!("{}-{}", directive, crate::clock::Clock::now_ms(&self.clock)),
             "version": 1,
             "content": content,
         });

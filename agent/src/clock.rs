@@ -7,6 +7,22 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub trait Clock {
     /// Current time in milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
+
+    /// The production time of record `seq`, about to be appended to the
+    /// queue: the time now. (Agent time also notes `seq` as the last
+    /// record it stamped: a later correction knows which ones are early.)
+    fn stamp(&self, seq: u64) -> u64 {
+        let _ = seq;
+        self.now_ms()
+    }
+
+    /// The stamp `at_ms` this clock gave record `seq`, as the queue reads
+    /// it back: unchanged. (Agent time corrects stamps it learnt since
+    /// were early: `agent_time/restamp.rs`.)
+    fn restamp(&self, seq: u64, at_ms: u64) -> u64 {
+        let _ = seq;
+        at_ms
+    }
 }
 
 /// The real system clock.
@@ -37,6 +53,12 @@ impl ManualClock {
     /// Move the clock forward by `ms`.
     pub fn advance(&self, ms: u64) {
         self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Set the clock to `now_ms`, backwards too (a system clock stepped by
+    /// NTP or by hand).
+    pub fn set(&self, now_ms: u64) {
+        self.0.store(now_ms, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -2,6 +2,7 @@
 //! it can be tested with injected clocks and I/O; `main.rs` only wires it up.
 #![forbid(unsafe_code)]
 
+pub mod agent_time;
 pub mod carrier;
 pub mod client;
 pub mod clock;
@@ -25,6 +26,7 @@ pub mod runtime;
 pub mod schedule;
 pub mod sd_notify;
 pub mod selftest;
+pub mod tls;
 pub mod uplink;
 pub mod window;
 pub mod workloads;

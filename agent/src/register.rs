@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::agent_time::AgentClock;
 use crate::client::{ClientError, EdgeClient, Enrolment};
 use crate::config::AgentConfig;
 use crate::identity::{DeviceIdentity, IdentityError, new_key_and_csr};
@@ -69,6 +70,7 @@ pub fn ensure_identity(
     device_id: &str,
     now: i64,
     force_renew: bool,
+    clock: &AgentClock,
 ) -> Result<DeviceIdentity, RegisterError> {
     let ca = read(&cfg.ca_cert_path)?;
     let link = cfg.link().map_err(|e| ClientError::Tls(e.to_string()))?;
@@ -79,13 +81,14 @@ pub fn ensure_identity(
             return Ok(id.clone());
         }
         // Renewal with our own (possibly expired) certificate.
-        let client = EdgeClient::new(
+        let client = EdgeClient::with_clock(
             &cfg.server_url,
             device_id,
             &ca,
             &id.cert_pem,
             &id.key_pem,
             &link,
+            clock,
         )?;
         let pending = new_key_and_csr(device_id)?;
         match client.register_with_keys(&pending.csr_pem, &hw) {
@@ -109,7 +112,15 @@ pub fn ensure_identity(
     }
     let reg_cert = read(&cfg.registration_cert_path)?;
     let reg_key = read(&cfg.registration_key_path)?;
-    let client = EdgeClient::new(&cfg.server_url, device_id, &ca, &reg_cert, &reg_key, &link)?;
+    let client = EdgeClient::with_clock(
+        &cfg.server_url,
+        device_id,
+        &ca,
+        &reg_cert,
+        &reg_key,
+        &link,
+        clock,
+    )?;
     if client.enrol(&cfg.target_namespace, &hw)? == Enrolment::Pending {
         // Auto-approval answers 200 first and 208 from then on: ask once more.
         if client.enrol(&cfg.target_namespace, &hw)? == Enrolment::Pending {

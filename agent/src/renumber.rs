@@ -6,7 +6,9 @@
 //! first upload window after it asks the server what it holds (an empty
 //! batch) before sending anything; records whose numbers the server has
 //! already seen are appended again above them, with their original
-//! timestamps, and the old copies are acknowledged away.
+//! timestamps (as the queue reads them: corrected if agent time has
+//! learnt they were early, `agent_time/restamp.rs`), and the old copies
+//! are acknowledged away.
 //!
 //! A power loss between appending the copies and acknowledging the old ones
 //! sends those records twice (never zero times).

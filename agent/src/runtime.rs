@@ -3,7 +3,9 @@
 //! blocking pool: no network call ever blocks this thread),
 //! group-commit deadline, the inbox (records from other programs; an urgent
 //! event opens a window early), shutdown on SIGTERM/SIGINT. Between events
-//! the process sleeps in the kernel: there is no polling loop.
+//! the process sleeps in the kernel: there is no polling loop. Records are
+//! stamped with agent time (`agent_time/`); its corrections become events
+//! here, and its floor is persisted after heartbeats and windows.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,6 +13,7 @@ use std::time::Duration;
 use flotta_proto::payload::{Event, Level, LogLine, Payload};
 use tokio::time::{Instant, sleep_until};
 
+use crate::agent_time::{AgentClock, SystemSources};
 use crate::clock::{Clock, SystemClock};
 use crate::config::AgentConfig;
 use crate::desired::Desired;
@@ -121,12 +124,20 @@ pub fn run(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
 async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
     let device_id = cfg.device_id()?;
     let link = cfg.link()?;
+    let clock = open_clock(&cfg);
     let (queue, recovery) = Queue::open(
         &cfg.data_dir.join("queue"),
         cfg.queue.clone(),
-        SystemClock,
+        clock.clone(),
         StatVfs,
     )?;
+    // Stamps stay monotonic across restarts, even a floor file lost with power.
+    if let Some(newest) = queue.newest_at_ms() {
+        clock.raise_to(newest);
+    }
+    clock.note_unconfirmed_from(queue.next_seq());
+    // Corrections of stamps whose records are gone (or of a lost queue).
+    clock.prune_restamps(queue.acked_through(), queue.next_seq());
     if let Err(e) = crate::renumber::mark_if_new(&cfg.data_dir, &recovery) {
         log(&format!("cannot mark the new queue: {e}"));
     }
@@ -167,6 +178,7 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
         force_renew: std::sync::atomic::AtomicBool::new(false),
         frames: Mutex::new(crate::frames::FrameState::default()),
         tls_wanted: std::sync::atomic::AtomicBool::new(false),
+        clock,
     });
     let started = Payload::Event(Event {
         reason: "AgentStarted".into(),
@@ -226,9 +238,8 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
                 .queue
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            q.sync_due_at_ms().map(|due| {
-                Instant::now() + Duration::from_millis(due.saturating_sub(SystemClock.now_ms()))
-            })
+            q.sync_due_at_ms()
+                .map(|due| Instant::now() + Duration::from_millis(due.saturating_sub(q.now_ms())))
         };
         let far = Instant::now() + Duration::from_secs(86_400);
         tokio::select! {
@@ -251,6 +262,7 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
                 // Durable at once: the same one fsync a minute as a group
                 // commit would do, without a second timer wake-up for it.
                 append(&shared, &hb, Durability::Durable);
+                tend_clock(&shared);
                 let period = desired.heartbeat_period_seconds().unwrap_or(shared.cfg.heartbeat_period_seconds);
                 next_heartbeat += Duration::from_secs(period);
             }
@@ -273,6 +285,7 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
                     let period = desired.heartbeat_period_seconds().unwrap_or(shared.cfg.heartbeat_period_seconds);
                     next_heartbeat = next_heartbeat.min(Instant::now() + Duration::from_secs(period));
                 }
+                tend_clock(&shared);
                 match outcome {
                     Ok(report) => {
                         attempt = 0;
@@ -335,7 +348,55 @@ async fn main_loop(cfg: AgentConfig, once: bool) -> Result<(), AgentError> {
     // The workloads' thread ends after its podman call in progress; the
     // pods run on without the agent.
     drop(workloads);
+    if let Err(e) = shared.clock.persist() {
+        log(&format!("clock: {e}"));
+    }
     sync(&shared)
+}
+
+/// Agent time: floors from the build and `<data_dir>/clock/floor`, the
+/// corrections of queued stamps from `<data_dir>/clock/corrections` (a
+/// damaged or unreadable file is warned about, never fatal).
+fn open_clock(cfg: &AgentConfig) -> AgentClock {
+    let (clock, errors) = AgentClock::open(&cfg.data_dir, SystemSources);
+    for e in errors {
+        crate::journal::warn(&format!("clock: {e}"));
+    }
+    let (agent, system) = (clock.now_ms(), SystemClock.now_ms());
+    if agent > system {
+        log(&format!(
+            "clock: system time {} is behind the floor; agent time starts at {}",
+            crate::agent_time::rfc3339(system),
+            crate::agent_time::rfc3339(agent)
+        ));
+    }
+    clock
+}
+
+/// Queue the events of agent-time corrections (the server is told), forget
+/// corrections of stamps the server acknowledged, and write the clock's
+/// files when due (after heartbeats and windows: the floor at most every
+/// `PERSIST_EVERY_MS` unless a correction happened, the corrections when
+/// they changed).
+fn tend_clock(shared: &Shared) {
+    for c in shared.clock.take_corrections() {
+        let event = c.event();
+        if let Payload::Event(e) = &event {
+            crate::journal::warn(&format!("clock: {}", e.message));
+        }
+        append(shared, &event, Durability::Durable);
+    }
+    let (acked, next_seq) = {
+        let q = shared
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (q.acked_through(), q.next_seq())
+    };
+    shared.clock.prune_restamps(acked, next_seq);
+    if let Err(e) = shared.clock.persist_if_due() {
+        log(&format!("clock: {e}"));
+    }
 }
 
 /// systemd's one-line status: the queue's depth and the last window.

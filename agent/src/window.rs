@@ -20,9 +20,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::agent_time::AgentClock;
 use crate::carrier::{LinkKind, SharedGovernor, open_frame_link};
 use crate::client::{ClientError, EdgeClient};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::config::AgentConfig;
 use crate::desired::Desired;
 use crate::frames::{FrameReport, FrameState, FrameWindowError, FrameWindowParams};
@@ -31,7 +32,7 @@ use crate::register::{RegisterError, ensure_identity};
 use crate::uplink::{UplinkError, WindowReport, run_window};
 
 /// The agent's queue.
-pub(crate) type AgentQueue = Queue<SystemClock, StatVfs>;
+pub(crate) type AgentQueue = Queue<AgentClock, StatVfs>;
 
 /// What a window needs, shared with the blocking pool.
 pub(crate) struct Shared {
@@ -48,6 +49,8 @@ pub(crate) struct Shared {
     pub(crate) tls_wanted: AtomicBool,
     /// Duty cycle, fair use and credits, kept by every metered carrier.
     pub(crate) governor: SharedGovernor,
+    /// Agent time (`agent_time/`): the queue's stamps and TLS checks.
+    pub(crate) clock: AgentClock,
 }
 
 /// Why a window failed.
@@ -226,9 +229,9 @@ fn carriers(shared: &Shared, desired: &Desired) -> Result<WindowOutcome, WindowE
 }
 
 fn tls_window(shared: &Shared, desired: &Desired) -> Result<WindowReport, WindowError> {
-    let now = i64::try_from(SystemClock.now_ms() / 1000).unwrap_or(i64::MAX);
+    let now = i64::try_from(shared.clock.now_ms() / 1000).unwrap_or(i64::MAX);
     let force = shared.force_renew.load(Ordering::SeqCst);
-    let id = ensure_identity(&shared.cfg, &shared.device_id, now, force)?;
+    let id = ensure_identity(&shared.cfg, &shared.device_id, now, force, &shared.clock)?;
     shared.force_renew.store(false, Ordering::SeqCst);
     let client = {
         let mut cached = shared.client.lock().unwrap_or_else(PoisonError::into_inner);
@@ -242,13 +245,14 @@ fn tls_window(shared: &Shared, desired: &Desired) -> Result<WindowReport, Window
                     .cfg
                     .link()
                     .map_err(|e| ClientError::Tls(e.to_string()))?;
-                let c = Arc::new(EdgeClient::new(
+                let c = Arc::new(EdgeClient::with_clock(
                     &shared.cfg.server_url,
                     &shared.device_id,
                     &ca,
                     &id.cert_pem,
                     &id.key_pem,
                     &link,
+                    &shared.clock,
                 )?);
                 *cached = Some((id.cert_pem.clone(), Arc::clone(&c)));
                 c

@@ -211,6 +211,19 @@ impl Machine {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The trimmed standard output of `args` run in the machine, whatever its exit status
+    /// ("" when it printed nothing, e.g. for an object that does not exist).
+    pub fn stdout(&self, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.exec(args).stdout)
+            .trim()
+            .to_owned()
+    }
+
+    /// The id of podman pod `name` in the machine ("" when there is none).
+    pub fn pod_id(&self, name: &str) -> String {
+        self.stdout(&["podman", "pod", "inspect", "--format", "{{.Id}}", name])
+    }
+
     /// `systemctl poweroff`, then boot again.
     pub fn reboot(&mut self) {
         self.power_off();

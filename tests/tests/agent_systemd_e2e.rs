@@ -28,8 +28,7 @@ const ID: &str = "systemd-1";
 
 /// `systemctl show -p PROPERTY --value flotta-agent`.
 fn property(m: &Machine, name: &str) -> String {
-    let out = m.exec(&["systemctl", "show", "-p", name, "--value", "flotta-agent"]);
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    m.stdout(&["systemctl", "show", "-p", name, "--value", "flotta-agent"])
 }
 
 /// The agent's journal at `priority` or more urgent.
@@ -47,11 +46,6 @@ fn journal(m: &Machine, priority: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn pod_id(m: &Machine, name: &str) -> String {
-    let out = m.exec(&["podman", "pod", "inspect", "--format", "{{.Id}}", name]);
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 /// Whether every container of pod `name` still has its conmon (which
 /// writes its log and records its exit).
 fn conmons_alive(m: &Machine, name: &str) -> bool {
@@ -66,8 +60,7 @@ fn conmons_alive(m: &Machine, name: &str) -> bool {
     let ids = String::from_utf8_lossy(&out.stdout).into_owned();
     !ids.trim().is_empty()
         && ids.lines().all(|id| {
-            let pid = m.exec(&["podman", "inspect", "--format", "{{.State.ConmonPid}}", id]);
-            let pid = String::from_utf8_lossy(&pid.stdout).trim().to_owned();
+            let pid = m.stdout(&["podman", "inspect", "--format", "{{.State.ConmonPid}}", id]);
             m.exec(&["test", "-d", &format!("/proc/{pid}")])
                 .status
                 .success()
@@ -179,13 +172,10 @@ fn under_the_unit(quadlet: bool) {
     wait_for("web running on the server", limit, &mut || {
         workload_phase(&server, ID, "web").as_deref() == Some("running")
     });
-    let pod = pod_id(&m, "web");
+    let pod = m.pod_id("web");
     assert!(!pod.is_empty());
     let containers = running_containers(&m);
-    let unit_state = || {
-        let out = m.exec(&["systemctl", "is-active", "flotta-web.service"]);
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let unit_state = || m.stdout(&["systemctl", "is-active", "flotta-web.service"]);
     if quadlet {
         // Written by the sandboxed agent, run by systemd.
         assert!(
@@ -222,7 +212,7 @@ fn under_the_unit(quadlet: bool) {
     });
     let journal_all = journal(&m, "7");
     assert!(journal_all.contains("Watchdog timeout"), "{journal_all}");
-    assert_eq!(pod_id(&m, "web"), pod, "the pod was made anew");
+    assert_eq!(m.pod_id("web"), pod, "the pod was made anew");
     if quadlet {
         assert_eq!(unit_state(), "active");
     } else {

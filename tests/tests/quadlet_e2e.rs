@@ -79,20 +79,12 @@ fn workload(name: &str, command: &str, version: u32) -> String {
     )
 }
 
-/// The id of pod `name` in the machine ("" when there is none).
-fn pod_id(m: &Machine, name: &str) -> String {
-    let out = m.exec(&["podman", "pod", "inspect", "--format", "{{.Id}}", name]);
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 fn pod_running(m: &Machine, name: &str) -> bool {
-    let out = m.exec(&["podman", "pod", "inspect", "--format", "{{.State}}", name]);
-    String::from_utf8_lossy(&out.stdout).trim() == "Running"
+    m.stdout(&["podman", "pod", "inspect", "--format", "{{.State}}", name]) == "Running"
 }
 
 fn unit_state(m: &Machine, unit: &str) -> String {
-    let out = m.exec(&["systemctl", "is-active", unit]);
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    m.stdout(&["systemctl", "is-active", unit])
 }
 
 /// `wait_for` that also prints when each wait ended.
@@ -173,17 +165,17 @@ fn systemd_runs_the_workloads_the_agent_writes_as_quadlet_units_also_at_boot_wit
     );
     assert_eq!(unit_state(&m, "flotta-web.service"), "active");
     assert!(pod_running(&m, "web"));
-    let first = pod_id(&m, "web");
+    let first = m.pod_id("web");
 
     // A new specification: the pod is replaced, once.
     server.apply(&workload("web", "sh, -c, 'echo up2; exec sleep 600'", 2));
     wait_for("web replaced and running", limit, &mut || {
-        let id = pod_id(&m, "web");
+        let id = m.pod_id("web");
         !id.is_empty() && id != first && pod_running(&m, "web")
     });
-    let second = pod_id(&m, "web");
+    let second = m.pod_id("web");
     std::thread::sleep(Duration::from_secs(6));
-    assert_eq!(pod_id(&m, "web"), second, "replaced more than once");
+    assert_eq!(m.pod_id("web"), second, "replaced more than once");
     assert_eq!(unit_state(&m, "flotta-web.service"), "active");
 
     // Reboot with the agent stopped: systemd alone brings web back.
@@ -196,7 +188,7 @@ fn systemd_runs_the_workloads_the_agent_writes_as_quadlet_units_also_at_boot_wit
     );
     assert_eq!(unit_state(&m, "flotta-web.service"), "active");
     assert_ne!(unit_state(&m, "flotta-agent.service"), "active");
-    let booted = pod_id(&m, "web");
+    let booted = m.pod_id("web");
 
     // The agent adopts it as it is.
     let windows = agent.proc.windows_ended();
@@ -209,7 +201,7 @@ fn systemd_runs_the_workloads_the_agent_writes_as_quadlet_units_also_at_boot_wit
         Some("running")
     );
     assert_eq!(
-        pod_id(&m, "web"),
+        m.pod_id("web"),
         booted,
         "the agent replaced a pod systemd started"
     );
@@ -239,14 +231,14 @@ fn systemd_runs_the_workloads_the_agent_writes_as_quadlet_units_also_at_boot_wit
     let out = server.command(&["delete", "edgeworkload", "web"]).unwrap();
     assert!(out.status.success());
     wait_for("web's pod and unit gone", limit, &mut || {
-        pod_id(&m, "web").is_empty() && !unit.exists()
+        m.pod_id("web").is_empty() && !unit.exists()
     });
     wait_for("broken's unit gone", limit, &mut || {
         !m.path(&Path::new(UNITS).join("flotta-broken.kube"))
             .exists()
     });
     assert_ne!(unit_state(&m, "flotta-web.service"), "active");
-    assert!(!pod_id(&m, "users-own").is_empty());
+    assert!(!m.pod_id("users-own").is_empty());
     assert!(m.path(&users_unit).exists());
     agent.stop(&m);
 }
@@ -268,8 +260,6 @@ fn with_quadlet_turned_off_the_agent_plays_the_pods_on_podman_5() {
     assert!(!m.path(&Path::new(UNITS).join("flotta-web.kube")).exists());
     let out = server.command(&["delete", "edgeworkload", "web"]).unwrap();
     assert!(out.status.success());
-    wait_for("web's pod gone", limit, &mut || {
-        pod_id(&m, "web").is_empty()
-    });
+    wait_for("web's pod gone", limit, &mut || m.pod_id("web").is_empty());
     agent.stop(&m);
 }

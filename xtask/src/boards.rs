@@ -25,6 +25,10 @@ pub(crate) struct Board {
     pub(crate) target_cpu: String,
     /// The qemu-user `-cpu` model closest to the board.
     pub(crate) qemu_cpu: String,
+    /// The Raspberry Pi OS userland `flotta-image` writes for this board (`armhf`, `arm64`);
+    /// absent for boards with no Raspberry Pi OS image.
+    #[serde(default)]
+    pub(crate) image_userland: Option<String>,
 }
 
 /// Parse one profile; `stem` is the file name without `.toml`.
@@ -51,6 +55,19 @@ pub(crate) fn parse(stem: &str, text: &str) -> Result<Board> {
             board.target,
             board.target_cpu
         );
+    }
+    if let Some(userland) = &board.image_userland {
+        let arch = match userland.as_str() {
+            "armhf" => "arm-",
+            "arm64" => "aarch64-",
+            other => bail!("`image_userland = \"{other}\"`: expected \"armhf\" or \"arm64\""),
+        };
+        if !board.target.starts_with(arch) {
+            bail!(
+                "`image_userland = \"{userland}\"` does not fit target `{}`",
+                board.target
+            );
+        }
     }
     for (key, value) in [
         ("description", &board.description),
@@ -136,6 +153,20 @@ qemu_cpu = "arm1176"
     fn unknown_keys_are_rejected() {
         let err = parse("rpi-zero", &format!("{ZERO}ram_mb = 512\n")).unwrap_err();
         assert!(format!("{err:#}").contains("ram_mb"), "{err:#}");
+    }
+
+    #[test]
+    fn image_userland_is_optional_and_must_fit_the_target() {
+        assert_eq!(parse("rpi-zero", ZERO).unwrap().image_userland, None);
+        let armhf = format!("{ZERO}image_userland = \"armhf\"\n");
+        assert_eq!(
+            parse("rpi-zero", &armhf).unwrap().image_userland.as_deref(),
+            Some("armhf")
+        );
+        let err = parse("rpi-zero", &armhf.replace("\"armhf\"", "\"arm64\"")).unwrap_err();
+        assert!(format!("{err:#}").contains("does not fit"), "{err:#}");
+        let err = parse("rpi-zero", &armhf.replace("\"armhf\"", "\"i386\"")).unwrap_err();
+        assert!(format!("{err:#}").contains("i386"), "{err:#}");
     }
 
     #[test]

@@ -32,7 +32,9 @@ pub enum Durability {
 pub struct Record {
     /// Sequence number.
     pub seq: u64,
-    /// Production time, ms since the Unix epoch.
+    /// Production time, ms since the Unix epoch, as the queue's clock
+    /// corrects it on reading (`Clock::restamp`; the stored stamp is not
+    /// rewritten).
     pub at_ms: u64,
     /// Eviction class.
     pub class: RecordClass,
@@ -181,7 +183,8 @@ impl<C: Clock, D: DiskSpace> Queue<C, D> {
                 bytes += payload.len();
                 out.push(Record {
                     seq,
-                    at_ms,
+                    // Early stamps leave corrected (`agent_time/restamp.rs`).
+                    at_ms: self.clock.restamp(seq, at_ms),
                     class,
                     payload: payload.to_vec(),
                 });
@@ -246,6 +249,16 @@ impl<C: Clock, D: DiskSpace> Queue<C, D> {
         self.clock.now_ms()
     }
 
+    /// The newest production time of any record still on disk (the
+    /// agent clock starts no earlier: stamps stay monotonic across restarts).
+    pub fn newest_at_ms(&self) -> Option<u64> {
+        self.segments
+            .iter()
+            .filter(|s| s.data_records() > 0)
+            .map(|s| s.newest_at_ms)
+            .max()
+    }
+
     /// The sequence number the next append will get.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
@@ -301,7 +314,7 @@ impl<C: Clock, D: DiskSpace> Queue<C, D> {
                 max: self.cfg.max_record_bytes,
             });
         }
-        let now = self.clock.now_ms();
+        let now = self.clock.stamp(self.next_seq);
         self.evict_expired(now)?;
         let seq = self.next_seq;
         let entry = Entry::Data {

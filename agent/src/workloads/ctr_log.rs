@@ -12,6 +12,8 @@
 //! time zone changes, and the line stamps the agent keeps
 //! (`logs-since.json`) must order by time.
 
+use crate::agent_time::civil::{civil_from_days, days_from_civil};
+
 /// A decoded line (module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CtrLine<'a> {
@@ -145,30 +147,6 @@ pub fn to_utc(stamp: &str) -> Option<String> {
         secs % 3600 / 60,
         secs % 60
     ))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard
-/// Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The inverse of [`days_from_civil`].
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]

@@ -1,0 +1,211 @@
+//! Synthetic Raspberry-Pi-OS-shaped images and inputs for the integration tests: an MBR
+//! (mbrman) with p1 FAT32 (fatfs) holding cmdline.txt, config.txt and kernels, and p2 an
+//! ext4-typed run of zeros.
+#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
+
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use flotta_image::WriteOptions;
+use flotta_image::board::Userland;
+use flotta_image::window::Window;
+use mbrman::{CHS, MBR, MBRPartitionEntry};
+
+pub const CMDLINE: &str = "console=serial0,115200 console=tty1 root=PARTUUID=abcd1234-02 rootfstype=ext4 fsck.repair=yes rootwait\n";
+pub const CONFIG_BOOKWORM: &str = "# For more options and information see\n# http://rptl.io/configtxt\ndtparam=audio=on\n# Additional overlays and parameters are documented\n# /boot/firmware/overlays/README\ncamera_auto_detect=1\n";
+pub const USER_DATA: &str = "#cloud-config\n# This is the Imager-less default.\nusers:\n- name: pi\n  groups: sudo\n  shell: /bin/bash\nruncmd:\n- [echo, seeded]\n";
+
+const P1_START: u64 = 2048;
+const P1_SECTORS: u64 = 40 * 2048; // 40 MiB: enough clusters for FAT32 at 512 B/cluster
+const P2_SECTORS: u64 = 4 * 2048;
+
+/// How to build an image.
+#[derive(Debug, Clone)]
+pub struct ImageSpec {
+    pub userland: Userland,
+    pub cloud_init: bool,
+    /// MBR type of partition 1.
+    pub p1_type: u8,
+    /// Whether p1 is formatted at all.
+    pub format_p1: bool,
+    pub cmdline: Option<String>,
+    /// Extra boot-partition files.
+    pub extra: Vec<(String, Vec<u8>)>,
+}
+
+impl ImageSpec {
+    pub fn bookworm(userland: Userland) -> Self {
+        ImageSpec {
+            userland,
+            cloud_init: false,
+            p1_type: 0x0c,
+            format_p1: true,
+            cmdline: Some(CMDLINE.into()),
+            extra: vec![],
+        }
+    }
+    pub fn trixie(userland: Userland) -> Self {
+        ImageSpec {
+            cloud_init: true,
+            ..Self::bookworm(userland)
+        }
+    }
+
+    pub fn build(&self, path: &Path) -> PathBuf {
+        let total = (P1_START + P1_SECTORS + P2_SECTORS) * 512;
+        let mut f = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .unwrap();
+        f.set_len(total).unwrap();
+        let mut mbr = MBR::new_from(&mut f, 512, [0x34, 0x12, 0xcd, 0xab]).unwrap();
+        mbr[1] = MBRPartitionEntry {
+            boot: 0,
+            first_chs: CHS::empty(),
+            sys: self.p1_type,
+            last_chs: CHS::empty(),
+            starting_lba: P1_START as u32,
+            sectors: P1_SECTORS as u32,
+        };
+        mbr[2] = MBRPartitionEntry {
+            boot: 0,
+            first_chs: CHS::empty(),
+            sys: 0x83,
+            last_chs: CHS::empty(),
+            starting_lba: (P1_START + P1_SECTORS) as u32,
+            sectors: P2_SECTORS as u32,
+        };
+        mbr.write_into(&mut f).unwrap();
+        if self.format_p1 {
+            let opts = fatfs::FormatVolumeOptions::new()
+                .fat_type(fatfs::FatType::Fat32)
+                .bytes_per_cluster(512)
+                .volume_id(0x1234_5678)
+                .volume_label(*b"bootfs     ");
+            fatfs::format_volume(Window::new(&mut f, P1_START * 512, P1_SECTORS * 512), opts)
+                .unwrap();
+            let fs = fatfs::FileSystem::new(
+                Window::new(&mut f, P1_START * 512, P1_SECTORS * 512),
+                fatfs::FsOptions::new(),
+            )
+            .unwrap();
+            {
+                let root = fs.root_dir();
+                let put = |name: &str, data: &[u8]| {
+                    let mut file = root.create_file(name).unwrap();
+                    file.truncate().unwrap();
+                    file.write_all(data).unwrap();
+                };
+                if let Some(c) = &self.cmdline {
+                    put("cmdline.txt", c.as_bytes());
+                }
+                put("config.txt", CONFIG_BOOKWORM.as_bytes());
+                put("bootcode.bin", b"bootcode");
+                match self.userland {
+                    Userland::Armhf => {
+                        for k in [
+                            "kernel.img",
+                            "kernel7.img",
+                            "kernel7l.img",
+                            "kernel8.img",
+                            "kernel_2712.img",
+                        ] {
+                            put(k, k.as_bytes());
+                        }
+                    }
+                    Userland::Arm64 => {
+                        for k in ["kernel8.img", "kernel_2712.img"] {
+                            put(k, k.as_bytes());
+                        }
+                    }
+                }
+                if self.cloud_init {
+                    put("user-data", USER_DATA.as_bytes());
+                    put("meta-data", b"instance-id: rpios-image\n");
+                    put("network-config", b"network:\n  version: 2\n");
+                }
+                for (n, d) in &self.extra {
+                    put(n, d);
+                }
+            }
+            fs.unmount().unwrap();
+        }
+        f.sync_all().unwrap();
+        path.to_path_buf()
+    }
+}
+
+/// The test inputs (agent binary, PEMs, ssh key) in `dir`.
+pub struct Inputs {
+    pub dir: PathBuf,
+    pub agent: PathBuf,
+    pub agent_bytes: Vec<u8>,
+}
+
+pub fn agent_bytes(userland: Userland, pad: usize) -> Vec<u8> {
+    let mut b = flotta_image::elf::synthetic_agent(userland);
+    b.extend((0..pad).map(|i| (i % 251) as u8));
+    b
+}
+
+pub fn inputs(dir: &Path, userland: Userland) -> Inputs {
+    let agent_bytes = agent_bytes(userland, 300_000);
+    let agent = dir.join("flotta-agent");
+    std::fs::write(&agent, &agent_bytes).unwrap();
+    std::fs::write(
+        dir.join("ca.pem"),
+        "-----BEGIN CERTIFICATE-----\nQ0E=\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("register.pem"),
+        "-----BEGIN CERTIFICATE-----\nUkVH\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("register.key"),
+        "-----BEGIN PRIVATE KEY-----\nS0VZ\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("id.pub"),
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey ops@example\n",
+    )
+    .unwrap();
+    Inputs {
+        dir: dir.to_path_buf(),
+        agent,
+        agent_bytes,
+    }
+}
+
+pub fn options(i: &Inputs, image: &Path, output: &Path, board: &str) -> WriteOptions {
+    WriteOptions {
+        image: image.into(),
+        output: output.into(),
+        board: board.into(),
+        agent: i.agent.clone(),
+        server_url: "https://flotta.example:8043".into(),
+        ca: i.dir.join("ca.pem"),
+        registration_cert: i.dir.join("register.pem"),
+        registration_key: i.dir.join("register.key"),
+        ..WriteOptions::default()
+    }
+}
+
+/// Everything but the images in `dir`: left-over temporary files show up here.
+pub fn stray_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".flotta-image"))
+        .collect()
+}
+
+pub fn cat(image: &Path, path: &str) -> String {
+    String::from_utf8(flotta_image::cat(image, path).unwrap()).unwrap()
+}
