@@ -13,7 +13,10 @@
 #           no registry; /etc/containers is left alone), mmdebstrap and systemd-container (the
 #           Quadlet test boots a Debian 13 root with systemd-nspawn: scripts/trixie-rootfs.sh
 #           builds it once into ~/.cache/flotta/nspawn), lintian (cargo xtask dist checks the .deb
-#           packages) (and python3-pip when pip is missing)
+#           packages), and for the emulated Raspberry Pi Zero of `cargo xtask pi-boot`:
+#           qemu-system-arm, qemu-user-static (binfmt for the armel mmdebstrap), arch-test,
+#           device-tree-compiler, mtools, dosfstools, e2fsprogs, fdisk, cpio, kmod (and
+#           python3-pip when pip is missing)
 #   PyPI:   ziglang (zig as C compiler and linker for the ARMv6 agent)
 #   rustup: musl targets for the pinned stable toolchain; the dated nightly named in
 #           cross/nightly-toolchain, with rust-src (build-std for the ARMv6 agent)
@@ -26,7 +29,8 @@ exec </dev/null
 ZIGLANG_VERSION="0.17.1"
 RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 APT_PACKAGES=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-tools file binutils curl openssl
-    protobuf-compiler libprotobuf-dev podman runc catatonit busybox-static mmdebstrap systemd-container lintian)
+    protobuf-compiler libprotobuf-dev podman runc catatonit busybox-static mmdebstrap systemd-container lintian
+    qemu-system-arm qemu-user-static arch-test device-tree-compiler mtools dosfstools e2fsprogs fdisk cpio kmod)
 PYTHON="${FLOTTA_PYTHON:-python3}"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -128,6 +132,15 @@ if [ "$(id -u)" -eq 0 ]; then
     say "nspawn: $(scripts/trixie-rootfs.sh)"
 else
     say "nspawn: $(sudo -n env HOME="$HOME" scripts/trixie-rootfs.sh)"
+fi
+
+# --- The emulated Raspberry Pi Zero's kernel, initramfs and SD image (cached) -------------
+# Cold ~6-10 min (an armel mmdebstrap under qemu-user); warm < 1 s. See the script's header
+# for what it changes on the host (a temporary armel apt architecture, binfmt_misc).
+if [ "$(id -u)" -eq 0 ]; then
+    say "pi-zero: $(scripts/pi-zero-assets.sh)"
+else
+    say "pi-zero: $(sudo -n env HOME="$HOME" scripts/pi-zero-assets.sh)"
 fi
 
 say "done: stable $(rustc --version | cut -d' ' -f2), $(qemu-arm --version | head -n1 | cut -d' ' -f1-3)"

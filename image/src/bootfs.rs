@@ -77,20 +77,21 @@ impl<D: Disk> BootFs<D> {
         Ok(names)
     }
 
-    /// The names of the files in directory `dir` (empty when it does not exist).
-    pub fn dir_names(&self, dir: &str) -> Result<Vec<String>> {
+    /// The entries of directory `dir` but `.` and `..`, each with whether it is a directory;
+    /// `None` when there is no such directory.
+    pub fn dir_entries(&self, dir: &str) -> Result<Option<Vec<(String, bool)>>> {
         let Ok(d) = self.fs.root_dir().open_dir(dir) else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
-        let mut names = Vec::new();
+        let mut entries = Vec::new();
         for e in d.iter() {
             let e = e.map_err(ImageError::BootFs)?;
             let n = e.file_name();
             if n != "." && n != ".." {
-                names.push(n);
+                entries.push((n, e.is_dir()));
             }
         }
-        Ok(names)
+        Ok(Some(entries))
     }
 
     /// Read a file; `None` when it does not exist.
@@ -132,12 +133,15 @@ impl<D: Disk> BootFs<D> {
         Ok(())
     }
 
-    /// Create directory `path` if missing.
-    pub fn ensure_dir(&self, path: &str) -> Result<()> {
-        if self.fs.root_dir().open_dir(path).is_err() {
+    /// Remove directory `path`, which must be empty, if present. (Nothing here creates
+    /// directories: fatfs 0.3.6 writes them with long-name entries before `.` and `..`, and
+    /// `..` of a directory in the root pointing at cluster 2, which fsck.fat "repairs" into a
+    /// corrupt directory.)
+    pub fn remove_empty_dir(&self, path: &str) -> Result<()> {
+        if self.fs.root_dir().open_dir(path).is_ok() {
             self.fs
                 .root_dir()
-                .create_dir(path)
+                .remove(path)
                 .map_err(|e| ImageError::BootFs(with_path(e, path)))?;
         }
         Ok(())
@@ -154,8 +158,10 @@ impl<D: Disk> BootFs<D> {
         Ok(())
     }
 
-    /// Unmount, writing back the FAT's bookkeeping.
+    /// Unmount, writing back the FAT's bookkeeping. The FAT32 free cluster count is counted
+    /// first when the image left it unknown, so that fsck.fat finds it right.
     pub fn close(self) -> Result<()> {
+        self.fs.stats().map_err(ImageError::BootFs)?;
         self.fs.unmount().map_err(ImageError::BootFs)
     }
 }

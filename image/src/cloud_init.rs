@@ -1,17 +1,18 @@
 //! cloud-init flavour: merging our first-boot command into the image's `user-data`
 //! (`#cloud-config` YAML, NoCloud seed on the boot partition). The user's keys stay; our
-//! `runcmd` entry (recognised by `flotta/install.sh` in it) is replaced, never duplicated.
+//! `runcmd` entry (recognised by `flotta-install.sh`, or an older writer's `flotta/install.sh`,
+//! in it) is replaced, never duplicated.
 
 use serde_norway::{Mapping, Value};
 
 use crate::error::{ImageError, Result};
 
-/// Marks our `runcmd` entry.
-const MARK: &str = "flotta/install.sh";
+/// Mark our `runcmd` entry: this writer's installer, and the one older versions wrote.
+const MARKS: [&str; 2] = ["/flotta-install.sh", "/flotta/install.sh"];
 
 fn is_ours(v: &Value) -> bool {
     match v {
-        Value::String(s) => s.contains(MARK),
+        Value::String(s) => MARKS.iter().any(|m| s.contains(m)),
         Value::Sequence(items) => items.iter().any(is_ours),
         _ => false,
     }
@@ -66,9 +67,9 @@ mod tests {
     #[test]
     fn keeps_user_keys_adds_one_runcmd_and_is_a_fixed_point() {
         let once =
-            merge_user_data(IMAGER, "/boot/firmware/flotta/install.sh", Some("node-1")).unwrap();
+            merge_user_data(IMAGER, "/boot/firmware/flotta-install.sh", Some("node-1")).unwrap();
         let twice =
-            merge_user_data(&once, "/boot/firmware/flotta/install.sh", Some("node-1")).unwrap();
+            merge_user_data(&once, "/boot/firmware/flotta-install.sh", Some("node-1")).unwrap();
         assert_eq!(once, twice);
         assert!(once.starts_with("#cloud-config\n"));
         let v: Value = serde_norway::from_str(&once).unwrap();
@@ -78,13 +79,24 @@ mod tests {
         assert_eq!(runcmd.len(), 2, "{once}");
         assert_eq!(
             runcmd[1][1],
-            Value::String("/boot/firmware/flotta/install.sh".into())
+            Value::String("/boot/firmware/flotta-install.sh".into())
         );
     }
 
     #[test]
+    fn an_older_writers_entry_is_replaced() {
+        let old = merge_user_data(IMAGER, "/boot/firmware/flotta/install.sh", None).unwrap();
+        let new = merge_user_data(&old, "/boot/firmware/flotta-install.sh", None).unwrap();
+        assert_eq!(
+            new,
+            merge_user_data(IMAGER, "/boot/firmware/flotta-install.sh", None).unwrap()
+        );
+        assert!(!new.contains("flotta/install.sh"), "{new}");
+    }
+
+    #[test]
     fn empty_seed_and_bad_shapes() {
-        let out = merge_user_data("#cloud-config\n", "/b/flotta/install.sh", None).unwrap();
+        let out = merge_user_data("#cloud-config\n", "/b/flotta-install.sh", None).unwrap();
         assert!(out.contains("runcmd") && !out.contains("hostname"), "{out}");
         assert!(merge_user_data("- a\n- b\n", "/x", None).is_err());
         assert!(merge_user_data("runcmd: 3\n", "/x", None).is_err());

@@ -12,7 +12,7 @@ use crate::error::{ImageError, Result};
 use crate::partition::{self, Table};
 use crate::source;
 use crate::window::Window;
-use crate::write::PAYLOAD_DIR;
+use crate::write::{LEGACY_DIR, PAYLOAD_FILES};
 
 /// What `inspect` found.
 #[derive(Debug)]
@@ -21,7 +21,8 @@ pub struct Report {
     pub table: Table,
     /// Userland and flavour, or why the boot partition is not Raspberry Pi OS's.
     pub detected: std::result::Result<Detected, String>,
-    /// The files of a flotta payload on the boot partition (empty: none).
+    /// The files of a flotta payload on the boot partition (empty: none): the `flotta-*` files
+    /// in its root, and `flotta/NAME` for a directory an older flotta-image wrote.
     pub payload: Vec<String>,
     /// Whether cmdline.txt carries a firstrun hook.
     pub firstrun_hook: bool,
@@ -72,7 +73,15 @@ fn with_boot<T>(image: &Path, f: impl FnOnce(Table, &BootFs<&mut File>) -> Resul
 pub fn inspect(image: &Path) -> Result<Report> {
     with_boot(image, |table, fs| {
         let detected = detect::detect(fs).map_err(|e| e.to_string());
-        let payload = fs.dir_names(PAYLOAD_DIR)?;
+        let mut payload: Vec<String> = fs
+            .root_names()?
+            .into_iter()
+            .filter(|n| PAYLOAD_FILES.iter().any(|p| p.eq_ignore_ascii_case(n)))
+            .collect();
+        if let Some(old) = fs.dir_entries(LEGACY_DIR)? {
+            payload.push(format!("{LEGACY_DIR}/"));
+            payload.extend(old.into_iter().map(|(n, _)| format!("{LEGACY_DIR}/{n}")));
+        }
         let firstrun_hook = fs
             .read_text("cmdline.txt")?
             .is_some_and(|t| Cmdline::parse(&t).has_firstrun());
@@ -128,12 +137,7 @@ impl std::fmt::Display for Report {
         if self.payload.is_empty() {
             s.push_str("flotta payload: none\n");
         } else {
-            let _ = writeln!(
-                s,
-                "flotta payload: {}/ ({})",
-                PAYLOAD_DIR,
-                self.payload.join(", ")
-            );
+            let _ = writeln!(s, "flotta payload: {}", self.payload.join(", "));
         }
         let _ = writeln!(
             s,

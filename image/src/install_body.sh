@@ -1,6 +1,6 @@
 # --- the rest is fixed (image/src/install_body.sh); the settings above are generated. ---
-# Installs the flotta agent from the boot partition's flotta/ directory, then deletes that
-# directory (it holds the registration key). Every absolute path is under $FLOTTA_ROOT
+# Installs the flotta agent from the flotta-* files next to this script in the boot
+# partition's root, then deletes exactly those files (they hold the registration key). Every absolute path is under $FLOTTA_ROOT
 # (default: the real root), and systemctl goes through $FLOTTA_SYSTEMCTL (default: none
 # when FLOTTA_ROOT is set), so the script can be run on a build host against a scratch tree.
 ROOT="${FLOTTA_ROOT:-}"
@@ -29,10 +29,10 @@ put "$HERE/flotta-agent" "$ROOT/usr/local/bin/flotta-agent" 0755
 mkdir -p "$ROOT/etc/flotta"
 chmod 0700 "$ROOT/etc/flotta"
 own 0:0 "$ROOT/etc/flotta"
-put "$HERE/agent.toml" "$ROOT/etc/flotta/agent.toml" 0600
-put "$HERE/ca.pem" "$ROOT/etc/flotta/ca.pem" 0644
-put "$HERE/register.pem" "$ROOT/etc/flotta/register.pem" 0644
-put "$HERE/register.key" "$ROOT/etc/flotta/register.key" 0600
+put "$HERE/flotta-agent.toml" "$ROOT/etc/flotta/agent.toml" 0600
+put "$HERE/flotta-ca.pem" "$ROOT/etc/flotta/ca.pem" 0644
+put "$HERE/flotta-register.pem" "$ROOT/etc/flotta/register.pem" 0644
+put "$HERE/flotta-register.key" "$ROOT/etc/flotta/register.key" 0600
 
 if grep -q '^device_id = ""$' "$ROOT/etc/flotta/agent.toml"; then
     id=$(tr -d ' \t\r\n' < "$ROOT/etc/machine-id" 2>/dev/null || true)
@@ -63,10 +63,10 @@ if [ -n "$FLOTTA_HOSTNAME" ]; then
     fi
 fi
 
-if [ -f "$HERE/wifi.nmconnection" ]; then
+if [ -f "$HERE/flotta-wifi.nmconnection" ]; then
     say "Wi-Fi connection flotta-wifi"
     mkdir -p "$ROOT/etc/NetworkManager/system-connections"
-    put "$HERE/wifi.nmconnection" \
+    put "$HERE/flotta-wifi.nmconnection" \
         "$ROOT/etc/NetworkManager/system-connections/flotta-wifi.nmconnection" 0600
     # Raspberry Pi OS keeps Wi-Fi soft-blocked until a country is set; unblock it.
     for f in "$ROOT"/var/lib/systemd/rfkill/*:wlan; do
@@ -78,7 +78,7 @@ if [ -f "$HERE/wifi.nmconnection" ]; then
     fi
 fi
 
-if [ -f "$HERE/authorized_keys" ]; then
+if [ -f "$HERE/flotta-authorized_keys" ]; then
     entry=""
     if [ -n "$FLOTTA_SSH_USER" ]; then
         entry=$(grep "^$FLOTTA_SSH_USER:" "$ROOT/etc/passwd" || true)
@@ -98,7 +98,7 @@ if [ -f "$HERE/authorized_keys" ]; then
     while IFS= read -r key; do
         [ -n "$key" ] || continue
         grep -qxF -- "$key" "$keys" || printf '%s\n' "$key" >> "$keys"
-    done < "$HERE/authorized_keys"
+    done < "$HERE/flotta-authorized_keys"
     chmod 0600 "$keys"
     own "$ids" "$ROOT$home/.ssh" "$keys"
     $SYSTEMCTL enable ssh
@@ -110,7 +110,9 @@ if [ "$FLOTTA_START_NOW" = 1 ]; then
     $SYSTEMCTL start --no-block flotta-agent.service
 fi
 
-say "removing $HERE from the boot partition"
-rm -rf "$HERE"
+say "removing the flotta-* payload from $HERE"
+rm -f "$HERE/flotta-install.sh" "$HERE/flotta-agent" "$HERE/flotta-agent.toml" \
+    "$HERE/flotta-ca.pem" "$HERE/flotta-register.pem" "$HERE/flotta-register.key" \
+    "$HERE/flotta-agent.service" "$HERE/flotta-wifi.nmconnection" "$HERE/flotta-authorized_keys"
 sync
 say "done"

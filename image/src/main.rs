@@ -131,11 +131,10 @@ fn write(a: WriteArgs) -> Result<()> {
     };
     let w = flotta_image::write(&o)?;
     eprintln!(
-        "wrote {} ({} userland, {} first boot): {}/ with {}",
+        "wrote {} ({} userland, {} first boot): {}",
         o.output.display(),
         w.detected.userland,
         w.detected.flavour,
-        flotta_image::write::PAYLOAD_DIR,
         w.files.join(", ")
     );
     Ok(())

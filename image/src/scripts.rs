@@ -1,4 +1,4 @@
-//! The first-boot scripts: `flotta/install.sh` (generated settings, then the fixed body in
+//! The first-boot scripts: `flotta-install.sh` (generated settings, then the fixed body in
 //! `install_body.sh`) and, for images without cloud-init, `firstrun.sh`, which the kernel
 //! command line runs once (`systemd.run=`) the way Raspberry Pi Imager's firstrun.sh is run.
 
@@ -67,16 +67,16 @@ pub fn install_sh(s: &InstallSettings<'_>) -> String {
     )
 }
 
-/// The complete firstrun.sh: runs install.sh, then removes its own cmdline.txt hook and itself
+/// The complete firstrun.sh: runs flotta-install.sh, then removes its own cmdline.txt hook and itself
 /// whatever install.sh did (a hook left behind would run on every boot), and exits 0 so that
 /// `systemd.run_success_action=reboot` boots the installed system.
 pub fn firstrun_sh() -> String {
     format!(
-        "#!/bin/sh\n{FIRSTRUN_MARK}: runs flotta/install.sh once from the kernel command line\n\
+        "#!/bin/sh\n{FIRSTRUN_MARK}: runs flotta-install.sh once from the kernel command line\n\
          # (systemd.run=), then removes its cmdline.txt hook and itself.\n\
          set +e\n\
          BOOT=$(cd \"$(dirname \"$0\")\" && pwd -P)\n\
-         sh \"$BOOT/flotta/install.sh\"\n\
+         sh \"$BOOT/flotta-install.sh\"\n\
          status=$?\n\
          sed -i -e 's| systemd\\.run=[^ ]*/firstrun\\.sh||g' \\\n    \
          -e 's| systemd\\.run_success_action=reboot||g' \\\n    \
@@ -103,6 +103,26 @@ mod tests {
         assert!(
             check_user("Pi").is_err() && check_user("1a").is_err() && check_user("a;b").is_err()
         );
+    }
+
+    #[test]
+    fn install_sh_removes_exactly_the_payload_files() {
+        let body = INSTALL_BODY.replace("\\\n", " ");
+        let rm = body
+            .lines()
+            .find(|l| l.trim_start().starts_with("rm "))
+            .unwrap_or_default();
+        let mut names: Vec<&str> = rm
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix("\"$HERE/")?.strip_suffix('"'))
+            .collect();
+        let mut want = crate::write::PAYLOAD_FILES.to_vec();
+        names.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(names, want, "{rm}");
+        let args: Vec<&str> = rm.split_whitespace().collect();
+        assert!(args[..2] == ["rm", "-f"] && !rm.contains('*'), "{rm}");
+        assert_eq!(body.lines().filter(|l| l.contains("rm ")).count(), 1);
     }
 
     #[test]

@@ -19,8 +19,35 @@ use crate::source;
 use crate::wifi::{self, Wifi};
 use crate::window::Window;
 
-/// The payload directory on the boot partition.
-pub const PAYLOAD_DIR: &str = "flotta";
+/// The installer, in the boot partition's root directory like everything of the payload.
+pub const INSTALL_SH: &str = "flotta-install.sh";
+/// Every file a payload can have, in the boot partition's root directory (no directory:
+/// fatfs 0.3.6 writes subdirectories that fsck.fat and the kernel take for corrupt). A rewrite
+/// removes those of them it does not write again; install.sh removes exactly these.
+pub const PAYLOAD_FILES: [&str; 9] = [
+    INSTALL_SH,
+    "flotta-agent",
+    "flotta-agent.toml",
+    "flotta-ca.pem",
+    "flotta-register.pem",
+    "flotta-register.key",
+    "flotta-agent.service",
+    "flotta-wifi.nmconnection",
+    "flotta-authorized_keys",
+];
+/// The payload directory older flotta-image versions wrote, and the files they put in it.
+pub const LEGACY_DIR: &str = "flotta";
+const LEGACY_FILES: [&str; 9] = [
+    "install.sh",
+    "flotta-agent",
+    "agent.toml",
+    "ca.pem",
+    "register.pem",
+    "register.key",
+    "flotta-agent.service",
+    "wifi.nmconnection",
+    "authorized_keys",
+];
 /// The agent's systemd unit, installed as is.
 pub const UNIT: &str = include_str!("../../agent/systemd/flotta-agent.service");
 
@@ -110,7 +137,7 @@ fn read_ssh_keys(path: &Path) -> Result<Vec<u8>> {
     Ok(format!("{}\n", keys.join("\n")).into_bytes())
 }
 
-/// The payload: file name in `flotta/` → contents, and the settings of the first boot.
+/// The payload: file name in the boot partition's root (one of [`PAYLOAD_FILES`]) → contents, and the settings of the first boot.
 struct Payload {
     userland: Userland,
     files: BTreeMap<&'static str, Vec<u8>>,
@@ -154,24 +181,24 @@ fn prepare(o: &WriteOptions) -> Result<Payload> {
     })?;
     let mut files: BTreeMap<&'static str, Vec<u8>> = BTreeMap::new();
     files.insert("flotta-agent", agent);
-    files.insert("agent.toml", config.into_bytes());
-    files.insert("ca.pem", read_pem(&o.ca, "--ca")?);
+    files.insert("flotta-agent.toml", config.into_bytes());
+    files.insert("flotta-ca.pem", read_pem(&o.ca, "--ca")?);
     files.insert(
-        "register.pem",
+        "flotta-register.pem",
         read_pem(&o.registration_cert, "--registration-cert")?,
     );
     files.insert(
-        "register.key",
+        "flotta-register.key",
         read_pem(&o.registration_key, "--registration-key")?,
     );
     files.insert("flotta-agent.service", UNIT.as_bytes().to_vec());
     if let Some(w) = &o.wifi {
         wifi::check_ssid(&w.ssid)?;
         wifi::check_psk(&w.psk)?;
-        files.insert("wifi.nmconnection", w.keyfile().into_bytes());
+        files.insert("flotta-wifi.nmconnection", w.keyfile().into_bytes());
     }
     if let Some(k) = &o.ssh_authorized_key {
-        files.insert("authorized_keys", read_ssh_keys(k)?);
+        files.insert("flotta-authorized_keys", read_ssh_keys(k)?);
     }
     Ok(Payload {
         userland,
@@ -241,10 +268,10 @@ fn edit(file: &mut File, board: &str, payload: &Payload) -> Result<Written> {
     }
     // The payload: replace what an earlier run left, file by file, so that an unchanged
     // file keeps its bytes (and the whole image stays byte-identical when nothing changed).
-    fs.ensure_dir(PAYLOAD_DIR)?;
+    remove_legacy_dir(&fs)?;
     let mut files = payload.files.clone();
     files.insert(
-        "install.sh",
+        INSTALL_SH,
         scripts::install_sh(&InstallSettings {
             hostname: payload.hostname.as_deref(),
             ssh_user: payload.ssh_user.as_deref(),
@@ -252,15 +279,16 @@ fn edit(file: &mut File, board: &str, payload: &Payload) -> Result<Written> {
         })
         .into_bytes(),
     );
-    for old in fs.dir_names(PAYLOAD_DIR)? {
-        if !files.keys().any(|k| k.eq_ignore_ascii_case(&old)) {
-            fs.remove_file(&format!("{PAYLOAD_DIR}/{old}"))?;
+    debug_assert!(files.keys().all(|k| PAYLOAD_FILES.contains(k)));
+    for old in PAYLOAD_FILES {
+        if !files.contains_key(old) {
+            fs.remove_file(old)?;
         }
     }
     for (name, data) in &files {
-        fs.write_if_changed(&format!("{PAYLOAD_DIR}/{name}"), data)?;
+        fs.write_if_changed(name, data)?;
     }
-    let install_on_board = format!("{}/{PAYLOAD_DIR}/install.sh", det.boot_mount);
+    let install_on_board = format!("{}/{INSTALL_SH}", det.boot_mount);
     let cmdline_text = fs
         .read_text("cmdline.txt")?
         .ok_or_else(|| ImageError::Unrecognised("no cmdline.txt on the boot partition".into()))?;
@@ -289,6 +317,32 @@ fn edit(file: &mut File, board: &str, payload: &Payload) -> Result<Written> {
         detected: det,
         files: files.keys().map(|k| (*k).to_owned()).collect(),
     })
+}
+
+/// Remove the `flotta/` directory an older flotta-image wrote, if it holds only the files that
+/// version put there; anything else in it is refused rather than deleted.
+fn remove_legacy_dir<D: crate::bootfs::Disk>(fs: &BootFs<D>) -> Result<()> {
+    let Some(entries) = fs.dir_entries(LEGACY_DIR)? else {
+        return Ok(());
+    };
+    let foreign: Vec<String> = entries
+        .iter()
+        .filter(|(name, is_dir)| {
+            *is_dir || !LEGACY_FILES.iter().any(|l| l.eq_ignore_ascii_case(name))
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    if !foreign.is_empty() {
+        return Err(ImageError::Unrecognised(format!(
+            "the boot partition has a {LEGACY_DIR}/ directory with entries an older flotta-image \
+             did not write ({}); remove it from the image (or start from a fresh image) and write again",
+            foreign.join(", ")
+        )));
+    }
+    for (name, _) in &entries {
+        fs.remove_file(&format!("{LEGACY_DIR}/{name}"))?;
+    }
+    fs.remove_empty_dir(LEGACY_DIR)
 }
 
 fn describe(u: Userland) -> &'static str {

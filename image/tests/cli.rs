@@ -67,7 +67,7 @@ fn the_passphrase_comes_from_a_file_or_the_environment_never_argv() {
         .env("FLOTTA_WIFI_PSK", "from-the-environment")
         .output()
         .unwrap());
-    assert!(cat(&out, "flotta/wifi.nmconnection").contains("psk=from-the-environment\n"));
+    assert!(cat(&out, "flotta-wifi.nmconnection").contains("psk=from-the-environment\n"));
 
     let psk = d.path().join("psk");
     std::fs::write(&psk, "from-a-file-1\n").unwrap();
@@ -77,7 +77,7 @@ fn the_passphrase_comes_from_a_file_or_the_environment_never_argv() {
         .env("FLOTTA_WIFI_PSK", "ignored-when-a-file-is-given")
         .output()
         .unwrap());
-    assert!(cat(&out, "flotta/wifi.nmconnection").contains("psk=from-a-file-1\n"));
+    assert!(cat(&out, "flotta-wifi.nmconnection").contains("psk=from-a-file-1\n"));
 }
 
 #[test]
@@ -108,7 +108,8 @@ fn inspect_and_cat_read_the_boot_partition() {
     let out = d.path().join("b.img");
     ok(write_cmd(d.path(), &a, &out).output().unwrap());
     assert!(
-        ok(bin().arg("inspect").arg(&out).output().unwrap()).contains("flotta payload: flotta/")
+        ok(bin().arg("inspect").arg(&out).output().unwrap())
+            .contains("flotta payload: flotta-agent,")
     );
     let o = bin().arg("cat").arg(&a).arg("nope.txt").output().unwrap();
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("nope.txt"));

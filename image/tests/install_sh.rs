@@ -16,13 +16,21 @@ fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
 }
 
-/// Copy the boot partition's top-level scripts and flotta/ out of `image` into `boot`.
+/// Neighbours of the payload in the boot partition's root, which install.sh must leave.
+const NEIGHBOURS: [&str; 3] = ["config.txt", "flotta-notes.txt", "flotta"];
+
+/// Copy the boot partition's payload and top-level scripts out of `image` into `boot`, with
+/// files next to them that are not the payload.
 fn extract(image: &Path, boot: &Path) {
-    std::fs::create_dir_all(boot.join("flotta")).unwrap();
+    std::fs::create_dir_all(boot).unwrap();
     let report = flotta_image::inspect(image).unwrap();
+    assert!(report.payload.len() >= 7, "{:?}", report.payload);
     for f in &report.payload {
-        let data = flotta_image::cat(image, &format!("flotta/{f}")).unwrap();
-        std::fs::write(boot.join("flotta").join(f), data).unwrap();
+        let data = flotta_image::cat(image, f).unwrap();
+        std::fs::write(boot.join(f), data).unwrap();
+    }
+    for f in NEIGHBOURS {
+        std::fs::write(boot.join(f), f).unwrap();
     }
     for f in ["cmdline.txt", "firstrun.sh"] {
         if let Ok(data) = flotta_image::cat(image, f) {
@@ -164,10 +172,7 @@ fn firstrun_installs_everything_then_removes_the_payload_and_its_hook() {
         "firstrun boots on: nothing is started now"
     );
 
-    assert!(
-        !boot.join("flotta").exists(),
-        "the payload (with the key) is still on the boot partition"
-    );
+    assert_payload_gone_neighbours_kept(&boot);
     assert!(!boot.join("firstrun.sh").exists());
     assert_eq!(
         std::fs::read_to_string(boot.join("cmdline.txt")).unwrap(),
@@ -196,7 +201,7 @@ fn cloud_init_install_starts_the_agent_and_keys_go_to_root_without_a_user() {
         "ssh-rsa AAAAold old@host\n",
     )
     .unwrap();
-    let calls = run(&boot.join("flotta/install.sh"), &root, d.path());
+    let calls = run(&boot.join("flotta-install.sh"), &root, d.path());
     let toml = std::fs::read_to_string(root.join("etc/flotta/agent.toml")).unwrap();
     assert!(toml.contains("device_id = \"gw-0001\""), "{toml}");
     let keys = std::fs::read_to_string(root.join("root/.ssh/authorized_keys")).unwrap();
@@ -214,5 +219,21 @@ fn cloud_init_install_starts_the_agent_and_keys_go_to_root_without_a_user() {
         calls,
         "enable ssh\nstart --no-block ssh\ndaemon-reload\nstart --no-block flotta-agent.service\n"
     );
-    assert!(!boot.join("flotta").exists());
+    assert_payload_gone_neighbours_kept(&boot);
+}
+
+/// Every payload file is gone from `boot` (the registration key among them), nothing else.
+fn assert_payload_gone_neighbours_kept(boot: &Path) {
+    let left: Vec<String> = std::fs::read_dir(boot)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| flotta_image::write::PAYLOAD_FILES.contains(&n.as_str()))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the payload is still on the boot partition: {left:?}"
+    );
+    for f in NEIGHBOURS.iter().chain(&["cmdline.txt"]) {
+        assert!(boot.join(f).exists(), "install.sh removed {f}");
+    }
 }

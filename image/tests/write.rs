@@ -46,25 +46,25 @@ fn firstrun_image_gets_payload_hook_and_keeps_the_input() {
         )
     );
     assert_eq!(
-        flotta_image::cat(&b, "flotta/flotta-agent").unwrap(),
+        flotta_image::cat(&b, "flotta-agent").unwrap(),
         i.agent_bytes
     );
-    let toml = cat(&b, "flotta/agent.toml");
+    let toml = cat(&b, "flotta-agent.toml");
     let cfg = flotta_image::agent_config::validate(&toml).unwrap();
     assert_eq!(cfg.link_profile, "nb-iot");
     assert_eq!(cfg.server_url, "https://flotta.example:8043");
     assert!(toml.contains("device_id = \"\""), "{toml}");
     assert_eq!(
-        cat(&b, "flotta/register.key"),
+        cat(&b, "flotta-register.key"),
         std::fs::read_to_string(d.path().join("register.key")).unwrap()
     );
     assert_eq!(
-        cat(&b, "flotta/flotta-agent.service"),
+        cat(&b, "flotta-agent.service"),
         include_str!("../../agent/systemd/flotta-agent.service")
     );
-    assert!(cat(&b, "flotta/wifi.nmconnection").contains("ssid=fieldnet\n"));
-    assert!(cat(&b, "flotta/authorized_keys").starts_with("ssh-ed25519 "));
-    let install = cat(&b, "flotta/install.sh");
+    assert!(cat(&b, "flotta-wifi.nmconnection").contains("ssid=fieldnet\n"));
+    assert!(cat(&b, "flotta-authorized_keys").starts_with("ssh-ed25519 "));
+    let install = cat(&b, "flotta-install.sh");
     assert!(
         install.contains("FLOTTA_HOSTNAME='sensor-7'") && install.contains("FLOTTA_START_NOW=0"),
         "{install}"
@@ -72,7 +72,7 @@ fn firstrun_image_gets_payload_hook_and_keeps_the_input() {
     assert!(cat(&b, "firstrun.sh").contains(flotta_image::scripts::FIRSTRUN_MARK));
     let report = flotta_image::inspect(&b).unwrap().to_string();
     assert!(
-        report.contains("flotta payload: flotta/")
+        report.contains("flotta payload: flotta-agent, flotta-agent.service, flotta-agent.toml, flotta-authorized_keys, flotta-ca.pem, flotta-install.sh, flotta-register.key, flotta-register.pem, flotta-wifi.nmconnection\n")
             && report.contains("firstrun hook in cmdline.txt: yes"),
         "{report}"
     );
@@ -110,9 +110,9 @@ fn cloud_init_image_gets_runcmd_merged_into_user_data() {
     assert_eq!(runcmd.len(), 2, "{ud}");
     assert_eq!(
         runcmd[1][1].as_str(),
-        Some("/boot/firmware/flotta/install.sh")
+        Some("/boot/firmware/flotta-install.sh")
     );
-    assert!(cat(&b, "flotta/install.sh").contains("FLOTTA_START_NOW=1"));
+    assert!(cat(&b, "flotta-install.sh").contains("FLOTTA_START_NOW=1"));
     assert_eq!(cat(&b, "meta-data"), "instance-id: rpios-image\n");
 }
 
@@ -171,7 +171,9 @@ fn a_rewrite_replaces_the_earlier_payload() {
         "{:?}",
         report.payload
     );
-    assert!(cat(&b, "flotta/agent.toml").contains("https://other.example"));
+    assert!(flotta_image::cat(&b, "flotta-wifi.nmconnection").is_err());
+    assert_eq!(report.payload.len(), 7, "{:?}", report.payload);
+    assert!(cat(&b, "flotta-agent.toml").contains("https://other.example"));
     let cmdline = cat(&b, "cmdline.txt");
     assert_eq!(cmdline.matches("systemd.run=").count(), 1, "{cmdline}");
     assert_eq!(cmdline.matches("regdom").count(), 1, "{cmdline}");
@@ -295,6 +297,22 @@ fn unrecognised_images_are_refused_by_what_was_looked_for() {
 }
 
 #[test]
+fn an_older_writers_flotta_directory_with_foreign_entries_is_refused_not_deleted() {
+    let d = tempfile::tempdir().unwrap();
+    let a = ImageSpec::bookworm(Userland::Arm64).build(&d.path().join("a.img"));
+    common::add_legacy_dir(&a, &["install.sh", "notes.txt"]);
+    let before = std::fs::read(&a).unwrap();
+    refused(
+        d.path(),
+        &a,
+        "rpi-4",
+        Userland::Arm64,
+        "a flotta/ directory with entries an older flotta-image did not write (notes.txt)",
+    );
+    assert!(std::fs::read(&a).unwrap() == before);
+}
+
+#[test]
 fn board_image_and_binary_mismatches_are_refused() {
     let d = tempfile::tempdir().unwrap();
     let img64 = ImageSpec::bookworm(Userland::Arm64).build(&d.path().join("64.img"));
@@ -375,5 +393,5 @@ fn bad_agent_config_fragments_fail_before_the_image_is_touched() {
     assert!(err.contains("upload_interval_second"), "{err}");
     std::fs::write(&frag, "[link]\nupload_interval_seconds = 60\n").unwrap();
     write(&o).unwrap();
-    assert!(cat(&out, "flotta/agent.toml").contains("upload_interval_seconds = 60"));
+    assert!(cat(&out, "flotta-agent.toml").contains("upload_interval_seconds = 60"));
 }

@@ -6,7 +6,8 @@
 //!   sends heartbeats and events through a link that loses, duplicates and
 //!   reorders datagrams both ways, and is killed -9 in the middle of windows.
 //!   Every record is stored exactly once (heartbeats folded into window
-//!   summaries are each counted once), a configuration change reaches the
+//!   summaries are each counted once; a phase with windows rarer than
+//!   heartbeats makes the folding certain), a configuration change reaches the
 //!   device by downlink, no frame counter ever carries two different
 //!   payloads (every datagram the link saw, dropped or not), and no TLS
 //!   connection is ever made.
@@ -31,6 +32,9 @@ use flotta_e2e::link::{
 };
 use flotta_e2e::procs::{AgentProc, ServerProc, bin_dir};
 use flotta_e2e::wait::wait_for;
+use flotta_proto::payload::Payload;
+
+use agent_support::stored_records;
 use frames_support::{
     apply_heartbeat_period, assert_every_record_once, emit, events_stored, provision,
     tls_handshakes,
@@ -72,6 +76,36 @@ fn udp_toml(link: &UdpLink, links: &str, answer_timeout_ms: u64) -> String {
          [udp]\nserver_addr = \"{}\"\nanswer_timeout_ms = {answer_timeout_ms}\nattempts = 4\n",
         link.addr()
     )
+}
+
+/// Stop `agent`, set `upload_interval_seconds` in its configuration file to
+/// `seconds`, and start it again.
+fn restart_with_upload_interval(agent: &mut AgentProc, seconds: u64) {
+    agent.stop().unwrap();
+    let toml = std::fs::read_to_string(&agent.config).unwrap();
+    let mut replaced = 0;
+    let toml: String = toml
+        .lines()
+        .map(|line| {
+            if line.starts_with("upload_interval_seconds = ") {
+                replaced += 1;
+                format!("upload_interval_seconds = {seconds}\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    assert_eq!(replaced, 1, "no single upload interval in:\n{toml}");
+    std::fs::write(&agent.config, toml).unwrap();
+    agent.restart().unwrap();
+}
+
+/// Window summaries (folded heartbeats) the server stored for `id`.
+fn summaries_stored(server: &ServerProc, id: &str) -> usize {
+    stored_records(server, id)
+        .iter()
+        .filter(|r| matches!(Payload::decode(&r.record.payload), Ok(Payload::Summary(_))))
+        .count()
 }
 
 /// No frame counter was ever sent with two different payloads, either way
@@ -157,6 +191,21 @@ fn a_udp_only_device_delivers_every_record_once_through_a_lossy_link() {
     wait_for("every event stored", LIMIT, || {
         events_stored(&server, id, "UdpTest") == total
     });
+
+    // Folding, still over the lossy link, made certain rather than likely:
+    // windows every 3 s, heartbeats every second. After a window that
+    // succeeded the next opens at least 3 s after it ended, and the agent's
+    // loop queues every heartbeat due (on its fixed one-second schedule,
+    // late ones caught up) before it opens a window due at the same time,
+    // so that next window finds ≥ 2 heartbeats no earlier window read and
+    // folds them into a summary (kept until acknowledged, re-sent by later
+    // windows if its frame was lost; a failed window retries sooner, after
+    // its backoff). Wait, with a deadline, until the server has stored two.
+    restart_with_upload_interval(&mut agent, 3);
+    wait_for("two window summaries stored", LIMIT, || {
+        summaries_stored(&server, id) >= 2
+    });
+    restart_with_upload_interval(&mut agent, 1);
 
     // A configuration change reaches the device by downlink.
     apply_heartbeat_period(&server, &agent, id, 2, LIMIT);

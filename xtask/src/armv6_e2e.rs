@@ -278,7 +278,7 @@ fn verify_server(server: &Server, window: Window) -> Result<()> {
 }
 
 /// `GET path` on the admin listener (plain HTTP on loopback); the body of a 200 answer.
-fn http_get(port: u16, path: &str) -> Result<String> {
+pub(crate) fn http_get(port: u16, path: &str) -> Result<String> {
     let what = || format!("GET http://127.0.0.1:{port}{path}");
     let mut stream = TcpStream::connect(("127.0.0.1", port)).with_context(what)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;

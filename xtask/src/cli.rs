@@ -19,6 +19,9 @@ pub(crate) enum Task {
     StressTests(StressOptions),
     /// Run the published ARMv6 agent under qemu against a real server.
     Armv6E2e,
+    /// Boot the written SD image in an emulated Raspberry Pi Zero against a real server
+    /// (`smoke`: only boot the unwritten base image and reach the host).
+    PiBoot { smoke: bool },
     /// Print the board profiles as a markdown table.
     Boards,
     /// Run the demo: a server and an agent that registers and delivers data.
@@ -40,7 +43,7 @@ tasks:
               --panic-immediate-abort  build-std targets only: -Cpanic=immediate-abort
                                        (smaller; panics then abort without a message)
               --e2e                    then run armv6-e2e (needs the ARMv6 target)
-  test      fmt, clippy, tests, dist, then armv6-e2e: what CI runs (after scripts/setup.sh)
+  test      fmt, clippy, tests, dist, armv6-e2e, then pi-boot: what CI runs (after scripts/setup.sh)
   stress-tests [N]
             run every test of the workspace N times (default 20) with nextest's
             --stress-count while the machine is busy, to find flaky tests
@@ -50,6 +53,14 @@ tasks:
   armv6-e2e run the ARMv6 agent from dist/ under `qemu-arm -cpu arm1176` against a real
             flotta-server: `run --once` must enrol, register and upload; the server's
             `get edgedevice` and /metrics must show the device and its records
+  pi-boot   boot an emulated Raspberry Pi Zero (qemu-system-arm -M raspi0, assets cached by
+            scripts/pi-zero-assets.sh) from an SD image flotta-image wrote: the first boot
+            installs the agent; systemd runs it, it enrols and heartbeats to a real server,
+            its watchdog restarts a stopped agent; an event queued offline arrives after a
+            reboot; the armhf .deb installs and starts. Files in target/pi-boot
+              --smoke   only boot the cached base image (no agent, no flotta-image), log in
+                        on the serial console and fetch a file from the host: checks the
+                        assets and the emulation
   boards    print the board profiles in boards/ as a markdown table
   demo      start a server on its embedded store and an agent that enrols, registers and
             delivers heartbeats and events in batches; print what the server stored
@@ -111,13 +122,25 @@ where
             Task::StressTests(opts)
         }
         "armv6-e2e" => Task::Armv6E2e,
+        "pi-boot" => {
+            let mut smoke = false;
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("smoke") => smoke = true,
+                    other => return Err(other.unexpected().into()),
+                }
+            }
+            Task::PiBoot { smoke }
+        }
         "boards" => Task::Boards,
         "demo" => Task::Demo,
         "help" => Task::Help,
         other => bail!("unknown task `{other}`\n\n{USAGE}"),
     };
-    if !matches!(parsed, Task::Dist(_) | Task::StressTests(_))
-        && let Some(arg) = parser.next()?
+    if !matches!(
+        parsed,
+        Task::Dist(_) | Task::StressTests(_) | Task::PiBoot { .. }
+    ) && let Some(arg) = parser.next()?
     {
         return Err(arg.unexpected().into());
     }
@@ -184,6 +207,12 @@ mod tests {
         assert_eq!(parse(["test"]).unwrap(), Task::Test);
         assert_eq!(parse(["boards"]).unwrap(), Task::Boards);
         assert_eq!(parse(["armv6-e2e"]).unwrap(), Task::Armv6E2e);
+        assert_eq!(parse(["pi-boot"]).unwrap(), Task::PiBoot { smoke: false });
+        assert_eq!(
+            parse(["pi-boot", "--smoke"]).unwrap(),
+            Task::PiBoot { smoke: true }
+        );
+        assert!(parse(["pi-boot", "--fast"]).is_err());
         assert!(parse(["armv6-e2e", "--e2e"]).is_err());
         assert_eq!(parse(Vec::<String>::new()).unwrap(), Task::Help);
         assert!(parse(["test", "--no-run"]).is_err());

@@ -4,7 +4,8 @@
 //! module: the target table (`targets`), per-target toolchain environment (`toolchain`), tool
 //! preflight (`preflight`), binary checks (`checks`), smoke runs (`smoke`), the size report
 //! (`size`), board profiles (`boards`), the test step list (`steps`), real server and agent
-//! processes (`harness`) for the demo (`demo`) and the ARMv6 end-to-end run (`armv6_e2e`).
+//! processes (`harness`) for the demo (`demo`) and the ARMv6 end-to-end run (`armv6_e2e`), the
+//! emulated Raspberry Pi Zero boot test (`pi_boot`).
 #![forbid(unsafe_code)]
 
 mod armv6_e2e;
@@ -20,6 +21,7 @@ mod disk;
 mod dist;
 mod e2e_parse;
 mod harness;
+mod pi_boot;
 mod preflight;
 mod process;
 mod size;
@@ -51,6 +53,8 @@ fn run(task: Task) -> anyhow::Result<()> {
         ),
         Task::Dist(opts) => dist::run(&root, &opts)?,
         Task::Armv6E2e => armv6_e2e::run(&root)?,
+        Task::PiBoot { smoke: false } => pi_boot::run(&root)?,
+        Task::PiBoot { smoke: true } => pi_boot::smoke(&root)?,
         Task::Test => steps::run_steps(&root, steps::STEPS)?,
         Task::StressTests(opts) => stress::run(&root, &opts)?,
         Task::Demo => demo::run(&root)?,

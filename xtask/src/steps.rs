@@ -3,7 +3,9 @@
 //! core of `flotta-proto` built for a bare-metal target without std), `dist` (static builds
 //! for every target, ELF checks, qemu smoke runs, size budget) and `armv6-e2e` (the ARMv6
 //! agent `dist` published, under `qemu-arm -cpu arm1176`, enrols, registers and uploads to a
-//! real `flotta-server`; see `armv6_e2e`).
+//! real `flotta-server`; see `armv6_e2e`) and `pi-boot` (an emulated Raspberry Pi Zero boots
+//! the SD image `flotta-image` wrote: first-boot install, the agent under systemd with its
+//! watchdog, a reboot with the server down; see `pi_boot`).
 //!
 //! To add a step (fuzz smoke, end-to-end suite, ...), add one entry to [`STEPS`] and, if it is
 //! more than a cargo command, a function next to the others below. Steps run in order; the
@@ -19,6 +21,7 @@ use anyhow::Result;
 use crate::armv6_e2e;
 use crate::disk;
 use crate::dist::{self, DistOptions};
+use crate::pi_boot;
 use crate::process;
 use crate::slowest;
 use crate::toolchain;
@@ -56,6 +59,10 @@ pub(crate) const STEPS: &[Step] = &[
     Step {
         name: "armv6-e2e",
         run: armv6_e2e::run,
+    },
+    Step {
+        name: "pi-boot",
+        run: pi_boot::run,
     },
 ];
 
@@ -310,6 +317,13 @@ mod tests {
         let names: Vec<&str> = STEPS.iter().map(|s| s.name).collect();
         let dist = names.iter().position(|n| *n == "dist").unwrap();
         assert_eq!(names.get(dist + 1), Some(&"armv6-e2e"));
+    }
+
+    #[test]
+    fn the_emulated_pi_boot_comes_right_after_the_armv6_run() {
+        let names: Vec<&str> = STEPS.iter().map(|s| s.name).collect();
+        let armv6 = names.iter().position(|n| *n == "armv6-e2e").unwrap();
+        assert_eq!(names.get(armv6 + 1), Some(&"pi-boot"));
     }
 
     #[test]

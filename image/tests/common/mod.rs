@@ -32,6 +32,9 @@ pub struct ImageSpec {
     pub cmdline: Option<String>,
     /// Extra boot-partition files.
     pub extra: Vec<(String, Vec<u8>)>,
+    /// Whether the FAT32 free cluster count is filled in, as mkfs.fat does (fatfs's
+    /// format_volume leaves it "unknown").
+    pub free_count_known: bool,
 }
 
 impl ImageSpec {
@@ -43,6 +46,7 @@ impl ImageSpec {
             format_p1: true,
             cmdline: Some(CMDLINE.into()),
             extra: vec![],
+            free_count_known: true,
         }
     }
     pub fn trixie(userland: Userland) -> Self {
@@ -132,11 +136,33 @@ impl ImageSpec {
                     put(n, d);
                 }
             }
+            if self.free_count_known {
+                fs.stats().unwrap();
+            }
             fs.unmount().unwrap();
         }
         f.sync_all().unwrap();
         path.to_path_buf()
     }
+}
+
+/// Give the boot partition of `image` the `flotta/` directory older flotta-image versions
+/// wrote (created by fatfs, as they did: a directory fsck.fat finds broken), with `files`.
+pub fn add_legacy_dir(image: &Path, files: &[&str]) {
+    let mut f = File::options().read(true).write(true).open(image).unwrap();
+    let fs = fatfs::FileSystem::new(
+        Window::new(&mut f, P1_START * 512, P1_SECTORS * 512),
+        fatfs::FsOptions::new(),
+    )
+    .unwrap();
+    {
+        let dir = fs.root_dir().create_dir("flotta").unwrap();
+        for name in files {
+            let mut file = dir.create_file(name).unwrap();
+            file.write_all(name.as_bytes()).unwrap();
+        }
+    }
+    fs.unmount().unwrap();
 }
 
 /// The test inputs (agent binary, PEMs, ssh key) in `dir`.
