@@ -120,7 +120,7 @@ cd "$WORK"
 started=$SECONDS
 add_armel
 mkdir -p debs
-(cd debs && apt-get -o APT::Sandbox::User=root download "linux-image-$KVER:armel" busybox-static:armel) ||
+(cd debs && apt-get -o APT::Sandbox::User=root download "linux-image-$KVER:armel" busybox-static:armel >&2) ||
     die "apt-get download linux-image-$KVER:armel busybox-static:armel failed (FLOTTA_PI_REFRESH=1 resolves the ABI again)"
 restore_arch
 trap - EXIT

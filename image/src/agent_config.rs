@@ -25,6 +25,9 @@ pub struct ConfigInput<'a> {
     pub link_profile: Option<&'a str>,
     /// The `--agent-config` fragment's text.
     pub fragment: Option<&'a str>,
+    /// `--provisioned`: the identity and frame keys are installed in [`DATA_DIR`], so no
+    /// registration certificate paths, and `device_id` (required) and `data_dir` must stay.
+    pub provisioned: bool,
 }
 
 /// Merge `over` into `base`, tables recursively, other values replaced.
@@ -49,14 +52,16 @@ pub fn render(input: &ConfigInput<'_>) -> Result<String> {
     t.insert("device_id".into(), s(input.device_id.unwrap_or("")));
     t.insert("data_dir".into(), s(DATA_DIR));
     t.insert("ca_cert_path".into(), s(&format!("{ETC}/ca.pem")));
-    t.insert(
-        "registration_cert_path".into(),
-        s(&format!("{ETC}/register.pem")),
-    );
-    t.insert(
-        "registration_key_path".into(),
-        s(&format!("{ETC}/register.key")),
-    );
+    if !input.provisioned {
+        t.insert(
+            "registration_cert_path".into(),
+            s(&format!("{ETC}/register.pem")),
+        );
+        t.insert(
+            "registration_key_path".into(),
+            s(&format!("{ETC}/register.key")),
+        );
+    }
     if let Some(p) = input.link_profile {
         t.insert("link_profile".into(), s(p));
     }
@@ -70,7 +75,25 @@ pub fn render(input: &ConfigInput<'_>) -> Result<String> {
         "# flotta agent configuration, written by flotta-image.\n{}",
         toml::to_string(&t).map_err(|e| ImageError::AgentConfig(e.to_string()))?
     );
-    validate(&text)?;
+    let cfg = validate(&text)?;
+    if input.provisioned {
+        // The identity's certificate names the device, and install.sh puts it in DATA_DIR: a
+        // fragment must not point the agent elsewhere.
+        if Some(cfg.device_id.as_str()) != input.device_id {
+            return Err(ImageError::AgentConfig(format!(
+                "--agent-config sets device_id {:?}, but the device was provisioned as {:?}",
+                cfg.device_id,
+                input.device_id.unwrap_or("")
+            )));
+        }
+        if cfg.data_dir != Path::new(DATA_DIR) {
+            return Err(ImageError::AgentConfig(format!(
+                "--agent-config sets data_dir {:?}; with --provisioned the identity and frame \
+                 keys are installed in {DATA_DIR}",
+                cfg.data_dir
+            )));
+        }
+    }
     Ok(text)
 }
 
@@ -101,6 +124,7 @@ mod tests {
             device_id: None,
             link_profile: Some("nb-iot"),
             fragment,
+            provisioned: false,
         }
     }
 
@@ -139,5 +163,33 @@ mod tests {
         assert!(err.contains("https"), "{err}");
         let err = render(&input(Some("[link\n"))).unwrap_err().to_string();
         assert!(err.contains("--agent-config"), "{err}");
+    }
+
+    #[test]
+    fn provisioned_config_has_no_registration_paths_and_keeps_id_and_data_dir() {
+        let p = |fragment| ConfigInput {
+            device_id: Some("sensor-0042"),
+            provisioned: true,
+            ..input(fragment)
+        };
+        let text = render(&p(Some(
+            "links = [\"udp\"]\n[udp]\nserver_addr = \"frames.example:5684\"\n",
+        )))
+        .unwrap();
+        assert!(!text.contains("registration"), "{text}");
+        let cfg = validate(&text).unwrap();
+        assert_eq!(cfg.device_id, "sensor-0042");
+        assert_eq!(cfg.ca_cert_path, Path::new("/etc/flotta/ca.pem"));
+        let err = render(&p(Some("device_id = \"other\"\n")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("provisioned as \"sensor-0042\""), "{err}");
+        let err = render(&p(Some("data_dir = \"/srv/flotta\"\n")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("data_dir") && err.contains("/var/lib/flotta"),
+            "{err}"
+        );
     }
 }

@@ -1,6 +1,7 @@
 # --- the rest is fixed (image/src/install_body.sh); the settings above are generated. ---
 # Installs the flotta agent from the flotta-* files next to this script in the boot
-# partition's root, then deletes exactly those files (they hold the registration key). Every absolute path is under $FLOTTA_ROOT
+# partition's root, then deletes exactly those files (they hold the registration key, or the
+# provisioned device key and frame keys). Every absolute path is under $FLOTTA_ROOT
 # (default: the real root), and systemctl goes through $FLOTTA_SYSTEMCTL (default: none
 # when FLOTTA_ROOT is set), so the script can be run on a build host against a scratch tree.
 ROOT="${FLOTTA_ROOT:-}"
@@ -31,8 +32,23 @@ chmod 0700 "$ROOT/etc/flotta"
 own 0:0 "$ROOT/etc/flotta"
 put "$HERE/flotta-agent.toml" "$ROOT/etc/flotta/agent.toml" 0600
 put "$HERE/flotta-ca.pem" "$ROOT/etc/flotta/ca.pem" 0644
-put "$HERE/flotta-register.pem" "$ROOT/etc/flotta/register.pem" 0644
-put "$HERE/flotta-register.key" "$ROOT/etc/flotta/register.key" 0600
+if [ "$FLOTTA_PROVISIONED" = 1 ]; then
+    # Provisioned by the server (flotta-server provision): the identity and the frame keys go
+    # where the agent keeps them, in its data directory (the unit's StateDirectory=flotta,
+    # 0700); there is nothing to enrol with. Files already there are replaced: the card was
+    # written for this device, and this is its first boot.
+    say "provisioned identity and frame keys"
+    for d in /var/lib/flotta /var/lib/flotta/identity /var/lib/flotta/frame; do
+        mkdir -p "$ROOT$d"
+        chmod 0700 "$ROOT$d"
+        own 0:0 "$ROOT$d"
+    done
+    put "$HERE/flotta-device.pem" "$ROOT/var/lib/flotta/identity/device.pem" 0600
+    put "$HERE/flotta-frame-context.json" "$ROOT/var/lib/flotta/frame/context.json" 0600
+else
+    put "$HERE/flotta-register.pem" "$ROOT/etc/flotta/register.pem" 0644
+    put "$HERE/flotta-register.key" "$ROOT/etc/flotta/register.key" 0600
+fi
 
 if grep -q '^device_id = ""$' "$ROOT/etc/flotta/agent.toml"; then
     id=$(tr -d ' \t\r\n' < "$ROOT/etc/machine-id" 2>/dev/null || true)
@@ -113,6 +129,7 @@ fi
 say "removing the flotta-* payload from $HERE"
 rm -f "$HERE/flotta-install.sh" "$HERE/flotta-agent" "$HERE/flotta-agent.toml" \
     "$HERE/flotta-ca.pem" "$HERE/flotta-register.pem" "$HERE/flotta-register.key" \
+    "$HERE/flotta-device.pem" "$HERE/flotta-frame-context.json" \
     "$HERE/flotta-agent.service" "$HERE/flotta-wifi.nmconnection" "$HERE/flotta-authorized_keys"
 sync
 say "done"

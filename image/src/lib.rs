@@ -17,6 +17,7 @@ pub mod elf;
 pub mod error;
 pub mod inspect;
 pub mod partition;
+pub mod provisioned;
 pub mod scripts;
 pub mod source;
 pub mod wifi;
@@ -25,4 +26,4 @@ pub mod write;
 
 pub use error::{ImageError, Result};
 pub use inspect::{Report, cat, inspect};
-pub use write::{WriteOptions, Written, write};
+pub use write::{Enrolment, WriteOptions, Written, write};

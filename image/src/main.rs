@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
-use flotta_image::WriteOptions;
 use flotta_image::wifi::{self, Wifi};
+use flotta_image::{Enrolment, WriteOptions};
 
 /// Write the flotta agent into a Raspberry Pi OS image.
 #[derive(Parser)]
@@ -35,6 +35,12 @@ enum Command {
 }
 
 #[derive(clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("enrolment")
+        .args(["registration_cert", "provisioned"])
+        .required(true)
+        .multiple(false)
+))]
 struct WriteArgs {
     /// Input image: a Raspberry Pi OS .img or .img.xz.
     image: PathBuf,
@@ -50,16 +56,28 @@ struct WriteArgs {
     /// Edge API URL (https://…).
     #[arg(long)]
     server_url: String,
-    /// CA certificate (PEM) that signed the server's certificate.
-    #[arg(long)]
-    ca: PathBuf,
-    /// Factory registration certificate (PEM).
-    #[arg(long)]
-    registration_cert: PathBuf,
+    /// CA certificate (PEM) that signed the server's certificate (with --provisioned: optional,
+    /// DIR/ca.pem is used; if given, it must be the same).
+    #[arg(long, value_name = "FILE", required_unless_present = "provisioned")]
+    ca: Option<PathBuf>,
+    /// Factory registration certificate (PEM): the device enrols at its first TLS contact.
+    #[arg(long, value_name = "FILE", requires = "registration_key")]
+    registration_cert: Option<PathBuf>,
     /// Its private key (PEM).
-    #[arg(long)]
-    registration_key: PathBuf,
-    /// Device id (default: the board's /etc/machine-id).
+    #[arg(long, value_name = "FILE", requires = "registration_cert")]
+    registration_key: Option<PathBuf>,
+    /// Instead of enrolling: the --out DIR of `flotta-server provision <device-id>`
+    /// (identity/device.pem, ca.pem, frame/context.json), for frame-only devices. Needs
+    /// --device-id.
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "device_id",
+        conflicts_with_all = ["registration_cert", "registration_key"]
+    )]
+    provisioned: Option<PathBuf>,
+    /// Device id (default: the board's /etc/machine-id; with --provisioned: the id it was
+    /// provisioned for, checked against its certificate).
     #[arg(long)]
     device_id: Option<String>,
     /// Link profile: ethernet, wifi, nb-iot, satellite, lora.
@@ -111,6 +129,14 @@ fn write(a: WriteArgs) -> Result<()> {
             })
         }
     };
+    let enrolment = match (a.provisioned, a.registration_cert, a.registration_key) {
+        (Some(dir), None, None) => Enrolment::Provisioned(dir),
+        (None, Some(cert), Some(key)) => Enrolment::Registration { cert, key },
+        // clap's group and requires make these unreachable; say it anyway.
+        _ => anyhow::bail!(
+            "give either --registration-cert and --registration-key, or --provisioned DIR"
+        ),
+    };
     let o = WriteOptions {
         image: a.image,
         output: a.output,
@@ -118,8 +144,7 @@ fn write(a: WriteArgs) -> Result<()> {
         agent: a.agent,
         server_url: a.server_url,
         ca: a.ca,
-        registration_cert: a.registration_cert,
-        registration_key: a.registration_key,
+        enrolment,
         device_id: a.device_id,
         link: a.link,
         hostname: a.hostname,

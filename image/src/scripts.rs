@@ -19,6 +19,9 @@ pub struct InstallSettings<'a> {
     pub ssh_user: Option<&'a str>,
     /// Start the agent at once (cloud-init: boot goes on after runcmd).
     pub start_now: bool,
+    /// Install a provisioned identity and frame keys (`--provisioned`) instead of the
+    /// registration certificate and key.
+    pub provisioned: bool,
 }
 
 /// Quote `s` for POSIX sh.
@@ -60,10 +63,11 @@ pub fn check_user(u: &str) -> Result<()> {
 pub fn install_sh(s: &InstallSettings<'_>) -> String {
     format!(
         "#!/bin/sh\n# flotta first-boot installer, written by flotta-image. Runs once, then deletes itself.\n\
-         set -eu\nFLOTTA_HOSTNAME={}\nFLOTTA_SSH_USER={}\nFLOTTA_START_NOW={}\n{INSTALL_BODY}",
+         set -eu\nFLOTTA_HOSTNAME={}\nFLOTTA_SSH_USER={}\nFLOTTA_START_NOW={}\nFLOTTA_PROVISIONED={}\n{INSTALL_BODY}",
         sh_quote(s.hostname.unwrap_or("")),
         sh_quote(s.ssh_user.unwrap_or("")),
         u8::from(s.start_now),
+        u8::from(s.provisioned),
     )
 }
 
@@ -131,6 +135,7 @@ mod tests {
             hostname: Some("n1"),
             ssh_user: None,
             start_now: true,
+            provisioned: false,
         });
         assert!(
             s.starts_with("#!/bin/sh\n")

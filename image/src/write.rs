@@ -14,6 +14,7 @@ use crate::detect::{self, Detected, Flavour};
 use crate::elf;
 use crate::error::{ImageError, Result};
 use crate::partition;
+use crate::provisioned;
 use crate::scripts::{self, InstallSettings};
 use crate::source;
 use crate::wifi::{self, Wifi};
@@ -24,17 +25,23 @@ pub const INSTALL_SH: &str = "flotta-install.sh";
 /// Every file a payload can have, in the boot partition's root directory (no directory:
 /// fatfs 0.3.6 writes subdirectories that fsck.fat and the kernel take for corrupt). A rewrite
 /// removes those of them it does not write again; install.sh removes exactly these.
-pub const PAYLOAD_FILES: [&str; 9] = [
+pub const PAYLOAD_FILES: [&str; 11] = [
     INSTALL_SH,
     "flotta-agent",
     "flotta-agent.toml",
     "flotta-ca.pem",
     "flotta-register.pem",
     "flotta-register.key",
+    DEVICE_PEM,
+    FRAME_CONTEXT,
     "flotta-agent.service",
     "flotta-wifi.nmconnection",
     "flotta-authorized_keys",
 ];
+/// `--provisioned`: the identity file (key then certificate), for `/var/lib/flotta/identity/device.pem`.
+pub const DEVICE_PEM: &str = "flotta-device.pem";
+/// `--provisioned`: the frame keys, for `/var/lib/flotta/frame/context.json`.
+pub const FRAME_CONTEXT: &str = "flotta-frame-context.json";
 /// The payload directory older flotta-image versions wrote, and the files they put in it.
 pub const LEGACY_DIR: &str = "flotta";
 const LEGACY_FILES: [&str; 9] = [
@@ -64,13 +71,13 @@ pub struct WriteOptions {
     pub agent: PathBuf,
     /// Edge API URL.
     pub server_url: String,
-    /// CA certificate (PEM).
-    pub ca: PathBuf,
-    /// Registration certificate (PEM).
-    pub registration_cert: PathBuf,
-    /// Registration key (PEM).
-    pub registration_key: PathBuf,
-    /// Device id; default the board's /etc/machine-id.
+    /// CA certificate (PEM); needed for [`Enrolment::Registration`], optional for
+    /// [`Enrolment::Provisioned`] (whose `ca.pem` is used; if given, it must be the same).
+    pub ca: Option<PathBuf>,
+    /// How the device gets its identity.
+    pub enrolment: Enrolment,
+    /// Device id; default the board's /etc/machine-id. Required for
+    /// [`Enrolment::Provisioned`]: the id it was provisioned for.
     pub device_id: Option<String>,
     /// Link profile name.
     pub link: Option<String>,
@@ -86,6 +93,30 @@ pub struct WriteOptions {
     pub wifi_country: Option<String>,
     /// TOML fragment merged over the generated agent config.
     pub agent_config: Option<PathBuf>,
+}
+
+/// How the written device gets its identity.
+#[derive(Debug, Clone)]
+pub enum Enrolment {
+    /// It enrols at its first TLS contact with the factory registration certificate.
+    Registration {
+        /// Registration certificate (PEM).
+        cert: PathBuf,
+        /// Its key (PEM).
+        key: PathBuf,
+    },
+    /// It is complete already: the output directory of `flotta-server provision` (its
+    /// `identity/device.pem`, `ca.pem`, `frame/context.json`); see [`provisioned`].
+    Provisioned(PathBuf),
+}
+
+impl Default for Enrolment {
+    fn default() -> Self {
+        Enrolment::Registration {
+            cert: PathBuf::new(),
+            key: PathBuf::new(),
+        }
+    }
 }
 
 /// What was written.
@@ -144,6 +175,7 @@ struct Payload {
     hostname: Option<String>,
     ssh_user: Option<String>,
     country: Option<String>,
+    provisioned: bool,
 }
 
 /// Check every input and build the payload; nothing touches the image yet.
@@ -173,24 +205,43 @@ fn prepare(o: &WriteOptions) -> Result<Payload> {
         })?),
         None => None,
     };
+    let mut files: BTreeMap<&'static str, Vec<u8>> = BTreeMap::new();
+    let provisioned = match &o.enrolment {
+        Enrolment::Registration { cert, key } => {
+            let ca = o.ca.as_deref().ok_or_else(|| {
+                ImageError::Invalid("--ca is needed with --registration-cert".into())
+            })?;
+            files.insert("flotta-ca.pem", read_pem(ca, "--ca")?);
+            files.insert(
+                "flotta-register.pem",
+                read_pem(cert, "--registration-cert")?,
+            );
+            files.insert("flotta-register.key", read_pem(key, "--registration-key")?);
+            false
+        }
+        Enrolment::Provisioned(dir) => {
+            let id = o.device_id.as_deref().ok_or_else(|| {
+                ImageError::Invalid(format!(
+                    "--provisioned {} needs --device-id: the id it was provisioned for",
+                    dir.display()
+                ))
+            })?;
+            let p = provisioned::load(dir, id, o.ca.as_deref())?;
+            files.insert("flotta-ca.pem", p.ca);
+            files.insert(DEVICE_PEM, p.identity);
+            files.insert(FRAME_CONTEXT, p.frame_context);
+            true
+        }
+    };
     let config = agent_config::render(&ConfigInput {
         server_url: &o.server_url,
         device_id: o.device_id.as_deref(),
         link_profile: o.link.as_deref(),
         fragment: fragment.as_deref(),
+        provisioned,
     })?;
-    let mut files: BTreeMap<&'static str, Vec<u8>> = BTreeMap::new();
     files.insert("flotta-agent", agent);
     files.insert("flotta-agent.toml", config.into_bytes());
-    files.insert("flotta-ca.pem", read_pem(&o.ca, "--ca")?);
-    files.insert(
-        "flotta-register.pem",
-        read_pem(&o.registration_cert, "--registration-cert")?,
-    );
-    files.insert(
-        "flotta-register.key",
-        read_pem(&o.registration_key, "--registration-key")?,
-    );
     files.insert("flotta-agent.service", UNIT.as_bytes().to_vec());
     if let Some(w) = &o.wifi {
         wifi::check_ssid(&w.ssid)?;
@@ -206,6 +257,7 @@ fn prepare(o: &WriteOptions) -> Result<Payload> {
         hostname: o.hostname.clone(),
         ssh_user: o.user.clone(),
         country: o.wifi_country.clone(),
+        provisioned,
     })
 }
 
@@ -276,6 +328,7 @@ fn edit(file: &mut File, board: &str, payload: &Payload) -> Result<Written> {
             hostname: payload.hostname.as_deref(),
             ssh_user: payload.ssh_user.as_deref(),
             start_now: det.flavour == Flavour::CloudInit,
+            provisioned: payload.provisioned,
         })
         .into_bytes(),
     );

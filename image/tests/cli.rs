@@ -114,3 +114,75 @@ fn inspect_and_cat_read_the_boot_partition() {
     let o = bin().arg("cat").arg(&a).arg("nope.txt").output().unwrap();
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("nope.txt"));
 }
+
+#[test]
+fn registration_or_provisioned_exactly_one_and_provisioned_needs_the_device_id() {
+    let d = tempfile::tempdir().unwrap();
+    inputs(d.path(), Userland::Armhf);
+    let p = common::provision(d.path(), "prov", "sensor-3");
+    let a = ImageSpec::bookworm(Userland::Armhf).build(&d.path().join("a.img"));
+    let out = d.path().join("b.img");
+    let base = || {
+        let mut c = bin();
+        c.arg("write").arg(&a).arg("-o").arg(&out);
+        c.args([
+            "--board",
+            "rpi-zero",
+            "--server-url",
+            "https://flotta.example:8043",
+        ]);
+        c.arg("--agent").arg(d.path().join("flotta-agent"));
+        c.env_remove("FLOTTA_WIFI_PSK");
+        c
+    };
+    let refused = |mut c: Command, needle: &str| {
+        let o = c.output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains(needle),
+            "wanted {needle:?} in: {err}"
+        );
+        assert!(!out.exists());
+    };
+    // Both ways.
+    let mut c = write_cmd(d.path(), &a, &out);
+    c.arg("--provisioned")
+        .arg(&p.dir)
+        .args(["--device-id", "sensor-3"]);
+    refused(c, "cannot be used with");
+    // Neither.
+    let mut c = base();
+    c.arg("--ca").arg(d.path().join("ca.pem"));
+    refused(c, "--registration-cert <FILE>|--provisioned <DIR>");
+    // Half of the registration pair.
+    let mut c = base();
+    c.arg("--ca").arg(d.path().join("ca.pem"));
+    c.arg("--registration-cert")
+        .arg(d.path().join("register.pem"));
+    refused(c, "--registration-key");
+    // --provisioned without --device-id.
+    let mut c = base();
+    c.arg("--provisioned").arg(&p.dir);
+    refused(c, "--device-id");
+    // Registration without --ca.
+    let mut c = base();
+    c.arg("--registration-cert")
+        .arg(d.path().join("register.pem"));
+    c.arg("--registration-key")
+        .arg(d.path().join("register.key"));
+    refused(c, "--ca");
+    // The id the directory was not provisioned for.
+    let mut c = base();
+    c.arg("--provisioned")
+        .arg(&p.dir)
+        .args(["--device-id", "sensor-4"]);
+    refused(c, "is not the device");
+
+    // --provisioned with --device-id, --ca optional; --link names a frame link profile.
+    let mut c = base();
+    c.arg("--provisioned").arg(&p.dir);
+    c.args(["--device-id", "sensor-3", "--link", "lora"]);
+    ok(c.output().unwrap());
+    assert_eq!(cat(&out, "flotta-device.pem"), p.identity);
+    assert!(cat(&out, "flotta-agent.toml").contains("link_profile = \"lora\""));
+}

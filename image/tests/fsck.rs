@@ -136,15 +136,11 @@ fn the_written_boot_partition_passes_fsck_for_both_flavours_rewrites_and_replace
             psk: "correct horse battery".into(),
         });
         o.wifi_country = Some("DE".into());
-        write(&o).unwrap();
+        let w = write(&o).unwrap();
         let text = assert_clean(&b, &format!("{board}: first write"));
         // The long names (lower case, longer than 8.3) are read back from their LFN entries.
-        for name in flotta_image::write::PAYLOAD_FILES {
-            assert!(
-                text.contains(&format!("Checking file /{name} (FLOTTA~")),
-                "{board}: {name} not listed by its long name:\n{text}"
-            );
-        }
+        assert_eq!(w.files.len(), 9, "{:?}", w.files);
+        assert_long_names(&text, &w.files, board);
         o.image = b.clone();
         write(&o).unwrap();
         assert_clean(&b, &format!("{board}: second, idempotent write"));
@@ -155,6 +151,36 @@ fn the_written_boot_partition_passes_fsck_for_both_flavours_rewrites_and_replace
         assert_clean(&b, &format!("{board}: rewrite without Wi-Fi and ssh key"));
         let report = flotta_image::inspect(&b).unwrap();
         assert_eq!(report.payload.len(), 7, "{:?}", report.payload);
+        // A provisioned rewrite: the registration files go, identity and frame keys come.
+        let p = common::provision(d.path(), "prov", "sensor-7");
+        let mut o = common::provisioned_options(&i, &p, "sensor-7", &b, &b, board);
+        o.wifi = Some(Wifi {
+            ssid: "fieldnet".into(),
+            psk: "correct horse battery".into(),
+        });
+        o.ssh_authorized_key = Some(d.path().join("id.pub"));
+        let w = write(&o).unwrap();
+        let text = assert_clean(&b, &format!("{board}: provisioned rewrite"));
+        assert_eq!(w.files.len(), 9, "{:?}", w.files);
+        assert_long_names(&text, &w.files, board);
+        // Between them the two writes put every payload file on the partition.
+        assert!(
+            flotta_image::write::PAYLOAD_FILES
+                .iter()
+                .all(|f| w.files.iter().any(|n| n == f) || f.contains("register")),
+            "{:?}",
+            w.files
+        );
+    }
+}
+
+/// fsck.fat listed each of `names` by its long name.
+fn assert_long_names(text: &str, names: &[String], board: &str) {
+    for name in names {
+        assert!(
+            text.contains(&format!("Checking file /{name} (FLOTTA~")),
+            "{board}: {name} not listed by its long name:\n{text}"
+        );
     }
 }
 

@@ -237,3 +237,73 @@ fn assert_payload_gone_neighbours_kept(boot: &Path) {
         assert!(boot.join(f).exists(), "install.sh removed {f}");
     }
 }
+
+#[test]
+fn a_provisioned_card_installs_identity_and_frame_keys_and_the_agent_needs_no_enrolment() {
+    let d = tempfile::tempdir().unwrap();
+    let i = inputs(d.path(), Userland::Armhf);
+    let p = common::provision(d.path(), "prov", "sensor-0042");
+    let a = ImageSpec::bookworm(Userland::Armhf).build(&d.path().join("a.img"));
+    let b = d.path().join("b.img");
+    let mut o = common::provisioned_options(&i, &p, "sensor-0042", &a, &b, "rpi-zero");
+    o.link = Some("nb-iot".into());
+    flotta_image::write(&o).unwrap();
+    let boot = d.path().join("boot");
+    extract(&b, &boot);
+    let root = root(d.path(), Some("pi"));
+    // A data directory from an earlier life is replaced: the card was written for this device.
+    std::fs::create_dir_all(root.join("var/lib/flotta/identity")).unwrap();
+    std::fs::write(root.join("var/lib/flotta/identity/device.pem"), "stale").unwrap();
+    run(&boot.join("firstrun.sh"), &root, d.path());
+
+    let data = root.join("var/lib/flotta");
+    for dir in ["", "identity", "frame"] {
+        assert_eq!(mode(&data.join(dir)), 0o700, "var/lib/flotta/{dir}");
+    }
+    let id = data.join("identity/device.pem");
+    let fc = data.join("frame/context.json");
+    assert_eq!(std::fs::read_to_string(&id).unwrap(), p.identity);
+    assert_eq!(std::fs::read_to_string(&fc).unwrap(), p.frame_context);
+    assert_eq!((mode(&id), mode(&fc)), (0o600, 0o600));
+    let ca = root.join("etc/flotta/ca.pem");
+    assert_eq!(std::fs::read_to_string(&ca).unwrap(), p.ca);
+    assert!(
+        !root.join("etc/flotta/register.pem").exists()
+            && !root.join("etc/flotta/register.key").exists()
+    );
+    let toml = std::fs::read_to_string(root.join("etc/flotta/agent.toml")).unwrap();
+    let mut cfg = flotta_image::agent_config::validate(&toml).unwrap();
+    assert_eq!(
+        cfg.device_id, "sensor-0042",
+        "machine-id does not replace it"
+    );
+    assert_eq!(cfg.link_profile, "nb-iot");
+    assert_payload_gone_neighbours_kept(&boot);
+
+    // The agent, pointed at this root, has its identity and frame keys without enrolling: no
+    // server answers at server_url, and there is no registration certificate.
+    cfg.data_dir = data.clone();
+    cfg.ca_cert_path = ca;
+    cfg.server_url = "https://127.0.0.1:9".into();
+    let identity = flotta_agent::register::ensure_identity(
+        &cfg,
+        "sensor-0042",
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .unwrap(),
+        false,
+        &flotta_agent::agent_time::AgentClock::system(),
+    )
+    .unwrap();
+    assert_eq!(
+        format!("{}{}", identity.key_pem, identity.cert_pem),
+        p.identity
+    );
+    let keys = flotta_agent::frame_keys::load(&data).unwrap().unwrap();
+    assert_eq!(keys.epoch, 1);
+    flotta_agent::frame_keys::device_context(&keys, "sensor-0042").unwrap();
+}

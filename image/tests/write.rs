@@ -395,3 +395,171 @@ fn bad_agent_config_fragments_fail_before_the_image_is_touched() {
     write(&o).unwrap();
     assert!(cat(&out, "flotta-agent.toml").contains("upload_interval_seconds = 60"));
 }
+
+#[test]
+fn a_provisioned_write_carries_identity_ca_and_frame_keys_and_no_registration() {
+    let d = tempfile::tempdir().unwrap();
+    let i = inputs(d.path(), Userland::Armhf);
+    let p = common::provision(d.path(), "prov", "sensor-0042");
+    let a = ImageSpec::bookworm(Userland::Armhf).build(&d.path().join("a.img"));
+    let (b, c) = (d.path().join("b.img"), d.path().join("c.img"));
+    let frag = d.path().join("frag.toml");
+    std::fs::write(
+        &frag,
+        "links = [\"udp\"]\n[udp]\nserver_addr = \"frames.example:5684\"\n",
+    )
+    .unwrap();
+    let mut o = common::provisioned_options(&i, &p, "sensor-0042", &a, &b, "rpi-zero");
+    o.link = Some("nb-iot".into());
+    o.agent_config = Some(frag);
+    let w = write(&o).unwrap();
+    assert!(
+        w.files.contains(&"flotta-device.pem".to_owned())
+            && !w.files.iter().any(|f| f.contains("register")),
+        "{:?}",
+        w.files
+    );
+    assert_eq!(cat(&b, "flotta-device.pem"), p.identity);
+    assert_eq!(cat(&b, "flotta-frame-context.json"), p.frame_context);
+    assert_eq!(cat(&b, "flotta-ca.pem"), p.ca);
+    assert!(flotta_image::cat(&b, "flotta-register.key").is_err());
+    let toml = cat(&b, "flotta-agent.toml");
+    assert!(!toml.contains("registration"), "{toml}");
+    let cfg = flotta_image::agent_config::validate(&toml).unwrap();
+    assert_eq!(cfg.device_id, "sensor-0042");
+    assert_eq!(cfg.link_profile, "nb-iot");
+    assert_eq!(cfg.udp.server_addr, "frames.example:5684");
+    assert!(cat(&b, "flotta-install.sh").contains("\nFLOTTA_PROVISIONED=1\n"));
+    let report = flotta_image::inspect(&b).unwrap().to_string();
+    assert!(
+        report.contains("flotta payload: flotta-agent, flotta-agent.service, flotta-agent.toml, flotta-ca.pem, flotta-device.pem, flotta-frame-context.json, flotta-install.sh\n"),
+        "{report}"
+    );
+    // Idempotent, and --ca naming the same CA (other PEM text, same certificate) changes nothing.
+    let same_ca = d.path().join("same-ca.pem");
+    std::fs::write(&same_ca, p.ca.replace('\n', "\r\n")).unwrap();
+    o.ca = Some(same_ca);
+    o.image = b.clone();
+    o.output = c.clone();
+    write(&o).unwrap();
+    assert!(
+        std::fs::read(&b).unwrap() == std::fs::read(&c).unwrap(),
+        "B and C differ"
+    );
+    // Back to a registration write: the provisioned files go.
+    let back = options(&i, &c, &c, "rpi-zero");
+    write(&back).unwrap();
+    assert!(flotta_image::cat(&c, "flotta-device.pem").is_err());
+    assert!(flotta_image::cat(&c, "flotta-frame-context.json").is_err());
+    assert!(cat(&c, "flotta-install.sh").contains("\nFLOTTA_PROVISIONED=0\n"));
+    assert!(stray_files(d.path()).is_empty());
+}
+
+/// A provisioned write of `o` is refused with `needle` in the message; no output, no temp file.
+fn provisioned_refused(dir: &Path, o: &flotta_image::WriteOptions, needle: &str) {
+    let err = write(o).unwrap_err().to_string();
+    assert!(err.contains(needle), "wanted {needle:?} in: {err}");
+    assert!(!o.output.exists(), "{needle}: an output was left");
+    assert!(stray_files(dir).is_empty(), "{needle}: temp left");
+}
+
+#[test]
+fn bad_provisioning_directories_are_refused_naming_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    let i = inputs(d.path(), Userland::Arm64);
+    let p = common::provision(d.path(), "prov", "gw-7");
+    let a = ImageSpec::trixie(Userland::Arm64).build(&d.path().join("a.img"));
+    let out = d.path().join("out.img");
+    let good = common::provisioned_options(&i, &p, "gw-7", &a, &out, "rpi-4");
+    let dir = p.dir.display().to_string();
+
+    let mut o = good.clone();
+    o.device_id = None;
+    provisioned_refused(d.path(), &o, "needs --device-id");
+    o.device_id = Some("gw-8".into());
+    provisioned_refused(d.path(), &o, "--device-id \"gw-8\" is not the device");
+    let err = write(&o).unwrap_err().to_string();
+    assert!(
+        err.contains("names \"gw-7\"") && err.contains("identity/device.pem"),
+        "{err}"
+    );
+
+    // --ca other than DIR/ca.pem (the test inputs' placeholder CA).
+    let mut o = good.clone();
+    o.ca = Some(d.path().join("ca.pem"));
+    provisioned_refused(d.path(), &o, "is not the CA of the provisioned device");
+
+    // Damaged frame keys: the agent's loader names the file.
+    let fc = p.dir.join("frame/context.json");
+    std::fs::write(&fc, p.frame_context.replace("cafe0001", "cafe01")).unwrap();
+    provisioned_refused(
+        d.path(),
+        &good,
+        &format!("{dir}/frame/context.json is invalid"),
+    );
+    std::fs::write(&fc, "{ not json").unwrap();
+    provisioned_refused(d.path(), &good, "frame/context.json is invalid");
+    std::fs::remove_file(&fc).unwrap();
+    provisioned_refused(d.path(), &good, "reading");
+    std::fs::write(&fc, &p.frame_context).unwrap();
+
+    // Identity and CA of two different provisionings.
+    let other = common::provision(d.path(), "other", "gw-7");
+    let ca = p.dir.join("ca.pem");
+    std::fs::write(&ca, &other.ca).unwrap();
+    provisioned_refused(d.path(), &good, "is not signed by");
+    std::fs::write(&ca, "not a certificate\n").unwrap();
+    provisioned_refused(d.path(), &good, &format!("{dir}/ca.pem is not PEM"));
+    std::fs::write(&ca, &p.ca).unwrap();
+
+    // A key that is not the certificate's, and a damaged certificate.
+    let id = p.dir.join("identity/device.pem");
+    let (other_key, _) = other
+        .identity
+        .split_at(other.identity.find("-----BEGIN CERTIFICATE").unwrap());
+    let (_, cert) = p
+        .identity
+        .split_at(p.identity.find("-----BEGIN CERTIFICATE").unwrap());
+    std::fs::write(&id, format!("{other_key}{cert}")).unwrap();
+    provisioned_refused(d.path(), &good, "the private key is not the certificate's");
+    std::fs::write(&id, cert).unwrap();
+    provisioned_refused(
+        d.path(),
+        &good,
+        "identity/device.pem must hold the private key",
+    );
+    std::fs::write(
+        &id,
+        p.identity.replace(
+            "-----BEGIN CERTIFICATE-----\n",
+            "-----BEGIN CERTIFICATE-----\nAAAA",
+        ),
+    )
+    .unwrap();
+    provisioned_refused(d.path(), &good, "device.pem would be refused by the agent");
+    std::fs::write(&id, &p.identity).unwrap();
+
+    // Not a directory; and an --agent-config that moves the data directory.
+    let mut o = good.clone();
+    o.enrolment = flotta_image::Enrolment::Provisioned(d.path().join("nope"));
+    provisioned_refused(d.path(), &o, "is not a directory");
+    let frag = d.path().join("frag.toml");
+    std::fs::write(&frag, "data_dir = \"/srv/flotta\"\n").unwrap();
+    let mut o = good.clone();
+    o.agent_config = Some(frag);
+    provisioned_refused(d.path(), &o, "data_dir");
+
+    // Everything restored: it writes.
+    write(&good).unwrap();
+    assert_eq!(cat(&out, "flotta-device.pem"), p.identity);
+}
+
+#[test]
+fn a_registration_write_needs_the_ca() {
+    let d = tempfile::tempdir().unwrap();
+    let i = inputs(d.path(), Userland::Arm64);
+    let a = ImageSpec::trixie(Userland::Arm64).build(&d.path().join("a.img"));
+    let mut o = options(&i, &a, &d.path().join("out.img"), "rpi-4");
+    o.ca = None;
+    provisioned_refused(d.path(), &o, "--ca is needed with --registration-cert");
+}

@@ -7,9 +7,9 @@ use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use flotta_image::WriteOptions;
 use flotta_image::board::Userland;
 use flotta_image::window::Window;
+use flotta_image::{Enrolment, WriteOptions};
 use mbrman::{CHS, MBR, MBRPartitionEntry};
 
 pub const CMDLINE: &str = "console=serial0,115200 console=tty1 root=PARTUUID=abcd1234-02 rootfstype=ext4 fsck.repair=yes rootwait\n";
@@ -216,9 +216,11 @@ pub fn options(i: &Inputs, image: &Path, output: &Path, board: &str) -> WriteOpt
         board: board.into(),
         agent: i.agent.clone(),
         server_url: "https://flotta.example:8043".into(),
-        ca: i.dir.join("ca.pem"),
-        registration_cert: i.dir.join("register.pem"),
-        registration_key: i.dir.join("register.key"),
+        ca: Some(i.dir.join("ca.pem")),
+        enrolment: Enrolment::Registration {
+            cert: i.dir.join("register.pem"),
+            key: i.dir.join("register.key"),
+        },
         ..WriteOptions::default()
     }
 }
@@ -234,4 +236,74 @@ pub fn stray_files(dir: &Path) -> Vec<String> {
 
 pub fn cat(image: &Path, path: &str) -> String {
     String::from_utf8(flotta_image::cat(image, path).unwrap()).unwrap()
+}
+
+/// What [`provision`] made.
+pub struct Provision {
+    /// The directory, as `flotta-server provision --out DIR` leaves it.
+    pub dir: PathBuf,
+    /// `identity/device.pem`: key then certificate.
+    pub identity: String,
+    /// `ca.pem`.
+    pub ca: String,
+    /// `frame/context.json`.
+    pub frame_context: String,
+}
+
+/// A `flotta-server provision <device_id> --out dir/name` directory made here: a CA, a device
+/// key and its certificate (CN = `device_id`) signed by it, and frame keys (the proto's
+/// `FrameKeys` JSON).
+pub fn provision(dir: &Path, name: &str, device_id: &str) -> Provision {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let out = dir.join(name);
+    std::fs::create_dir_all(out.join("identity")).unwrap();
+    std::fs::create_dir_all(out.join("frame")).unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "flotta test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, device_id);
+    let cert = params.signed_by(&key, &issuer).unwrap().pem();
+    let identity = format!("{}{cert}", key.serialize_pem());
+    let keys = flotta_proto::frame_keys::FrameKeys {
+        key_id: [0xca, 0xfe, 0, 1],
+        epoch: 1,
+        master_secret: [0x5a; 32],
+        master_salt: vec![7; 8],
+    };
+    let frame_context = format!("{}\n", serde_json::to_string_pretty(&keys).unwrap());
+    std::fs::write(out.join("identity/device.pem"), &identity).unwrap();
+    std::fs::write(out.join("ca.pem"), &ca).unwrap();
+    std::fs::write(out.join("frame/context.json"), &frame_context).unwrap();
+    Provision {
+        dir: out,
+        identity,
+        ca,
+        frame_context,
+    }
+}
+
+/// `options` for a provisioned write: `--provisioned p.dir --device-id device_id`, no `--ca`.
+pub fn provisioned_options(
+    i: &Inputs,
+    p: &Provision,
+    device_id: &str,
+    image: &Path,
+    output: &Path,
+    board: &str,
+) -> WriteOptions {
+    WriteOptions {
+        ca: None,
+        enrolment: Enrolment::Provisioned(p.dir.clone()),
+        device_id: Some(device_id.into()),
+        ..options(i, image, output, board)
+    }
 }
