@@ -73,8 +73,15 @@ pub fn install_sh(s: &InstallSettings<'_>) -> String {
 
 /// The complete firstrun.sh: runs flotta-install.sh, then removes its own cmdline.txt hook and itself
 /// whatever install.sh did (a hook left behind would run on every boot), and exits 0 so that
-/// `systemd.run_success_action=reboot` boots the installed system.
+/// `systemd.run_success_action=reboot` boots the installed system. When install.sh failed
+/// before its own clean-up, the payload (the registration key or provisioned identity, the
+/// Wi-Fi passphrase) is removed here all the same: the hook is gone, so nothing would ever
+/// use it, and nothing secret may stay readable on the boot partition.
 pub fn firstrun_sh() -> String {
+    let payload: String = crate::write::PAYLOAD_FILES
+        .iter()
+        .map(|f| format!(" \"$BOOT/{f}\""))
+        .collect();
     format!(
         "#!/bin/sh\n{FIRSTRUN_MARK}: runs flotta-install.sh once from the kernel command line\n\
          # (systemd.run=), then removes its cmdline.txt hook and itself.\n\
@@ -82,6 +89,7 @@ pub fn firstrun_sh() -> String {
          BOOT=$(cd \"$(dirname \"$0\")\" && pwd -P)\n\
          sh \"$BOOT/flotta-install.sh\"\n\
          status=$?\n\
+         if [ \"$status\" -ne 0 ]; then rm -f{payload}; fi\n\
          sed -i -e 's| systemd\\.run=[^ ]*/firstrun\\.sh||g' \\\n    \
          -e 's| systemd\\.run_success_action=reboot||g' \\\n    \
          -e 's| systemd\\.unit=kernel-command-line\\.target||g' \"$BOOT/cmdline.txt\"\n\

@@ -239,6 +239,36 @@ fn assert_payload_gone_neighbours_kept(boot: &Path) {
 }
 
 #[test]
+fn a_failed_install_still_removes_the_secrets_and_the_hook() {
+    let d = tempfile::tempdir().unwrap();
+    let i = inputs(d.path(), Userland::Armhf);
+    let a = ImageSpec::bookworm(Userland::Armhf).build(&d.path().join("a.img"));
+    let b = d.path().join("b.img");
+    let mut o = options(&i, &a, &b, "rpi-zero");
+    o.wifi = Some(Wifi {
+        ssid: "fieldnet".into(),
+        psk: "correct horse battery".into(),
+    });
+    flotta_image::write(&o).unwrap();
+    let boot = d.path().join("boot");
+    extract(&b, &boot);
+    assert!(boot.join("flotta-register.key").exists());
+    // /usr/local/bin is a file: install.sh fails before its own clean-up.
+    let root = root(d.path(), None);
+    std::fs::create_dir_all(root.join("usr/local")).unwrap();
+    std::fs::write(root.join("usr/local/bin"), "not a directory").unwrap();
+    run(&boot.join("firstrun.sh"), &root, d.path());
+    assert!(
+        !root.join("etc/flotta/agent.toml").exists(),
+        "install.sh did not fail"
+    );
+    assert_payload_gone_neighbours_kept(&boot);
+    assert!(!boot.join("firstrun.sh").exists());
+    let cmdline = std::fs::read_to_string(boot.join("cmdline.txt")).unwrap();
+    assert!(!cmdline.contains("systemd.run"), "{cmdline}");
+}
+
+#[test]
 fn a_provisioned_card_installs_identity_and_frame_keys_and_the_agent_needs_no_enrolment() {
     let d = tempfile::tempdir().unwrap();
     let i = inputs(d.path(), Userland::Armhf);
