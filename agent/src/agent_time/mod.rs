@@ -306,14 +306,7 @@ impl AgentClock {
         if wall > est.saturating_add(CORRECTION_THRESHOLD_MS) {
             // Written by the next `persist_if_due`: this reading may be
             // taken with the queue locked.
-            let restamp = Self::keep_restamp(s, est, wall);
-            s.pending.push(Correction {
-                kind: CorrectionKind::SystemStep,
-                from_ms: est,
-                to_ms: wall,
-                restamp,
-            });
-            s.dirty = true;
+            Self::correct(s, CorrectionKind::SystemStep, est, wall);
         }
         s.est_ms = wall.max(est);
         s.est_mono_ms = mono;
@@ -324,6 +317,20 @@ impl AgentClock {
     /// noted (applied from now on, written when next persisted) and
     /// returned for the event. `None` when no record of this process was
     /// stamped while unconfirmed.
+    /// A correction of agent time from `from_ms` to `to_ms`: the stamps it
+    /// makes early kept for restamping, its event pending, the floor due.
+    fn correct(s: &mut State, kind: CorrectionKind, from_ms: u64, to_ms: u64) -> Option<Restamp> {
+        let restamp = Self::keep_restamp(s, from_ms, to_ms);
+        s.pending.push(Correction {
+            kind,
+            from_ms,
+            to_ms,
+            restamp,
+        });
+        s.dirty = true;
+        restamp
+    }
+
     fn keep_restamp(s: &mut State, from_ms: u64, to_ms: u64) -> Option<Restamp> {
         let first_seq = s.unconfirmed_from_seq?;
         let last_seq = s.last_stamped_seq.filter(|l| *l >= first_seq)?;
@@ -392,17 +399,10 @@ impl AgentClock {
         let mut s = self.lock();
         let now = self.read(&mut s);
         if server_ms > now.saturating_add(CORRECTION_THRESHOLD_MS) {
-            let restamp = Self::keep_restamp(&mut s, now, server_ms);
+            let restamp = Self::correct(&mut s, CorrectionKind::ServerDate, now, server_ms);
             s.unconfirmed_from_seq = None;
-            s.pending.push(Correction {
-                kind: CorrectionKind::ServerDate,
-                from_ms: now,
-                to_ms: server_ms,
-                restamp,
-            });
             s.est_ms = server_ms;
             s.confirmed = true;
-            s.dirty = true;
             // Durable at once (no queue lock is held across a request); a
             // failure is retried, and logged, by the next `persist_if_due`.
             if restamp.is_some() {

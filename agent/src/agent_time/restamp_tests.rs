@@ -104,6 +104,18 @@ fn behind_then_corrected(
     (early, late)
 }
 
+/// What the queue should send for `early` and `late` raw stamps: `(seq,
+/// stamp)` with the early ones moved by the jump.
+fn corrected(early: &[u64], late: &[u64]) -> Vec<(u64, u64)> {
+    early
+        .iter()
+        .map(|at| at + JUMP)
+        .chain(late.iter().copied())
+        .enumerate()
+        .map(|(i, at)| (i as u64, at))
+        .collect()
+}
+
 #[test]
 fn early_stamps_leave_the_queue_corrected_later_ones_unchanged_in_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -112,13 +124,7 @@ fn early_stamps_leave_the_queue_corrected_later_ones_unchanged_in_order() {
     assert!(errors.is_empty(), "{errors:?}");
     let (early, late) = behind_then_corrected(&mut q, &clock, &src);
     let read = read_stamps(&mut q);
-    let expected: Vec<(u64, u64)> = early
-        .iter()
-        .map(|at| at + JUMP)
-        .chain(late.iter().copied())
-        .enumerate()
-        .map(|(i, at)| (i as u64, at))
-        .collect();
+    let expected = corrected(&early, &late);
     assert_eq!(read, expected);
     // The last early record lands at or before the first one stamped
     // after the jump (T1 + delta = T2 <= later stamps).
@@ -327,13 +333,7 @@ fn sealed_frames_carry_corrected_stamps() {
         .iter()
         .map(|(seq, (at_ms, _, _))| (*seq, *at_ms))
         .collect();
-    let expected: Vec<(u64, u64)> = early
-        .iter()
-        .map(|at| at + JUMP)
-        .chain(late.iter().copied())
-        .enumerate()
-        .map(|(i, at)| (i as u64, at))
-        .collect();
+    let expected = corrected(&early, &late);
     assert_eq!(stored, expected);
     assert_monotonic(&stored);
 }
