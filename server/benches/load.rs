@@ -161,15 +161,21 @@ fn main() {
         provision.elapsed()
     );
     let pass = Instant::now();
-    let report =
-        flotta_server::controller::reconcile(server.store(), Default::default(), 0).unwrap();
+    let report = flotta_server::controller::reconcile(
+        server.store(),
+        server.objects(),
+        Default::default(),
+        0,
+    )
+    .unwrap();
     println!(
         "controller first pass over {} devices (creates every object): {:.1?}",
         report.devices,
         pass.elapsed()
     );
     let pass = Instant::now();
-    flotta_server::controller::reconcile(server.store(), Default::default(), 0).unwrap();
+    flotta_server::controller::reconcile(server.store(), server.objects(), Default::default(), 0)
+        .unwrap();
     println!(
         "controller steady-state pass (nothing changed): {:.1?}",
         pass.elapsed()

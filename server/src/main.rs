@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use flotta_server::cli::{self, AdminClient, OutputFormat};
 use flotta_server::clock::{Clock, SystemClock};
-use flotta_server::config::Config;
+use flotta_server::config::{Config, ObjectsBackend};
 use flotta_server::controller;
 use flotta_server::device_id::{DeviceId, Namespace};
 use flotta_server::links::LinkAddress;
@@ -268,9 +268,19 @@ fn main() -> anyhow::Result<()> {
             store
                 .approve(&id)
                 .with_context(|| format!("approving {id}"))?;
-            let now = clock.now_ms();
-            controller::reconcile_device(&store, config.controller_settings(), &id, now)
+            // With objects in a cluster, the running server's next pass
+            // writes the approval there.
+            if config.objects == ObjectsBackend::Embedded {
+                let now = clock.now_ms();
+                controller::reconcile_device(
+                    &store,
+                    &store,
+                    config.controller_settings(),
+                    &id,
+                    now,
+                )
                 .with_context(|| format!("updating the objects of {id}"))?;
+            }
             println!("approved {id}");
         }
         Command::Apply {
@@ -448,13 +458,16 @@ fn main() -> anyhow::Result<()> {
             };
             let made = provision::provision(store.clone(), &pki, &request)
                 .with_context(|| format!("provisioning {id}"))?;
-            controller::reconcile_device(
-                &*store,
-                config.controller_settings(),
-                &id,
-                clock.now_ms(),
-            )
-            .with_context(|| format!("updating the objects of {id}"))?;
+            if config.objects == ObjectsBackend::Embedded {
+                controller::reconcile_device(
+                    &*store,
+                    &flotta_server::objects::StoreObjects(store.clone()),
+                    config.controller_settings(),
+                    &id,
+                    clock.now_ms(),
+                )
+                .with_context(|| format!("updating the objects of {id}"))?;
+            }
             for f in &made.files {
                 println!("{}", f.display());
             }

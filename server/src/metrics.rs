@@ -117,6 +117,16 @@ pub struct LoraLabels {
     pub result: String,
 }
 
+/// Labels of `flotta_kubernetes_requests_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KubeLabels {
+    /// `create`, `patch`, `status`, `delete` or `get`.
+    pub verb: String,
+    /// `ok`, `conflict`, `not_found`, `refused` (other 4xx), `retry` (5xx,
+    /// 429, timeouts, connection errors).
+    pub result: String,
+}
+
 /// Every metric the server exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -151,6 +161,10 @@ pub struct Metrics {
     pub lorawan_uplinks: Family<LoraLabels, Counter>,
     /// LoRaWAN downlink deliveries by network and result.
     pub lorawan_downlinks: Family<LoraLabels, Counter>,
+    /// Kubernetes API writes (and reads outside the watches) by verb and result.
+    pub kube_requests: Family<KubeLabels, Counter>,
+    /// Status writes waiting for the Kubernetes rate limit.
+    pub kube_status_pending: Gauge,
 }
 
 impl Default for Metrics {
@@ -251,6 +265,19 @@ impl Metrics {
              ok, failed (refused by the network server), retry, gave_up",
             lorawan_downlinks.clone(),
         );
+        let kube_requests = Family::<KubeLabels, Counter>::default();
+        registry.register(
+            "flotta_kubernetes_requests",
+            "Kubernetes API requests outside the watches (objects = kubernetes) by verb \
+             (create, patch, status, delete, get) and result (ok, conflict, not_found, refused, retry)",
+            kube_requests.clone(),
+        );
+        let kube_status_pending = Gauge::default();
+        registry.register(
+            "flotta_kubernetes_status_pending",
+            "Status writes waiting for kubernetes_status_writes_per_second (one per object at most)",
+            kube_status_pending.clone(),
+        );
         registry.register(
             "flotta_store_operation_seconds",
             "Latency of store calls by operation",
@@ -273,7 +300,29 @@ impl Metrics {
             sbd_mt,
             lorawan_uplinks,
             lorawan_downlinks,
+            kube_requests,
+            kube_status_pending,
         }
+    }
+
+    /// Count one Kubernetes API request.
+    pub fn count_kube(&self, verb: &str, result: &str) {
+        self.kube_requests
+            .get_or_create(&KubeLabels {
+                verb: verb.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Kubernetes API requests counted so far with `verb` and `result`.
+    pub fn kube_requests(&self, verb: &str, result: &str) -> u64 {
+        self.kube_requests
+            .get_or_create(&KubeLabels {
+                verb: verb.to_owned(),
+                result: result.to_owned(),
+            })
+            .get()
     }
 
     fn lora(family: &Family<LoraLabels, Counter>, network: &str, result: &str) -> Counter {

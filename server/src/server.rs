@@ -15,6 +15,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::{self, AppState};
 use crate::clock::Clock;
+use crate::cluster::Cluster;
+use crate::config::ObjectsBackend;
 use crate::config::{Config, ConfigError};
 use crate::controller::runner::Runner;
 use crate::frames::udp::UdpListener;
@@ -24,6 +26,7 @@ use crate::lorawan::{
     self, ChirpstackWebhook, DownlinkQueue, DownlinkWorker, LoraIngest, TtsWebhook,
 };
 use crate::metrics::Metrics;
+use crate::objects::{ObjectSource, StoreObjects};
 use crate::pki::{Pki, PkiError};
 use crate::rock7::{self, MtQueue, MtWorker, Rock7Key, Rock7Webhook};
 use crate::service::EdgeService;
@@ -54,6 +57,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The Kubernetes cluster (`objects = "kubernetes"`) could not be used.
+    #[error("kubernetes: {0}")]
+    Cluster(String),
     /// A start-up task panicked.
     #[error("start-up failed: {0}")]
     Internal(String),
@@ -66,6 +72,7 @@ impl StartError {
             StartError::Pki(e) => e.is_retriable(),
             StartError::Store(e) => e.is_retriable(),
             StartError::Bind { source, .. } => source.kind() == std::io::ErrorKind::AddrInUse,
+            StartError::Cluster(_) => true,
             StartError::Tls(_) | StartError::Config(_) | StartError::Internal(_) => false,
         }
     }
@@ -271,8 +278,21 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let metrics = Metrics::shared();
     let store: Arc<dyn Store> = Arc::new(TimedStore::new(store, metrics.clone()));
     let acceptor = TlsAcceptor::from(tls::server_config(&pki, config.tls_session_cache_entries)?);
+    let cluster = match config.objects {
+        ObjectsBackend::Embedded => None,
+        ObjectsBackend::Kubernetes => Some(
+            Cluster::connect(&config, metrics.clone())
+                .await
+                .map_err(|e| StartError::Cluster(e.to_string()))?,
+        ),
+    };
+    let objects: Arc<dyn ObjectSource> = match &cluster {
+        Some(c) => c.objects(),
+        None => Arc::new(StoreObjects(store.clone())),
+    };
     let controller = Runner::new(
         store.clone(),
+        objects.clone(),
         clock.clone(),
         config.controller_settings(),
         metrics.clone(),
@@ -285,6 +305,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     ));
     let service = EdgeService::new(
         store.clone(),
+        objects.clone(),
         pki.clone(),
         clock.clone(),
         config.clone(),
@@ -372,11 +393,14 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     };
     let api_task = tokio::spawn(listener::serve(api_listener, Arc::new(api), rx.clone()));
     let admin_task = tokio::spawn(listener::serve(admin_listener, Arc::new(admin), rx));
-    let controller_task = tokio::spawn(controller.run_loop(
+    let controller_task = tokio::spawn(controller.clone().run_loop(
         Duration::from_secs(config.controller_interval_seconds),
         shutdown.subscribe(),
     ));
     let mut tasks = vec![api_task, admin_task, controller_task];
+    if let Some(cluster) = cluster {
+        tasks.extend(cluster.spawn(controller.clone(), service.clone(), shutdown.subscribe()));
+    }
     if let Some((_, listener)) = udp {
         tasks.push(tokio::spawn(listener.serve(shutdown.subscribe())));
     }

@@ -184,6 +184,11 @@ impl TestServer {
         self.running().store().clone()
     }
 
+    /// Where the server keeps Flotta's objects (its store, or a cluster).
+    pub fn objects(&self) -> &dyn crate::objects::ObjectSource {
+        &**self.running().service().objects()
+    }
+
     /// The device-facing operations (decommissioning, frame keys).
     pub fn service(&self) -> &crate::service::EdgeService {
         self.running().service()

@@ -85,8 +85,9 @@ fn configuration_is_returned_only_when_the_version_differs() {
         "spec": {"type": "pod", "device": "dev-1",
                  "pod": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}
     });
-    flotta_server::objects::apply(s.store(), &workload, "default", "2026-01-01T00:00:00Z").unwrap();
-    flotta_server::controller::reconcile(s.store(), Default::default(), 0).unwrap();
+    flotta_server::objects::apply(s.objects(), &workload, "default", "2026-01-01T00:00:00Z")
+        .unwrap();
+    flotta_server::controller::reconcile(s.store(), s.objects(), Default::default(), 0).unwrap();
     let r = batch_response(&dev.batch("dev-1", &batch("1", vec![log(1, "x")])));
     assert_eq!(r.acked_through, Some(1));
     let cfg = r.config.unwrap();

@@ -236,7 +236,7 @@ fn decommission_revokes_at_once_on_open_connections_and_resumed_sessions() {
     let device = s.store().device(&id("dev-1")).unwrap().unwrap();
     assert_eq!(device.decommissioned.unwrap().by, "alice");
     let settings = s.config.controller_settings();
-    flotta_server::controller::reconcile(s.store(), settings, 0).unwrap();
+    flotta_server::controller::reconcile(s.store(), s.objects(), settings, 0).unwrap();
     for kind in ["EdgeDevice", "EdgeDeviceSignedRequest"] {
         let o = s.store().get_object(kind, "default", "dev-1").unwrap();
         assert!(o.is_none(), "{kind} recreated");

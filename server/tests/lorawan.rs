@@ -178,6 +178,7 @@ fn provision(s: &TestServer, name: &str, dev_eui: &str) -> SbdDevice {
     let now_ms = flotta_server::clock::unix_ms(std::time::SystemTime::now());
     flotta_server::controller::reconcile_device(
         s.store(),
+        s.objects(),
         s.config.controller_settings(),
         &id(name),
         now_ms,

@@ -34,7 +34,7 @@ fn every_status_field_the_server_writes_is_in_our_crd_schema() {
         seq: None,
     };
     store.update_status(&id, &update, &[], T0).unwrap();
-    controller::reconcile(&store, Settings::default(), T0 + 1000).unwrap();
+    controller::reconcile(&store, &store, Settings::default(), T0 + 1000).unwrap();
 
     let object = store
         .get_object("EdgeDevice", "default", "dev-1")

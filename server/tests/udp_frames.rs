@@ -288,9 +288,15 @@ fn configuration_rides_in_the_answer_when_it_fits_and_is_pending_otherwise() {
         "spec": {"type": "pod", "device": "dev-2",
                  "pod": {"spec": {"containers": [{"name": "c", "image": "registry.example/a/very/long/image/name/that/does/not/compress:v1.2.3-0123456789abcdef"}]}}}
     });
-    flotta_server::objects::apply(small.store(), &workload, "default", "2026-01-01T00:00:00Z")
+    flotta_server::objects::apply(
+        small.objects(),
+        &workload,
+        "default",
+        "2026-01-01T00:00:00Z",
+    )
+    .unwrap();
+    flotta_server::controller::reconcile(small.store(), small.objects(), Default::default(), 0)
         .unwrap();
-    flotta_server::controller::reconcile(small.store(), Default::default(), 0).unwrap();
     let pending = dev2.exchange(&dev2.seal(0, &FrameDevice::plaintext("1", 0, &[])));
     assert_eq!(pending.items[1], Down::Pending("2".into()));
     assert!(pending.len <= 160);
@@ -301,7 +307,7 @@ fn a_configuration_holding_a_secret_is_never_sent_in_a_frame() {
     let s = udp_server("");
     let (_c, dev) = frame_device(&s, "dev-3");
     let apply = |v: serde_json::Value| {
-        flotta_server::objects::apply(s.store(), &v, "default", "2026-01-01T00:00:00Z").unwrap();
+        flotta_server::objects::apply(s.objects(), &v, "default", "2026-01-01T00:00:00Z").unwrap();
     };
     apply(serde_json::json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "db", "namespace": "default"},
@@ -314,7 +320,7 @@ fn a_configuration_holding_a_secret_is_never_sent_in_a_frame() {
                  "pod": {"spec": {"containers": [{"name": "c", "image": "a:1",
                      "env": [{"name": "P", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]}]}}}
     }));
-    flotta_server::controller::reconcile(s.store(), Default::default(), 0).unwrap();
+    flotta_server::controller::reconcile(s.store(), s.objects(), Default::default(), 0).unwrap();
     // It would fit, but the device fetches it over mutual TLS.
     let answer = dev.exchange(&dev.seal(0, &FrameDevice::plaintext("1", 0, &[])));
     assert_eq!(

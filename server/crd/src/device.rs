@@ -17,6 +17,12 @@ use crate::playbook::PlaybookExecutionStatus;
 ///
 /// When the device carries the `flotta/member-of` label, the configuration
 /// blocks come from that EdgeDeviceSet instead of from here.
+///
+/// `kubectl get edgedevices` shows presence, phase and workloads (printer
+/// columns; Flotta's CRD has none).
+// Clippy reads the repeated `type_ = "string"` of the printer columns as
+// duplicated attributes; each belongs to a different column.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "management.project-flotta.io",
@@ -27,7 +33,30 @@ use crate::playbook::PlaybookExecutionStatus;
     namespaced,
     status = "EdgeDeviceStatus",
     derive = "PartialEq",
-    doc = "An edge device registered with Flotta."
+    doc = "An edge device registered with Flotta.",
+    printcolumn(
+        name = "Presence",
+        type_ = "string",
+        json_path = ".status.presence",
+        description = "online, offline (heartbeats missed) or unknown"
+    ),
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "What the device last reported: up or degraded"
+    ),
+    printcolumn(
+        name = "Workloads",
+        type_ = "string",
+        json_path = ".status.workloads[*].name",
+        description = "Workloads deployed on the device"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct EdgeDeviceSpec {

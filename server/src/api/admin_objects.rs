@@ -16,7 +16,7 @@ use super::body::read_limited;
 use super::{AppState, admin_lifecycle};
 use crate::controller::{self, status};
 use crate::device_id::DeviceId;
-use crate::objects::{self, FieldValidation, Kind, ObjectError, UnknownFields};
+use crate::objects::{self, FieldValidation, Kind, ObjectError, ObjectSource, UnknownFields};
 use crate::store::{Store, StoreError};
 
 type Reply = Result<Json<Value>, (StatusCode, Json<Value>)>;
@@ -36,11 +36,12 @@ fn object_error(e: ObjectError) -> (StatusCode, Json<Value>) {
 
 async fn blocking<T: Send + 'static>(
     state: &AppState,
-    f: impl FnOnce(&dyn Store, u64) -> Result<T, ObjectError> + Send + 'static,
+    f: impl FnOnce(&dyn Store, &dyn ObjectSource, u64) -> Result<T, ObjectError> + Send + 'static,
 ) -> Result<T, (StatusCode, Json<Value>)> {
     let store = state.service.store().clone();
+    let objects = state.service.objects().clone();
     let now = state.service.clock().now_ms();
-    tokio::task::spawn_blocking(move || f(&*store, now))
+    tokio::task::spawn_blocking(move || f(&*store, &*objects, now))
         .await
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
         .map_err(object_error)
@@ -103,7 +104,7 @@ pub(super) async fn apply(
     let default_ns = q
         .namespace
         .unwrap_or_else(|| state.service.config().default_namespace.clone());
-    let (results, noted) = blocking(&state, move |store, now| {
+    let (results, noted) = blocking(&state, move |_, source, now| {
         let docs = objects::parse_manifests(&text)?;
         let noted = unknown_fields(&docs, &default_ns, validation)?;
         let stamp = controller::rfc3339(now);
@@ -111,7 +112,7 @@ pub(super) async fn apply(
             .iter()
             .zip(&noted)
             .map(|(doc, noted)| {
-                let (o, outcome) = objects::apply(store, doc, &default_ns, &stamp)?;
+                let (o, outcome) = objects::apply(source, doc, &default_ns, &stamp)?;
                 let mut r = json!({"kind": o.kind, "namespace": o.namespace, "name": o.name, "outcome": outcome.as_str()});
                 if !noted.warnings.is_empty() {
                     r["warnings"] = json!(noted.warnings);
@@ -228,9 +229,9 @@ pub(super) async fn list(
 ) -> Reply {
     let kind = parse_kind(&kind)?;
     let settings = state.service.config().controller_settings();
-    let items = blocking(&state, move |store, now| {
-        store
-            .list_objects(kind.as_str(), q.namespace.as_deref())?
+    let items = blocking(&state, move |store, source, now| {
+        source
+            .list(kind.as_str(), q.namespace.as_deref())?
             .into_iter()
             .map(|o| match kind {
                 Kind::EdgeDevice => with_live_status(store, settings, o.body, now),
@@ -249,8 +250,8 @@ pub(super) async fn get(
 ) -> Reply {
     let kind = parse_kind(&kind)?;
     let settings = state.service.config().controller_settings();
-    let found = blocking(&state, move |store, now| {
-        match store.get_object(kind.as_str(), &ns, &name)? {
+    let found = blocking(&state, move |store, source, now| {
+        match source.get(kind.as_str(), &ns, &name)? {
             Some(o) if kind == Kind::EdgeDevice => {
                 Ok(Some(with_live_status(store, settings, o.body, now)?))
             }
@@ -276,7 +277,7 @@ pub(super) async fn delete(
         && let Ok(id) = DeviceId::parse(&name)
     {
         let (id2, ns2) = (id.clone(), ns.clone());
-        let enrolled = blocking(&state, move |store, _| {
+        let enrolled = blocking(&state, move |store, _, _| {
             Ok(store
                 .device(&id2)?
                 .is_some_and(|d| d.namespace.as_str() == ns2 && d.decommissioned.is_none()))
@@ -288,8 +289,8 @@ pub(super) async fn delete(
         }
     }
     let (n2, ns2) = (name.clone(), ns.clone());
-    let existed = blocking(&state, move |store, _| {
-        Ok(store.delete_object(kind.as_str(), &ns2, &n2)?)
+    let existed = blocking(&state, move |_, source, _| {
+        Ok(source.delete(kind.as_str(), &ns2, &n2)?)
     })
     .await?;
     if !existed {

@@ -14,10 +14,12 @@ use crate::lorawan::downlink::ChirpstackProtocol;
 use crate::pki::PkiSettings;
 
 mod frames;
+mod kubernetes;
 mod listeners;
 mod lorawan;
 mod rock7;
 
+pub use kubernetes::{KubernetesSettings, ObjectsBackend};
 pub use rock7::{DEFAULT_MT_URL, MAX_MT_BYTES};
 
 /// Prefix of environment variables overriding configuration keys
@@ -116,6 +118,19 @@ pub struct Config {
     pub default_heartbeat_period_seconds: u64,
     /// Seconds between two controller passes over every device.
     pub controller_interval_seconds: u64,
+    /// Where Flotta's objects live: `embedded` (the store) or `kubernetes`.
+    pub objects: ObjectsBackend,
+    /// Kubeconfig for `objects = "kubernetes"`; absent: `$KUBECONFIG`,
+    /// `~/.kube/config`, then the in-cluster service account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig_path: Option<PathBuf>,
+    /// Most status subresource writes per second (coalesced per object: a
+    /// heartbeat never causes one; presence and phase changes do).
+    pub kubernetes_status_writes_per_second: u32,
+    /// Deadline of one Kubernetes API request (watches excepted).
+    pub kubernetes_request_timeout_seconds: u64,
+    /// Longest wait at start for the first list of every watched kind.
+    pub kubernetes_sync_timeout_seconds: u64,
     /// Address of the UDP listener for sealed frames (NB-IoT); absent: off,
     /// and no frame keys are handed out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -262,6 +277,11 @@ impl Default for Config {
             default_heartbeat_period_seconds:
                 crate::controller::wire::DEFAULT_HEARTBEAT_PERIOD_SECONDS,
             controller_interval_seconds: 10,
+            objects: ObjectsBackend::Embedded,
+            kubeconfig_path: None,
+            kubernetes_status_writes_per_second: 20,
+            kubernetes_request_timeout_seconds: 10,
+            kubernetes_sync_timeout_seconds: 60,
             udp_listen_addr: None,
             udp_max_datagram_bytes: 1500,
             udp_answer_bytes: 1200,
@@ -405,6 +425,7 @@ impl Config {
         self.validate_listeners()?;
         self.validate_frames()?;
         self.validate_rock7()?;
+        self.validate_kubernetes()?;
         self.validate_lorawan()
     }
 

@@ -9,20 +9,21 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{ControllerError, rfc3339, wire};
-use crate::objects::Kind;
+use crate::objects::{Kind, ObjectSource};
 use crate::store::{Approval, Device, Store, StoredObject};
 
 /// Create or update the device's EdgeDeviceSignedRequest and reconcile the
 /// approval both ways. Returns the device's approval afterwards.
 pub fn sync_request(
     store: &dyn Store,
+    objects: &dyn ObjectSource,
     device: &Device,
     now_ms: u64,
 ) -> Result<Approval, ControllerError> {
     let kind = Kind::EdgeDeviceSignedRequest.as_str();
     let ns = device.namespace.as_str();
     let name = device.id.as_str();
-    let existing = store.get_object(kind, ns, name)?;
+    let existing = objects.get(kind, ns, name)?;
     let approved_in_object = existing
         .as_ref()
         .and_then(|o| o.body.pointer("/spec/approved"))
@@ -56,32 +57,41 @@ pub fn sync_request(
     };
     let before = body.clone();
     body["spec"]["approved"] = Value::Bool(approved);
-    let phase = if approved { "Approved" } else { "Pending" };
-    if body.pointer("/status/phase").and_then(Value::as_str) != Some(phase) {
-        body["status"] = json!({
-            "phase": phase,
+    if existing.is_none() || body != before {
+        objects.put(&StoredObject {
+            kind: kind.into(),
+            namespace: ns.into(),
+            name: name.into(),
+            body: body.clone(),
+        })?;
+    }
+    // Flotta's request status is its conditions only (a `phase` would be
+    // pruned, or refused by server-side apply, by a real API server).
+    let condition = if approved { "approved" } else { "pending" };
+    if body
+        .pointer("/status/conditions/0/type")
+        .and_then(Value::as_str)
+        != Some(condition)
+    {
+        let status = json!({
             "conditions": [{
-                "type": if approved { "approved" } else { "pending" },
+                "type": condition,
                 "status": "True",
                 "lastTransitionTime": rfc3339(now_ms),
                 "message": if approved { "device approved" } else { "waiting for approval" },
             }],
         });
-    }
-    if existing.is_none() || body != before {
-        store.put_object(&StoredObject {
-            kind: kind.into(),
-            namespace: ns.into(),
-            name: name.into(),
-            body,
-        })?;
+        objects.put_status(kind, ns, name, &status)?;
     }
     Ok(approval)
 }
 
 /// The set an approved request asks the device to join (`spec.targetSet`).
-fn target_set(store: &dyn Store, device: &Device) -> Result<Option<String>, ControllerError> {
-    let request = store.get_object(
+fn target_set(
+    objects: &dyn ObjectSource,
+    device: &Device,
+) -> Result<Option<String>, ControllerError> {
+    let request = objects.get(
         Kind::EdgeDeviceSignedRequest.as_str(),
         device.namespace.as_str(),
         device.id.as_str(),
@@ -98,12 +108,13 @@ fn target_set(store: &dyn Store, device: &Device) -> Result<Option<String>, Cont
 /// labels follow. Returns the EdgeDevice and its labels.
 pub fn sync_device_object(
     store: &dyn Store,
+    objects: &dyn ObjectSource,
     device: &Device,
     now_ms: u64,
 ) -> Result<(StoredObject, BTreeMap<String, String>), ControllerError> {
     let kind = Kind::EdgeDevice.as_str();
     let (ns, name) = (device.namespace.as_str(), device.id.as_str());
-    let existing = store.get_object(kind, ns, name)?;
+    let existing = objects.get(kind, ns, name)?;
     let mut body = match &existing {
         Some(o) => o.body.clone(),
         None => json!({
@@ -128,7 +139,7 @@ pub fn sync_device_object(
     }
     labels.insert(flotta_crd::labels::SIGNED_REQUEST.into(), "true".into());
     if existing.is_none()
-        && let Some(set) = target_set(store, device)?
+        && let Some(set) = target_set(objects, device)?
     {
         labels.insert(flotta_crd::labels::MEMBER_OF.into(), set);
     }
@@ -141,7 +152,7 @@ pub fn sync_device_object(
         body,
     };
     if existing.is_none() || object.body != before {
-        store.put_object(&object)?;
+        objects.put(&object)?;
     }
     if device.labels != labels {
         store.set_labels(&device.id, &labels)?;

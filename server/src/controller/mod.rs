@@ -30,8 +30,8 @@ use serde_json::{Value, json};
 pub use presence::{Presence, presence};
 
 use crate::device_id::DeviceId;
-use crate::objects::{Kind, ObjectError};
-use crate::store::{Approval, Device, Store, StoreError, StoredObject};
+use crate::objects::{Kind, ObjectError, ObjectSource};
+use crate::store::{Approval, Device, Store, StoreError};
 
 /// What the controller needs from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,16 +111,16 @@ struct Cache {
 impl Cache {
     fn workloads(
         &mut self,
-        store: &dyn Store,
+        objects: &dyn ObjectSource,
         ns: &str,
     ) -> Result<&[placement::Candidate], StoreError> {
         if !self.workloads.contains_key(ns) {
-            let objects = store.list_objects(Kind::EdgeWorkload.as_str(), Some(ns))?;
-            let configmaps = store.list_objects(Kind::ConfigMap.as_str(), Some(ns))?;
-            let secrets = store.list_objects(Kind::Secret.as_str(), Some(ns))?;
+            let workloads = objects.list(Kind::EdgeWorkload.as_str(), Some(ns))?;
+            let configmaps = objects.list(Kind::ConfigMap.as_str(), Some(ns))?;
+            let secrets = objects.list(Kind::Secret.as_str(), Some(ns))?;
             self.workloads.insert(
                 ns.to_owned(),
-                placement::candidates(&objects, &configmaps, &secrets),
+                placement::candidates(&workloads, &configmaps, &secrets),
             );
         }
         Ok(self.workloads.get(ns).map(Vec::as_slice).unwrap_or(&[]))
@@ -128,7 +128,7 @@ impl Cache {
 
     fn set_spec(
         &mut self,
-        store: &dyn Store,
+        objects: &dyn ObjectSource,
         ns: &str,
         name: &str,
     ) -> Result<Option<Value>, StoreError> {
@@ -136,8 +136,8 @@ impl Cache {
         if let Some(v) = self.sets.get(&key) {
             return Ok(v.clone());
         }
-        let spec = store
-            .get_object(Kind::EdgeDeviceSet.as_str(), ns, name)?
+        let spec = objects
+            .get(Kind::EdgeDeviceSet.as_str(), ns, name)?
             .and_then(|o| o.body.get("spec").cloned());
         self.sets.insert(key, spec.clone());
         Ok(spec)
@@ -148,6 +148,7 @@ impl Cache {
 /// an unusable object only skips its device (counted in [`Report::errors`]).
 pub fn reconcile(
     store: &dyn Store,
+    objects: &dyn ObjectSource,
     settings: Settings,
     now_ms: u64,
 ) -> Result<Report, ControllerError> {
@@ -155,7 +156,7 @@ pub fn reconcile(
     let mut report = Report::default();
     for device in store.devices()? {
         report.devices += 1;
-        match device_pass(store, settings, &mut cache, &device, now_ms) {
+        match device_pass(store, objects, settings, &mut cache, &device, now_ms) {
             Ok((changed, p)) => {
                 report.configs_changed += usize::from(changed);
                 *report.presence.entry(p).or_default() += 1;
@@ -169,7 +170,7 @@ pub fn reconcile(
             }
         }
     }
-    references::sync_conditions(store, &rfc3339(now_ms))?;
+    references::sync_conditions(objects, &rfc3339(now_ms))?;
     Ok(report)
 }
 
@@ -178,6 +179,7 @@ pub fn reconcile(
 /// no-op.
 pub fn reconcile_device(
     store: &dyn Store,
+    objects: &dyn ObjectSource,
     settings: Settings,
     id: &DeviceId,
     now_ms: u64,
@@ -185,7 +187,15 @@ pub fn reconcile_device(
     let Some(device) = store.device(id)? else {
         return Ok(false);
     };
-    Ok(device_pass(store, settings, &mut Cache::default(), &device, now_ms)?.0)
+    Ok(device_pass(
+        store,
+        objects,
+        settings,
+        &mut Cache::default(),
+        &device,
+        now_ms,
+    )?
+    .0)
 }
 
 /// The presence of a device now, with the heartbeat period of its current
@@ -214,6 +224,7 @@ pub fn device_presence(
 
 fn device_pass(
     store: &dyn Store,
+    objects: &dyn ObjectSource,
     settings: Settings,
     cache: &mut Cache,
     device: &Device,
@@ -223,26 +234,26 @@ fn device_pass(
         // Revoked: no objects (decommissioning deleted them; a pass that
         // raced it may have written them back).
         for kind in crate::store::ENROLMENT_OBJECT_KINDS {
-            store.delete_object(kind, device.namespace.as_str(), device.id.as_str())?;
+            objects.delete(kind, device.namespace.as_str(), device.id.as_str())?;
         }
         return Ok((false, device_presence(store, settings, device, now_ms)?));
     }
-    let approval = enrolment::sync_request(store, device, now_ms)?;
+    let approval = enrolment::sync_request(store, objects, device, now_ms)?;
     if approval != Approval::Approved {
         return Ok((false, device_presence(store, settings, device, now_ms)?));
     }
-    let (object, labels) = enrolment::sync_device_object(store, device, now_ms)?;
+    let (object, labels) = enrolment::sync_device_object(store, objects, device, now_ms)?;
     let ns = device.namespace.as_str();
     let empty = json!({});
     let device_spec = object.body.get("spec").unwrap_or(&empty);
     let set_spec = match labels.get(flotta_crd::labels::MEMBER_OF) {
-        Some(set) => cache.set_spec(store, ns, set)?,
+        Some(set) => cache.set_spec(objects, ns, set)?,
         None => None,
     };
     let default_period = settings.default_heartbeat_period_seconds;
     let configuration = wire::device_configuration(device_spec, set_spec.as_ref(), default_period);
     let period = wire::heartbeat_period_seconds(&configuration, default_period);
-    let placed = placement::placed(device.id.as_str(), &labels, cache.workloads(store, ns)?);
+    let placed = placement::placed(device.id.as_str(), &labels, cache.workloads(objects, ns)?);
     let workloads: Vec<Value> = placed.iter().map(|c| c.wire.clone()).collect();
     // Each Secret once, however many workloads reference it.
     let secrets: std::collections::BTreeMap<&str, &Value> = placed
@@ -267,9 +278,7 @@ fn device_pass(
     );
     let new_status = status::device_status(object.body.get("status"), device, p);
     if object.body.get("status") != Some(&new_status) {
-        let mut body = object.body.clone();
-        body["status"] = new_status;
-        store.put_object(&StoredObject { body, ..object })?;
+        objects.put_status(&object.kind, &object.namespace, &object.name, &new_status)?;
     }
     Ok((changed, p))
 }

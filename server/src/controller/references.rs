@@ -10,8 +10,8 @@
 use serde_json::Value;
 
 use super::{configmaps, secrets};
-use crate::objects::Kind;
-use crate::store::{Store, StoreError, StoredObject};
+use crate::objects::{Kind, ObjectSource};
+use crate::store::{StoreError, StoredObject};
 
 /// The condition's type.
 pub const CONDITION: &str = "ReferencesResolved";
@@ -59,10 +59,10 @@ fn condition(
 /// Write each EdgeWorkload's `ReferencesResolved` condition (module docs)
 /// where it changed; `now` is an RFC 3339 time. Returns how many were
 /// written.
-pub fn sync_conditions(store: &dyn Store, now: &str) -> Result<usize, StoreError> {
-    let workloads = store.list_objects(Kind::EdgeWorkload.as_str(), None)?;
-    let configmaps = store.list_objects(Kind::ConfigMap.as_str(), None)?;
-    let secret_objects = store.list_objects(Kind::Secret.as_str(), None)?;
+pub fn sync_conditions(objects: &dyn ObjectSource, now: &str) -> Result<usize, StoreError> {
+    let workloads = objects.list(Kind::EdgeWorkload.as_str(), None)?;
+    let configmaps = objects.list(Kind::ConfigMap.as_str(), None)?;
+    let secret_objects = objects.list(Kind::Secret.as_str(), None)?;
     let same_ns = |all: &[StoredObject], ns: &str| -> Vec<StoredObject> {
         all.iter().filter(|o| o.namespace == ns).cloned().collect()
     };
@@ -89,12 +89,14 @@ pub fn sync_conditions(store: &dyn Store, now: &str) -> Result<usize, StoreError
             .cloned()
             .collect();
         others.push(new);
-        let mut body = w.body.clone();
-        if !body.get("status").is_some_and(Value::is_object) {
-            body["status"] = serde_json::json!({});
-        }
-        body["status"]["conditions"] = Value::Array(others);
-        store.put_object(&StoredObject { body, ..w })?;
+        let mut status = w
+            .body
+            .get("status")
+            .filter(|s| s.is_object())
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({}));
+        status["conditions"] = Value::Array(others);
+        objects.put_status(&w.kind, &w.namespace, &w.name, &status)?;
         written += 1;
     }
     Ok(written)
@@ -105,6 +107,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::store::Store;
 
     fn object(kind: &str, name: &str, body: Value) -> StoredObject {
         StoredObject {

@@ -10,12 +10,14 @@ use tokio::sync::{Mutex, watch};
 use super::{ControllerError, Presence, Report, Settings, reconcile};
 use crate::clock::Clock;
 use crate::metrics::{Metrics, PresenceLabels};
+use crate::objects::ObjectSource;
 use crate::store::Store;
 
 /// Shared handle to run controller passes.
 #[derive(Debug, Clone)]
 pub struct Runner {
     store: Arc<dyn Store>,
+    objects: Arc<dyn ObjectSource>,
     clock: Arc<dyn Clock>,
     settings: Settings,
     metrics: Arc<Metrics>,
@@ -26,12 +28,14 @@ impl Runner {
     /// A runner over `store`.
     pub fn new(
         store: Arc<dyn Store>,
+        objects: Arc<dyn ObjectSource>,
         clock: Arc<dyn Clock>,
         settings: Settings,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             store,
+            objects,
             clock,
             settings,
             metrics,
@@ -42,10 +46,12 @@ impl Runner {
     /// Run one full pass now (waiting for a running one to finish first).
     pub async fn run_now(&self) -> Result<Report, ControllerError> {
         let _guard = self.lock.lock().await;
-        let (store, settings, now) = (self.store.clone(), self.settings, self.clock.now_ms());
-        let report = tokio::task::spawn_blocking(move || reconcile(&*store, settings, now))
-            .await
-            .map_err(|e| ControllerError::Internal(e.to_string()))??;
+        let (store, objects) = (self.store.clone(), self.objects.clone());
+        let (settings, now) = (self.settings, self.clock.now_ms());
+        let report =
+            tokio::task::spawn_blocking(move || reconcile(&*store, &*objects, settings, now))
+                .await
+                .map_err(|e| ControllerError::Internal(e.to_string()))??;
         for p in Presence::ALL {
             let n = report.presence.get(&p).copied().unwrap_or(0);
             self.metrics

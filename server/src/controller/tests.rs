@@ -31,7 +31,7 @@ fn enrol(store: &dyn Store, name: &str, arch: &str, auto: bool) {
         .unwrap();
 }
 
-fn apply(store: &dyn Store, v: Value) {
+fn apply(store: &dyn objects::ObjectSource, v: Value) {
     objects::apply(store, &v, "default", "2026-01-01T00:00:00Z").unwrap();
 }
 
@@ -74,7 +74,7 @@ fn object(store: &dyn Store, kind: Kind, name: &str) -> Option<Value> {
 fn auto_approval_creates_request_and_device_with_hardware_labels() {
     let (_d, s) = store();
     enrol(&s, "dev-a", "aarch64", true);
-    reconcile(&s, Settings::default(), T0).unwrap();
+    reconcile(&s, &s, Settings::default(), T0).unwrap();
     let req = object(&s, Kind::EdgeDeviceSignedRequest, "dev-a").expect("request");
     assert_eq!(req["spec"]["approved"], json!(true));
     assert_eq!(req["spec"]["targetNamespace"], json!("default"));
@@ -98,10 +98,10 @@ fn manual_approval_through_the_request_or_the_store() {
     let (_d, s) = store();
     enrol(&s, "dev-a", "x86_64", false);
     enrol(&s, "dev-b", "x86_64", false);
-    reconcile(&s, Settings::default(), T0).unwrap();
+    reconcile(&s, &s, Settings::default(), T0).unwrap();
     let req = object(&s, Kind::EdgeDeviceSignedRequest, "dev-a").unwrap();
     assert_eq!(req["spec"]["approved"], json!(false));
-    assert_eq!(req["status"]["phase"], json!("Pending"));
+    assert_eq!(req["status"]["conditions"][0]["type"], json!("pending"));
     assert!(object(&s, Kind::EdgeDevice, "dev-a").is_none());
     assert!(s.configuration(&id("dev-a")).unwrap().is_none());
 
@@ -111,13 +111,17 @@ fn manual_approval_through_the_request_or_the_store() {
     apply(&s, approved);
     // `approve` on the store for the other one.
     s.approve(&id("dev-b")).unwrap();
-    reconcile(&s, Settings::default(), T0).unwrap();
+    reconcile(&s, &s, Settings::default(), T0).unwrap();
     for name in ["dev-a", "dev-b"] {
         let d = s.device(&id(name)).unwrap().unwrap();
         assert_eq!(d.approval, Approval::Approved, "{name}");
         let req = object(&s, Kind::EdgeDeviceSignedRequest, name).unwrap();
         assert_eq!(req["spec"]["approved"], json!(true), "{name}");
-        assert_eq!(req["status"]["phase"], json!("Approved"), "{name}");
+        assert_eq!(
+            req["status"]["conditions"][0]["type"],
+            json!("approved"),
+            "{name}"
+        );
         assert!(object(&s, Kind::EdgeDevice, name).is_some(), "{name}");
         assert_eq!(config(&s, name).0, "1");
     }
@@ -145,7 +149,7 @@ fn placement_by_device_name_and_by_selector() {
                 {"key": "device.hostname", "operator": "NotIn", "values": ["host-dev-c"]}]}}),
         ),
     );
-    reconcile(&s, Settings::default(), T0).unwrap();
+    reconcile(&s, &s, Settings::default(), T0).unwrap();
     assert_eq!(workload_names(&config(&s, "dev-a").1), ["by-arch", "not-c"]);
     assert_eq!(workload_names(&config(&s, "dev-b").1), ["by-name", "not-c"]);
     assert_eq!(workload_names(&config(&s, "dev-c").1), ["by-arch"]);
@@ -159,7 +163,7 @@ fn placement_by_device_name_and_by_selector() {
 fn device_set_sections_take_precedence_one_by_one() {
     let (_d, s) = store();
     enrol(&s, "dev-a", "aarch64", true);
-    reconcile(&s, Settings::default(), T0).unwrap();
+    reconcile(&s, &s, Settings::default(), T0).unwrap();
     let mut dev = object(&s, Kind::EdgeDevice, "dev-a").unwrap();
     dev["metadata"]["labels"]["flotta/member-of"] = json!("cams");
     dev["spec"]["heartbeat"] = json!({"periodSeconds": 30});
@@ -170,7 +174,7 @@ fn device_set_sections_take_precedence_one_by_one() {
     set["spec"] = json!({"heartbeat": {"periodSeconds": 15}, "osInformation": {"commitID": "set-commit"},
                          "mounts": [{"device": "/dev/sda1", "folder": "/mnt", "type": "xfs"}]});
     apply(&s, set);
-    reconcile(&s, Settings::default(), T0).unwrap();
+    reconcile(&s, &s, Settings::default(), T0).unwrap();
     let c = &config(&s, "dev-a").1["configuration"];
     assert_eq!(c["heartbeat"]["period_seconds"], json!(15), "set wins");
     assert_eq!(c["os"]["commit_id"], json!("set-commit"), "set wins");
@@ -192,7 +196,7 @@ fn device_set_sections_take_precedence_one_by_one() {
         .unwrap()
         .remove("flotta/member-of");
     apply(&s, dev);
-    reconcile(&s, Settings::default(), T0).unwrap();
+    reconcile(&s, &s, Settings::default(), T0).unwrap();
     let c = &config(&s, "dev-a").1["configuration"];
     assert_eq!(c["heartbeat"]["period_seconds"], json!(30));
     assert_eq!(c["os"]["commit_id"], json!("device-commit"));
@@ -203,21 +207,21 @@ fn device_set_sections_take_precedence_one_by_one() {
 fn versions_bump_only_when_the_message_changes() {
     let (_d, s) = store();
     enrol(&s, "dev-a", "aarch64", true);
-    let first = reconcile(&s, Settings::default(), T0).unwrap();
+    let first = reconcile(&s, &s, Settings::default(), T0).unwrap();
     assert_eq!(first.configs_changed, 1);
     let v1 = config(&s, "dev-a").0;
-    let again = reconcile(&s, Settings::default(), T0 + 1000).unwrap();
+    let again = reconcile(&s, &s, Settings::default(), T0 + 1000).unwrap();
     assert_eq!(again.configs_changed, 0);
     assert_eq!(config(&s, "dev-a").0, v1);
 
     apply(&s, workload("w", json!({"device": "dev-a"})));
-    reconcile(&s, Settings::default(), T0).unwrap();
+    reconcile(&s, &s, Settings::default(), T0).unwrap();
     let v2 = config(&s, "dev-a").0;
     assert_ne!(v2, v1);
     // Re-applying the same manifest changes nothing.
     apply(&s, workload("w", json!({"device": "dev-a"})));
     assert_eq!(
-        reconcile(&s, Settings::default(), T0)
+        reconcile(&s, &s, Settings::default(), T0)
             .unwrap()
             .configs_changed,
         0
@@ -225,7 +229,7 @@ fn versions_bump_only_when_the_message_changes() {
     assert_eq!(config(&s, "dev-a").0, v2);
     // A workload on another device leaves this one alone.
     apply(&s, workload("other", json!({"device": "dev-z"})));
-    reconcile(&s, Settings::default(), T0).unwrap();
+    reconcile(&s, &s, Settings::default(), T0).unwrap();
     assert_eq!(config(&s, "dev-a").0, v2);
 }
 
@@ -237,7 +241,7 @@ fn presence_follows_heartbeats_and_the_injected_clock() {
         offline_after_missed_heartbeats: 2,
         ..Settings::default()
     };
-    let r = reconcile(&s, settings, T0).unwrap();
+    let r = reconcile(&s, &s, settings, T0).unwrap();
     assert_eq!(r.presence.get(&Presence::Unknown), Some(&1));
     let hb = json!({"status": "up", "workloads": [{"name": "w", "status": "running"}]});
     let update = crate::store::StatusUpdate {
@@ -249,19 +253,19 @@ fn presence_follows_heartbeats_and_the_injected_clock() {
     s.update_status(&id("dev-a"), &update, &[], T0).unwrap();
     let status = |s: &dyn Store| object(s, Kind::EdgeDevice, "dev-a").unwrap()["status"].clone();
 
-    reconcile(&s, settings, T0 + 120_000).unwrap();
+    reconcile(&s, &s, settings, T0 + 120_000).unwrap();
     let st = status(&s);
     assert_eq!(st["presence"], json!("online"));
     assert_eq!(st["phase"], json!("up"));
     assert_eq!(st["workloads"][0], json!({"name": "w", "phase": "running"}));
 
-    let r = reconcile(&s, settings, T0 + 120_001).unwrap();
+    let r = reconcile(&s, &s, settings, T0 + 120_001).unwrap();
     assert_eq!(r.presence.get(&Presence::Offline), Some(&1));
     assert_eq!(status(&s)["presence"], json!("offline"));
 
     s.update_status(&id("dev-a"), &update, &[], T0 + 200_000)
         .unwrap();
-    reconcile(&s, settings, T0 + 200_500).unwrap();
+    reconcile(&s, &s, settings, T0 + 200_500).unwrap();
     assert_eq!(status(&s)["presence"], json!("online"));
     let device = s.device(&id("dev-a")).unwrap().unwrap();
     assert_eq!(
@@ -274,12 +278,12 @@ fn presence_follows_heartbeats_and_the_injected_clock() {
 fn enrolment_into_a_target_set_labels_the_new_device() {
     let (_d, s) = store();
     enrol(&s, "dev-a", "aarch64", false);
-    reconcile(&s, Settings::default(), T0).unwrap();
+    reconcile(&s, &s, Settings::default(), T0).unwrap();
     let mut req = object(&s, Kind::EdgeDeviceSignedRequest, "dev-a").unwrap();
     req["spec"]["approved"] = json!(true);
     req["spec"]["targetSet"] = json!("cams");
     apply(&s, req);
-    assert!(reconcile_device(&s, Settings::default(), &id("dev-a"), T0).unwrap());
+    assert!(reconcile_device(&s, &s, Settings::default(), &id("dev-a"), T0).unwrap());
     let dev = object(&s, Kind::EdgeDevice, "dev-a").unwrap();
     assert_eq!(dev["metadata"]["labels"]["flotta/member-of"], json!("cams"));
 }
@@ -304,7 +308,7 @@ fn null_workloads_clear_the_list_and_last_data_upload_is_kept() {
     let hb = json!({"status": "up", "workloads": [
         {"name": "w", "status": "running", "last_data_upload": "2024-05-01T10:00:00.250+02:00"}]});
     heartbeat(&s, "dev-a", hb, T0);
-    reconcile(&s, Settings::default(), T0).unwrap();
+    reconcile(&s, &s, Settings::default(), T0).unwrap();
     assert_eq!(
         workloads(&s),
         json!([{"name": "w", "phase": "running", "lastDataUpload": "2024-05-01T08:00:00Z"}])
@@ -317,7 +321,7 @@ fn null_workloads_clear_the_list_and_last_data_upload_is_kept() {
         json!({"status": "up", "workloads": null}),
         T0 + 1,
     );
-    reconcile(&s, Settings::default(), T0 + 1).unwrap();
+    reconcile(&s, &s, Settings::default(), T0 + 1).unwrap();
     assert_eq!(workloads(&s), json!([]));
 
     heartbeat(
@@ -326,14 +330,14 @@ fn null_workloads_clear_the_list_and_last_data_upload_is_kept() {
         json!({"status": "up", "workloads": [{"name": "w"}]}),
         T0 + 2,
     );
-    reconcile(&s, Settings::default(), T0 + 2).unwrap();
+    reconcile(&s, &s, Settings::default(), T0 + 2).unwrap();
     heartbeat(
         &s,
         "dev-a",
         json!({"status": "up", "workloads": []}),
         T0 + 3,
     );
-    reconcile(&s, Settings::default(), T0 + 3).unwrap();
+    reconcile(&s, &s, Settings::default(), T0 + 3).unwrap();
     assert_eq!(workloads(&s), json!([]));
 }
 
@@ -356,7 +360,7 @@ fn referenced_secrets_go_once_in_the_configuration_and_change_its_version() {
             "stringData": {"password": password}})
     };
     apply(&s, secret("s3cr3t"));
-    reconcile(&s, Settings::default(), T0).unwrap();
+    reconcile(&s, &s, Settings::default(), T0).unwrap();
     let (v1, spec) = config(&s, "dev-a");
     assert_eq!(
         spec["secrets"],
@@ -368,7 +372,7 @@ fn referenced_secrets_go_once_in_the_configuration_and_change_its_version() {
         "a device whose workloads reference no Secret gets none"
     );
     apply(&s, secret("n3w"));
-    reconcile(&s, Settings::default(), T0 + 1).unwrap();
+    reconcile(&s, &s, Settings::default(), T0 + 1).unwrap();
     let (v2, spec) = config(&s, "dev-a");
     assert_ne!(v1, v2, "a changed Secret is a new configuration");
     assert_eq!(spec["secrets"][0]["data"], r#"{"password":"bjN3"}"#);

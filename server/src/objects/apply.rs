@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{ObjectError, validate};
-use crate::store::{Store, StoredObject};
+use super::{ObjectError, ObjectSource, validate};
+use crate::store::StoredObject;
 
 /// What applying one object did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,13 +71,13 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Value>, ObjectError> {
 /// to the controller, as with a Kubernetes status subresource); on create a
 /// manifest's status is dropped, then a uid and creation time are set.
 pub fn apply(
-    store: &dyn Store,
+    objects: &dyn ObjectSource,
     body: &Value,
     default_namespace: &str,
     now_rfc3339: &str,
 ) -> Result<(StoredObject, ApplyOutcome), ObjectError> {
     let mut object = validate(body, default_namespace)?;
-    let existing = store.get_object(&object.kind, &object.namespace, &object.name)?;
+    let existing = objects.get(&object.kind, &object.namespace, &object.name)?;
     let obj = object
         .body
         .as_object_mut()
@@ -108,7 +108,7 @@ pub fn apply(
         Some(_) => ApplyOutcome::Configured,
     };
     if outcome != ApplyOutcome::Unchanged {
-        store.put_object(&object)?;
+        objects.put(&object)?;
     }
     Ok((object, outcome))
 }

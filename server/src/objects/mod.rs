@@ -9,6 +9,7 @@
 mod apply;
 pub mod core_v1;
 mod kind;
+mod source;
 mod unknown;
 
 use serde::Serialize;
@@ -17,6 +18,7 @@ use serde_json::Value;
 
 pub use apply::{ApplyOutcome, apply, parse_manifests};
 pub use kind::Kind;
+pub use source::{ObjectSource, StoreObjects};
 pub use unknown::{
     FieldValidation, FieldValidationError, deserialize_noting_unknown, unknown_field_message,
 };

@@ -6,8 +6,8 @@
 //! Decommissioning lives here, behind the [`Store`](crate::store::Store)
 //! trait, so that every front end reaches the same revocation path: the
 //! admin listener (`flotta-server decommission`, deleting an EdgeDevice in
-//! the embedded mode) today, and a Kubernetes-mode watcher of EdgeDevice
-//! deletions later.
+//! the embedded mode) and, with `objects = "kubernetes"`, the finalizer of
+//! EdgeDevices deleted in the cluster (`crate::cluster::finalizer`).
 
 use std::time::{Duration, SystemTime};
 
@@ -92,6 +92,7 @@ impl EdgeService {
         purge: bool,
     ) -> Result<(), ServiceError> {
         let keyring = self.keyring.clone();
+        let objects = self.objects.clone();
         self.blocking(move |s, _, now| {
             let purged = if purge { "; its data was purged" } else { "" };
             let event = Payload::Event(Event {
@@ -104,8 +105,16 @@ impl EdgeService {
                 index: 0,
                 payload: event.encode(),
             };
+            let namespace = s.device(&id)?.map(|d| d.namespace);
             s.decommission(&id, &actor, purge, &event, now)?;
             revoke_frame_keys(&keyring, &id);
+            // A cluster's copies (the store deleted its own); a failure here
+            // is repeated by every controller pass over the device.
+            if let Some(ns) = namespace
+                && let Err(e) = super::forget_enrolment_objects(&*objects, &ns, &id)
+            {
+                tracing::warn!(device = %id, "decommissioned; its enrolment objects stay until the next controller pass: {e}");
+            }
             tracing::warn!(device = %id, %actor, purge, "device decommissioned");
             Ok(())
         })

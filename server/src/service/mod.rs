@@ -24,14 +24,39 @@ use crate::device_id::{DeviceId, Namespace};
 use crate::frames::FrameKeyring;
 use crate::metrics::{ClassLabels, Metrics};
 use crate::models::{EnrolmentInfo, HeartbeatInfo, RegistrationInfo};
+use crate::objects::ObjectSource;
 use crate::pki::{ClientIdentity, Pki, Role, Validity};
-use crate::store::{Approval, EnrolOutcome, IssuedCertificate, StatusUpdate, Store};
+use crate::store::{
+    Approval, ENROLMENT_OBJECT_KINDS, EnrolOutcome, IssuedCertificate, StatusUpdate, Store,
+    StoreError,
+};
+
+/// Delete the device's enrolment objects (its EdgeDeviceSignedRequest and
+/// EdgeDevice) from the object source, as the store already did with its
+/// own copies when it started the enrolment over or decommissioned the
+/// device: an approval left in a cluster would be copied back.
+fn forget_enrolment_objects(
+    objects: &dyn ObjectSource,
+    namespace: &Namespace,
+    id: &DeviceId,
+) -> Result<(), StoreError> {
+    for kind in ENROLMENT_OBJECT_KINDS {
+        objects.delete(kind, namespace.as_str(), id.as_str())?;
+    }
+    Ok(())
+}
 
 /// Run the controller for one device after its enrolment or registration.
 /// The device's request already succeeded; a failed pass is logged and
 /// repeated by the next periodic pass.
-fn reconcile_after(store: &dyn Store, settings: Settings, id: &DeviceId, now_ms: u64) {
-    if let Err(e) = controller::reconcile_device(store, settings, id, now_ms) {
+fn reconcile_after(
+    store: &dyn Store,
+    objects: &dyn ObjectSource,
+    settings: Settings,
+    id: &DeviceId,
+    now_ms: u64,
+) {
+    if let Err(e) = controller::reconcile_device(store, objects, settings, id, now_ms) {
         tracing::warn!(device = %id, "controller pass after enrolment failed: {e}");
     }
 }
@@ -40,6 +65,7 @@ fn reconcile_after(store: &dyn Store, settings: Settings, id: &DeviceId, now_ms:
 #[derive(Debug, Clone)]
 pub struct EdgeService {
     store: Arc<dyn Store>,
+    objects: Arc<dyn ObjectSource>,
     pki: Arc<Pki>,
     clock: Arc<dyn Clock>,
     config: Arc<Config>,
@@ -51,6 +77,7 @@ impl EdgeService {
     /// Assemble the service.
     pub fn new(
         store: Arc<dyn Store>,
+        objects: Arc<dyn ObjectSource>,
         pki: Arc<Pki>,
         clock: Arc<dyn Clock>,
         config: Arc<Config>,
@@ -59,6 +86,7 @@ impl EdgeService {
     ) -> Self {
         Self {
             store,
+            objects,
             pki,
             clock,
             config,
@@ -94,6 +122,11 @@ impl EdgeService {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Where Flotta's objects live (the store, or a cluster).
+    pub fn objects(&self) -> &Arc<dyn ObjectSource> {
+        &self.objects
     }
 
     /// The clock requests are judged by.
@@ -139,14 +172,19 @@ impl EdgeService {
         let auto = self.config.auto_approve;
         let settings = self.config.controller_settings();
         let grace_ms = u64::try_from(self.config.renewal_grace().as_millis()).unwrap_or(u64::MAX);
+        let objects = self.objects.clone();
         self.blocking(move |s, _, now| {
             // A device whose certificate expired beyond the renewal grace
             // starts over: approved again according to `auto_approve`.
+            let before = s.device(&id)?;
             if s.enrol_again_if_lapsed(&id, now.saturating_sub(grace_ms), auto)? {
                 tracing::info!(device = %id, "certificate lapsed beyond the renewal grace: enrolling again");
+                if let Some(before) = before {
+                    forget_enrolment_objects(&*objects, &before.namespace, &id)?;
+                }
             }
             let outcome = s.enrol(&id, &ns, hardware.as_ref(), auto, now)?;
-            reconcile_after(s, settings, &id, now);
+            reconcile_after(s, &*objects, settings, &id, now);
             Ok(outcome)
         })
         .await
@@ -176,6 +214,7 @@ impl EdgeService {
         if renewal {
             identity::check_renewal_grace(&identity, now, self.config.renewal_grace())?;
         }
+        let objects = self.objects.clone();
         self.blocking(move |s, pki, now_ms| {
             let device = s
                 .device(&id)?
@@ -212,7 +251,7 @@ impl EdgeService {
                 renewal,
             };
             s.record_certificate(&id, &record, info.hardware.as_ref(), now_ms)?;
-            reconcile_after(s, settings, &id, now_ms);
+            reconcile_after(s, &*objects, settings, &id, now_ms);
             Ok((cert, keys))
         })
         .await

@@ -37,6 +37,16 @@ pub enum StoreError {
         /// The device that has it.
         device: String,
     },
+    /// The Kubernetes API server refused or failed a request about an
+    /// object (`objects = "kubernetes"`).
+    #[error("kubernetes: {message}")]
+    Kubernetes {
+        /// What happened, with the API server's message.
+        message: String,
+        /// Whether trying again may succeed (5xx, 429, timeouts, connection
+        /// errors, conflicts).
+        retriable: bool,
+    },
     /// The store's lock was poisoned by a panicking thread.
     #[error("the store is unusable after a panic in another thread")]
     Poisoned,
@@ -51,6 +61,7 @@ impl StoreError {
         };
         match self {
             StoreError::Conflict(_) => true,
+            StoreError::Kubernetes { retriable, .. } => *retriable,
             StoreError::Database(rusqlite::Error::SqliteFailure(e, _))
             | StoreError::Open {
                 source: rusqlite::Error::SqliteFailure(e, _),

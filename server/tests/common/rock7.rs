@@ -252,6 +252,7 @@ impl SbdDevice {
         let now_ms = flotta_server::clock::unix_ms(std::time::SystemTime::now());
         flotta_server::controller::reconcile_device(
             s.store(),
+            &flotta_server::objects::StoreObjects(s.shared_store()),
             s.config.controller_settings(),
             &super::frames::id(id),
             now_ms,
