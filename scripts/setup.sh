@@ -15,8 +15,11 @@
 #           builds it once into ~/.cache/flotta/nspawn), lintian (cargo xtask dist checks the .deb
 #           packages), and for the emulated Raspberry Pi Zero of `cargo xtask pi-boot`:
 #           qemu-system-arm, qemu-user-static (binfmt for the armel mmdebstrap), arch-test,
-#           device-tree-compiler, mtools, dosfstools, e2fsprogs, fdisk, cpio, kmod (and
-#           python3-pip when pip is missing)
+#           device-tree-compiler, mtools, dosfstools, e2fsprogs, fdisk, cpio, kmod; etcd-server
+#           (the store of the Kubernetes API server for CRDs that the tests start:
+#           scripts/kube-crd-server.sh builds that server once into ~/.cache/flotta/kube-crd-server;
+#           the tests run their own etcd on free ports: the package's etcd.service, which systemd
+#           machines start on localhost:2379, is not used); and python3-pip when pip is missing
 #   PyPI:   ziglang (zig as C compiler and linker for the ARMv6 agent)
 #   rustup: musl targets for the pinned stable toolchain; the dated nightly named in
 #           cross/nightly-toolchain, with rust-src (build-std for the ARMv6 agent)
@@ -30,7 +33,8 @@ ZIGLANG_VERSION="0.17.1"
 RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 APT_PACKAGES=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-tools file binutils curl openssl
     protobuf-compiler libprotobuf-dev podman runc catatonit busybox-static mmdebstrap systemd-container lintian
-    qemu-system-arm qemu-user-static arch-test device-tree-compiler mtools dosfstools e2fsprogs fdisk cpio kmod)
+    qemu-system-arm qemu-user-static arch-test device-tree-compiler mtools dosfstools e2fsprogs fdisk cpio kmod
+    etcd-server)
 PYTHON="${FLOTTA_PYTHON:-python3}"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -142,5 +146,11 @@ if [ "$(id -u)" -eq 0 ]; then
 else
     say "pi-zero: $(sudo -n env HOME="$HOME" scripts/pi-zero-assets.sh)"
 fi
+
+# --- The Kubernetes API server for CRDs (and a kubectl) the tests start (cached) ------------
+# Cold ~6 min (Debian sid's Go sources downloaded with apt-get into a temporary directory, the
+# host's apt sources untouched; a Go build); warm < 1 s. See the script's header. It needs no
+# root: it runs as the user whose ~/.cache the tests read.
+say "kube-crd-server: $(scripts/kube-crd-server.sh)"
 
 say "done: stable $(rustc --version | cut -d' ' -f2), $(qemu-arm --version | head -n1 | cut -d' ' -f1-3)"
