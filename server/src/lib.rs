@@ -14,6 +14,7 @@ pub mod controller;
 pub mod decode;
 pub mod device_id;
 pub mod frames;
+pub mod leader;
 pub mod links;
 pub mod listener;
 pub mod lorawan;

@@ -165,6 +165,8 @@ pub struct Metrics {
     pub kube_requests: Family<KubeLabels, Counter>,
     /// Status writes waiting for the Kubernetes rate limit.
     pub kube_status_pending: Gauge,
+    /// 1 while this replica leads (runs controller passes), else 0.
+    pub leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -278,6 +280,12 @@ impl Metrics {
             "Status writes waiting for kubernetes_status_writes_per_second (one per object at most)",
             kube_status_pending.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "flotta_controller_leader",
+            "1 while this replica runs the controller passes (the leader), 0 otherwise",
+            leader.clone(),
+        );
         registry.register(
             "flotta_store_operation_seconds",
             "Latency of store calls by operation",
@@ -302,6 +310,7 @@ impl Metrics {
             lorawan_downlinks,
             kube_requests,
             kube_status_pending,
+            leader,
         }
     }
 

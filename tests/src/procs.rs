@@ -90,6 +90,8 @@ pub struct ServerProc {
     pub api_addr: SocketAddr,
     /// The plain admin address (`/metrics`, `/healthz`).
     pub admin_addr: SocketAddr,
+    /// Its log (stdout and stderr of `serve`).
+    pub log: PathBuf,
     child: Option<Child>,
 }
 
@@ -129,6 +131,7 @@ impl ServerProc {
                 )));
             }
         }
+        let log = data_dir.join("serve.log");
         let mut s = ServerProc {
             bin,
             config,
@@ -136,6 +139,37 @@ impl ServerProc {
             factory_dir,
             api_addr,
             admin_addr,
+            log,
+            child: None,
+        };
+        s.restart()?;
+        Ok(s)
+    }
+
+    /// Start another replica of `first`: the same data directory (CA,
+    /// server certificate) and factory material, its own ports, config
+    /// (`extra_toml` after the addresses) and log; `first`'s store settings
+    /// come from `extra_toml` (replicas share a PostgreSQL store).
+    pub fn start_replica(first: &ServerProc, name: &str, extra_toml: &str) -> std::io::Result<Self> {
+        let api_addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let admin_addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let dir = first.config.parent().unwrap_or(Path::new("."));
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "listen_addr = \"{api_addr}\"\nadmin_listen_addr = \"{admin_addr}\"\ndata_dir = \"{}\"\n{extra_toml}",
+                first.data_dir.display()
+            ),
+        )?;
+        let mut s = ServerProc {
+            bin: first.bin.clone(),
+            config,
+            data_dir: first.data_dir.clone(),
+            factory_dir: first.factory_dir.clone(),
+            api_addr,
+            admin_addr,
+            log: dir.join(format!("{name}.log")),
             child: None,
         };
         s.restart()?;
@@ -147,7 +181,7 @@ impl ServerProc {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.data_dir.join("serve.log"))?;
+            .open(&self.log)?;
         let child = Command::new(&self.bin)
             .arg("--config")
             .arg(&self.config)
@@ -159,8 +193,7 @@ impl ServerProc {
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(self.api_addr).is_err() {
             if Instant::now() > deadline {
-                let log =
-                    std::fs::read_to_string(self.data_dir.join("serve.log")).unwrap_or_default();
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
                 // Its own lines, not a backtrace's frames.
                 let tail: Vec<&str> = log
                     .lines()

@@ -210,3 +210,36 @@ impl ObjectSource for ClusterObjects {
         self.block(self.shared.delete(kind, namespace, name, &current))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn object(kind: Kind, body: Value) -> StoredObject {
+        stored(kind, body)
+    }
+
+    #[test]
+    fn what_is_sent_keeps_finalizers_and_adds_ours_to_edgedevices() {
+        let current = json!({"metadata": {"name": "d", "namespace": "n", "resourceVersion": "5",
+            "finalizers": ["example.com/backup"]}, "spec": {}, "status": {"phase": "up"}});
+        // An apply without finalizers (an operator's manifest) drops none.
+        let manifest = object(
+            Kind::EdgeDevice,
+            json!({"metadata": {"name": "d", "namespace": "n", "uid": "u"}, "spec": {"x": 1}}),
+        );
+        let sent = ClusterObjects::desired(Kind::EdgeDevice, &manifest, Some(&current));
+        assert_eq!(finalizers(&sent), ["example.com/backup", FINALIZER]);
+        assert!(sent.get("status").is_none() && sent.pointer("/metadata/uid").is_none());
+        assert_eq!(
+            merge_patch(&sendable(&current), &sent),
+            Some(json!({"metadata": {"finalizers": ["example.com/backup", FINALIZER]},
+                "spec": {"x": 1}}))
+        );
+        // Other kinds get no finalizer of ours.
+        let workload = object(Kind::EdgeWorkload, json!({"metadata": {"name": "w"}, "spec": {}}));
+        assert!(finalizers(&ClusterObjects::desired(Kind::EdgeWorkload, &workload, None)).is_empty());
+    }
+}

@@ -9,6 +9,7 @@ use tokio::sync::{Mutex, watch};
 
 use super::{ControllerError, Presence, Report, Settings, reconcile};
 use crate::clock::Clock;
+use crate::leader::{Alone, Leadership};
 use crate::metrics::{Metrics, PresenceLabels};
 use crate::objects::ObjectSource;
 use crate::store::Store;
@@ -22,6 +23,7 @@ pub struct Runner {
     settings: Settings,
     metrics: Arc<Metrics>,
     lock: Arc<Mutex<()>>,
+    leadership: Arc<dyn Leadership>,
 }
 
 impl Runner {
@@ -40,11 +42,31 @@ impl Runner {
             settings,
             metrics,
             lock: Arc::new(Mutex::new(())),
+            leadership: Arc::new(Alone),
         }
     }
 
-    /// Run one full pass now (waiting for a running one to finish first).
+    /// Run passes only while `leadership` says this replica leads.
+    #[must_use]
+    pub fn led_by(mut self, leadership: Arc<dyn Leadership>) -> Self {
+        self.leadership = leadership;
+        self
+    }
+
+    /// Whether this replica runs passes now.
+    pub fn is_leader(&self) -> bool {
+        self.leadership.is_leader()
+    }
+
+    /// Run one full pass now (waiting for a running one to finish first);
+    /// on a replica that does not lead, nothing (an empty report): the
+    /// leader's next pass does it.
     pub async fn run_now(&self) -> Result<Report, ControllerError> {
+        let leads = self.leadership.is_leader();
+        self.metrics.leader.set(i64::from(leads));
+        if !leads {
+            return Ok(Report::default());
+        }
         let _guard = self.lock.lock().await;
         let (store, objects) = (self.store.clone(), self.objects.clone());
         let (settings, now) = (self.settings, self.clock.now_ms());

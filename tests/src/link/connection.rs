@@ -46,7 +46,7 @@ pub(crate) async fn run(mut client: TcpStream, shared: Arc<Shared>, id: u64, epo
     let deadline = lifetime.and_then(|lifetime| accepted_at.checked_add(lifetime));
     let mut upstream = match timeout(
         UPSTREAM_CONNECT_TIMEOUT,
-        TcpStream::connect(shared.upstream),
+        TcpStream::connect(shared.upstream()),
     )
     .await
     {

@@ -187,6 +187,12 @@ impl Link {
         self.addr
     }
 
+    /// Send new connections to `upstream` from now on (open ones stay where
+    /// they are): a load balancer moving clients to another replica.
+    pub fn set_upstream(&self, upstream: SocketAddr) {
+        self.shared.set_upstream(upstream);
+    }
+
     /// The seed in use (to replay a run, pass it to [`LinkConfig::with_seed`]).
     #[must_use]
     pub fn seed(&self) -> u64 {

@@ -17,7 +17,9 @@ use super::timing::RealTiming;
 /// Everything the proxy's tasks and the [`Link`](super::Link) handle share.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) upstream: SocketAddr,
+    /// Where new connections go ([`crate::link::Link::set_upstream`] moves it:
+    /// a load balancer switching replicas).
+    upstream: Mutex<SocketAddr>,
     pub(crate) seed: u64,
     pub(crate) timing: RealTiming,
     pub(crate) counters: Counters,
@@ -47,7 +49,7 @@ impl Shared {
         let bucket =
             |rate: Option<f64>| rate.map(|rate| Mutex::new(TokenBucket::new(rate, burst, now)));
         Self {
-            upstream,
+            upstream: Mutex::new(upstream),
             seed,
             up_bucket: bucket(timing.up_rate),
             down_bucket: bucket(timing.down_rate),
@@ -56,6 +58,16 @@ impl Shared {
             stall: AtomicBool::new(cut_mode == CutMode::Stall),
             availability: Availability::new(),
         }
+    }
+
+    /// Where a new connection goes.
+    pub(crate) fn upstream(&self) -> SocketAddr {
+        *lock(&self.upstream)
+    }
+
+    /// Send new connections to `upstream` from now on.
+    pub(crate) fn set_upstream(&self, upstream: SocketAddr) {
+        *lock(&self.upstream) = upstream;
     }
 
     /// Admits `bytes` in `direction`; returns how long to hold them first.
