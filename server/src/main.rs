@@ -274,7 +274,7 @@ fn main() -> anyhow::Result<()> {
                 let now = clock.now_ms();
                 controller::reconcile_device(
                     &*store,
-                    &*store,
+                    &flotta_server::objects::StoreObjects(store.clone()),
                     config.controller_settings(),
                     &id,
                     now,

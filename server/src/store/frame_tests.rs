@@ -108,19 +108,19 @@ fn a_frame_is_stored_once_and_its_counter_judged(backend: &dyn Backend) {
     let out = s.ingest_frame(&f, 1000).unwrap();
     assert_eq!(out.verdict, FrameVerdict::Stored { completed: vec![] });
     assert_eq!(out.window, Some((5, 1)));
-    assert_eq!(seqs(&s, &d), vec![1, 2]);
+    assert_eq!(seqs(&*s, &d), vec![1, 2]);
     assert_eq!(
         s.ingest_frame(&f, 1001).unwrap().verdict,
         FrameVerdict::Duplicate
     );
-    assert_eq!(seqs(&s, &d), vec![1, 2]);
+    assert_eq!(seqs(&*s, &d), vec![1, 2]);
     // Records already stored (a re-packed frame) are deduplicated by seq.
     let again = frame(70, vec![record(2), record(3)], vec![]);
     assert!(matches!(
         s.ingest_frame(&again, 1002).unwrap().verdict,
         FrameVerdict::Stored { .. }
     ));
-    assert_eq!(seqs(&s, &d), vec![1, 2, 3]);
+    assert_eq!(seqs(&*s, &d), vec![1, 2, 3]);
     assert_eq!(
         s.ingest_frame(&f, 1003).unwrap().verdict,
         FrameVerdict::TooOld
@@ -149,7 +149,7 @@ fn a_frame_is_stored_once_and_its_counter_judged(backend: &dyn Backend) {
         (out.verdict, out.newest),
         (FrameVerdict::UnknownContext, None)
     );
-    assert_eq!(seqs(&s, &d), vec![1, 2, 3]);
+    assert_eq!(seqs(&*s, &d), vec![1, 2, 3]);
 }
 
 #[test]
@@ -196,7 +196,7 @@ fn fragments_survive_a_reopen_and_complete_a_record(backend: &dyn Backend) {
         .unwrap();
     drop(s);
     let s = backend.open();
-    assert!(seqs(&s, &d).is_empty());
+    assert!(seqs(&*s, &d).is_empty());
     // The middle, overlapping both ends (they agree).
     let out = s
         .ingest_frame(&frame(2, vec![], vec![fragment(7, &whole, 10, n - 12)]), 3)
@@ -232,10 +232,10 @@ fn refused_fragments_store_and_mark_nothing(backend: &dyn Backend) {
         FrameVerdict::Refused(Refusal::Conflict { seq: 4 })
     );
     assert!(
-        seqs(&s, &d).is_empty(),
+        seqs(&*s, &d).is_empty(),
         "the frame's whole records are not stored either"
     );
-    assert_eq!(window(&s), Some((0, 1)), "counter 1 not marked");
+    assert_eq!(window(&*s), Some((0, 1)), "counter 1 not marked");
     // A reassembled record that is not a valid record.
     let junk = vec![0xff; 20];
     let out = s
@@ -253,7 +253,7 @@ fn refused_fragments_store_and_mark_nothing(backend: &dyn Backend) {
         out.verdict,
         FrameVerdict::Refused(Refusal::PendingFull { .. })
     ));
-    assert_eq!(window(&s), Some((0, 1)));
+    assert_eq!(window(&*s), Some((0, 1)));
     // The pending piece of record 4 is still there and still counts.
     let rest = s
         .ingest_frame(
@@ -288,7 +288,7 @@ fn a_frame_under_the_new_epoch_drops_the_previous_one(backend: &dyn Backend) {
         .ingest_frame(&frame(1, vec![record(3)], vec![]), 90)
         .unwrap();
     assert_eq!(again.verdict, FrameVerdict::UnknownContext);
-    assert_eq!(seqs(&s, &d), vec![1, 2]);
+    assert_eq!(seqs(&*s, &d), vec![1, 2]);
 }
 
 fn downlink_counters_are_never_handed_out_twice(backend: &dyn Backend) {

@@ -32,7 +32,7 @@ fn first_certificate_is_current_and_a_renewal_waits_for_its_first_use(backend: &
         s.certificate_standing(&d, "aa").unwrap(),
         CertStanding::UnknownDevice
     );
-    enrolled(&s, &d);
+    enrolled(&*s, &d);
     assert_eq!(
         s.certificate_standing(&d, "aa").unwrap(),
         CertStanding::Superseded,
@@ -72,7 +72,7 @@ fn first_certificate_is_current_and_a_renewal_waits_for_its_first_use(backend: &
 fn devices_registered_before_serials_keep_working_until_their_first_renewal(backend: &dyn Backend) {
     let s = backend.open();
     let d = id("old-1");
-    enrolled(&s, &d);
+    enrolled(&*s, &d);
     s.mark_registered(&d, None, 2).unwrap(); // as before migration 3
     assert_eq!(
         s.certificate_standing(&d, "any").unwrap(),
@@ -97,7 +97,7 @@ fn devices_registered_before_serials_keep_working_until_their_first_renewal(back
 fn a_lapsed_device_starts_over_once_and_a_decommissioned_one_waits_for_approval(backend: &dyn Backend) {
     let s = backend.open();
     let d = id("dev-1");
-    enrolled(&s, &d);
+    enrolled(&*s, &d);
     s.record_certificate(&d, &cert("aa", 100, false), None, 2)
         .unwrap();
     s.record_certificate(&d, &cert("bb", 150, true), None, 3)

@@ -180,7 +180,7 @@ fn replicas_starting_together_migrate_once() {
     for h in handles {
         assert_eq!(h.join().unwrap(), 1);
     }
-    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
     let rows: i64 = client
         .query_one("SELECT COUNT(*) FROM schema_migrations", &[])
         .unwrap()
@@ -192,7 +192,7 @@ fn replicas_starting_together_migrate_once() {
 fn a_database_newer_than_the_server_is_refused() {
     let url = Cluster::shared().create_database();
     connect(&url);
-    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
     client
         .execute(
             "INSERT INTO schema_migrations (version, applied_ms, description)

@@ -96,10 +96,10 @@ fn batches_are_deduplicated_by_device_and_seq(backend: &dyn Backend) {
         "a batch proves the device cert is in use"
     );
     assert_eq!(s.ingest_batch(&d, &batch, None, 11).unwrap(), Some(3));
-    assert_eq!(seqs(&s, &d), vec![1, 2, 3]);
+    assert_eq!(seqs(&*s, &d), vec![1, 2, 3]);
     let overlap: Vec<_> = (2..=5).map(rec).collect();
     assert_eq!(s.ingest_batch(&d, &overlap, None, 12).unwrap(), Some(5));
-    assert_eq!(seqs(&s, &d), vec![1, 2, 3, 4, 5]);
+    assert_eq!(seqs(&*s, &d), vec![1, 2, 3, 4, 5]);
     // The first copy wins: a re-sent record does not overwrite.
     let stored = s.records(&d, Some(1), 1).unwrap();
     assert_eq!(stored.len(), 1);
@@ -111,7 +111,7 @@ fn batches_are_deduplicated_by_device_and_seq(backend: &dyn Backend) {
     let e = id("dev-2");
     s.enrol(&e, &ns(), None, true, 1).unwrap();
     assert_eq!(s.ingest_batch(&e, &batch, None, 13).unwrap(), Some(3));
-    assert_eq!(seqs(&s, &e), vec![1, 2, 3]);
+    assert_eq!(seqs(&*s, &e), vec![1, 2, 3]);
 }
 
 fn failed_batch_stores_nothing(backend: &dyn Backend) {
@@ -123,7 +123,7 @@ fn failed_batch_stores_nothing(backend: &dyn Backend) {
         s.ingest_batch(&d, &bad, None, 5),
         Err(StoreError::OutOfRange(_))
     ));
-    assert!(seqs(&s, &d).is_empty());
+    assert!(seqs(&*s, &d).is_empty());
     assert!(matches!(
         s.ingest_batch(&id("ghost"), &[rec(1)], None, 5),
         Err(StoreError::DeviceNotFound(_))

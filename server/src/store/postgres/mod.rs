@@ -95,7 +95,9 @@ impl PostgresStore {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        schema::migrate(&mut pool.get()?, now)?;
+        let mut conn = pool.get()?;
+        schema::migrate(&mut conn, now)?;
+        drop(conn);
         Ok(Self { pool })
     }
 

@@ -11,12 +11,11 @@
 //! cluster runs as the `postgres` OS user (`runuser -u postgres --`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::{PostgresSettings, PostgresStore};
 
 /// A running temporary cluster.
 #[derive(Debug)]
@@ -64,7 +63,8 @@ fn is_root() -> bool {
 }
 
 impl Cluster {
-    /// The cluster of this test process, started on first use.
+    /// The cluster of this test process, started on first use; [`Cluster::create_database`] gives
+    /// each test its own database.
     pub(crate) fn shared() -> &'static Cluster {
         static CLUSTER: OnceLock<Cluster> = OnceLock::new();
         CLUSTER.get_or_init(Cluster::start)
@@ -207,16 +207,5 @@ impl Cluster {
             .unwrap();
         self.url(&name)
     }
-
-    /// The cluster's directory (socket, data, logs).
-    #[allow(dead_code)]
-    pub(crate) fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
-/// A store on a new database of the shared cluster.
-pub(crate) fn fresh_store() -> PostgresStore {
-    let url = Cluster::shared().create_database();
-    PostgresStore::connect(&url, PostgresSettings::default()).expect("connect the test store")
-}
