@@ -16,7 +16,7 @@ use flotta_server::links::LinkAddress;
 use flotta_server::objects::{FieldValidation, Kind};
 use flotta_server::pki::Pki;
 use flotta_server::provision;
-use flotta_server::store::{SqliteStore, Store};
+use flotta_server::store::Store;
 
 /// Flotta-compatible edge device management server.
 #[derive(Debug, Parser)]
@@ -264,7 +264,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Approve { device_id } => {
             let id = DeviceId::parse(&device_id)?;
-            let store = SqliteStore::open(&config.store_path())?;
+            let store = flotta_server::server::open_store(&config)?.shared();
             store
                 .approve(&id)
                 .with_context(|| format!("approving {id}"))?;
@@ -273,8 +273,8 @@ fn main() -> anyhow::Result<()> {
             if config.objects == ObjectsBackend::Embedded {
                 let now = clock.now_ms();
                 controller::reconcile_device(
-                    &store,
-                    &store,
+                    &*store,
+                    &flotta_server::objects::StoreObjects(store.clone()),
                     config.controller_settings(),
                     &id,
                     now,
@@ -446,7 +446,7 @@ fn main() -> anyhow::Result<()> {
             bind.extend(dev_eui.as_deref().map(LinkAddress::dev_eui).transpose()?);
             let ns = Namespace::parse(namespace.as_deref().unwrap_or(&config.default_namespace))?;
             let pki = Pki::load_or_init(&config.data_dir, &config.pki_settings(), clock.now())?;
-            let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.store_path())?);
+            let store: Arc<dyn Store> = flotta_server::server::open_store(&config)?.shared();
             let request = provision::Request {
                 id: &id,
                 namespace: &ns,

@@ -30,7 +30,8 @@ use crate::objects::{ObjectSource, StoreObjects};
 use crate::pki::{Pki, PkiError};
 use crate::rock7::{self, MtQueue, MtWorker, Rock7Key, Rock7Webhook};
 use crate::service::EdgeService;
-use crate::store::{SqliteStore, Store, StoreError, TimedStore};
+use crate::config::StoreBackend;
+use crate::store::{PostgresStore, SqliteStore, Store, StoreError, TimedStore};
 use crate::tls::{self, TlsError};
 
 /// Starting the server failed.
@@ -79,10 +80,49 @@ impl StartError {
 }
 
 /// Load (creating on first start) the PKI and open the store. Blocking.
-pub fn open(config: &Config, clock: &dyn Clock) -> Result<(Pki, SqliteStore), StartError> {
+pub fn open(config: &Config, clock: &dyn Clock) -> Result<(Pki, OpenedStore), StartError> {
     let pki = Pki::load_or_init(&config.data_dir, &config.pki_settings(), clock.now())?;
-    let store = SqliteStore::open(&config.store_path())?;
+    let store = open_store(config)?;
     Ok((pki, store))
+}
+
+/// The store the configuration names (`store`), opened or connected and
+/// migrated. Blocking.
+pub fn open_store(config: &Config) -> Result<OpenedStore, StoreError> {
+    Ok(match config.store {
+        StoreBackend::Sqlite => OpenedStore::Sqlite(SqliteStore::open(&config.store_path())?),
+        StoreBackend::Postgres => OpenedStore::Postgres(PostgresStore::connect(
+            config.postgres_url.as_deref().unwrap_or_default(),
+            config.postgres_settings(),
+        )?),
+    })
+}
+
+/// A store of either backend, as [`open_store`] made it.
+#[derive(Debug)]
+pub enum OpenedStore {
+    /// `store = "sqlite"`.
+    Sqlite(SqliteStore),
+    /// `store = "postgres"`.
+    Postgres(PostgresStore),
+}
+
+impl OpenedStore {
+    /// The store with its calls timed into `metrics`.
+    pub fn timed(self, metrics: Arc<Metrics>) -> Arc<dyn Store> {
+        match self {
+            OpenedStore::Sqlite(s) => Arc::new(TimedStore::new(s, metrics)),
+            OpenedStore::Postgres(s) => Arc::new(TimedStore::new(s, metrics)),
+        }
+    }
+
+    /// The store as it is (tools).
+    pub fn shared(self) -> Arc<dyn Store> {
+        match self {
+            OpenedStore::Sqlite(s) => Arc::new(s),
+            OpenedStore::Postgres(s) => Arc::new(s),
+        }
+    }
 }
 
 /// A running server.
@@ -276,7 +316,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     };
     let pki = Arc::new(pki);
     let metrics = Metrics::shared();
-    let store: Arc<dyn Store> = Arc::new(TimedStore::new(store, metrics.clone()));
+    let store: Arc<dyn Store> = store.timed(metrics.clone());
     let acceptor = TlsAcceptor::from(tls::server_config(&pki, config.tls_session_cache_entries)?);
     let cluster = match config.objects {
         ObjectsBackend::Embedded => None,

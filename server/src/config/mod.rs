@@ -18,8 +18,10 @@ mod kubernetes;
 mod listeners;
 mod lorawan;
 mod rock7;
+mod store;
 
 pub use kubernetes::{KubernetesSettings, ObjectsBackend};
+pub use store::StoreBackend;
 pub use rock7::{DEFAULT_MT_URL, MAX_MT_BYTES};
 
 /// Prefix of environment variables overriding configuration keys
@@ -118,6 +120,19 @@ pub struct Config {
     pub default_heartbeat_period_seconds: u64,
     /// Seconds between two controller passes over every device.
     pub controller_interval_seconds: u64,
+    /// The store backend: `sqlite` (`data_dir/flotta.db`) or `postgres`.
+    pub store: StoreBackend,
+    /// PostgreSQL connection string for `store = "postgres"`
+    /// (`postgres://user:password@host:port/db` or `host=… dbname=…`);
+    /// also read from `FLOTTA_SERVER_POSTGRES_URL`. Connections are made
+    /// without TLS for now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_url: Option<String>,
+    /// PostgreSQL connections in the pool at most.
+    pub postgres_max_connections: u32,
+    /// Deadline of connecting to PostgreSQL (and of waiting for a pooled
+    /// connection).
+    pub postgres_connect_timeout_seconds: u64,
     /// Where Flotta's objects live: `embedded` (the store) or `kubernetes`.
     pub objects: ObjectsBackend,
     /// Kubeconfig for `objects = "kubernetes"`; absent: `$KUBECONFIG`,
@@ -277,6 +292,10 @@ impl Default for Config {
             default_heartbeat_period_seconds:
                 crate::controller::wire::DEFAULT_HEARTBEAT_PERIOD_SECONDS,
             controller_interval_seconds: 10,
+            store: StoreBackend::Sqlite,
+            postgres_url: None,
+            postgres_max_connections: 16,
+            postgres_connect_timeout_seconds: 10,
             objects: ObjectsBackend::Embedded,
             kubeconfig_path: None,
             kubernetes_status_writes_per_second: 20,
@@ -426,6 +445,7 @@ impl Config {
         self.validate_frames()?;
         self.validate_rock7()?;
         self.validate_kubernetes()?;
+        self.validate_store()?;
         self.validate_lorawan()
     }
 

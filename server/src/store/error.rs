@@ -47,6 +47,14 @@ pub enum StoreError {
         /// errors, conflicts).
         retriable: bool,
     },
+    /// PostgreSQL refused or failed an operation, or the connection to it
+    /// failed (`store = "postgres"`).
+    #[error("postgresql: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// No pooled PostgreSQL connection could be had in time (the server is
+    /// down, restarting or every connection is busy).
+    #[error("postgresql connection pool: {0}")]
+    Pool(#[from] r2d2::Error),
     /// The store's lock was poisoned by a panicking thread.
     #[error("the store is unusable after a panic in another thread")]
     Poisoned,
@@ -54,7 +62,10 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether the same operation may succeed if tried again (the database
-    /// was busy or locked, or ran out of resources for a moment).
+    /// was busy or locked, or ran out of resources for a moment; for
+    /// PostgreSQL also a lost connection, a server shutting down or starting
+    /// up, a serialization failure or deadlock that outlived the store's own
+    /// retries, and a pool time-out).
     pub fn is_retriable(&self) -> bool {
         use rusqlite::ErrorCode::{
             DatabaseBusy, DatabaseLocked, DiskFull, OutOfMemory, SystemIoFailure,
@@ -70,7 +81,31 @@ impl StoreError {
                 e.code,
                 DatabaseBusy | DatabaseLocked | DiskFull | OutOfMemory | SystemIoFailure
             ),
+            StoreError::Postgres(e) => postgres_retriable(e),
+            StoreError::Pool(_) => true,
             _ => false,
+        }
+    }
+}
+
+/// SQLSTATEs (and connection failures without one) after which the same
+/// operation may succeed: connection exceptions (class 08), admin shutdown,
+/// crash shutdown and "cannot connect now" (57P01-57P03), insufficient
+/// resources (class 53), serialization failure and deadlock (40001, 40P01).
+fn postgres_retriable(e: &postgres::Error) -> bool {
+    match e.code() {
+        Some(code) => {
+            let c = code.code();
+            c.starts_with("08")
+                || c.starts_with("53")
+                || matches!(c, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+        }
+        // No SQLSTATE: the connection closed or failed (I/O), or a value
+        // did not convert (not retriable).
+        None => {
+            e.is_closed()
+                || std::error::Error::source(e)
+                    .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
         }
     }
 }

@@ -4,17 +4,13 @@
 
 use serde_json::json;
 
+use super::test_backends::{Backend, both_backends};
 use super::*;
 
 fn id(s: &str) -> DeviceId {
     DeviceId::parse(s).unwrap()
 }
 
-fn open() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("flotta.db")).unwrap();
-    (dir, store)
-}
 
 fn cert(serial: &str, not_after_ms: u64, renewal: bool) -> IssuedCertificate {
     IssuedCertificate {
@@ -24,20 +20,19 @@ fn cert(serial: &str, not_after_ms: u64, renewal: bool) -> IssuedCertificate {
     }
 }
 
-fn enrolled(s: &SqliteStore, d: &DeviceId) {
+fn enrolled(s: &dyn Store, d: &DeviceId) {
     let ns = Namespace::parse("default").unwrap();
     s.enrol(d, &ns, None, true, 1).unwrap();
 }
 
-#[test]
-fn first_certificate_is_current_and_a_renewal_waits_for_its_first_use() {
-    let (_dir, s) = open();
+fn first_certificate_is_current_and_a_renewal_waits_for_its_first_use(backend: &dyn Backend) {
+    let s = backend.open();
     let d = id("dev-1");
     assert_eq!(
         s.certificate_standing(&d, "aa").unwrap(),
         CertStanding::UnknownDevice
     );
-    enrolled(&s, &d);
+    enrolled(&*s, &d);
     assert_eq!(
         s.certificate_standing(&d, "aa").unwrap(),
         CertStanding::Superseded,
@@ -74,11 +69,10 @@ fn first_certificate_is_current_and_a_renewal_waits_for_its_first_use() {
     );
 }
 
-#[test]
-fn devices_registered_before_serials_keep_working_until_their_first_renewal() {
-    let (_dir, s) = open();
+fn devices_registered_before_serials_keep_working_until_their_first_renewal(backend: &dyn Backend) {
+    let s = backend.open();
     let d = id("old-1");
-    enrolled(&s, &d);
+    enrolled(&*s, &d);
     s.mark_registered(&d, None, 2).unwrap(); // as before migration 3
     assert_eq!(
         s.certificate_standing(&d, "any").unwrap(),
@@ -100,11 +94,10 @@ fn devices_registered_before_serials_keep_working_until_their_first_renewal() {
     );
 }
 
-#[test]
-fn a_lapsed_device_starts_over_once_and_a_decommissioned_one_waits_for_approval() {
-    let (_dir, s) = open();
+fn a_lapsed_device_starts_over_once_and_a_decommissioned_one_waits_for_approval(backend: &dyn Backend) {
+    let s = backend.open();
     let d = id("dev-1");
-    enrolled(&s, &d);
+    enrolled(&*s, &d);
     s.record_certificate(&d, &cert("aa", 100, false), None, 2)
         .unwrap();
     s.record_certificate(&d, &cert("bb", 150, true), None, 3)
@@ -149,3 +142,9 @@ fn a_lapsed_device_starts_over_once_and_a_decommissioned_one_waits_for_approval(
         Err(StoreError::DeviceNotFound(_))
     ));
 }
+
+both_backends!(
+    first_certificate_is_current_and_a_renewal_waits_for_its_first_use,
+    devices_registered_before_serials_keep_working_until_their_first_renewal,
+    a_lapsed_device_starts_over_once_and_a_decommissioned_one_waits_for_approval,
+);

@@ -5,11 +5,13 @@
 //!
 //! [`Store`] is a blocking interface; async code calls it through
 //! `tokio::task::spawn_blocking`. The default backend is [`SqliteStore`]
-//! (see `server/STORE.md` for why SQLite).
+//! (see `server/STORE.md` for why SQLite); [`PostgresStore`] lets several
+//! server replicas share one PostgreSQL database (`store = "postgres"`).
 
 mod error;
 mod frames;
 mod links;
+mod postgres;
 mod sqlite;
 mod timed;
 
@@ -25,6 +27,7 @@ use crate::device_id::{DeviceId, Namespace};
 pub use error::StoreError;
 pub use frames::{FrameIngested, FrameLinkStatus, FrameVerdict, FrameWrite, StoredFrameContext};
 pub use links::{LinkBinding, LoraUplinkFacts, LorawanStatus, SbdStatus, SbdUplink, sbd_credits};
+pub use postgres::{PostgresSettings, PostgresStore};
 pub use sqlite::SqliteStore;
 pub use timed::TimedStore;
 
@@ -485,5 +488,9 @@ pub trait Store: Debug + Send + Sync {
 mod frame_tests;
 #[cfg(test)]
 mod identity_tests;
+#[cfg(test)]
+mod postgres_tests;
+#[cfg(test)]
+mod test_backends;
 #[cfg(test)]
 mod tests;

@@ -1,10 +1,12 @@
-//! Unit tests of the SQLite store (on a real file in a temp dir).
+//! Unit tests of the store, each run against SQLite (a real file in a temp
+//! dir) and PostgreSQL (a fresh database of a temporary cluster).
 
 use std::collections::BTreeMap;
 
 use flotta_proto::record::RecordClass;
 use serde_json::json;
 
+use super::test_backends::{Backend, both_backends};
 use super::*;
 
 fn id(s: &str) -> DeviceId {
@@ -13,12 +15,6 @@ fn id(s: &str) -> DeviceId {
 
 fn ns() -> Namespace {
     Namespace::parse("default").unwrap()
-}
-
-fn open() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("flotta.db")).unwrap();
-    (dir, store)
 }
 
 fn rec(seq: u64) -> NewRecord {
@@ -30,7 +26,7 @@ fn rec(seq: u64) -> NewRecord {
     }
 }
 
-fn seqs(store: &SqliteStore, d: &DeviceId) -> Vec<u64> {
+fn seqs(store: &dyn Store, d: &DeviceId) -> Vec<u64> {
     store
         .records(d, None, 1000)
         .unwrap()
@@ -39,9 +35,8 @@ fn seqs(store: &SqliteStore, d: &DeviceId) -> Vec<u64> {
         .collect()
 }
 
-#[test]
-fn enrolment_and_approval() {
-    let (_d, s) = open();
+fn enrolment_and_approval(backend: &dyn Backend) {
+    let s = backend.open();
     let d = id("dev-1");
     let hw = json!({"hostname": "h1"});
     assert_eq!(
@@ -72,9 +67,8 @@ fn enrolment_and_approval() {
     assert_eq!(s.devices().unwrap().len(), 2);
 }
 
-#[test]
-fn registration_flags() {
-    let (_d, s) = open();
+fn registration_flags(backend: &dyn Backend) {
+    let s = backend.open();
     let d = id("dev-1");
     s.enrol(&d, &ns(), None, true, 1).unwrap();
     s.mark_registered(&d, Some(&json!({"hostname": "x"})), 9)
@@ -89,9 +83,8 @@ fn registration_flags() {
     ));
 }
 
-#[test]
-fn batches_are_deduplicated_by_device_and_seq() {
-    let (_d, s) = open();
+fn batches_are_deduplicated_by_device_and_seq(backend: &dyn Backend) {
+    let s = backend.open();
     let d = id("dev-1");
     s.enrol(&d, &ns(), None, true, 1).unwrap();
     assert_eq!(s.acked_through(&d).unwrap(), None);
@@ -103,10 +96,10 @@ fn batches_are_deduplicated_by_device_and_seq() {
         "a batch proves the device cert is in use"
     );
     assert_eq!(s.ingest_batch(&d, &batch, None, 11).unwrap(), Some(3));
-    assert_eq!(seqs(&s, &d), vec![1, 2, 3]);
+    assert_eq!(seqs(&*s, &d), vec![1, 2, 3]);
     let overlap: Vec<_> = (2..=5).map(rec).collect();
     assert_eq!(s.ingest_batch(&d, &overlap, None, 12).unwrap(), Some(5));
-    assert_eq!(seqs(&s, &d), vec![1, 2, 3, 4, 5]);
+    assert_eq!(seqs(&*s, &d), vec![1, 2, 3, 4, 5]);
     // The first copy wins: a re-sent record does not overwrite.
     let stored = s.records(&d, Some(1), 1).unwrap();
     assert_eq!(stored.len(), 1);
@@ -118,12 +111,11 @@ fn batches_are_deduplicated_by_device_and_seq() {
     let e = id("dev-2");
     s.enrol(&e, &ns(), None, true, 1).unwrap();
     assert_eq!(s.ingest_batch(&e, &batch, None, 13).unwrap(), Some(3));
-    assert_eq!(seqs(&s, &e), vec![1, 2, 3]);
+    assert_eq!(seqs(&*s, &e), vec![1, 2, 3]);
 }
 
-#[test]
-fn failed_batch_stores_nothing() {
-    let (_d, s) = open();
+fn failed_batch_stores_nothing(backend: &dyn Backend) {
+    let s = backend.open();
     let d = id("dev-1");
     s.enrol(&d, &ns(), None, true, 1).unwrap();
     let bad = vec![rec(1), rec(2), rec(u64::MAX)];
@@ -131,16 +123,15 @@ fn failed_batch_stores_nothing() {
         s.ingest_batch(&d, &bad, None, 5),
         Err(StoreError::OutOfRange(_))
     ));
-    assert!(seqs(&s, &d).is_empty());
+    assert!(seqs(&*s, &d).is_empty());
     assert!(matches!(
         s.ingest_batch(&id("ghost"), &[rec(1)], None, 5),
         Err(StoreError::DeviceNotFound(_))
     ));
 }
 
-#[test]
-fn older_heartbeats_do_not_overwrite_newer_status() {
-    let (_d, s) = open();
+fn older_heartbeats_do_not_overwrite_newer_status(backend: &dyn Backend) {
+    let s = backend.open();
     let d = id("dev-1");
     s.enrol(&d, &ns(), None, true, 1).unwrap();
     let up = |seq| StatusUpdate {
@@ -176,9 +167,8 @@ fn older_heartbeats_do_not_overwrite_newer_status() {
     ));
 }
 
-#[test]
-fn configuration_versions_only_change_with_content() {
-    let (_d, s) = open();
+fn configuration_versions_only_change_with_content(backend: &dyn Backend) {
+    let s = backend.open();
     let d = id("dev-1");
     s.enrol(&d, &ns(), None, true, 1).unwrap();
     assert_eq!(s.configuration(&d).unwrap(), None);
@@ -197,9 +187,8 @@ fn configuration_versions_only_change_with_content() {
     assert!(s.set_configuration(&id("x"), &a).is_err());
 }
 
-#[test]
-fn labels_and_objects() {
-    let (_d, s) = open();
+fn labels_and_objects(backend: &dyn Backend) {
+    let s = backend.open();
     let d = id("dev-1");
     s.enrol(&d, &ns(), None, true, 1).unwrap();
     let labels = BTreeMap::from([("site".to_owned(), "a".to_owned())]);
@@ -230,17 +219,14 @@ fn labels_and_objects() {
     assert!(!s.delete_object("EdgeWorkload", "b", "x").unwrap());
 }
 
-#[test]
-fn data_survives_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("flotta.db");
+fn data_survives_reopening(backend: &dyn Backend) {
     let d = id("dev-1");
     {
-        let s = SqliteStore::open(&path).unwrap();
+        let s = backend.open();
         s.enrol(&d, &ns(), None, true, 1).unwrap();
         s.ingest_batch(&d, &[rec(7)], None, 2).unwrap();
     }
-    let s = SqliteStore::open(&path).unwrap();
+    let s = backend.open();
     assert_eq!(s.acked_through(&d).unwrap(), Some(7));
     s.ping().unwrap();
 }
@@ -254,9 +240,8 @@ fn garbage_database_file_is_refused() {
     assert!(!err.is_retriable(), "{err}");
 }
 
-#[test]
-fn json_heartbeat_events_are_stored_once_and_listed_with_batch_events() {
-    let (_d, s) = open();
+fn json_heartbeat_events_are_stored_once_and_listed_with_batch_events(backend: &dyn Backend) {
+    let s = backend.open();
     let d = id("dev-1");
     s.enrol(&d, &ns(), None, true, 1).unwrap();
     let hb = StatusUpdate {
@@ -301,9 +286,8 @@ fn json_heartbeat_events_are_stored_once_and_listed_with_batch_events() {
     assert_eq!(s.events(&id("other"), 10).unwrap(), []);
 }
 
-#[test]
-fn log_lines_are_paged_newest_first_from_a_time_on() {
-    let (_d, s) = open();
+fn log_lines_are_paged_newest_first_from_a_time_on(backend: &dyn Backend) {
+    let s = backend.open();
     let d = id("dev-1");
     s.enrol(&d, &ns(), None, true, 1).unwrap();
     let event = NewRecord {
@@ -330,3 +314,16 @@ fn log_lines_are_paged_newest_first_from_a_time_on() {
     assert!(page(0, 10, 10).is_empty());
     assert!(s.logs(&id("other"), 0, 10, 0).unwrap().is_empty());
 }
+
+both_backends!(
+    enrolment_and_approval,
+    registration_flags,
+    batches_are_deduplicated_by_device_and_seq,
+    failed_batch_stores_nothing,
+    older_heartbeats_do_not_overwrite_newer_status,
+    configuration_versions_only_change_with_content,
+    labels_and_objects,
+    data_survives_reopening,
+    json_heartbeat_events_are_stored_once_and_listed_with_batch_events,
+    log_lines_are_paged_newest_first_from_a_time_on,
+);

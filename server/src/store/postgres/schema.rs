@@ -1,0 +1,181 @@
+//! The PostgreSQL schema and its migrations.
+//!
+//! Migrations are numbered from 1 and recorded in `schema_migrations`
+//! (`version`, `applied_ms`, `description`); a migration is only ever added,
+//! never edited. [`migrate`] runs at start in one transaction that first
+//! takes a transaction-scoped advisory lock, so replicas starting at once
+//! apply each migration exactly once (the others wait, then find nothing to
+//! do). A database whose newest migration is above what this binary knows is
+//! refused.
+//!
+//! Version 1 is the whole schema of SQLite's migrations 1-6 (the same
+//! tables and columns, `BIGINT` for SQLite's `INTEGER`, `BOOLEAN` for its
+//! flags, `BYTEA` for `BLOB`, `DOUBLE PRECISION` for `REAL`). JSON is kept
+//! as `TEXT`, byte for byte what the server serialised (as in SQLite). Text
+//! keys use the `"C"` collation so that `ORDER BY` sorts as SQLite's binary
+//! collation does, whatever the database's default.
+
+use postgres::Client;
+
+use crate::store::StoreError;
+
+/// The advisory lock key of migrations (`pg_advisory_xact_lock`): "flotta"
+/// in ASCII.
+const MIGRATION_LOCK: i64 = 0x666c_6f74_7461;
+
+/// `(description, SQL)` of each migration, version = index + 1.
+pub(super) const MIGRATIONS: &[(&str, &str)] = &[(
+    "devices, records, configuration, objects, events, identity, frames, links",
+    r#"
+CREATE TABLE devices (
+    id                     TEXT COLLATE "C" PRIMARY KEY,
+    namespace              TEXT COLLATE "C" NOT NULL,
+    approved               BOOLEAN NOT NULL,
+    registered             BOOLEAN NOT NULL DEFAULT false,
+    cert_used              BOOLEAN NOT NULL DEFAULT false,
+    labels                 TEXT NOT NULL DEFAULT '{}',
+    hardware               TEXT,
+    status                 TEXT,
+    last_heartbeat         TEXT,
+    last_heartbeat_seq     BIGINT,
+    last_seen_ms           BIGINT,
+    enrolled_at_ms         BIGINT NOT NULL,
+    registered_at_ms       BIGINT,
+    cert_serial            TEXT,
+    cert_not_after_ms      BIGINT,
+    next_cert_serial       TEXT,
+    next_cert_not_after_ms BIGINT,
+    decommissioned_at_ms   BIGINT,
+    decommissioned_by      TEXT,
+    last_link              TEXT,
+    frames_stored          BIGINT NOT NULL DEFAULT 0,
+    frames_duplicate       BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE records (
+    device_id   TEXT COLLATE "C" NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    seq         BIGINT NOT NULL,
+    at_ms       BIGINT NOT NULL,
+    class       BIGINT NOT NULL,
+    payload     BYTEA NOT NULL,
+    received_ms BIGINT NOT NULL,
+    PRIMARY KEY (device_id, seq)
+);
+CREATE TABLE device_config (
+    device_id TEXT COLLATE "C" PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+    version   BIGINT NOT NULL,
+    spec      TEXT NOT NULL
+);
+CREATE TABLE objects (
+    kind      TEXT COLLATE "C" NOT NULL,
+    namespace TEXT COLLATE "C" NOT NULL,
+    name      TEXT COLLATE "C" NOT NULL,
+    body      TEXT NOT NULL,
+    PRIMARY KEY (kind, namespace, name)
+);
+CREATE TABLE json_events (
+    device_id   TEXT COLLATE "C" NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    at_ms       BIGINT NOT NULL,
+    idx         BIGINT NOT NULL,
+    payload     BYTEA NOT NULL,
+    received_ms BIGINT NOT NULL,
+    PRIMARY KEY (device_id, at_ms, idx, payload)
+);
+CREATE TABLE frame_keys (
+    key_id    BYTEA PRIMARY KEY CHECK (length(key_id) = 4),
+    device_id TEXT COLLATE "C" NOT NULL UNIQUE REFERENCES devices(id) ON DELETE CASCADE
+);
+CREATE TABLE frame_contexts (
+    key_id        BYTEA NOT NULL REFERENCES frame_keys(key_id) ON DELETE CASCADE,
+    epoch         BIGINT NOT NULL,
+    master_secret BYTEA NOT NULL CHECK (length(master_secret) = 32),
+    master_salt   BYTEA NOT NULL,
+    created_ms    BIGINT NOT NULL,
+    up_highest    BIGINT,
+    up_bitmap     BIGINT,
+    down_next     BIGINT,
+    PRIMARY KEY (key_id, epoch)
+);
+CREATE TABLE frame_fragments (
+    device_id TEXT COLLATE "C" NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    seq       BIGINT NOT NULL,
+    start     BIGINT NOT NULL,
+    data      BYTEA NOT NULL,
+    total_len BIGINT NOT NULL,
+    at_ms     BIGINT NOT NULL,
+    class     BIGINT NOT NULL,
+    PRIMARY KEY (device_id, seq, start)
+);
+CREATE TABLE link_bindings (
+    kind      TEXT COLLATE "C" NOT NULL,
+    address   TEXT COLLATE "C" NOT NULL,
+    device_id TEXT COLLATE "C" NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    bound_ms  BIGINT NOT NULL,
+    PRIMARY KEY (kind, address)
+);
+CREATE INDEX link_bindings_device ON link_bindings(device_id);
+CREATE TABLE sbd_status (
+    device_id    TEXT COLLATE "C" PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+    imei         TEXT NOT NULL,
+    last_momsn   BIGINT,
+    latitude     DOUBLE PRECISION,
+    longitude    DOUBLE PRECISION,
+    cep_km       DOUBLE PRECISION,
+    last_mo_ms   BIGINT,
+    credits_day  TEXT,
+    credits_used BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE lorawan_status (
+    device_id      TEXT COLLATE "C" PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+    dev_eui        TEXT NOT NULL,
+    last_f_cnt     BIGINT,
+    last_dr        BIGINT,
+    rssi           DOUBLE PRECISION,
+    snr            DOUBLE PRECISION,
+    last_uplink_ms BIGINT,
+    airtime_day    TEXT,
+    airtime_us     BIGINT NOT NULL DEFAULT 0,
+    downlinks      BIGINT NOT NULL DEFAULT 0
+);
+"#,
+)];
+
+/// Apply pending migrations under the advisory lock, in one transaction.
+/// Returns the schema version after the call.
+pub(super) fn migrate(client: &mut Client, now_ms: i64) -> Result<i64, StoreError> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version     BIGINT PRIMARY KEY,
+             applied_ms  BIGINT NOT NULL,
+             description TEXT NOT NULL
+         )",
+    )?;
+    let applied: i64 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )?
+        .try_get(0)?;
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if applied > known {
+        return Err(StoreError::OutOfRange(format!(
+            "PostgreSQL schema version {applied} is newer than this server ({known}): \
+             run a server at least as new as the one that migrated the database"
+        )));
+    }
+    let mut version = applied;
+    for (description, sql) in MIGRATIONS
+        .iter()
+        .skip(usize::try_from(applied).unwrap_or(0))
+    {
+        version += 1;
+        tx.batch_execute(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_ms, description) VALUES ($1, $2, $3)",
+            &[&version, &now_ms, description],
+        )?;
+    }
+    tx.commit()?;
+    Ok(version)
+}

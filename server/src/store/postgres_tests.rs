@@ -1,0 +1,266 @@
+//! What only the PostgreSQL backend can show: several replicas (separate
+//! stores, so separate pooled connections) racing on one database, the
+//! migrations under their advisory lock, and a PostgreSQL restart in the
+//! middle of ingests costing retries, never a lost or doubled record.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use flotta_proto::frame_keys::FrameKeys;
+use flotta_proto::record::RecordClass;
+
+use super::postgres::test_db::Cluster;
+use super::*;
+
+fn id(s: &str) -> DeviceId {
+    DeviceId::parse(s).unwrap()
+}
+
+fn ns() -> Namespace {
+    Namespace::parse("default").unwrap()
+}
+
+fn rec(seq: u64) -> NewRecord {
+    NewRecord {
+        seq,
+        at_ms: seq,
+        class: RecordClass::Log,
+        payload: vec![seq as u8; 8],
+    }
+}
+
+fn connect(url: &str) -> PostgresStore {
+    PostgresStore::connect(url, PostgresSettings::default()).unwrap()
+}
+
+/// Two replicas on one new database.
+fn replicas() -> (String, Arc<PostgresStore>, Arc<PostgresStore>) {
+    let url = Cluster::shared().create_database();
+    let a = Arc::new(connect(&url));
+    let b = Arc::new(connect(&url));
+    (url, a, b)
+}
+
+/// Run `f(0)` and `f(1)` at the same moment on two threads.
+fn race<T: Send + 'static>(f: impl Fn(usize) -> T + Send + Sync + 'static) -> [T; 2] {
+    let f = Arc::new(f);
+    let barrier = Arc::new(Barrier::new(2));
+    let handles: Vec<_> = (0..2)
+        .map(|i| {
+            let (f, barrier) = (f.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                f(i)
+            })
+        })
+        .collect();
+    let mut out = handles.into_iter().map(|h| h.join().unwrap());
+    [out.next().unwrap(), out.next().unwrap()]
+}
+
+#[test]
+fn the_same_batch_ingested_at_once_by_two_replicas_is_stored_once() {
+    let (_url, a, b) = replicas();
+    let d = id("dev-1");
+    a.enrol(&d, &ns(), None, true, 1).unwrap();
+    for round in 0..10u64 {
+        let batch: Vec<_> = (round * 20 + 1..=round * 20 + 20).map(rec).collect();
+        let stores = [a.clone(), b.clone()];
+        let batch = Arc::new(batch);
+        let (d2, batch2) = (d.clone(), batch.clone());
+        let acked = race(move |i| stores[i].ingest_batch(&d2, &batch2, None, 5).unwrap());
+        assert_eq!(acked, [Some(round * 20 + 20); 2], "round {round}");
+    }
+    let stored: Vec<u64> = a
+        .records(&d, None, 1000)
+        .unwrap()
+        .iter()
+        .map(|r| r.record.seq)
+        .collect();
+    assert_eq!(stored, (1..=200).collect::<Vec<_>>());
+}
+
+#[test]
+fn of_two_racing_counter_reservations_exactly_one_wins() {
+    let (_url, a, b) = replicas();
+    let d = id("dev-1");
+    a.enrol(&d, &ns(), None, true, 1).unwrap();
+    let keys = FrameKeys {
+        key_id: [9, 8, 7, 6],
+        epoch: 0,
+        master_secret: [1; 32],
+        master_salt: vec![2; 8],
+    };
+    a.create_frame_context(&d, &keys, 1).unwrap();
+    let mut expected = None;
+    for round in 1..=20u32 {
+        let next = round * 16;
+        let stores = [a.clone(), b.clone()];
+        let results = race(move |i| {
+            stores[i].reserve_frame_counters([9, 8, 7, 6], 0, expected, next)
+        });
+        let wins = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(wins, 1, "round {round}: {results:?}");
+        for r in &results {
+            if let Err(e) = r {
+                assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+            }
+        }
+        expected = Some(next);
+    }
+    assert_eq!(
+        a.frame_contexts(&d).unwrap()[0].down_next,
+        Some(20 * 16)
+    );
+}
+
+#[test]
+fn of_two_devices_racing_for_one_key_id_exactly_one_gets_it() {
+    let (_url, a, b) = replicas();
+    for n in 0..10u8 {
+        let devices = [id(&format!("a-{n}")), id(&format!("b-{n}"))];
+        for d in &devices {
+            a.enrol(d, &ns(), None, true, 1).unwrap();
+        }
+        let stores = [a.clone(), b.clone()];
+        let results = race(move |i| {
+            let keys = FrameKeys {
+                key_id: [n, 0, 0, 1],
+                epoch: 0,
+                master_secret: [1; 32],
+                master_salt: vec![2; 8],
+            };
+            stores[i].create_frame_context(&devices[i], &keys, 1)
+        });
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        assert_eq!(a.frame_contexts_by_key([n, 0, 0, 1]).unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn a_renewed_certificate_promoted_by_two_replicas_at_once_is_promoted_once() {
+    let (_url, a, b) = replicas();
+    for n in 0..10 {
+        let d = id(&format!("dev-{n}"));
+        a.enrol(&d, &ns(), None, true, 1).unwrap();
+        let cert = |serial: &str, renewal| IssuedCertificate {
+            serial: serial.into(),
+            not_after_ms: 1_000,
+            renewal,
+        };
+        a.record_certificate(&d, &cert("01", false), None, 2).unwrap();
+        a.record_certificate(&d, &cert("02", true), None, 3).unwrap();
+        let stores = [a.clone(), b.clone()];
+        let d2 = d.clone();
+        let mut results = race(move |i| stores[i].certificate_standing(&d2, "02").unwrap());
+        results.sort_by_key(|s| format!("{s:?}"));
+        assert_eq!(results, [CertStanding::Current, CertStanding::Promoted]);
+        assert_eq!(
+            a.certificate_standing(&d, "01").unwrap(),
+            CertStanding::Superseded
+        );
+    }
+}
+
+#[test]
+fn replicas_starting_together_migrate_once() {
+    let url = Cluster::shared().create_database();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || connect(&url).schema_version().unwrap())
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), 1);
+    }
+    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let rows: i64 = client
+        .query_one("SELECT COUNT(*) FROM schema_migrations", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1);
+}
+
+#[test]
+fn a_database_newer_than_the_server_is_refused() {
+    let url = Cluster::shared().create_database();
+    connect(&url);
+    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    client
+        .execute(
+            "INSERT INTO schema_migrations (version, applied_ms, description)
+             VALUES (99, 0, 'from the future')",
+            &[],
+        )
+        .unwrap();
+    let err = PostgresStore::connect(&url, PostgresSettings::default()).unwrap_err();
+    assert!(err.to_string().contains("newer than this server"), "{err}");
+    assert!(!err.is_retriable());
+}
+
+#[test]
+fn a_postgresql_restart_costs_retries_never_a_lost_or_doubled_record() {
+    // A cluster of its own: the restart must not disturb other tests.
+    let cluster = Arc::new(Cluster::start());
+    let url = cluster.create_database();
+    let settings = PostgresSettings {
+        max_connections: 4,
+        connect_timeout: Duration::from_secs(2),
+    };
+    let store = PostgresStore::connect(&url, settings).unwrap();
+    let d = id("dev-1");
+    store.enrol(&d, &ns(), None, true, 1).unwrap();
+    let progress = Arc::new(AtomicU64::new(0));
+    let restarted = Arc::new(AtomicBool::new(false));
+    let restarter = {
+        let (cluster, progress, restarted) = (cluster.clone(), progress.clone(), restarted.clone());
+        std::thread::spawn(move || {
+            while progress.load(Ordering::SeqCst) < 30 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            cluster.pg_ctl("stop -m immediate");
+            std::thread::sleep(Duration::from_millis(300));
+            cluster.pg_ctl("start");
+            restarted.store(true, Ordering::SeqCst);
+        })
+    };
+    let (mut seq, mut errors, mut after_restart) = (0u64, 0u32, 0u32);
+    while after_restart < 30 {
+        seq += 1;
+        loop {
+            match store.ingest_batch(&d, &[rec(seq)], None, seq) {
+                Ok(acked) => {
+                    assert_eq!(acked, Some(seq));
+                    break;
+                }
+                Err(e) => {
+                    assert!(e.is_retriable(), "not retriable: {e}");
+                    errors += 1;
+                    assert!(errors < 1000, "PostgreSQL did not come back: {e}");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        progress.store(seq, Ordering::SeqCst);
+        if restarted.load(Ordering::SeqCst) {
+            after_restart += 1;
+        }
+    }
+    restarter.join().unwrap();
+    assert!(errors > 0, "the restart cost no retry: did it happen mid-loop?");
+    let stored: Vec<u64> = store
+        .records(&d, None, 10_000)
+        .unwrap()
+        .iter()
+        .map(|r| r.record.seq)
+        .collect();
+    assert_eq!(stored, (1..=seq).collect::<Vec<_>>());
+    cluster.pg_ctl("stop -m immediate");
+}
