@@ -17,10 +17,12 @@ use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::ObjectsBackend;
+use crate::config::StoreBackend;
 use crate::config::{Config, ConfigError};
 use crate::controller::runner::Runner;
 use crate::frames::udp::UdpListener;
 use crate::frames::{FrameIngest, FrameKeyring};
+use crate::leader::{AdvisoryLock, Alone, Leadership};
 use crate::listener::{self, Budgets, Listener, MtlsAdmit, PlainAdmit};
 use crate::lorawan::{
     self, ChirpstackWebhook, DownlinkQueue, DownlinkWorker, LoraIngest, TtsWebhook,
@@ -30,7 +32,6 @@ use crate::objects::{ObjectSource, StoreObjects};
 use crate::pki::{Pki, PkiError};
 use crate::rock7::{self, MtQueue, MtWorker, Rock7Key, Rock7Webhook};
 use crate::service::EdgeService;
-use crate::config::StoreBackend;
 use crate::store::{PostgresStore, SqliteStore, Store, StoreError, TimedStore};
 use crate::tls::{self, TlsError};
 
@@ -330,13 +331,24 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         Some(c) => c.objects(),
         None => Arc::new(StoreObjects(store.clone())),
     };
+    let leadership: Arc<dyn Leadership> = match config.store {
+        StoreBackend::Sqlite => Arc::new(Alone),
+        StoreBackend::Postgres => Arc::new(
+            AdvisoryLock::start(
+                config.postgres_url.as_deref().unwrap_or_default(),
+                Duration::from_millis(config.leader_check_interval_ms),
+            )
+            .map_err(|e| StartError::Internal(e.to_string()))?,
+        ),
+    };
     let controller = Runner::new(
         store.clone(),
         objects.clone(),
         clock.clone(),
         config.controller_settings(),
         metrics.clone(),
-    );
+    )
+    .led_by(leadership);
     let settings = config.frame_settings();
     let keyring = Arc::new(FrameKeyring::new(
         store.clone(),

@@ -18,6 +18,7 @@
 //! keys; [`TestServer::frames`] reads `flotta_frames_total{result}` and
 //! [`TestServer::restart`] restarts the server on the same data directory.
 
+pub use crate::store::TestPostgresCluster as TestPostgres;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

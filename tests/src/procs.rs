@@ -150,7 +150,11 @@ impl ServerProc {
     /// server certificate) and factory material, its own ports, config
     /// (`extra_toml` after the addresses) and log; `first`'s store settings
     /// come from `extra_toml` (replicas share a PostgreSQL store).
-    pub fn start_replica(first: &ServerProc, name: &str, extra_toml: &str) -> std::io::Result<Self> {
+    pub fn start_replica(
+        first: &ServerProc,
+        name: &str,
+        extra_toml: &str,
+    ) -> std::io::Result<Self> {
         let api_addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let admin_addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let dir = first.config.parent().unwrap_or(Path::new("."));

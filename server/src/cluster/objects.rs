@@ -235,11 +235,23 @@ mod tests {
         assert!(sent.get("status").is_none() && sent.pointer("/metadata/uid").is_none());
         assert_eq!(
             merge_patch(&sendable(&current), &sent),
-            Some(json!({"metadata": {"finalizers": ["example.com/backup", FINALIZER]},
-                "spec": {"x": 1}}))
+            Some(
+                json!({"metadata": {"finalizers": ["example.com/backup", FINALIZER]},
+                "spec": {"x": 1}})
+            )
         );
         // Other kinds get no finalizer of ours.
-        let workload = object(Kind::EdgeWorkload, json!({"metadata": {"name": "w"}, "spec": {}}));
-        assert!(finalizers(&ClusterObjects::desired(Kind::EdgeWorkload, &workload, None)).is_empty());
+        let workload = object(
+            Kind::EdgeWorkload,
+            json!({"metadata": {"name": "w"}, "spec": {}}),
+        );
+        assert!(
+            finalizers(&ClusterObjects::desired(
+                Kind::EdgeWorkload,
+                &workload,
+                None
+            ))
+            .is_empty()
+        );
     }
 }

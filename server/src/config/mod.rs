@@ -21,8 +21,8 @@ mod rock7;
 mod store;
 
 pub use kubernetes::{KubernetesSettings, ObjectsBackend};
-pub use store::StoreBackend;
 pub use rock7::{DEFAULT_MT_URL, MAX_MT_BYTES};
+pub use store::StoreBackend;
 
 /// Prefix of environment variables overriding configuration keys
 /// (`FLOTTA_SERVER_LISTEN_ADDR` sets `listen_addr`).
@@ -146,6 +146,11 @@ pub struct Config {
     pub kubernetes_request_timeout_seconds: u64,
     /// Longest wait at start for the first list of every watched kind.
     pub kubernetes_sync_timeout_seconds: u64,
+    /// With `store = "postgres"`: how often a replica tries to take the
+    /// controller's leadership (an advisory lock), and the leader checks its
+    /// session; a follower takes over within about this long after the
+    /// leader's death.
+    pub leader_check_interval_ms: u64,
     /// Address of the UDP listener for sealed frames (NB-IoT); absent: off,
     /// and no frame keys are handed out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -301,6 +306,7 @@ impl Default for Config {
             kubernetes_status_writes_per_second: 20,
             kubernetes_request_timeout_seconds: 10,
             kubernetes_sync_timeout_seconds: 60,
+            leader_check_interval_ms: 1000,
             udp_listen_addr: None,
             udp_max_datagram_bytes: 1500,
             udp_answer_bytes: 1200,
@@ -446,6 +452,9 @@ impl Config {
         self.validate_rock7()?;
         self.validate_kubernetes()?;
         self.validate_store()?;
+        if !(50..=60_000).contains(&self.leader_check_interval_ms) {
+            return invalid("leader_check_interval_ms", "must be 50..=60000".into());
+        }
         self.validate_lorawan()
     }
 

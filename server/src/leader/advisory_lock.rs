@@ -53,8 +53,9 @@ impl AdvisoryLock {
     /// Start contending for the lock on the database of `url`, looking every
     /// `check_interval`.
     pub fn start(url: &str, check_interval: Duration) -> Result<Self, LeaderError> {
-        let mut config: postgres::Config =
-            url.parse().map_err(|e: postgres::Error| LeaderError::Url(e.to_string()))?;
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e: postgres::Error| LeaderError::Url(e.to_string()))?;
         let timeout = check_interval.max(Duration::from_secs(1)) * 2;
         config
             .connect_timeout(timeout)

@@ -17,7 +17,7 @@ fn within(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
 }
 
 /// The contest on the database of `url`.
-pub(crate) fn one_leader_and_fail_over(url: &str) {
+fn one_leader_and_fail_over(url: &str) {
     let a = AdvisoryLock::start(url, CHECK).unwrap();
     within(Duration::from_secs(10), "a first leader", || a.is_leader());
     let b = AdvisoryLock::start(url, CHECK).unwrap();
@@ -45,7 +45,6 @@ pub(crate) fn one_leader_and_fail_over(url: &str) {
 }
 
 #[test]
-#[ignore = "needs FLOTTA_TEST_POSTGRES_URL (scratch)"]
-fn scratch() {
-    one_leader_and_fail_over(&std::env::var("FLOTTA_TEST_POSTGRES_URL").unwrap());
+fn one_replica_leads_and_another_takes_over() {
+    one_leader_and_fail_over(&crate::store::TestPostgresCluster::shared().create_database());
 }

@@ -27,6 +27,7 @@ use crate::device_id::{DeviceId, Namespace};
 pub use error::StoreError;
 pub use frames::{FrameIngested, FrameLinkStatus, FrameVerdict, FrameWrite, StoredFrameContext};
 pub use links::{LinkBinding, LoraUplinkFacts, LorawanStatus, SbdStatus, SbdUplink, sbd_credits};
+pub use postgres::test_db::Cluster as TestPostgresCluster;
 pub use postgres::{PostgresSettings, PostgresStore};
 pub use sqlite::SqliteStore;
 pub use timed::TimedStore;

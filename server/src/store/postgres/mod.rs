@@ -42,8 +42,7 @@ mod lorawan;
 mod records;
 mod rows;
 mod schema;
-#[cfg(test)]
-pub(crate) mod test_db;
+pub(super) mod test_db;
 mod tx;
 
 use records::{apply_status, insert_records, max_seq, require_device};
@@ -105,7 +104,10 @@ impl PostgresStore {
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         run(&self.pool, |tx| {
             Ok(tx
-                .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])?
+                .query_one(
+                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                    &[],
+                )?
                 .try_get(0)?)
         })
     }
@@ -264,7 +266,9 @@ impl Store for PostgresStore {
         limit: usize,
         offset: usize,
     ) -> Result<Vec<DeviceEvent>, StoreError> {
-        run(&self.pool, |tx| logs::newest(tx, id, since_ms, limit, offset))
+        run(&self.pool, |tx| {
+            logs::newest(tx, id, since_ms, limit, offset)
+        })
     }
 
     fn ingest_batch(

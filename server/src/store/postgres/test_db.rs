@@ -1,4 +1,5 @@
-//! A temporary PostgreSQL cluster for tests: [`Cluster::shared`] starts one
+//! A temporary PostgreSQL cluster for tests (the store's own, and the
+//! end-to-end tests' through `flotta_server::testing::TestPostgres`): [`Cluster::shared`] starts one
 //! per test process (`initdb` into a temp dir, `pg_ctl start` listening only
 //! on a Unix socket in that dir, `fsync=on`), [`fresh_store`] gives each
 //! test its own new database (`CREATE DATABASE t_<n>`). A watchdog process
@@ -16,10 +17,9 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-
 /// A running temporary cluster.
 #[derive(Debug)]
-pub(crate) struct Cluster {
+pub struct Cluster {
     bin: PathBuf,
     dir: PathBuf,
     as_postgres: bool,
@@ -65,13 +65,13 @@ fn is_root() -> bool {
 impl Cluster {
     /// The cluster of this test process, started on first use; [`Cluster::create_database`] gives
     /// each test its own database.
-    pub(crate) fn shared() -> &'static Cluster {
+    pub fn shared() -> &'static Cluster {
         static CLUSTER: OnceLock<Cluster> = OnceLock::new();
         CLUSTER.get_or_init(Cluster::start)
     }
 
     /// A new cluster of its own (tests that restart it).
-    pub(crate) fn start() -> Cluster {
+    pub fn start() -> Cluster {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("flotta-pg-")
@@ -176,7 +176,7 @@ impl Cluster {
     }
 
     /// `pg_ctl <action>` (`start`, `stop -m immediate`, `restart`), waiting.
-    pub(crate) fn pg_ctl(&self, action: &str) {
+    pub fn pg_ctl(&self, action: &str) {
         let options = format!(
             "-k {} -c listen_addresses='' -p 5432 -c fsync=on -c max_connections=200",
             self.dir.display()
@@ -189,7 +189,7 @@ impl Cluster {
     }
 
     /// The connection string of database `db`.
-    pub(crate) fn url(&self, db: &str) -> String {
+    pub fn url(&self, db: &str) -> String {
         format!(
             "host={} port=5432 user=postgres dbname={db}",
             self.dir.display()
@@ -197,7 +197,7 @@ impl Cluster {
     }
 
     /// A new empty database; returns its connection string.
-    pub(crate) fn create_database(&self) -> String {
+    pub fn create_database(&self) -> String {
         let n = self.next_db.fetch_add(1, Ordering::SeqCst);
         let name = format!("t_{n}");
         let mut client = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
@@ -208,4 +208,3 @@ impl Cluster {
         self.url(&name)
     }
 }
-
