@@ -17,6 +17,7 @@ use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::ObjectsBackend;
+use crate::config::StoreBackend;
 use crate::config::{Config, ConfigError};
 use crate::controller::runner::Runner;
 use crate::frames::udp::UdpListener;
@@ -30,7 +31,6 @@ use crate::objects::{ObjectSource, StoreObjects};
 use crate::pki::{Pki, PkiError};
 use crate::rock7::{self, MtQueue, MtWorker, Rock7Key, Rock7Webhook};
 use crate::service::EdgeService;
-use crate::config::StoreBackend;
 use crate::store::{PostgresStore, SqliteStore, Store, StoreError, TimedStore};
 use crate::tls::{self, TlsError};
 

@@ -21,8 +21,8 @@ mod rock7;
 mod store;
 
 pub use kubernetes::{KubernetesSettings, ObjectsBackend};
-pub use store::StoreBackend;
 pub use rock7::{DEFAULT_MT_URL, MAX_MT_BYTES};
+pub use store::StoreBackend;
 
 /// Prefix of environment variables overriding configuration keys
 /// (`FLOTTA_SERVER_LISTEN_ADDR` sets `listen_addr`).

@@ -82,7 +82,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.store, StoreBackend::Postgres);
-        assert_eq!(c.postgres_url.as_deref(), Some("postgres://flotta@db/flotta"));
+        assert_eq!(
+            c.postgres_url.as_deref(),
+            Some("postgres://flotta@db/flotta")
+        );
         let s = c.postgres_settings();
         assert_eq!(s.max_connections, 4);
         assert_eq!(s.connect_timeout, Duration::from_secs(3));
@@ -94,8 +97,9 @@ mod tests {
     fn refuses_a_missing_bad_or_stray_url_and_bad_bounds() {
         let e = Config::from_toml_str("store = \"postgres\"").unwrap_err();
         assert!(e.to_string().contains("postgres_url"), "{e}");
-        let e = Config::from_toml_str("store = \"postgres\"\npostgres_url = \"host=db port=notaport\"")
-            .unwrap_err();
+        let e =
+            Config::from_toml_str("store = \"postgres\"\npostgres_url = \"host=db port=notaport\"")
+                .unwrap_err();
         assert!(e.to_string().contains("postgres_url"), "{e}");
         let e = Config::from_toml_str("postgres_url = \"postgres://db/f\"").unwrap_err();
         assert!(e.to_string().contains("only read"), "{e}");

@@ -11,7 +11,6 @@ fn id(s: &str) -> DeviceId {
     DeviceId::parse(s).unwrap()
 }
 
-
 fn cert(serial: &str, not_after_ms: u64, renewal: bool) -> IssuedCertificate {
     IssuedCertificate {
         serial: serial.into(),
@@ -94,7 +93,9 @@ fn devices_registered_before_serials_keep_working_until_their_first_renewal(back
     );
 }
 
-fn a_lapsed_device_starts_over_once_and_a_decommissioned_one_waits_for_approval(backend: &dyn Backend) {
+fn a_lapsed_device_starts_over_once_and_a_decommissioned_one_waits_for_approval(
+    backend: &dyn Backend,
+) {
     let s = backend.open();
     let d = id("dev-1");
     enrolled(&*s, &d);

@@ -98,9 +98,8 @@ fn of_two_racing_counter_reservations_exactly_one_wins() {
     for round in 1..=20u32 {
         let next = round * 16;
         let stores = [a.clone(), b.clone()];
-        let results = race(move |i| {
-            stores[i].reserve_frame_counters([9, 8, 7, 6], 0, expected, next)
-        });
+        let results =
+            race(move |i| stores[i].reserve_frame_counters([9, 8, 7, 6], 0, expected, next));
         let wins = results.iter().filter(|r| r.is_ok()).count();
         assert_eq!(wins, 1, "round {round}: {results:?}");
         for r in &results {
@@ -110,10 +109,7 @@ fn of_two_racing_counter_reservations_exactly_one_wins() {
         }
         expected = Some(next);
     }
-    assert_eq!(
-        a.frame_contexts(&d).unwrap()[0].down_next,
-        Some(20 * 16)
-    );
+    assert_eq!(a.frame_contexts(&d).unwrap()[0].down_next, Some(20 * 16));
 }
 
 #[test]
@@ -154,8 +150,10 @@ fn a_renewed_certificate_promoted_by_two_replicas_at_once_is_promoted_once() {
             not_after_ms: 1_000,
             renewal,
         };
-        a.record_certificate(&d, &cert("01", false), None, 2).unwrap();
-        a.record_certificate(&d, &cert("02", true), None, 3).unwrap();
+        a.record_certificate(&d, &cert("01", false), None, 2)
+            .unwrap();
+        a.record_certificate(&d, &cert("02", true), None, 3)
+            .unwrap();
         let stores = [a.clone(), b.clone()];
         let d2 = d.clone();
         let mut results = race(move |i| stores[i].certificate_standing(&d2, "02").unwrap());
@@ -254,7 +252,10 @@ fn a_postgresql_restart_costs_retries_never_a_lost_or_doubled_record() {
         }
     }
     restarter.join().unwrap();
-    assert!(errors > 0, "the restart cost no retry: did it happen mid-loop?");
+    assert!(
+        errors > 0,
+        "the restart cost no retry: did it happen mid-loop?"
+    );
     let stored: Vec<u64> = store
         .records(&d, None, 10_000)
         .unwrap()

@@ -23,9 +23,7 @@ pub(super) fn bind(
         "SELECT decommissioned_at_ms FROM devices WHERE id = $1",
         &[&id.as_str()],
     )?;
-    let live = live
-        .map(|r| r.try_get::<_, Option<i64>>(0))
-        .transpose()?;
+    let live = live.map(|r| r.try_get::<_, Option<i64>>(0)).transpose()?;
     if !matches!(live, Some(None)) {
         return Err(StoreError::DeviceNotFound(id.to_string()));
     }

@@ -105,7 +105,10 @@ impl PostgresStore {
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         run(&self.pool, |tx| {
             Ok(tx
-                .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])?
+                .query_one(
+                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                    &[],
+                )?
                 .try_get(0)?)
         })
     }
@@ -264,7 +267,9 @@ impl Store for PostgresStore {
         limit: usize,
         offset: usize,
     ) -> Result<Vec<DeviceEvent>, StoreError> {
-        run(&self.pool, |tx| logs::newest(tx, id, since_ms, limit, offset))
+        run(&self.pool, |tx| {
+            logs::newest(tx, id, since_ms, limit, offset)
+        })
     }
 
     fn ingest_batch(

@@ -16,7 +16,6 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-
 /// A running temporary cluster.
 #[derive(Debug)]
 pub(crate) struct Cluster {
@@ -100,6 +99,8 @@ impl Cluster {
             stop = cluster.shell_pg_ctl("stop -m immediate"),
             dir = cluster.dir.display(),
         );
+        // Never waited for: it outlives this process on purpose.
+        #[allow(clippy::zombie_processes)]
         Command::new("sh")
             .args(["-c", &watchdog])
             .stdin(Stdio::null())
@@ -208,4 +209,3 @@ impl Cluster {
         self.url(&name)
     }
 }
-

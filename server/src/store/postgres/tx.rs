@@ -30,9 +30,8 @@ fn conflict(e: &StoreError) -> bool {
     let StoreError::Postgres(e) = e else {
         return false;
     };
-    e.code().is_some_and(|c| {
-        matches!(c.code(), "40001" | "40P01" | "23505")
-    })
+    e.code()
+        .is_some_and(|c| matches!(c.code(), "40001" | "40P01" | "23505"))
 }
 
 /// A few milliseconds, growing with `attempt`, with jitter so that two
