@@ -13,6 +13,7 @@ use flotta_proto::record::RecordClass;
 
 use super::postgres::test_db::Cluster;
 use super::*;
+use crate::frames::reassembly::FragmentLimits;
 
 fn id(s: &str) -> DeviceId {
     DeviceId::parse(s).unwrap()
@@ -164,6 +165,102 @@ fn a_renewed_certificate_promoted_by_two_replicas_at_once_is_promoted_once() {
             CertStanding::Superseded
         );
     }
+}
+
+const KEY: [u8; 4] = [9, 8, 7, 6];
+
+/// A device with a frame context under [`KEY`].
+fn with_context(store: &dyn Store, d: &DeviceId) {
+    store.enrol(d, &ns(), None, true, 1).unwrap();
+    let keys = FrameKeys {
+        key_id: KEY,
+        epoch: 0,
+        master_secret: [1; 32],
+        master_salt: vec![2; 8],
+    };
+    store.create_frame_context(d, &keys, 1).unwrap();
+}
+
+fn frame(counter: u32, records: Vec<NewRecord>) -> FrameWrite {
+    FrameWrite {
+        key_id: KEY,
+        epoch: 0,
+        counter,
+        records,
+        status: None,
+        fragments: Vec::new(),
+        limits: FragmentLimits {
+            max_record_bytes: 4096,
+            max_pending_bytes: 8192,
+        },
+        earlier_duplicates: 0,
+        link: "udp",
+        sbd: None,
+        lorawan: None,
+    }
+}
+
+#[test]
+fn the_same_frame_received_by_two_replicas_at_once_is_stored_once() {
+    let (_url, a, b) = replicas();
+    let d = id("dev-1");
+    with_context(&*a, &d);
+    for counter in 0..20u32 {
+        let stores = [a.clone(), b.clone()];
+        let f = frame(counter, vec![rec(u64::from(counter) + 1)]);
+        let mut verdicts = race(move |i| stores[i].ingest_frame(&f, 5).unwrap().verdict);
+        verdicts.sort_by_key(|v| format!("{v:?}"));
+        assert_eq!(
+            verdicts,
+            [
+                FrameVerdict::Duplicate,
+                FrameVerdict::Stored {
+                    completed: Vec::new()
+                }
+            ],
+            "counter {counter}"
+        );
+    }
+    let link = a.frame_link_status(&d).unwrap();
+    assert_eq!((link.frames_stored, link.frames_duplicate), (20, 20));
+    assert_eq!(a.acked_through(&d).unwrap(), Some(20));
+}
+
+#[test]
+fn a_failure_half_way_through_a_frame_stores_nothing_and_marks_nothing() {
+    let url = Cluster::shared().create_database();
+    let s = connect(&url);
+    let d = id("dev-1");
+    with_context(&s, &d);
+    // The last write of the transaction (the window) fails, as a crash
+    // before the commit would leave it.
+    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    client
+        .batch_execute(
+            "CREATE FUNCTION crash() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN RAISE EXCEPTION 'simulated crash'; END $$;
+             CREATE TRIGGER crash BEFORE UPDATE OF up_highest ON frame_contexts
+                 FOR EACH ROW EXECUTE FUNCTION crash();",
+        )
+        .unwrap();
+    let f = frame(3, vec![rec(1), rec(2)]);
+    let err = s.ingest_frame(&f, 1000).unwrap_err();
+    assert!(!err.is_retriable(), "{err}");
+    assert_eq!(s.acked_through(&d).unwrap(), None);
+    assert_eq!(s.frame_contexts(&d).unwrap()[0].window, None);
+    let link = s.frame_link_status(&d).unwrap();
+    assert_eq!((link.frames_stored, link.last_link), (0, None));
+    assert_eq!(s.device(&d).unwrap().unwrap().last_seen_ms, None);
+    // The device sends the same frame again: stored then.
+    client
+        .batch_execute("DROP TRIGGER crash ON frame_contexts")
+        .unwrap();
+    assert!(matches!(
+        s.ingest_frame(&f, 1001).unwrap().verdict,
+        FrameVerdict::Stored { .. }
+    ));
+    assert_eq!(s.acked_through(&d).unwrap(), Some(2));
+    assert_eq!(s.frame_contexts(&d).unwrap()[0].window, Some((3, 1)));
 }
 
 #[test]

@@ -100,6 +100,8 @@ impl Cluster {
             stop = cluster.shell_pg_ctl("stop -m immediate"),
             dir = cluster.dir.display(),
         );
+        // Never waited for: it outlives this process on purpose.
+        #[allow(clippy::zombie_processes)]
         Command::new("sh")
             .args(["-c", &watchdog])
             .stdin(Stdio::null())
