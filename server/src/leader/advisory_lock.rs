@@ -14,7 +14,7 @@
 //! then. Set the server's keepalives low where partitions happen.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -45,6 +45,7 @@ impl LeaderError {
 #[derive(Debug)]
 pub struct AdvisoryLock {
     held: Arc<AtomicBool>,
+    terms: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -65,16 +66,29 @@ impl AdvisoryLock {
             .application_name("flotta-server leader election")
             .options(&format!("-c statement_timeout={}", timeout.as_millis()));
         let held = Arc::new(AtomicBool::new(false));
+        let terms = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (h, s) = (held.clone(), stop.clone());
+        let state = State {
+            held: held.clone(),
+            terms: terms.clone(),
+            stop: stop.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("leader-election".into())
-            .spawn(move || contend(&config, check_interval, &h, &s))?;
+            .spawn(move || contend(&config, check_interval, &state))?;
         Ok(Self {
             held,
+            terms,
             stop,
             thread: Some(thread),
         })
+    }
+}
+
+impl AdvisoryLock {
+    /// How many times this replica took the lead so far.
+    pub fn terms(&self) -> u64 {
+        self.terms.load(Ordering::SeqCst)
     }
 }
 
@@ -104,7 +118,15 @@ fn nap(total: Duration, stop: &AtomicBool) {
     }
 }
 
-fn contend(config: &postgres::Config, interval: Duration, held: &AtomicBool, stop: &AtomicBool) {
+/// What the contending thread shares with [`AdvisoryLock`].
+struct State {
+    held: Arc<AtomicBool>,
+    terms: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+fn contend(config: &postgres::Config, interval: Duration, state: &State) {
+    let (held, stop) = (&*state.held, &*state.stop);
     let mut warned = false;
     while !stop.load(Ordering::SeqCst) {
         let mut client = match config.connect(postgres::NoTls) {
@@ -129,6 +151,7 @@ fn contend(config: &postgres::Config, interval: Duration, held: &AtomicBool, sto
             } else {
                 match client.query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY]) {
                     Ok(row) if row.get::<_, bool>(0) => {
+                        state.terms.fetch_add(1, Ordering::SeqCst);
                         held.store(true, Ordering::SeqCst);
                         tracing::info!("leader election: this replica leads the controller");
                     }
