@@ -307,11 +307,14 @@ fn a_postgresql_restart_costs_retries_never_a_lost_or_doubled_record() {
     let url = cluster.create_database();
     let settings = PostgresSettings {
         max_connections: 4,
-        connect_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(1),
     };
     let store = PostgresStore::connect(&url, settings).unwrap();
     let d = id("dev-1");
     store.enrol(&d, &ns(), None, true, 1).unwrap();
+    // Down longer than the pool waits for a connection: the outage must
+    // surface as (retriable) errors, however the threads are scheduled.
+    let down = Duration::from_millis(2500);
     let progress = Arc::new(AtomicU64::new(0));
     let restarted = Arc::new(AtomicBool::new(false));
     let restarter = {
@@ -321,7 +324,7 @@ fn a_postgresql_restart_costs_retries_never_a_lost_or_doubled_record() {
                 std::thread::sleep(Duration::from_millis(5));
             }
             cluster.pg_ctl("stop -m immediate");
-            std::thread::sleep(Duration::from_millis(300));
+            std::thread::sleep(down);
             cluster.pg_ctl("start");
             restarted.store(true, Ordering::SeqCst);
         })
