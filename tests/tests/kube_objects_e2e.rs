@@ -26,6 +26,8 @@ use flotta_e2e::wait::eventually;
 use flotta_server::device_id::DeviceId;
 use flotta_server::store::{SqliteStore, Store};
 
+use agent_support::{NO_PODMAN_AGENT_TOML, delivered_workloads};
+
 const ID: &str = "kube-dev-1";
 const CRDS: [&str; 4] = [
     "edgedevices.management.project-flotta.io",
@@ -34,17 +36,6 @@ const CRDS: [&str; 4] = [
     "edgedevicesignedrequest.management.project-flotta.io",
 ];
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// Heartbeats every second, in a window every second; no podman (the
-/// workloads are checked in the configuration the device received).
-const AGENT_TOML: &str = "heartbeat_period_seconds = 1
-[link]
-upload_interval_seconds = 1
-backoff_initial_seconds = 1
-backoff_max_seconds = 2
-[workloads]
-enabled = false
-";
 
 /// Flotta's sample workload (server/crd/examples/edgeworkload-device.yaml),
 /// named `name` and pinned to the test's device.
@@ -66,23 +57,6 @@ fn get(kube: &KubeApi, what: &str, path: &str) -> String {
         &format!("jsonpath={path}"),
     ]);
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// The workload names in the configuration the agent received and cached.
-fn delivered(agent: &AgentProc) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(agent.data_dir.join("desired.json")) else {
-        return Vec::new();
-    };
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    v.pointer("/message/workloads")
-        .or_else(|| v.pointer("/workloads"))
-        .and_then(|w| w.as_array())
-        .map(|l| {
-            l.iter()
-                .filter_map(|w| w.get("name").and_then(|n| n.as_str()).map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Wait for `done`; on time-out, fail with the ends of the server's and
@@ -126,8 +100,15 @@ fn kubectl_manages_enrolment_workloads_and_decommissioning() {
     );
     let mut server = ServerProc::start(&bins, dir.path(), &toml).unwrap();
     let url = format!("https://localhost:{}", server.api_addr.port());
-    let agent =
-        AgentProc::start(&bins, dir.path(), ID, &url, &server.factory_dir, AGENT_TOML).unwrap();
+    let agent = AgentProc::start(
+        &bins,
+        dir.path(),
+        ID,
+        &url,
+        &server.factory_dir,
+        NO_PODMAN_AGENT_TOML,
+    )
+    .unwrap();
 
     // Enrolment: the request is in the cluster, pending.
     wait_for(
@@ -200,7 +181,7 @@ fn kubectl_manages_enrolment_workloads_and_decommissioning() {
     // A workload applied with kubectl reaches the device.
     kube.apply_ok(&workload("web"));
     wait_for(&server, &kube, "the workload on the device", || {
-        delivered(&agent) == ["web"]
+        delivered_workloads(&agent) == ["web"]
     });
     // Its references condition went through the status subresource.
     let resolved = "jsonpath={.status.conditions[?(@.type==\"ReferencesResolved\")].status}";
@@ -227,7 +208,7 @@ fn kubectl_manages_enrolment_workloads_and_decommissioning() {
     kube.apply_ok(&workload("db"));
     server.restart().unwrap();
     wait_for(&server, &kube, "the second workload on the device", || {
-        let mut names = delivered(&agent);
+        let mut names = delivered_workloads(&agent);
         names.sort();
         names == ["db", "web"]
     });

@@ -29,16 +29,10 @@ use flotta_server::device_id::DeviceId;
 use flotta_server::store::{PostgresStore, Store};
 use flotta_server::testing::TestPostgres;
 
+use agent_support::{NO_PODMAN_AGENT_TOML, delivered_workloads};
+
 const DEVICES: [&str; 3] = ["replica-dev-1", "replica-dev-2", "replica-dev-3"];
 const LIMIT: Duration = Duration::from_secs(90);
-const AGENT_TOML: &str = "heartbeat_period_seconds = 1
-[link]
-upload_interval_seconds = 1
-backoff_initial_seconds = 1
-backoff_max_seconds = 2
-[workloads]
-enabled = false
-";
 
 /// A workload for every device labelled `fleet: replicas`.
 const WORKLOAD: &str = "apiVersion: management.project-flotta.io/v1alpha1
@@ -123,22 +117,6 @@ impl Fleet {
     }
 }
 
-fn delivered(agent: &AgentProc) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(agent.data_dir.join("desired.json")) else {
-        return Vec::new();
-    };
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    v.pointer("/message/workloads")
-        .or_else(|| v.pointer("/workloads"))
-        .and_then(|w| w.as_array())
-        .map(|l| {
-            l.iter()
-                .filter_map(|w| w["name"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn replicas_share_the_fleet_and_survive_kill_9_of_the_leader() {
     let bins = bin_dir().unwrap();
@@ -185,7 +163,7 @@ fn replicas_share_the_fleet_and_survive_kill_9_of_the_leader() {
                 id,
                 &url,
                 &replicas[0].factory_dir,
-                AGENT_TOML,
+                NO_PODMAN_AGENT_TOML,
             )
             .unwrap()
         })
@@ -264,7 +242,7 @@ fn replicas_share_the_fleet_and_survive_kill_9_of_the_leader() {
         fleet
             .agents
             .iter()
-            .all(|a| delivered(a).contains(&"by-label".to_owned()))
+            .all(|a| delivered_workloads(a).contains(&"by-label".to_owned()))
     });
 
     // The killed replica comes back; the other one is killed mid-run.

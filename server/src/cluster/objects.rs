@@ -59,17 +59,19 @@ impl ClusterObjects {
         self.runtime.block_on(request)
     }
 
+    /// `object` with its queued status (if any) laid over.
+    fn with_pending_status(&self, kind: Kind, mut object: StoredObject) -> StoredObject {
+        let key = (kind, object.namespace.clone(), object.name.clone());
+        if let Some(status) = self.shared.status.pending(&key) {
+            object.body["status"] = status;
+        }
+        object
+    }
+
     /// The mirrored object with its queued status laid over.
     fn read(&self, kind: Kind, namespace: &str, name: &str) -> Option<Value> {
-        let mut body = self.shared.mirrors.get(&kind)?.get(namespace, name)?;
-        if let Some(status) =
-            self.shared
-                .status
-                .pending(&(kind, namespace.to_owned(), name.to_owned()))
-        {
-            body["status"] = status;
-        }
-        Some(body)
+        let body = self.shared.mirrors.get(&kind)?.get(namespace, name)?;
+        Some(self.with_pending_status(kind, stored(kind, body)).body)
     }
 
     /// What to send for `object`: its spec and metadata, the finalizers the
@@ -113,17 +115,7 @@ impl ObjectSource for ClusterObjects {
         Ok(mirror
             .list(namespace)
             .into_iter()
-            .map(|mut body| {
-                let object = stored(kind, body.clone());
-                if let Some(status) = self.shared.status.pending(&(
-                    kind,
-                    object.namespace.clone(),
-                    object.name.clone(),
-                )) {
-                    body["status"] = status;
-                }
-                stored(kind, body)
-            })
+            .map(|body| self.with_pending_status(kind, stored(kind, body)))
             .collect())
     }
 

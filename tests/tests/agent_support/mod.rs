@@ -112,3 +112,32 @@ pub(crate) fn failed_events(server: &ServerProc, id: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// An agent that heartbeats every second in a window every second and runs
+/// no workloads (tests that check the configuration it received, not podman).
+pub(crate) const NO_PODMAN_AGENT_TOML: &str = "heartbeat_period_seconds = 1
+[link]
+upload_interval_seconds = 1
+backoff_initial_seconds = 1
+backoff_max_seconds = 2
+[workloads]
+enabled = false
+";
+
+/// The workload names in the configuration the agent received and cached
+/// (`desired.json`); empty before the first one.
+pub(crate) fn delivered_workloads(agent: &AgentProc) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(agent.data_dir.join("desired.json")) else {
+        return Vec::new();
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    v.pointer("/message/workloads")
+        .or_else(|| v.pointer("/workloads"))
+        .and_then(|w| w.as_array())
+        .map(|l| {
+            l.iter()
+                .filter_map(|w| w.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
