@@ -365,3 +365,18 @@ fn a_postgresql_restart_costs_retries_never_a_lost_or_doubled_record() {
     assert_eq!(stored, (1..=seq).collect::<Vec<_>>());
     cluster.pg_ctl("stop -m immediate");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_store_handle_may_be_dropped_on_the_runtime() {
+    // The server drops its last handle on a worker thread when it shuts
+    // down; rust-postgres closing a connection there used to panic.
+    let store = tokio::task::spawn_blocking(|| {
+        let store = connect(&Cluster::shared().create_database());
+        store.ping().unwrap();
+        store
+    })
+    .await
+    .unwrap();
+    // The ping's connection is idle in the pool now: dropping closes it.
+    drop(store);
+}

@@ -97,7 +97,9 @@ impl PostgresStore {
         let mut conn = pool.get()?;
         schema::migrate(&mut conn, now)?;
         drop(conn);
-        Ok(Self { pool })
+        Ok(Self {
+            pool: Pool::new(pool),
+        })
     }
 
     /// The schema version of the database (migrations applied).

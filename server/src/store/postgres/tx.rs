@@ -18,8 +18,52 @@ use r2d2_postgres::PostgresConnectionManager;
 
 use crate::store::StoreError;
 
-/// The connection pool.
-pub(super) type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+/// The connection pool, closed off the async runtime when dropped:
+/// rust-postgres closes a connection by blocking on a runtime of its own,
+/// which panics on a tokio worker thread, and the server drops its last
+/// store handle there when it shuts down.
+#[derive(Debug)]
+pub(super) struct Pool(Option<r2d2::Pool<PostgresConnectionManager<NoTls>>>);
+
+impl Pool {
+    pub(super) fn new(pool: r2d2::Pool<PostgresConnectionManager<NoTls>>) -> Self {
+        Self(Some(pool))
+    }
+}
+
+impl std::ops::Deref for Pool {
+    type Target = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+    fn deref(&self) -> &Self::Target {
+        // Only `drop` takes it out.
+        self.0.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let Some(pool) = self.0.take() else { return };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let (give, take) = std::sync::mpsc::channel();
+        let closer = std::thread::Builder::new()
+            .name("postgres-close".into())
+            .spawn(move || drop(take.recv()));
+        match closer {
+            Ok(_) => {
+                let _ = give.send(pool);
+            }
+            Err(e) => {
+                // No thread to close them on: leak the connections rather
+                // than panic; PostgreSQL notices the sockets close with the
+                // process.
+                tracing::warn!("closing the PostgreSQL pool: {e}");
+                std::mem::forget(pool);
+            }
+        }
+    }
+}
 
 /// Attempts of one transaction before its serialization failure is
 /// returned (retriable) to the caller.
