@@ -11,6 +11,8 @@
 //! smoke pass with 20 devices.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,27 +21,13 @@ use flotta_proto::batch::{
 };
 use flotta_proto::payload::{DeviceStatus, Heartbeat, Level, LogLine, Payload};
 use flotta_server::device_id::{DeviceId, Namespace};
-use flotta_server::pki::IssuedCert;
 use flotta_server::testing::{TestOptions, spawn};
-use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 
 fn env_or(key: &str, default: usize) -> usize {
     std::env::var(key)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn record(seq: u64, payload: Payload) -> WireRecord {
@@ -85,25 +73,6 @@ fn batch(first_seq: u64, records: usize) -> BatchRequest {
     }
 }
 
-fn agent(ca_pem: &str, cert: &IssuedCert) -> ureq::Agent {
-    let chain = vec![Certificate::from_pem(cert.cert_pem.as_bytes()).unwrap()];
-    let key = PrivateKey::from_pem(cert.key_pem.as_bytes()).unwrap();
-    let tls = TlsConfig::builder()
-        .root_certs(RootCerts::new_with_certs(&[Certificate::from_pem(
-            ca_pem.as_bytes(),
-        )
-        .unwrap()]))
-        .client_cert(Some(ClientCert::new_with_certs(&chain, key)))
-        .build();
-    ureq::Agent::config_builder()
-        .tls_config(tls)
-        .max_idle_connections(0)
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .new_agent()
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -134,7 +103,7 @@ fn main() {
             " (quick mode; run with `cargo bench` for the full load)"
         }
     );
-    let rss_start = rss_kib();
+    let rss_start = common::rss_kib("self");
     let server = spawn(TestOptions::default()).unwrap();
     let base = format!("https://localhost:{}", server.api_addr.port());
     let ns = Namespace::parse("default").unwrap();
@@ -153,7 +122,7 @@ fn main() {
                     now + Duration::from_secs(86_400),
                 )
                 .unwrap();
-            (name, agent(&server.ca_pem, &cert))
+            (name, common::mtls_agent(&server.ca_pem, &cert))
         })
         .collect();
     println!(
@@ -180,7 +149,7 @@ fn main() {
         "controller steady-state pass (nothing changed): {:.1?}",
         pass.elapsed()
     );
-    let rss_idle = rss_kib();
+    let rss_idle = common::rss_kib("self");
 
     let latencies = Mutex::new(Vec::with_capacity(devices * rounds));
     let failures = Mutex::new(0usize);
@@ -224,7 +193,7 @@ fn main() {
     let failures = failures.into_inner().unwrap();
     let batches = lat.len();
     let secs = elapsed.as_secs_f64();
-    let rss_end = rss_kib();
+    let rss_end = common::rss_kib("self");
     println!("batches: {batches} in {secs:.2} s, failures: {failures}");
     println!("heartbeats/s: {:.0}", batches as f64 / secs);
     println!("records/s:    {:.0}", (batches * records) as f64 / secs);

@@ -49,7 +49,7 @@ pub enum StoreError {
     },
     /// PostgreSQL refused or failed an operation, or the connection to it
     /// failed (`store = "postgres"`).
-    #[error("postgresql: {0}")]
+    #[error("postgresql: {}", postgres_detail(.0))]
     Postgres(#[from] postgres::Error),
     /// No pooled PostgreSQL connection could be had in time (the server is
     /// down, restarting or every connection is busy).
@@ -85,6 +85,18 @@ impl StoreError {
             StoreError::Pool(_) => true,
             _ => false,
         }
+    }
+}
+
+/// What PostgreSQL said (`db error` alone names nothing): the SQLSTATE and
+/// message of a database error, else the error and its cause.
+fn postgres_detail(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
     }
 }
 

@@ -380,3 +380,16 @@ async fn the_last_store_handle_may_be_dropped_on_the_runtime() {
     // The ping's connection is idle in the pool now: dropping closes it.
     drop(store);
 }
+
+#[test]
+fn a_database_error_names_its_sqlstate_and_message() {
+    let url = Cluster::shared().create_database();
+    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let e = StoreError::from(client.simple_query("SELEC 1").unwrap_err());
+    let shown = e.to_string();
+    assert!(
+        shown.contains("42601") && shown.contains("syntax error"),
+        "{shown}"
+    );
+    assert!(!e.is_retriable());
+}
