@@ -105,8 +105,8 @@ pub(crate) fn table(rows: &[Row]) -> String {
         );
     }
     out.push_str(
-        "columns: seed = enrol + certificate per device through the store library; start = server \
-start to ready (first controller pass creates every EdgeDevice); full w/s = first contact, every \
+        "columns: seed = CA, then enrol + certificate per device through the store library (8 writers); start = server \
+start to ready (its first controller pass, creating every EdgeDevice, runs on during first contact); full w/s = first contact, every \
 device a full TLS handshake; resume w/s, rec/s, p50/p99 = every device's next window on a resumed \
 session, as fast as the client threads go (2 cores shared with the clients); pace p50/p99 = windows \
 at the fleet's real rate (need w/s), latency from when each was due; KiB/dev = (server RSS - empty \
