@@ -215,6 +215,18 @@ impl ServerProc {
         Ok(())
     }
 
+    /// SIGTERM the serving process and wait for its graceful shutdown.
+    pub fn stop(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        let Some(mut c) = self.child.take() else {
+            return Err(std::io::Error::other("the server is not running"));
+        };
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()?;
+        c.wait()
+    }
+
     /// SIGKILL the serving process.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -315,4 +315,12 @@ fn replicas_share_the_fleet_and_survive_kill_9_of_the_leader() {
             seqs.len()
         );
     }
+    // A graceful stop on PostgreSQL exits cleanly (it used to panic closing
+    // the pool on a runtime thread).
+    let status = fleet.replicas[leader].stop().unwrap();
+    assert!(
+        status.success(),
+        "SIGTERM of a replica: {status}; its log:\n{}",
+        std::fs::read_to_string(&fleet.replicas[leader].log).unwrap_or_default()
+    );
 }
