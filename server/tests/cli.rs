@@ -103,6 +103,65 @@ fn init_then_registration_bundle() {
 }
 
 #[test]
+fn a_ca_from_files_is_used_by_init_and_the_registration_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    init(&pki);
+    let ca = std::fs::read_to_string(pki.join("ca.pem")).unwrap();
+    let file = dir.path().join("server.toml");
+    let data = dir.path().join("data");
+    let out = dir.path().join("factory");
+    let write = |cert: &Path| {
+        std::fs::write(
+            &file,
+            format!(
+                "data_dir = \"{}\"\nca_cert_file = \"{}\"\nca_key_file = \"{}\"\n",
+                data.display(),
+                cert.display(),
+                pki.join("ca.key").display()
+            ),
+        )
+        .unwrap()
+    };
+    write(&pki.join("ca.pem"));
+    let printed = ok(bin()
+        .arg("--config")
+        .arg(&file)
+        .arg("init")
+        .output()
+        .unwrap());
+    assert_eq!(printed.trim(), pki.join("ca.pem").display().to_string());
+    ok(bin()
+        .arg("--config")
+        .arg(&file)
+        .arg("issue-registration-cert")
+        .arg("--out-dir")
+        .arg(&out)
+        .output()
+        .unwrap());
+    assert_eq!(std::fs::read_to_string(out.join("ca.pem")).unwrap(), ca);
+    assert!(data.join("server.pem").exists() && !data.join("ca.pem").exists());
+    // A configured CA that is not there: refused, naming the file.
+    write(&dir.path().join("nowhere/ca.pem"));
+    for command in ["init", "issue-registration-cert"] {
+        let o = bin()
+            .arg("--config")
+            .arg(&file)
+            .arg(command)
+            .args(
+                ["--out-dir", "x"]
+                    .iter()
+                    .take(if command == "init" { 0 } else { 2 }),
+            )
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{command}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("nowhere/ca.pem"), "{command}: {err}");
+    }
+}
+
+#[test]
 fn config_layers_defaults_file_and_environment() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("server.toml");
