@@ -182,6 +182,14 @@ enum Command {
         #[arg(long)]
         dev_eui: Option<String>,
     },
+    /// Ask the admin listener whether the server is alive (`/healthz`) or,
+    /// with --ready, ready (`/readyz`: the store answers); exits non-zero
+    /// otherwise. For container probes: the admin listener stays on loopback.
+    Health {
+        /// Readiness instead of liveness.
+        #[arg(long)]
+        ready: bool,
+    },
     /// Print Flotta's CustomResourceDefinitions (for `kubectl apply -f -`).
     Crds,
     /// Print the effective configuration as TOML.
@@ -484,6 +492,7 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("bound {a} to {id}");
             }
         }
+        Command::Health { ready } => print!("{}", admin.health(ready)?),
         Command::Crds => print!("{}", flotta_crd::crds_yaml()),
         Command::Config => print!("{}", config.to_toml()),
     }

@@ -264,10 +264,26 @@ fn serve_answers_health_and_stops_on_sigterm() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // The container probes' command: the admin listener's answers.
+    let health = |ready: bool| {
+        let mut c = bin();
+        c.arg("--config").arg(&file).arg("health");
+        if ready {
+            c.arg("--ready");
+        }
+        c.output().unwrap()
+    };
+    let live = healthy.then(|| health(false));
+    let ready = healthy.then(|| health(true));
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let status = child.wait().unwrap();
     assert!(healthy, "server never became healthy");
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    assert_eq!(ok(live.unwrap()), "ok\n");
+    assert_eq!(ok(ready.unwrap()), "ready\n");
+    let down = health(false);
+    assert!(!down.status.success(), "health of a stopped server");
+    assert!(String::from_utf8_lossy(&down.stderr).contains("cannot reach the admin listener"));
     assert!(
         dir.path().join("data/ca.pem").exists(),
         "CA created on first start"
