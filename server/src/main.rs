@@ -37,7 +37,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create the CA and the server certificate in the data directory (idempotent).
+    /// Create the CA and the server certificate in the data directory (idempotent;
+    /// with `ca_cert_file`/`ca_key_file` the CA is only read from them).
     Init,
     /// Serve the Edge API (mTLS) and the admin endpoints.
     Serve,
@@ -181,6 +182,14 @@ enum Command {
         #[arg(long)]
         dev_eui: Option<String>,
     },
+    /// Ask the admin listener whether the server is alive (`/healthz`) or,
+    /// with --ready, ready (`/readyz`: the store answers); exits non-zero
+    /// otherwise. For container probes: the admin listener stays on loopback.
+    Health {
+        /// Readiness instead of liveness.
+        #[arg(long)]
+        ready: bool,
+    },
     /// Print Flotta's CustomResourceDefinitions (for `kubectl apply -f -`).
     Crds,
     /// Print the effective configuration as TOML.
@@ -218,14 +227,17 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 }
 
 fn require_ca(config: &Config) -> anyhow::Result<()> {
-    let ca = Pki::ca_cert_path(&config.data_dir);
-    if !ca.exists() {
-        bail!(
-            "no CA at {}; run `flotta-server init` first (or pass --data-dir)",
-            ca.display()
-        );
+    let ca = config.ca_cert_path();
+    if ca.exists() {
+        return Ok(());
     }
-    Ok(())
+    if config.ca_cert_file.is_some() {
+        bail!("no CA at {} (ca_cert_file)", ca.display());
+    }
+    bail!(
+        "no CA at {}; run `flotta-server init` first (or pass --data-dir)",
+        ca.display()
+    )
 }
 
 fn main() -> anyhow::Result<()> {
@@ -244,7 +256,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Init => {
             Pki::load_or_init(&config.data_dir, &config.pki_settings(), clock.now())?;
-            println!("{}", Pki::ca_cert_path(&config.data_dir).display());
+            println!("{}", config.ca_cert_path().display());
         }
         Command::Serve => serve(config)?,
         Command::IssueRegistrationCert {
@@ -480,6 +492,7 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("bound {a} to {id}");
             }
         }
+        Command::Health { ready } => print!("{}", admin.health(ready)?),
         Command::Crds => print!("{}", flotta_crd::crds_yaml()),
         Command::Config => print!("{}", config.to_toml()),
     }

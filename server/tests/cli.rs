@@ -103,6 +103,65 @@ fn init_then_registration_bundle() {
 }
 
 #[test]
+fn a_ca_from_files_is_used_by_init_and_the_registration_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    init(&pki);
+    let ca = std::fs::read_to_string(pki.join("ca.pem")).unwrap();
+    let file = dir.path().join("server.toml");
+    let data = dir.path().join("data");
+    let out = dir.path().join("factory");
+    let write = |cert: &Path| {
+        std::fs::write(
+            &file,
+            format!(
+                "data_dir = \"{}\"\nca_cert_file = \"{}\"\nca_key_file = \"{}\"\n",
+                data.display(),
+                cert.display(),
+                pki.join("ca.key").display()
+            ),
+        )
+        .unwrap()
+    };
+    write(&pki.join("ca.pem"));
+    let printed = ok(bin()
+        .arg("--config")
+        .arg(&file)
+        .arg("init")
+        .output()
+        .unwrap());
+    assert_eq!(printed.trim(), pki.join("ca.pem").display().to_string());
+    ok(bin()
+        .arg("--config")
+        .arg(&file)
+        .arg("issue-registration-cert")
+        .arg("--out-dir")
+        .arg(&out)
+        .output()
+        .unwrap());
+    assert_eq!(std::fs::read_to_string(out.join("ca.pem")).unwrap(), ca);
+    assert!(data.join("server.pem").exists() && !data.join("ca.pem").exists());
+    // A configured CA that is not there: refused, naming the file.
+    write(&dir.path().join("nowhere/ca.pem"));
+    for command in ["init", "issue-registration-cert"] {
+        let o = bin()
+            .arg("--config")
+            .arg(&file)
+            .arg(command)
+            .args(
+                ["--out-dir", "x"]
+                    .iter()
+                    .take(if command == "init" { 0 } else { 2 }),
+            )
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{command}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("nowhere/ca.pem"), "{command}: {err}");
+    }
+}
+
+#[test]
 fn config_layers_defaults_file_and_environment() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("server.toml");
@@ -205,10 +264,26 @@ fn serve_answers_health_and_stops_on_sigterm() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // The container probes' command: the admin listener's answers.
+    let health = |ready: bool| {
+        let mut c = bin();
+        c.arg("--config").arg(&file).arg("health");
+        if ready {
+            c.arg("--ready");
+        }
+        c.output().unwrap()
+    };
+    let live = healthy.then(|| health(false));
+    let ready = healthy.then(|| health(true));
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let status = child.wait().unwrap();
     assert!(healthy, "server never became healthy");
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    assert_eq!(ok(live.unwrap()), "ok\n");
+    assert_eq!(ok(ready.unwrap()), "ready\n");
+    let down = health(false);
+    assert!(!down.status.success(), "health of a stopped server");
+    assert!(String::from_utf8_lossy(&down.stderr).contains("cannot reach the admin listener"));
     assert!(
         dir.path().join("data/ca.pem").exists(),
         "CA created on first start"

@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use anyhow::{Result, bail};
 use lexopt::prelude::*;
 
+use crate::container::{Arch, ContainerOptions};
 use crate::dist::DistOptions;
 use crate::stress::{Load, StressOptions};
 
@@ -13,6 +14,8 @@ use crate::stress::{Load, StressOptions};
 pub(crate) enum Task {
     /// Build, check, smoke-run and size the static agent binaries.
     Dist(DistOptions),
+    /// Build the flotta-server container image (and run it with `--test`).
+    Container(ContainerOptions),
     /// Run every check the project has, in order.
     Test,
     /// Run every test many times under load, to find flaky ones.
@@ -43,7 +46,14 @@ tasks:
               --panic-immediate-abort  build-std targets only: -Cpanic=immediate-abort
                                        (smaller; panics then abort without a message)
               --e2e                    then run armv6-e2e (needs the ARMv6 target)
-  test      fmt, clippy, tests, dist, armv6-e2e, then pi-boot: what CI runs (after scripts/setup.sh)
+  container build flotta-server static (musl, release), check it, and make the image
+            flotta-server:<version> from deploy/container/Containerfile with podman
+              --arch x86_64|aarch64    the image's architecture (default x86_64; aarch64
+                                       is tagged <version>-aarch64)
+              --test                   then run it as deploy/kubernetes does: --version,
+                                       init, serve with a read-only CA, probes, HTTPS, SIGTERM
+  test      fmt, clippy, tests, no-std, dist, armv6-e2e, pi-boot, then container: what CI runs
+            (after scripts/setup.sh)
   stress-tests [N]
             run every test of the workspace N times (default 20) with nextest's
             --stress-count while the machine is busy, to find flaky tests
@@ -94,6 +104,17 @@ where
             }
             Task::Dist(opts)
         }
+        "container" => {
+            let mut opts = ContainerOptions::default();
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("arch") => opts.arch = Arch::parse(&parser.value()?.string()?)?,
+                    Long("test") => opts.test = true,
+                    other => return Err(other.unexpected().into()),
+                }
+            }
+            Task::Container(opts)
+        }
         "test" => Task::Test,
         "stress-tests" => {
             let mut opts = StressOptions::default();
@@ -139,7 +160,7 @@ where
     };
     if !matches!(
         parsed,
-        Task::Dist(_) | Task::StressTests(_) | Task::PiBoot { .. }
+        Task::Dist(_) | Task::Container(_) | Task::StressTests(_) | Task::PiBoot { .. }
     ) && let Some(arg) = parser.next()?
     {
         return Err(arg.unexpected().into());
@@ -200,6 +221,30 @@ mod tests {
             panic!("dist")
         };
         assert!(opts.e2e);
+    }
+
+    #[test]
+    fn container_options_parse() {
+        assert_eq!(
+            parse(["container"]).unwrap(),
+            Task::Container(ContainerOptions::default())
+        );
+        assert_eq!(
+            parse(["container", "--arch", "aarch64"]).unwrap(),
+            Task::Container(ContainerOptions {
+                arch: Arch::Aarch64,
+                test: false
+            })
+        );
+        assert_eq!(
+            parse(["container", "--test"]).unwrap(),
+            Task::Container(ContainerOptions {
+                arch: Arch::X86_64,
+                test: true
+            })
+        );
+        assert!(parse(["container", "--arch", "mips"]).is_err());
+        assert!(parse(["container", "extra"]).is_err());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::process;
 use crate::size::{self, SizeRow};
 use crate::smoke;
 use crate::targets::{Runner, TARGETS, Target};
-use crate::toolchain::{self, AGENT_PACKAGE, BuildOptions, SCRUBBED_ENV};
+use crate::toolchain::{self, AGENT_PACKAGE, AGENT_PROFILE, BuildOptions, SCRUBBED_ENV};
 
 /// Options of `cargo xtask dist`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,9 +55,15 @@ pub(crate) fn target_dir(root: &Path) -> PathBuf {
     }
 }
 
-/// Build the agent for `target` and return the path of the cargo-built binary.
-fn build(target: &Target, root: &Path, opts: BuildOptions) -> Result<PathBuf> {
-    let plan = toolchain::build_command(target, root, opts);
+/// Build `package` in `profile` (the agent, or the server for its image) for `target` and
+/// return the path of the cargo-built binary.
+pub(crate) fn build(
+    target: &Target,
+    root: &Path,
+    opts: BuildOptions,
+    (package, profile): (&str, &str),
+) -> Result<PathBuf> {
+    let plan = toolchain::build_command(target, root, opts, (package, profile));
     println!("$ {}", plan.display());
     let mut cmd = Command::new("cargo");
     cmd.current_dir(root)
@@ -66,12 +72,11 @@ fn build(target: &Target, root: &Path, opts: BuildOptions) -> Result<PathBuf> {
     for var in SCRUBBED_ENV {
         cmd.env_remove(var);
     }
-    process::run(&mut cmd)
-        .with_context(|| format!("building {AGENT_PACKAGE} for {}", target.triple))?;
+    process::run(&mut cmd).with_context(|| format!("building {package} for {}", target.triple))?;
     Ok(target_dir(root)
         .join(target.triple)
-        .join("release")
-        .join(AGENT_PACKAGE))
+        .join(profile)
+        .join(package))
 }
 
 /// Where `dist` publishes the agent for `triple`: `dist/<triple>/flotta-agent`.
@@ -130,7 +135,7 @@ pub(crate) fn run(root: &Path, opts: &DistOptions) -> Result<()> {
     for target in &selected {
         let started = Instant::now();
         println!("== {} ==", target.triple);
-        let built = build(target, root, opts.build)?;
+        let built = build(target, root, opts.build, (AGENT_PACKAGE, AGENT_PROFILE))?;
         let binary = publish(root, target.triple, &built)?;
         checks::verify(target, &binary)?;
         let attrs: Vec<String> = target

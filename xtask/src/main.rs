@@ -3,7 +3,8 @@
 //! Thin entry point: parse the command line and dispatch. Each concept lives in its own
 //! module: the target table (`targets`), per-target toolchain environment (`toolchain`), tool
 //! preflight (`preflight`), binary checks (`checks`), smoke runs (`smoke`), the size report
-//! (`size`), board profiles (`boards`), the test step list (`steps`), real server and agent
+//! (`size`), board profiles (`boards`), the server's container image (`container`, run by
+//! `container_test`), the test step list (`steps`), real server and agent
 //! processes (`harness`) for the demo (`demo`) and the ARMv6 end-to-end run (`armv6_e2e`), the
 //! emulated Raspberry Pi Zero boot test (`pi_boot`).
 #![forbid(unsafe_code)]
@@ -13,6 +14,8 @@ mod armv6_links;
 mod boards;
 mod checks;
 mod cli;
+mod container;
+mod container_test;
 mod cross_toml;
 mod deb;
 mod demo;
@@ -52,6 +55,7 @@ fn run(task: Task) -> anyhow::Result<()> {
             boards::markdown_table(&boards::load_dir(&root.join("boards"))?)
         ),
         Task::Dist(opts) => dist::run(&root, &opts)?,
+        Task::Container(opts) => container::run(&root, opts)?,
         Task::Armv6E2e => armv6_e2e::run(&root)?,
         Task::PiBoot { smoke: false } => pi_boot::run(&root)?,
         Task::PiBoot { smoke: true } => pi_boot::smoke(&root)?,

@@ -5,7 +5,8 @@
 //! agent `dist` published, under `qemu-arm -cpu arm1176`, enrols, registers and uploads to a
 //! real `flotta-server`; see `armv6_e2e`) and `pi-boot` (an emulated Raspberry Pi Zero boots
 //! the SD image `flotta-image` wrote: first-boot install, the agent under systemd with its
-//! watchdog, a reboot with the server down; see `pi_boot`).
+//! watchdog, a reboot with the server down; see `pi_boot`), then `container` (the server's
+//! static build in its `FROM scratch` image, built with podman and run; see `container_test`).
 //!
 //! To add a step (fuzz smoke, end-to-end suite, ...), add one entry to [`STEPS`] and, if it is
 //! more than a cargo command, a function next to the others below. Steps run in order; the
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::armv6_e2e;
+use crate::container::{self, ContainerOptions};
 use crate::disk;
 use crate::dist::{self, DistOptions};
 use crate::pi_boot;
@@ -63,6 +65,10 @@ pub(crate) const STEPS: &[Step] = &[
     Step {
         name: "pi-boot",
         run: pi_boot::run,
+    },
+    Step {
+        name: "container",
+        run: container,
     },
 ];
 
@@ -186,6 +192,17 @@ fn no_std(root: &Path) -> Result<()> {
 
 fn dist_all(root: &Path) -> Result<()> {
     dist::run(root, &DistOptions::default())
+}
+
+/// The server's image built and run (`cargo xtask container --test`).
+fn container(root: &Path) -> Result<()> {
+    container::run(
+        root,
+        ContainerOptions {
+            test: true,
+            ..ContainerOptions::default()
+        },
+    )
 }
 
 /// `12.3s` or `4m05s`.
@@ -324,6 +341,12 @@ mod tests {
         let names: Vec<&str> = STEPS.iter().map(|s| s.name).collect();
         let armv6 = names.iter().position(|n| *n == "armv6-e2e").unwrap();
         assert_eq!(names.get(armv6 + 1), Some(&"pi-boot"));
+    }
+
+    #[test]
+    fn the_server_image_is_built_and_run_last() {
+        let names: Vec<&str> = STEPS.iter().map(|s| s.name).collect();
+        assert_eq!(names.last(), Some(&"container"));
     }
 
     #[test]

@@ -22,6 +22,15 @@ pub(crate) fn nightly_arg() -> String {
 /// The package and binary `dist` builds.
 pub(crate) const AGENT_PACKAGE: &str = "flotta-agent";
 
+/// The package and binary `container` builds (into its image).
+pub(crate) const SERVER_PACKAGE: &str = "flotta-server";
+
+/// What `dist` builds the agent with: the size-tuned release profile.
+pub(crate) const AGENT_PROFILE: &str = "release";
+
+/// What `container` builds the server with (the workspace `Cargo.toml` says why).
+pub(crate) const SERVER_PROFILE: &str = "server-release";
+
 /// Variables removed from the child environment: a global `RUSTFLAGS` would silently replace the
 /// per-target flags below, and `RUSTUP_TOOLCHAIN` (set by `cargo run`) would override
 /// `rust-toolchain.toml` for the stable builds.
@@ -133,8 +142,9 @@ pub(crate) fn build_env(target: &Target, root: &Path, opts: BuildOptions) -> Vec
     env
 }
 
-/// The `cargo` arguments that build the agent for `target` in the release profile.
-pub(crate) fn build_args(target: &Target) -> Vec<String> {
+/// The `cargo` arguments that build `package` (its binary of the same name) for `target` in
+/// `profile`.
+pub(crate) fn build_args(target: &Target, package: &str, profile: &str) -> Vec<String> {
     let mut args: Vec<String> = Vec::new();
     if target.toolchain == Toolchain::NightlyBuildStd {
         args.push(nightly_arg());
@@ -142,11 +152,12 @@ pub(crate) fn build_args(target: &Target) -> Vec<String> {
     args.extend(
         [
             "build",
-            "--release",
+            "--profile",
+            profile,
             "--package",
-            AGENT_PACKAGE,
+            package,
             "--bin",
-            AGENT_PACKAGE,
+            package,
             "--target",
         ]
         .map(String::from),
@@ -158,10 +169,15 @@ pub(crate) fn build_args(target: &Target) -> Vec<String> {
     args
 }
 
-/// The full build command for `target`.
-pub(crate) fn build_command(target: &Target, root: &Path, opts: BuildOptions) -> BuildCommand {
+/// The full build command of `package` for `target` in `profile`.
+pub(crate) fn build_command(
+    target: &Target,
+    root: &Path,
+    opts: BuildOptions,
+    (package, profile): (&str, &str),
+) -> BuildCommand {
     BuildCommand {
-        args: build_args(target),
+        args: build_args(target, package, profile),
         env: build_env(target, root, opts),
     }
 }
@@ -249,7 +265,11 @@ mod tests {
 
     #[test]
     fn nightly_args_add_toolchain_and_build_std() {
-        let args = build_args(find("arm-unknown-linux-musleabihf").unwrap());
+        let args = build_args(
+            find("arm-unknown-linux-musleabihf").unwrap(),
+            AGENT_PACKAGE,
+            AGENT_PROFILE,
+        );
         assert_eq!(args.first(), Some(&nightly_arg()));
         assert!(
             NIGHTLY.starts_with("nightly-20"),
@@ -259,8 +279,23 @@ mod tests {
             args.last().map(String::as_str),
             Some("-Zbuild-std=std,panic_abort")
         );
-        let stable = build_args(find("aarch64-unknown-linux-musl").unwrap());
-        assert_eq!(stable[0], "build");
+        let stable = build_args(
+            find("aarch64-unknown-linux-musl").unwrap(),
+            SERVER_PACKAGE,
+            SERVER_PROFILE,
+        );
+        assert_eq!(
+            stable[..7],
+            [
+                "build",
+                "--profile",
+                "server-release",
+                "--package",
+                "flotta-server",
+                "--bin",
+                "flotta-server"
+            ]
+        );
         assert!(stable.iter().all(|a| !a.starts_with("-Z")));
     }
 

@@ -261,4 +261,30 @@ impl AdminClient {
         let path = format!("/apis/devices/{device}/approve");
         self.finish(self.agent.post(self.url(&path)).send_empty())
     }
+
+    /// `/readyz` (the store answers) when `ready`, else `/healthz` (the
+    /// process answers): the text of a 200 answer, else an error.
+    pub fn health(&self, ready: bool) -> Result<String, CliError> {
+        let path = if ready { "/readyz" } else { "/healthz" };
+        let mut resp =
+            self.agent
+                .get(self.url(path))
+                .call()
+                .map_err(|e| CliError::Unreachable {
+                    addr: self.addr,
+                    reason: e.to_string(),
+                })?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| CliError::BadAnswer(e.to_string()))?;
+        match status {
+            200 => Ok(text),
+            _ => Err(CliError::Server {
+                status,
+                message: text.trim_end().to_owned(),
+            }),
+        }
+    }
 }

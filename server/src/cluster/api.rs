@@ -1,6 +1,7 @@
 //! The server's requests to the Kubernetes API outside the watches: create,
-//! merge patch, status by server-side apply, delete, get. Each has a
-//! deadline (`kubernetes_request_timeout_seconds`), is counted in
+//! merge patch, status by server-side apply, delete, get. Each is checked
+//! against [`super::access::ACCESS`] (what the deployment's RBAC grants)
+//! before it is sent, has a deadline (`kubernetes_request_timeout_seconds`), is counted in
 //! `flotta_kubernetes_requests_total`, and puts what the API server
 //! answered into the kind's mirror, so the next read sees it.
 
@@ -10,6 +11,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams
 use serde_json::{Value, json};
 
 use super::Shared;
+use super::access::{self, Verb};
 use super::wire::{deleting, finalizers, kept, resource_version};
 use crate::objects::Kind;
 use crate::store::StoreError;
@@ -24,7 +26,31 @@ enum Failure {
 }
 
 impl Shared {
-    fn api(&self, kind: Kind, namespace: &str) -> Result<Api<DynamicObject>, StoreError> {
+    /// The API of `kind` in `namespace`, for a request that `verb`s it (its
+    /// status subresource when `status`); refused when [`access::ACCESS`]
+    /// does not grant it.
+    fn api(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        verb: Verb,
+        status: bool,
+    ) -> Result<Api<DynamicObject>, StoreError> {
+        if !access::permits(kind, status, verb) {
+            return Err(StoreError::Kubernetes {
+                message: format!(
+                    "flotta-server does not {} {} in a cluster (see cluster/access.rs){}",
+                    verb.as_str(),
+                    access::resource(kind, status),
+                    if access::group(kind).is_empty() {
+                        ": manage them with kubectl"
+                    } else {
+                        ""
+                    }
+                ),
+                retriable: false,
+            });
+        }
         let resource = self
             .resources
             .get(&kind)
@@ -125,7 +151,7 @@ impl Shared {
             .unwrap_or_default();
         let what = format!("{kind} {ns}/{name}");
         let object: DynamicObject = serde_json::from_value(body.clone())?;
-        let api = self.api(kind, ns)?;
+        let api = self.api(kind, ns, Verb::Create, false)?;
         match self
             .call("create", &what, api.create(&PostParams::default(), &object))
             .await
@@ -148,7 +174,7 @@ impl Shared {
         patch: &Value,
     ) -> Result<Option<Value>, StoreError> {
         let what = format!("{kind} {namespace}/{name}");
-        let api = self.api(kind, namespace)?;
+        let api = self.api(kind, namespace, Verb::Patch, false)?;
         let params = PatchParams::default();
         match self
             .call(
@@ -175,7 +201,7 @@ impl Shared {
         status: &Value,
     ) -> Result<Option<Value>, StoreError> {
         let what = format!("{kind} {namespace}/{name}");
-        let api = self.api(kind, namespace)?;
+        let api = self.api(kind, namespace, Verb::Patch, true)?;
         let body = json!({
             "apiVersion": kind.api_version(),
             "kind": kind.as_str(),
@@ -207,7 +233,7 @@ impl Shared {
         last_seen: &Value,
     ) -> Result<bool, StoreError> {
         let what = format!("{kind} {namespace}/{name}");
-        let api = self.api(kind, namespace)?;
+        let api = self.api(kind, namespace, Verb::Delete, false)?;
         match self
             .call("delete", &what, api.delete(name, &DeleteParams::default()))
             .await
@@ -244,7 +270,7 @@ impl Shared {
         name: &str,
     ) -> Result<Option<Value>, StoreError> {
         let what = format!("{kind} {namespace}/{name}");
-        let api = self.api(kind, namespace)?;
+        let api = self.api(kind, namespace, Verb::Get, false)?;
         match self.call("get", &what, api.get(name)).await {
             Ok(found) => Ok(Some(self.record(kind, &found))),
             Err(Failure::NotFound) => Ok(None),

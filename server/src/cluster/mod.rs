@@ -15,8 +15,15 @@
 //!
 //! ConfigMaps and Secrets are watched when the cluster serves them (a
 //! CRD-only API server does not: workloads' references to them then stay
-//! unresolved, and the start-up log says so).
+//! unresolved, and the start-up log says so). What the server may do in the
+//! cluster, and so what its RBAC grants, is listed in [`access`].
+//!
+//! Without `kubeconfig_path` the client is kube's `Config::infer`:
+//! `$KUBECONFIG`, `~/.kube/config`, then the in-cluster service account
+//! (`KUBERNETES_SERVICE_HOST`/`_PORT`, the token file, re-read as it
+//! rotates, and the CA under `/var/run/secrets/kubernetes.io/serviceaccount`).
 
+pub mod access;
 mod api;
 pub mod finalizer;
 mod mirror;

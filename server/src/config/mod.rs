@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::device_id::Namespace;
 use crate::lorawan::downlink::ChirpstackProtocol;
-use crate::pki::PkiSettings;
 
 mod frames;
 mod kubernetes;
 mod listeners;
 mod lorawan;
+mod pki;
 mod rock7;
 mod store;
 
@@ -78,6 +78,13 @@ pub struct Config {
     pub server_cert_validity_seconds: u64,
     /// PEM files of previous CAs whose client certificates stay trusted.
     pub old_ca_files: Vec<PathBuf>,
+    /// The CA certificate, when the CA is kept outside `data_dir` (one CA
+    /// that replicas share, read-only); with `ca_key_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert_file: Option<PathBuf>,
+    /// The CA private key (PKCS#8 PEM) that goes with `ca_cert_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_key_file: Option<PathBuf>,
     /// Largest batch request body.
     pub max_batch_bytes: usize,
     /// Largest JSON request body.
@@ -278,6 +285,8 @@ impl Default for Config {
             ca_validity_seconds: 10 * 365 * DAY_SECONDS,
             server_cert_validity_seconds: 365 * DAY_SECONDS,
             old_ca_files: vec![],
+            ca_cert_file: None,
+            ca_key_file: None,
             max_batch_bytes: flotta_proto::batch::MAX_BATCH_BYTES,
             max_json_bytes: 256 * 1024,
             tls_handshake_timeout_seconds: 10,
@@ -447,6 +456,7 @@ impl Config {
         if self.controller_interval_seconds == 0 || self.controller_interval_seconds > 3600 {
             return invalid("controller_interval_seconds", "must be 1..=3600".into());
         }
+        self.validate_pki()?;
         self.validate_listeners()?;
         self.validate_frames()?;
         self.validate_rock7()?;
@@ -471,16 +481,6 @@ impl Config {
     /// How long an expired device certificate may still renew itself.
     pub fn renewal_grace(&self) -> Duration {
         Duration::from_secs(self.renewal_grace_seconds)
-    }
-
-    /// What the PKI needs.
-    pub fn pki_settings(&self) -> PkiSettings {
-        PkiSettings {
-            server_names: self.server_names.clone(),
-            ca_validity: Duration::from_secs(self.ca_validity_seconds),
-            server_cert_validity: Duration::from_secs(self.server_cert_validity_seconds),
-            old_ca_files: self.old_ca_files.clone(),
-        }
     }
 
     /// What the controller needs.

@@ -6,6 +6,7 @@ use rcgen::{
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use rustls_pki_types::CertificateDer;
+use x509_parser::prelude::FromDer;
 
 use super::{PkiError, Validity};
 use crate::device_id::{DeviceId, Namespace, REGISTRATION_CN};
@@ -110,6 +111,13 @@ impl CertificateAuthority {
         let key = KeyPair::from_pem(key_pem)?;
         let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
             .map_err(|e| PkiError::BadCertificate(format!("CA certificate PEM: {e}")))?;
+        let (_, cert) = x509_parser::prelude::X509Certificate::from_der(&cert_der)
+            .map_err(|e| PkiError::BadCertificate(format!("CA certificate: {e}")))?;
+        if *cert.public_key().subject_public_key.data != *key.public_key_raw() {
+            return Err(PkiError::BadCertificate(
+                "the CA key does not belong to the CA certificate".into(),
+            ));
+        }
         let issuer = Issuer::from_ca_cert_der(&cert_der, key)?;
         Ok(Self {
             issuer,

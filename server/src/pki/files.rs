@@ -1,6 +1,9 @@
-//! The CA and server certificate on disk: created on first start, loaded
-//! afterwards, server certificate re-issued when it nears expiry or its names
-//! change.
+//! The CA and server certificate on disk: the CA created in the data
+//! directory on first start and loaded afterwards, or loaded read-only from
+//! configured files (`ca_cert_file`, `ca_key_file`: one CA that replicas
+//! share, e.g. a Kubernetes Secret); the server certificate kept in the data
+//! directory and re-issued when it nears expiry, its names change or another
+//! CA signed it.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -28,6 +31,29 @@ pub struct PkiSettings {
     pub server_cert_validity: Duration,
     /// PEM files of previous CAs whose device certificates are still trusted.
     pub old_ca_files: Vec<PathBuf>,
+    /// The CA's files when they live outside the data directory: read,
+    /// never created nor written.
+    pub ca_files: Option<CaFiles>,
+}
+
+/// A CA kept outside the data directory (both files PEM; the key PKCS#8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaFiles {
+    /// The CA certificate.
+    pub cert: PathBuf,
+    /// The CA private key.
+    pub key: PathBuf,
+}
+
+impl PkiSettings {
+    /// Where the CA certificate is: the configured file, else `ca.pem` in
+    /// `data_dir`.
+    pub fn ca_cert_path(&self, data_dir: &Path) -> PathBuf {
+        match &self.ca_files {
+            Some(files) => files.cert.clone(),
+            None => data_dir.join("ca.pem"),
+        }
+    }
 }
 
 /// The loaded PKI: CA, server certificate and trusted old CAs.
@@ -107,30 +133,44 @@ fn san_names(der: &[u8]) -> Result<BTreeSet<String>, PkiError> {
     Ok(names)
 }
 
-impl Pki {
-    /// Path of the CA certificate in `dir`.
-    pub fn ca_cert_path(dir: &Path) -> PathBuf {
-        dir.join("ca.pem")
-    }
+/// Load the CA from its certificate and key files.
+fn load_ca(cert: &Path, key: &Path) -> Result<CertificateAuthority, PkiError> {
+    CertificateAuthority::from_pem(&read(cert)?, &read(key)?).map_err(|e| PkiError::BadFile {
+        path: cert.to_owned(),
+        what: "CA certificate and key",
+        reason: e.to_string(),
+    })
+}
 
-    /// Load the PKI from `dir`, creating the CA on first start and
-    /// (re-)issuing the server certificate when missing, near expiry, or
-    /// issued for other names than `settings.server_names`.
+/// Whether `der` was signed by `ca` (a server certificate kept across a
+/// change of CA is not).
+fn signed_by(der: &[u8], ca: &CertificateAuthority) -> Result<bool, PkiError> {
+    let parse =
+        |d| X509Certificate::from_der(d).map_err(|e| PkiError::BadCertificate(e.to_string()));
+    let (_, cert) = parse(der)?;
+    let (_, issuer) = parse(ca.cert_der())?;
+    Ok(cert.issuer() == issuer.subject()
+        && cert.verify_signature(Some(issuer.public_key())).is_ok())
+}
+
+impl Pki {
+    /// Load the PKI: the CA from `settings.ca_files` when set (never
+    /// created or written: missing or unreadable files are an error naming
+    /// them), else from `dir`, created there on first start; then
+    /// (re-)issue the server certificate in `dir` when missing, near
+    /// expiry, issued for other names than `settings.server_names`, or
+    /// signed by another CA.
     pub fn load_or_init(
         dir: &Path,
         settings: &PkiSettings,
         now: SystemTime,
     ) -> Result<Self, PkiError> {
         std::fs::create_dir_all(dir).map_err(PkiError::io(dir))?;
-        let (ca_pem, ca_key) = (Self::ca_cert_path(dir), dir.join("ca.key"));
-        let ca = if ca_pem.exists() || ca_key.exists() {
-            CertificateAuthority::from_pem(&read(&ca_pem)?, &read(&ca_key)?).map_err(|e| {
-                PkiError::BadFile {
-                    path: ca_pem.clone(),
-                    what: "CA certificate and key",
-                    reason: e.to_string(),
-                }
-            })?
+        let (ca_pem, ca_key) = (settings.ca_cert_path(dir), dir.join("ca.key"));
+        let ca = if let Some(files) = &settings.ca_files {
+            load_ca(&files.cert, &files.key)?
+        } else if ca_pem.exists() || ca_key.exists() {
+            load_ca(&ca_pem, &ca_key)?
         } else {
             let ca =
                 CertificateAuthority::generate(Validity::starting_at(now, settings.ca_validity)?)?;
@@ -160,7 +200,7 @@ impl Pki {
                         }
                     })?;
                 let fresh = cert_not_after(&der)? > now + SERVER_CERT_RENEW_BEFORE;
-                fresh && san_names(&der)? == wanted
+                fresh && san_names(&der)? == wanted && signed_by(&der, &ca)?
             }
             None => false,
         };

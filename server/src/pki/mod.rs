@@ -5,7 +5,7 @@
 //!
 //! | file | what |
 //! | --- | --- |
-//! | `ca.pem`, `ca.key` | the current CA |
+//! | `ca.pem`, `ca.key` | the current CA (unless `ca_cert_file`/`ca_key_file` name files elsewhere: then read only from those) |
 //! | `server.pem`, `server.key` | the API listener's certificate, signed by the CA |
 
 mod ca;
@@ -16,7 +16,7 @@ mod validity;
 
 pub use ca::{CA_COMMON_NAME, CertificateAuthority, IssuedCert};
 pub use error::PkiError;
-pub use files::{Pki, PkiSettings};
+pub use files::{CaFiles, Pki, PkiSettings};
 pub use identity::{ClientIdentity, Role, cert_not_after};
 pub use validity::{CLOCK_SKEW_ALLOWANCE, Validity};
 

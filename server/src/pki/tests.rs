@@ -136,6 +136,7 @@ fn settings(names: &[&str]) -> PkiSettings {
         ca_validity: 3650 * DAY,
         server_cert_validity: 365 * DAY,
         old_ca_files: vec![],
+        ca_files: None,
     }
 }
 
@@ -183,6 +184,111 @@ fn missing_ca_certificate_with_existing_key_is_an_error_not_a_new_ca() {
     std::fs::remove_file(dir.path().join("ca.pem")).unwrap();
     let err = Pki::load_or_init(dir.path(), &s, SystemTime::now()).unwrap_err();
     assert!(err.to_string().contains("ca.pem"), "{err}");
+}
+
+/// A CA written by a first start into `dir/pki`, then configured as files
+/// (read-only, as a Kubernetes Secret mount is) for a data directory
+/// `dir/data`.
+fn shared_ca(dir: &std::path::Path) -> (PkiSettings, String) {
+    let made = Pki::load_or_init(
+        &dir.join("pki"),
+        &settings(&["localhost"]),
+        SystemTime::now(),
+    )
+    .unwrap();
+    let mut s = settings(&["localhost"]);
+    s.ca_files = Some(CaFiles {
+        cert: dir.join("pki/ca.pem"),
+        key: dir.join("pki/ca.key"),
+    });
+    for f in ["ca.pem", "ca.key"] {
+        let path = dir.join("pki").join(f);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+    }
+    (s, made.ca().cert_pem().to_owned())
+}
+
+#[test]
+fn a_configured_ca_is_loaded_and_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, ca_pem) = shared_ca(dir.path());
+    let before: Vec<_> = ["ca.pem", "ca.key"]
+        .map(|f| std::fs::read(dir.path().join("pki").join(f)).unwrap())
+        .into();
+    let modified = std::fs::metadata(dir.path().join("pki/ca.key"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let data = dir.path().join("data");
+    let a = Pki::load_or_init(&data, &s, SystemTime::now()).unwrap();
+    assert_eq!(a.ca().cert_pem(), ca_pem);
+    assert_eq!(s.ca_cert_path(&data), dir.path().join("pki/ca.pem"));
+    // No CA in the data directory; the server certificate is there, signed
+    // by the configured CA.
+    assert!(!data.join("ca.pem").exists() && !data.join("ca.key").exists());
+    let server = std::fs::read_to_string(data.join("server.pem")).unwrap();
+    assert_eq!(server, a.server_cert().cert_pem);
+    let server_der = der(&server);
+    let (_, cert) = X509Certificate::from_der(&server_der).unwrap();
+    let (_, ca_cert) = X509Certificate::from_der(a.ca().cert_der()).unwrap();
+    cert.verify_signature(Some(ca_cert.public_key())).unwrap();
+    // A second replica (another data directory) gets the same CA, its own
+    // server certificate; nothing was written to the CA's files.
+    let b = Pki::load_or_init(&dir.path().join("data2"), &s, SystemTime::now()).unwrap();
+    assert_eq!(b.ca().cert_pem(), ca_pem);
+    assert_ne!(b.server_cert().cert_pem, a.server_cert().cert_pem);
+    let after: Vec<_> = ["ca.pem", "ca.key"]
+        .map(|f| std::fs::read(dir.path().join("pki").join(f)).unwrap())
+        .into();
+    assert_eq!(before, after);
+    let meta = std::fs::metadata(dir.path().join("pki/ca.key")).unwrap();
+    assert_eq!(meta.modified().unwrap(), modified);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o400);
+}
+
+#[test]
+fn a_configured_ca_that_is_missing_is_an_error_naming_it_not_a_new_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(&["localhost"]);
+    s.ca_files = Some(CaFiles {
+        cert: dir.path().join("secret/ca.pem"),
+        key: dir.path().join("secret/ca.key"),
+    });
+    let data = dir.path().join("data");
+    let err = Pki::load_or_init(&data, &s, SystemTime::now()).unwrap_err();
+    assert!(err.to_string().contains("secret/ca.pem"), "{err}");
+    assert!(!data.join("ca.pem").exists() && !dir.path().join("secret").exists());
+    // The certificate there, the key missing: the key's path is named.
+    let (mut s, _) = shared_ca(dir.path());
+    s.ca_files.as_mut().unwrap().key = dir.path().join("pki/missing.key");
+    let err = Pki::load_or_init(&data, &s, SystemTime::now()).unwrap_err();
+    assert!(err.to_string().contains("pki/missing.key"), "{err}");
+}
+
+#[test]
+fn a_ca_key_of_another_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = shared_ca(dir.path());
+    let other = dir.path().join("other.key");
+    std::fs::write(&other, ca().key_pem()).unwrap();
+    s.ca_files.as_mut().unwrap().key = other;
+    let err = Pki::load_or_init(&dir.path().join("data"), &s, SystemTime::now()).unwrap_err();
+    assert!(err.to_string().contains("does not belong"), "{err}");
+}
+
+#[test]
+fn a_server_certificate_of_another_ca_is_issued_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A data directory whose CA was made there, then a configured CA.
+    let own = Pki::load_or_init(&data, &settings(&["localhost"]), SystemTime::now()).unwrap();
+    let (s, ca_pem) = shared_ca(dir.path());
+    let shared = Pki::load_or_init(&data, &s, SystemTime::now()).unwrap();
+    assert_eq!(shared.ca().cert_pem(), ca_pem);
+    assert_ne!(shared.server_cert().cert_pem, own.server_cert().cert_pem);
+    // Kept from then on.
+    let again = Pki::load_or_init(&data, &s, SystemTime::now()).unwrap();
+    assert_eq!(again.server_cert().cert_pem, shared.server_cert().cert_pem);
 }
 
 #[test]
