@@ -158,23 +158,28 @@ CREATE TABLE object_changes (
 );
 CREATE INDEX object_changes_xid ON object_changes(change_xid);
 CREATE FUNCTION flotta_device_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    changed boolean := TG_OP = 'INSERT';
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        NEW.change_xid := pg_current_xact_id();
-    ELSIF ROW(NEW.namespace, NEW.approved, NEW.registered, NEW.cert_used, NEW.labels,
-              NEW.hardware, NEW.status, NEW.enrolled_at_ms, NEW.decommissioned_at_ms,
-              NEW.decommissioned_by)
-          IS DISTINCT FROM
-          ROW(OLD.namespace, OLD.approved, OLD.registered, OLD.cert_used, OLD.labels,
-              OLD.hardware, OLD.status, OLD.enrolled_at_ms, OLD.decommissioned_at_ms,
-              OLD.decommissioned_by)
-       OR COALESCE(jsonb_typeof(NEW.last_heartbeat::jsonb) = 'object', false)
-          IS DISTINCT FROM COALESCE(jsonb_typeof(OLD.last_heartbeat::jsonb) = 'object', false)
-       OR (NEW.last_heartbeat::jsonb -> 'workloads')
-          IS DISTINCT FROM (OLD.last_heartbeat::jsonb -> 'workloads')
-       OR (NEW.last_seen_ms IS DISTINCT FROM OLD.last_seen_ms
-           AND (OLD.last_seen_ms IS NULL OR OLD.wake_on_contact))
-    THEN
+    IF NOT changed THEN
+        changed := ROW(NEW.namespace, NEW.approved, NEW.registered, NEW.cert_used, NEW.labels,
+                       NEW.hardware, NEW.status, NEW.enrolled_at_ms, NEW.decommissioned_at_ms,
+                       NEW.decommissioned_by)
+                   IS DISTINCT FROM
+                   ROW(OLD.namespace, OLD.approved, OLD.registered, OLD.cert_used, OLD.labels,
+                       OLD.hardware, OLD.status, OLD.enrolled_at_ms, OLD.decommissioned_at_ms,
+                       OLD.decommissioned_by)
+            OR (NEW.last_seen_ms IS DISTINCT FROM OLD.last_seen_ms
+                AND (OLD.last_seen_ms IS NULL OR OLD.wake_on_contact));
+    END IF;
+    -- JSON is parsed only when the heartbeat's text changed.
+    IF NOT changed AND NEW.last_heartbeat IS DISTINCT FROM OLD.last_heartbeat THEN
+        changed := COALESCE(jsonb_typeof(NEW.last_heartbeat::jsonb) = 'object', false)
+                   IS DISTINCT FROM COALESCE(jsonb_typeof(OLD.last_heartbeat::jsonb) = 'object', false)
+            OR (NEW.last_heartbeat::jsonb -> 'workloads')
+               IS DISTINCT FROM (OLD.last_heartbeat::jsonb -> 'workloads');
+    END IF;
+    IF changed THEN
         NEW.change_xid := pg_current_xact_id();
         NEW.wake_on_contact := false;
     END IF;

@@ -189,8 +189,10 @@ WHEN NEW.change_seq IS OLD.change_seq AND (
     OR NEW.enrolled_at_ms IS NOT OLD.enrolled_at_ms
     OR NEW.decommissioned_at_ms IS NOT OLD.decommissioned_at_ms
     OR NEW.decommissioned_by IS NOT OLD.decommissioned_by
-    OR (json_type(NEW.last_heartbeat) IS 'object') IS NOT (json_type(OLD.last_heartbeat) IS 'object')
-    OR json_extract(NEW.last_heartbeat, '$.workloads') IS NOT json_extract(OLD.last_heartbeat, '$.workloads')
+    OR (NEW.last_heartbeat IS NOT OLD.last_heartbeat AND (
+        (json_type(NEW.last_heartbeat) IS 'object') IS NOT (json_type(OLD.last_heartbeat) IS 'object')
+        OR json_extract(NEW.last_heartbeat, '$.workloads')
+            IS NOT json_extract(OLD.last_heartbeat, '$.workloads')))
     OR (NEW.last_seen_ms IS NOT OLD.last_seen_ms
         AND (OLD.last_seen_ms IS NULL OR OLD.wake_on_contact = 1)))
 BEGIN
