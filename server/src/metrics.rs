@@ -37,6 +37,13 @@ pub struct PresenceLabels {
     pub presence: String,
 }
 
+/// Labels naming a kind of controller pass.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PassLabels {
+    /// `full` or `incremental`.
+    pub pass: String,
+}
+
 /// Labels naming a store operation.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabels {
@@ -167,6 +174,10 @@ pub struct Metrics {
     pub kube_status_pending: Gauge,
     /// 1 while this replica leads (runs controller passes), else 0.
     pub leader: Gauge,
+    /// Controller pass duration in seconds, full or incremental.
+    pub controller_pass: Family<PassLabels, Histogram>,
+    /// Devices looked at by controller passes, full or incremental.
+    pub controller_devices: Family<PassLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -286,6 +297,20 @@ impl Metrics {
             "1 while this replica runs the controller passes (the leader), 0 otherwise",
             leader.clone(),
         );
+        let controller_pass: Family<PassLabels, Histogram> = Family::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.000_1, 2.0, 18))) as fn() -> Histogram,
+        );
+        registry.register(
+            "flotta_controller_pass_seconds",
+            "Controller pass duration: full (every device) or incremental (devices whose inputs changed)",
+            controller_pass.clone(),
+        );
+        let controller_devices = Family::<PassLabels, Counter>::default();
+        registry.register(
+            "flotta_controller_devices_looked_at",
+            "Devices whose controller pass ran, by kind of pass (full or incremental)",
+            controller_devices.clone(),
+        );
         registry.register(
             "flotta_store_operation_seconds",
             "Latency of store calls by operation",
@@ -311,7 +336,23 @@ impl Metrics {
             kube_requests,
             kube_status_pending,
             leader,
+            controller_pass,
+            controller_devices,
         }
+    }
+
+    /// Count one controller pass: how long it took, how many devices it
+    /// looked at.
+    pub fn observe_pass(&self, full: bool, took: Duration, looked_at: usize) {
+        let labels = PassLabels {
+            pass: if full { "full" } else { "incremental" }.to_owned(),
+        };
+        self.controller_pass
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+        self.controller_devices
+            .get_or_create(&labels)
+            .inc_by(u64::try_from(looked_at).unwrap_or(u64::MAX));
     }
 
     /// Count one Kubernetes API request.

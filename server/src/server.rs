@@ -348,6 +348,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         config.controller_settings(),
         metrics.clone(),
     )
+    .resync_every(Duration::from_secs(config.controller_resync_seconds))
     .led_by(leadership);
     let settings = config.frame_settings();
     let keyring = Arc::new(FrameKeyring::new(

@@ -12,6 +12,7 @@
 //! counted in a channel that wakes the controller.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::StreamExt;
@@ -20,10 +21,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 use tokio::sync::watch;
 
+use super::changelog::{ChangeLog, Key};
 use super::wire::{kept, resource_version};
 use crate::objects::Kind;
-
-type Key = (String, String);
 
 /// One kind's mirror.
 #[derive(Debug)]
@@ -34,7 +34,7 @@ pub(super) struct Mirror {
     synced: watch::Sender<bool>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     objects: BTreeMap<Key, Value>,
     /// Objects this server deleted, by the resource version it last saw,
@@ -44,6 +44,8 @@ struct State {
     listing: Option<BTreeMap<Key, Value>>,
     /// Keys this server wrote while a list was running.
     written_while_listing: HashSet<Key>,
+    /// Which objects changed, for incremental controller passes.
+    log: ChangeLog,
 }
 
 fn key_of(body: &Value) -> Option<Key> {
@@ -54,11 +56,22 @@ fn key_of(body: &Value) -> Option<Key> {
 }
 
 impl Mirror {
-    /// An empty mirror of `kind`, counting watched changes in `changed`.
-    pub(super) fn new(kind: Kind, changed: Arc<watch::Sender<u64>>) -> Self {
+    /// An empty mirror of `kind`, counting watched changes in `changed`
+    /// and numbering changed objects from `numbers` (shared by all kinds).
+    pub(super) fn new(
+        kind: Kind,
+        changed: Arc<watch::Sender<u64>>,
+        numbers: Arc<AtomicU64>,
+    ) -> Self {
         Self {
             kind,
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                objects: BTreeMap::new(),
+                deleted: HashMap::new(),
+                listing: None,
+                written_while_listing: HashSet::new(),
+                log: ChangeLog::new(numbers),
+            }),
             changed,
             synced: watch::Sender::new(false),
         }
@@ -97,6 +110,11 @@ impl Mirror {
         }
     }
 
+    /// Objects that changed with a number in `(after, upto]`.
+    pub(super) fn changed_between(&self, after: u64, upto: u64) -> Vec<Key> {
+        self.state().log.between(after, upto)
+    }
+
     /// Whether the first full list arrived.
     #[cfg(test)]
     pub(super) fn is_synced(&self) -> bool {
@@ -126,14 +144,18 @@ impl Mirror {
         if state.listing.is_some() {
             state.written_while_listing.insert(key.clone());
         }
-        state.objects.insert(key, body);
+        let old = state.objects.insert(key.clone(), body);
+        let new = state.objects.get(&key).cloned();
+        state.log.note_if_changed(&key, old.as_ref(), new.as_ref());
     }
 
     /// This server deleted the object (last seen at `resource_version`).
     pub(super) fn record_deleted(&self, namespace: &str, name: &str, resource_version: u64) {
         let key = (namespace.to_owned(), name.to_owned());
         let mut state = self.state();
-        state.objects.remove(&key);
+        if state.objects.remove(&key).is_some() {
+            state.log.note(&key);
+        }
         if state.listing.is_some() {
             state.written_while_listing.insert(key.clone());
         }
@@ -182,6 +204,14 @@ impl Mirror {
                     }
                 }
                 state.deleted.retain(|k, _| listed.contains_key(k));
+                let keys: HashSet<Key> =
+                    state.objects.keys().chain(listed.keys()).cloned().collect();
+                for key in keys {
+                    let old = state.objects.get(&key).cloned();
+                    state
+                        .log
+                        .note_if_changed(&key, old.as_ref(), listed.get(&key));
+                }
                 let changed = state.objects != listed;
                 state.objects = listed;
                 drop(state);
@@ -204,7 +234,9 @@ impl Mirror {
                 }
                 state.deleted.remove(&key);
                 let changed = state.objects.get(&key) != Some(&body);
-                state.objects.insert(key, body);
+                let old = state.objects.insert(key.clone(), body);
+                let new = state.objects.get(&key).cloned();
+                state.log.note_if_changed(&key, old.as_ref(), new.as_ref());
                 changed
             }
             watcher::Event::Delete(body) => {
@@ -217,6 +249,7 @@ impl Mirror {
                     Some(old) if resource_version(old) > rv && rv != 0 => false,
                     Some(_) => {
                         state.objects.remove(&key);
+                        state.log.note(&key);
                         true
                     }
                     None => false,
@@ -277,7 +310,11 @@ mod tests {
     }
 
     fn mirror() -> Mirror {
-        Mirror::new(Kind::EdgeDevice, Arc::new(watch::Sender::new(0)))
+        Mirror::new(
+            Kind::EdgeDevice,
+            Arc::new(watch::Sender::new(0)),
+            Arc::new(AtomicU64::new(0)),
+        )
     }
 
     fn listed(m: &Mirror, objects: &[Value]) -> bool {

@@ -25,6 +25,7 @@
 
 pub mod access;
 mod api;
+mod changelog;
 pub mod finalizer;
 mod mirror;
 mod objects;
@@ -85,6 +86,8 @@ pub(crate) struct Shared {
     status: StatusQueue,
     request_timeout: Duration,
     metrics: Arc<Metrics>,
+    /// The last number the mirrors gave a changed object.
+    change_numbers: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -211,11 +214,15 @@ impl Cluster {
             }
         }
         let changed = Arc::new(watch::Sender::new(0u64));
+        let change_numbers = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let resources: BTreeMap<Kind, ApiResource> =
             kinds.iter().map(|k| (*k, api_resource(*k))).collect();
         let mirrors: BTreeMap<Kind, Arc<Mirror>> = kinds
             .iter()
-            .map(|k| (*k, Arc::new(Mirror::new(*k, changed.clone()))))
+            .map(|k| {
+                let mirror = Mirror::new(*k, changed.clone(), change_numbers.clone());
+                (*k, Arc::new(mirror))
+            })
             .collect();
         let (stop, stopped) = watch::channel(false);
         let watches = mirrors
@@ -232,6 +239,7 @@ impl Cluster {
             status: StatusQueue::default(),
             request_timeout: settings.request_timeout,
             metrics,
+            change_numbers,
         });
         let cluster = Self {
             shared,

@@ -17,8 +17,8 @@ use serde_json::Value;
 
 use super::Shared;
 use super::wire::{FINALIZER, deleting, finalizers, merge_patch, sendable, with_finalizer};
-use crate::objects::{Kind, ObjectSource};
-use crate::store::{StoreError, StoredObject};
+use crate::objects::{Kind, ObjectChanges, ObjectSource};
+use crate::store::{ObjectKey, StoreError, StoredObject};
 
 /// The cluster's objects (see the module docs).
 #[derive(Debug, Clone)]
@@ -200,6 +200,29 @@ impl ObjectSource for ClusterObjects {
             return Ok(true);
         }
         self.block(self.shared.delete(kind, namespace, name, &current))
+    }
+
+    fn object_changes(&self, cursor: Option<u64>) -> ObjectChanges {
+        let upto = self
+            .shared
+            .change_numbers
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let mut objects = Vec::new();
+        if let Some(after) = cursor {
+            for (kind, mirror) in &self.shared.mirrors {
+                objects.extend(mirror.changed_between(after, upto).into_iter().map(
+                    |(namespace, name)| ObjectKey {
+                        kind: kind.as_str().to_owned(),
+                        namespace,
+                        name,
+                    },
+                ));
+            }
+        }
+        ObjectChanges::Since {
+            objects,
+            cursor: upto,
+        }
     }
 }
 

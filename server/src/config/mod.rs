@@ -125,8 +125,12 @@ pub struct Config {
     pub offline_after_missed_heartbeats: u32,
     /// Heartbeat period sent to devices whose EdgeDevice/EdgeDeviceSet set none.
     pub default_heartbeat_period_seconds: u64,
-    /// Seconds between two controller passes over every device.
+    /// Seconds between two controller passes (each looks at the devices
+    /// whose inputs changed).
     pub controller_interval_seconds: u64,
+    /// Seconds between two full controller passes (every device, whatever
+    /// changed): the safety net under the incremental passes.
+    pub controller_resync_seconds: u64,
     /// The store backend: `sqlite` (`data_dir/flotta.db`) or `postgres`.
     pub store: StoreBackend,
     /// PostgreSQL connection string for `store = "postgres"`
@@ -306,6 +310,7 @@ impl Default for Config {
             default_heartbeat_period_seconds:
                 crate::controller::wire::DEFAULT_HEARTBEAT_PERIOD_SECONDS,
             controller_interval_seconds: 10,
+            controller_resync_seconds: 600,
             store: StoreBackend::Sqlite,
             postgres_url: None,
             postgres_max_connections: 16,
@@ -455,6 +460,9 @@ impl Config {
         }
         if self.controller_interval_seconds == 0 || self.controller_interval_seconds > 3600 {
             return invalid("controller_interval_seconds", "must be 1..=3600".into());
+        }
+        if !(1..=86_400).contains(&self.controller_resync_seconds) {
+            return invalid("controller_resync_seconds", "must be 1..=86400".into());
         }
         self.validate_pki()?;
         self.validate_listeners()?;

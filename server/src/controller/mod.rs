@@ -9,11 +9,15 @@
 //! with presence ([`presence`]); then each workload's references
 //! condition ([`references`]). Time comes in as `now_ms`, so tests drive it.
 //!
-//! `serve` runs [`reconcile`] on an interval and after admin writes;
-//! enrolment and registration run [`reconcile_device`] for their device.
+//! `serve` runs passes on an interval and after admin writes through a
+//! [`runner::Runner`], whose [`incremental::Tracker`] looks only at the
+//! devices whose inputs changed (and does a full [`reconcile`] at start, in
+//! a new leadership term and every `controller_resync_seconds`); enrolment
+//! and registration run [`reconcile_device`] for their device.
 
 pub mod configmaps;
 pub mod enrolment;
+pub mod incremental;
 pub mod placement;
 pub mod pod_refs;
 pub mod presence;
@@ -79,8 +83,14 @@ impl ControllerError {
 /// What a pass did, for logs and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
-    /// Devices looked at.
+    /// Enrolled devices.
     pub devices: usize,
+    /// Devices whose pass ran (all of them in a full pass).
+    pub looked_at: usize,
+    /// Devices left alone because none of their inputs changed.
+    pub skipped: usize,
+    /// Whether every device was looked at.
+    pub full: bool,
     /// Devices whose configuration got a new version.
     pub configs_changed: usize,
     /// Devices per presence.
@@ -152,26 +162,98 @@ pub fn reconcile(
     settings: Settings,
     now_ms: u64,
 ) -> Result<Report, ControllerError> {
-    let mut cache = Cache::default();
-    let mut report = Report::default();
-    for device in store.devices()? {
-        report.devices += 1;
-        match device_pass(store, objects, settings, &mut cache, &device, now_ms) {
-            Ok((changed, p)) => {
-                report.configs_changed += usize::from(changed);
-                *report.presence.entry(p).or_default() += 1;
-            }
-            // One device's trouble must not stall every other device; a
-            // store that fails for every device still fails the pass.
-            Err(ControllerError::Store(e)) => return Err(ControllerError::Store(e)),
-            Err(e) => {
-                tracing::warn!(device = %device.id, "controller: {e}");
-                report.errors += 1;
-            }
+    full_pass(Inputs::new(store, objects, settings, now_ms), |_, _| {})
+}
+
+/// What a pass reads: the store, the objects, the settings and the time.
+#[derive(Clone, Copy)]
+struct Inputs<'a> {
+    store: &'a dyn Store,
+    objects: &'a dyn ObjectSource,
+    settings: Settings,
+    now_ms: u64,
+}
+
+impl<'a> Inputs<'a> {
+    fn new(
+        store: &'a dyn Store,
+        objects: &'a dyn ObjectSource,
+        settings: Settings,
+        now_ms: u64,
+    ) -> Self {
+        Self {
+            store,
+            objects,
+            settings,
+            now_ms,
         }
     }
-    references::sync_conditions(objects, &rfc3339(now_ms))?;
+}
+
+/// [`reconcile`], telling `seen` each device and what its pass found
+/// (`None`: an unusable object).
+fn full_pass(
+    inputs: Inputs<'_>,
+    mut seen: impl FnMut(&Device, Option<&Outcome>),
+) -> Result<Report, ControllerError> {
+    let mut cache = Cache::default();
+    let mut report = Report {
+        full: true,
+        ..Report::default()
+    };
+    for device in inputs.store.devices()? {
+        report.devices += 1;
+        report.looked_at += 1;
+        let outcome = run_device(inputs, &mut cache, &device)?;
+        report.count(outcome.as_ref());
+        seen(&device, outcome.as_ref());
+    }
+    references::sync_conditions(inputs.objects, &rfc3339(inputs.now_ms))?;
     Ok(report)
+}
+
+impl Report {
+    /// Count one device's pass.
+    fn count(&mut self, outcome: Option<&Outcome>) {
+        match outcome {
+            Some(o) => {
+                self.configs_changed += usize::from(o.changed);
+                *self.presence.entry(o.presence).or_default() += 1;
+            }
+            None => self.errors += 1,
+        }
+    }
+}
+
+/// [`device_pass`], with an unusable object logged and answered `None`:
+/// one device's trouble must not stall every other device; a store that
+/// fails still fails the pass.
+fn run_device(
+    i: Inputs<'_>,
+    cache: &mut Cache,
+    device: &Device,
+) -> Result<Option<Outcome>, ControllerError> {
+    match device_pass(i.store, i.objects, i.settings, cache, device, i.now_ms) {
+        Ok(outcome) => Ok(Some(outcome)),
+        Err(ControllerError::Store(e)) => Err(ControllerError::Store(e)),
+        Err(e) => {
+            tracing::warn!(device = %device.id, "controller: {e}");
+            Ok(None)
+        }
+    }
+}
+
+/// What one device's pass found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Outcome {
+    /// Its configuration got a new version.
+    changed: bool,
+    /// Its presence now.
+    presence: Presence,
+    /// The heartbeat period its presence was judged with.
+    period_seconds: u64,
+    /// The EdgeDeviceSet it is a member of (approved devices).
+    member_of: Option<String>,
 }
 
 /// A pass for one device (after its enrolment or registration). Returns
@@ -195,7 +277,7 @@ pub fn reconcile_device(
         &device,
         now_ms,
     )?
-    .0)
+    .changed)
 }
 
 /// The presence of a device now, with the heartbeat period of its current
@@ -206,6 +288,17 @@ pub fn device_presence(
     device: &Device,
     now_ms: u64,
 ) -> Result<Presence, StoreError> {
+    Ok(stored_presence(store, settings, device, now_ms)?.presence)
+}
+
+/// The outcome of a pass that writes nothing for the device: its presence
+/// with the heartbeat period of its stored configuration.
+fn stored_presence(
+    store: &dyn Store,
+    settings: Settings,
+    device: &Device,
+    now_ms: u64,
+) -> Result<Outcome, StoreError> {
     let period = store
         .configuration(&device.id)?
         .and_then(|c| {
@@ -214,12 +307,17 @@ pub fn device_presence(
             })
         })
         .unwrap_or(settings.default_heartbeat_period_seconds);
-    Ok(presence(
-        device.last_seen_ms,
-        period,
-        settings.offline_after_missed_heartbeats,
-        now_ms,
-    ))
+    Ok(Outcome {
+        changed: false,
+        presence: presence(
+            device.last_seen_ms,
+            period,
+            settings.offline_after_missed_heartbeats,
+            now_ms,
+        ),
+        period_seconds: period,
+        member_of: None,
+    })
 }
 
 fn device_pass(
@@ -229,18 +327,18 @@ fn device_pass(
     cache: &mut Cache,
     device: &Device,
     now_ms: u64,
-) -> Result<(bool, Presence), ControllerError> {
+) -> Result<Outcome, ControllerError> {
     if device.decommissioned.is_some() {
         // Revoked: no objects (decommissioning deleted them; a pass that
         // raced it may have written them back).
         for kind in crate::store::ENROLMENT_OBJECT_KINDS {
             objects.delete(kind, device.namespace.as_str(), device.id.as_str())?;
         }
-        return Ok((false, device_presence(store, settings, device, now_ms)?));
+        return Ok(stored_presence(store, settings, device, now_ms)?);
     }
     let approval = enrolment::sync_request(store, objects, device, now_ms)?;
     if approval != Approval::Approved {
-        return Ok((false, device_presence(store, settings, device, now_ms)?));
+        return Ok(stored_presence(store, settings, device, now_ms)?);
     }
     let (object, labels) = enrolment::sync_device_object(store, objects, device, now_ms)?;
     let ns = device.namespace.as_str();
@@ -280,8 +378,15 @@ fn device_pass(
     if object.body.get("status") != Some(&new_status) {
         objects.put_status(&object.kind, &object.namespace, &object.name, &new_status)?;
     }
-    Ok((changed, p))
+    Ok(Outcome {
+        changed,
+        presence: p,
+        period_seconds: period,
+        member_of: labels.get(flotta_crd::labels::MEMBER_OF).cloned(),
+    })
 }
 
+#[cfg(test)]
+mod incremental_tests;
 #[cfg(test)]
 mod tests;

@@ -1,13 +1,17 @@
 //! Running the controller inside `serve`: a pass every
 //! `controller_interval_seconds`, and on demand after admin writes; passes
-//! never overlap. Each pass refreshes the devices-by-presence gauge.
+//! never overlap. Passes are incremental ([`Tracker`]); a new leadership
+//! term forgets what the tracker kept, so its first pass is full. Each pass
+//! refreshes the devices-by-presence gauge and the pass metrics.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, watch};
 
-use super::{ControllerError, Presence, Report, Settings, reconcile};
+use super::incremental::Tracker;
+use super::{ControllerError, Presence, Report, Settings};
 use crate::clock::Clock;
 use crate::leader::{Alone, Leadership};
 use crate::metrics::{Metrics, PresenceLabels};
@@ -22,9 +26,14 @@ pub struct Runner {
     clock: Arc<dyn Clock>,
     settings: Settings,
     metrics: Arc<Metrics>,
-    lock: Arc<Mutex<()>>,
+    tracker: Arc<Mutex<Tracker>>,
     leadership: Arc<dyn Leadership>,
+    /// The leadership term the tracker's memory belongs to (+1; 0: none).
+    term: Arc<AtomicU64>,
 }
+
+/// Default of `controller_resync_seconds`.
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(600);
 
 impl Runner {
     /// A runner over `store`.
@@ -41,9 +50,18 @@ impl Runner {
             clock,
             settings,
             metrics,
-            lock: Arc::new(Mutex::new(())),
+            tracker: Arc::new(Mutex::new(Tracker::new(DEFAULT_RESYNC))),
             leadership: Arc::new(Alone),
+            term: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Do a full pass at least every `resync` (a safety net under the
+    /// incremental passes).
+    #[must_use]
+    pub fn resync_every(mut self, resync: Duration) -> Self {
+        self.tracker = Arc::new(Mutex::new(Tracker::new(resync)));
+        self
     }
 
     /// Run passes only while `leadership` says this replica leads.
@@ -58,22 +76,29 @@ impl Runner {
         self.leadership.is_leader()
     }
 
-    /// Run one full pass now (waiting for a running one to finish first);
-    /// on a replica that does not lead, nothing (an empty report): the
-    /// leader's next pass does it.
+    /// Run one pass now (waiting for a running one to finish first): full
+    /// or incremental, as the tracker decides; on a replica that does not
+    /// lead, nothing (an empty report): the leader's next pass does it.
     pub async fn run_now(&self) -> Result<Report, ControllerError> {
         let leads = self.leadership.is_leader();
         self.metrics.leader.set(i64::from(leads));
         if !leads {
             return Ok(Report::default());
         }
-        let _guard = self.lock.lock().await;
+        let mut tracker = self.tracker.clone().lock_owned().await;
+        let term = self.leadership.term().saturating_add(1);
+        if self.term.swap(term, Ordering::SeqCst) != term {
+            tracker.forget();
+        }
         let (store, objects) = (self.store.clone(), self.objects.clone());
         let (settings, now) = (self.settings, self.clock.now_ms());
+        let started = Instant::now();
         let report =
-            tokio::task::spawn_blocking(move || reconcile(&*store, &*objects, settings, now))
+            tokio::task::spawn_blocking(move || tracker.pass(&*store, &*objects, settings, now))
                 .await
                 .map_err(|e| ControllerError::Internal(e.to_string()))??;
+        self.metrics
+            .observe_pass(report.full, started.elapsed(), report.looked_at);
         for p in Presence::ALL {
             let n = report.presence.get(&p).copied().unwrap_or(0);
             self.metrics
@@ -97,7 +122,10 @@ impl Runner {
             }
             match self.run_now().await {
                 Ok(r) => tracing::debug!(
+                    full = r.full,
                     devices = r.devices,
+                    looked_at = r.looked_at,
+                    skipped = r.skipped,
                     changed = r.configs_changed,
                     "controller pass"
                 ),

@@ -96,6 +96,10 @@ impl Leadership for AdvisoryLock {
     fn is_leader(&self) -> bool {
         self.held.load(Ordering::SeqCst)
     }
+
+    fn term(&self) -> u64 {
+        self.terms()
+    }
 }
 
 impl Drop for AdvisoryLock {

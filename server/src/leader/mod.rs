@@ -22,6 +22,12 @@ pub use advisory_lock::{AdvisoryLock, LOCK_KEY, LeaderError};
 pub trait Leadership: Debug + Send + Sync {
     /// Whether this replica may run controller passes now.
     fn is_leader(&self) -> bool;
+
+    /// How many times this replica became leader: a change means a new
+    /// term, after which what the controller kept in memory may be stale.
+    fn term(&self) -> u64 {
+        0
+    }
 }
 
 /// A server without replicas: always the leader.

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 pub use apply::{ApplyOutcome, apply, parse_manifests};
 pub use kind::Kind;
-pub use source::{ObjectSource, StoreObjects};
+pub use source::{ObjectChanges, ObjectSource, StoreObjects};
 pub use unknown::{
     FieldValidation, FieldValidationError, deserialize_noting_unknown, unknown_field_message,
 };

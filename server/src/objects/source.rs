@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::store::{Store, StoreError, StoredObject};
+use crate::store::{ObjectKey, Store, StoreError, StoredObject};
 
 /// Flotta's objects, by (kind, namespace, name); kinds as spelt in manifests.
 pub trait ObjectSource: Debug + Send + Sync {
@@ -48,6 +48,31 @@ pub trait ObjectSource: Debug + Send + Sync {
 
     /// Delete the object; returns whether it existed.
     fn delete(&self, kind: &str, namespace: &str, name: &str) -> Result<bool, StoreError>;
+
+    /// Objects created, deleted or changed outside their `status` since
+    /// `cursor` (`None`: only a cursor to start from), for the incremental
+    /// controller pass. A source that cannot tell answers
+    /// [`ObjectChanges::Unknown`], and every pass over it is a full one.
+    fn object_changes(&self, _cursor: Option<u64>) -> ObjectChanges {
+        ObjectChanges::Unknown
+    }
+}
+
+/// What [`ObjectSource::object_changes`] can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectChanges {
+    /// The objects are the store's: its change feed
+    /// ([`Store::changes_since`]) has them.
+    InStore,
+    /// These objects changed since the cursor given; `cursor` is the next.
+    Since {
+        /// The objects.
+        objects: Vec<ObjectKey>,
+        /// Where the next call starts.
+        cursor: u64,
+    },
+    /// The source cannot tell.
+    Unknown,
 }
 
 impl<S: Store + ?Sized> ObjectSource for S {
@@ -97,6 +122,10 @@ impl<S: Store + ?Sized> ObjectSource for S {
     fn delete(&self, kind: &str, namespace: &str, name: &str) -> Result<bool, StoreError> {
         self.delete_object(kind, namespace, name)
     }
+
+    fn object_changes(&self, _cursor: Option<u64>) -> ObjectChanges {
+        ObjectChanges::InStore
+    }
 }
 
 /// The embedded store's object table as a shareable source.
@@ -133,5 +162,9 @@ impl ObjectSource for StoreObjects {
 
     fn delete(&self, kind: &str, namespace: &str, name: &str) -> Result<bool, StoreError> {
         ObjectSource::delete(&*self.0, kind, namespace, name)
+    }
+
+    fn object_changes(&self, _cursor: Option<u64>) -> ObjectChanges {
+        ObjectChanges::InStore
     }
 }

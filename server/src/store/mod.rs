@@ -8,6 +8,7 @@
 //! (see `server/STORE.md` for why SQLite); [`PostgresStore`] lets several
 //! server replicas share one PostgreSQL database (`store = "postgres"`).
 
+mod changes;
 mod error;
 mod frames;
 mod links;
@@ -24,6 +25,7 @@ use serde_json::Value;
 
 use crate::device_id::{DeviceId, Namespace};
 
+pub use changes::{ChangeCursor, ObjectKey, SeenAt, StoreChanges};
 pub use error::StoreError;
 pub use frames::{FrameIngested, FrameLinkStatus, FrameVerdict, FrameWrite, StoredFrameContext};
 pub use links::{LinkBinding, LoraUplinkFacts, LorawanStatus, SbdStatus, SbdUplink, sbd_credits};
@@ -480,11 +482,26 @@ pub trait Store: Debug + Send + Sync {
     /// The device's LoRaWAN facts (`None` before its first LoRaWAN uplink).
     fn lorawan_status(&self, id: &DeviceId) -> Result<Option<LorawanStatus>, StoreError>;
 
+    /// What changed since `cursor` (see `changes.rs` for what marks a
+    /// device or an object); with `None`, only a cursor to start from. A
+    /// change committed after the returned cursor is in the next call's
+    /// answer; one committed before it never is again.
+    fn changes_since(&self, cursor: Option<&ChangeCursor>) -> Result<StoreChanges, StoreError>;
+
+    /// Ask to be told of the next contact of these devices (the controller
+    /// judged them offline): their next change of "last seen" marks them in
+    /// the change feed. A device whose "last seen" is no longer the one
+    /// given was heard from meanwhile: nothing is asked for it, and it is
+    /// returned (the caller looks at it again).
+    fn wake_on_contact(&self, devices: &[SeenAt]) -> Result<Vec<DeviceId>, StoreError>;
+
     /// Count one downlink the network server accepted for the device on
     /// `day` (`YYYY-MM-DD`, UTC).
     fn add_lorawan_downlink(&self, id: &DeviceId, day: &str) -> Result<(), StoreError>;
 }
 
+#[cfg(test)]
+mod change_tests;
 #[cfg(test)]
 mod frame_tests;
 #[cfg(test)]

@@ -273,14 +273,36 @@ fn replicas_starting_together_migrate_once() {
         })
         .collect();
     for h in handles {
-        assert_eq!(h.join().unwrap(), 1);
+        assert_eq!(h.join().unwrap(), 2);
     }
     let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
     let rows: i64 = client
         .query_one("SELECT COUNT(*) FROM schema_migrations", &[])
         .unwrap()
         .get(0);
-    assert_eq!(rows, 1);
+    assert_eq!(rows, 2);
+}
+
+/// A change whose transaction began before a cursor was taken and commits
+/// after it is in the next answer (a sequence number would have let it
+/// slip below the cursor).
+#[test]
+fn a_change_committed_late_is_not_lost() {
+    let (url, leader, other) = replicas();
+    for name in ["early", "late"] {
+        other.enrol(&id(name), &ns(), None, false, 1).unwrap();
+    }
+    let start = leader.changes_since(None).unwrap().cursor;
+    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let mut slow = client.transaction().unwrap();
+    slow.execute("UPDATE devices SET approved = true WHERE id = 'early'", &[])
+        .unwrap();
+    other.approve(&id("late")).unwrap();
+    let first = leader.changes_since(Some(&start)).unwrap();
+    assert_eq!(first.devices, [id("late")]);
+    slow.commit().unwrap();
+    let next = leader.changes_since(Some(&first.cursor)).unwrap();
+    assert_eq!(next.devices, [id("early")]);
 }
 
 #[test]

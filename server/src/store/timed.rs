@@ -10,9 +10,10 @@ use serde_json::Value;
 use flotta_proto::frame_keys::FrameKeys;
 
 use super::{
-    CertStanding, Device, DeviceConfig, DeviceEvent, EnrolOutcome, FrameIngested, FrameLinkStatus,
-    FrameWrite, IssuedCertificate, JsonEvent, LinkBinding, LorawanStatus, NewRecord, SbdStatus,
-    StatusUpdate, Store, StoreError, StoredFrameContext, StoredObject, StoredRecord,
+    CertStanding, ChangeCursor, Device, DeviceConfig, DeviceEvent, EnrolOutcome, FrameIngested,
+    FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding, LorawanStatus,
+    NewRecord, SbdStatus, SeenAt, StatusUpdate, Store, StoreChanges, StoreError,
+    StoredFrameContext, StoredObject, StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
 use crate::links::LinkAddress;
@@ -276,5 +277,13 @@ impl<S: Store> Store for TimedStore<S> {
 
     fn add_lorawan_downlink(&self, id: &DeviceId, day: &str) -> Result<(), StoreError> {
         self.timed("add_lorawan_downlink", |s| s.add_lorawan_downlink(id, day))
+    }
+
+    fn changes_since(&self, cursor: Option<&ChangeCursor>) -> Result<StoreChanges, StoreError> {
+        self.timed("changes_since", |s| s.changes_since(cursor))
+    }
+
+    fn wake_on_contact(&self, devices: &[SeenAt]) -> Result<Vec<DeviceId>, StoreError> {
+        self.timed("wake_on_contact", |s| s.wake_on_contact(devices))
     }
 }

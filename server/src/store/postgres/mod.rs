@@ -24,14 +24,15 @@ use serde_json::Value;
 use flotta_proto::frame_keys::FrameKeys;
 
 use super::{
-    Approval, CertStanding, Device, DeviceConfig, DeviceEvent, EnrolOutcome, FrameIngested,
-    FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding, LorawanStatus,
-    NewRecord, SbdStatus, StatusUpdate, Store, StoreError, StoredFrameContext, StoredObject,
-    StoredRecord,
+    Approval, CertStanding, ChangeCursor, Device, DeviceConfig, DeviceEvent, EnrolOutcome,
+    FrameIngested, FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding,
+    LorawanStatus, NewRecord, SbdStatus, SeenAt, StatusUpdate, Store, StoreChanges, StoreError,
+    StoredFrameContext, StoredObject, StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
 use crate::links::LinkAddress;
 
+mod changes;
 mod events;
 mod fragments;
 mod frames;
@@ -578,5 +579,13 @@ impl Store for PostgresStore {
 
     fn add_lorawan_downlink(&self, id: &DeviceId, day: &str) -> Result<(), StoreError> {
         run(&self.pool, |tx| lorawan::add_downlink(tx, id, day))
+    }
+
+    fn changes_since(&self, cursor: Option<&ChangeCursor>) -> Result<StoreChanges, StoreError> {
+        run(&self.pool, |tx| changes::since(tx, cursor))
+    }
+
+    fn wake_on_contact(&self, devices: &[SeenAt]) -> Result<Vec<DeviceId>, StoreError> {
+        run(&self.pool, |tx| changes::wake_on_contact(tx, devices))
     }
 }

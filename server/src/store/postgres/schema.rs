@@ -24,9 +24,10 @@ use crate::store::StoreError;
 const MIGRATION_LOCK: i64 = 0x666c_6f74_7461;
 
 /// `(description, SQL)` of each migration, version = index + 1.
-pub(super) const MIGRATIONS: &[(&str, &str)] = &[(
-    "devices, records, configuration, objects, events, identity, frames, links",
-    r#"
+pub(super) const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "devices, records, configuration, objects, events, identity, frames, links",
+        r#"
 CREATE TABLE devices (
     id                     TEXT COLLATE "C" PRIMARY KEY,
     namespace              TEXT COLLATE "C" NOT NULL,
@@ -137,7 +138,74 @@ CREATE TABLE lorawan_status (
     downlinks      BIGINT NOT NULL DEFAULT 0
 );
 "#,
-)];
+    ),
+    (
+        "change feed of the incremental controller pass",
+        // As SQLite's migration 7 (`changes.rs`), with the writing
+        // transaction's id instead of a counter: a cursor is a snapshot, so
+        // a change committed late by a transaction that began early is not
+        // lost below a cursor already advanced (a sequence would be).
+        r#"
+ALTER TABLE devices ADD COLUMN change_xid xid8 NOT NULL DEFAULT '0';
+ALTER TABLE devices ADD COLUMN wake_on_contact BOOLEAN NOT NULL DEFAULT false;
+CREATE INDEX devices_change_xid ON devices(change_xid);
+CREATE TABLE object_changes (
+    kind       TEXT COLLATE "C" NOT NULL,
+    namespace  TEXT COLLATE "C" NOT NULL,
+    name       TEXT COLLATE "C" NOT NULL,
+    change_xid xid8 NOT NULL,
+    PRIMARY KEY (kind, namespace, name)
+);
+CREATE INDEX object_changes_xid ON object_changes(change_xid);
+CREATE FUNCTION flotta_device_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    changed boolean := TG_OP = 'INSERT';
+BEGIN
+    IF NOT changed THEN
+        changed := ROW(NEW.namespace, NEW.approved, NEW.registered, NEW.cert_used, NEW.labels,
+                       NEW.hardware, NEW.status, NEW.enrolled_at_ms, NEW.decommissioned_at_ms,
+                       NEW.decommissioned_by)
+                   IS DISTINCT FROM
+                   ROW(OLD.namespace, OLD.approved, OLD.registered, OLD.cert_used, OLD.labels,
+                       OLD.hardware, OLD.status, OLD.enrolled_at_ms, OLD.decommissioned_at_ms,
+                       OLD.decommissioned_by)
+            OR (NEW.last_seen_ms IS DISTINCT FROM OLD.last_seen_ms
+                AND (OLD.last_seen_ms IS NULL OR OLD.wake_on_contact));
+    END IF;
+    -- JSON is parsed only when the heartbeat's text changed.
+    IF NOT changed AND NEW.last_heartbeat IS DISTINCT FROM OLD.last_heartbeat THEN
+        changed := COALESCE(jsonb_typeof(NEW.last_heartbeat::jsonb) = 'object', false)
+                   IS DISTINCT FROM COALESCE(jsonb_typeof(OLD.last_heartbeat::jsonb) = 'object', false)
+            OR (NEW.last_heartbeat::jsonb -> 'workloads')
+               IS DISTINCT FROM (OLD.last_heartbeat::jsonb -> 'workloads');
+    END IF;
+    IF changed THEN
+        NEW.change_xid := pg_current_xact_id();
+        NEW.wake_on_contact := false;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER devices_changed BEFORE INSERT OR UPDATE ON devices
+    FOR EACH ROW EXECUTE FUNCTION flotta_device_changed();
+CREATE FUNCTION flotta_object_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        INSERT INTO object_changes (kind, namespace, name, change_xid)
+            VALUES (OLD.kind, OLD.namespace, OLD.name, pg_current_xact_id())
+            ON CONFLICT (kind, namespace, name) DO UPDATE SET change_xid = excluded.change_xid;
+    ELSIF TG_OP = 'INSERT'
+       OR (NEW.body::jsonb - 'status') IS DISTINCT FROM (OLD.body::jsonb - 'status') THEN
+        INSERT INTO object_changes (kind, namespace, name, change_xid)
+            VALUES (NEW.kind, NEW.namespace, NEW.name, pg_current_xact_id())
+            ON CONFLICT (kind, namespace, name) DO UPDATE SET change_xid = excluded.change_xid;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER objects_changed AFTER INSERT OR UPDATE OR DELETE ON objects
+    FOR EACH ROW EXECUTE FUNCTION flotta_object_changed();
+"#,
+    ),
+];
 
 /// Apply pending migrations under the advisory lock, in one transaction.
 /// Returns the schema version after the call.

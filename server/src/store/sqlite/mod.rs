@@ -11,14 +11,15 @@ use serde_json::Value;
 use flotta_proto::frame_keys::FrameKeys;
 
 use super::{
-    Approval, CertStanding, Device, DeviceConfig, DeviceEvent, EnrolOutcome, FrameIngested,
-    FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding, LorawanStatus,
-    NewRecord, SbdStatus, StatusUpdate, Store, StoreError, StoredFrameContext, StoredObject,
-    StoredRecord,
+    Approval, CertStanding, ChangeCursor, Device, DeviceConfig, DeviceEvent, EnrolOutcome,
+    FrameIngested, FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding,
+    LorawanStatus, NewRecord, SbdStatus, SeenAt, StatusUpdate, Store, StoreChanges, StoreError,
+    StoredFrameContext, StoredObject, StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
 use crate::links::LinkAddress;
 
+mod changes;
 mod events;
 mod fragments;
 mod frames;
@@ -517,6 +518,14 @@ impl Store for SqliteStore {
 
     fn add_lorawan_downlink(&self, id: &DeviceId, day: &str) -> Result<(), StoreError> {
         lorawan::add_downlink(&*self.conn()?, id, day)
+    }
+
+    fn changes_since(&self, cursor: Option<&ChangeCursor>) -> Result<StoreChanges, StoreError> {
+        changes::since(&mut *self.conn()?, cursor)
+    }
+
+    fn wake_on_contact(&self, devices: &[SeenAt]) -> Result<Vec<DeviceId>, StoreError> {
+        changes::wake_on_contact(&mut *self.conn()?, devices)
     }
 }
 

@@ -149,6 +149,78 @@ CREATE TABLE lorawan_status (
     downlinks      INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 "#,
+    // The change feed of the incremental controller pass (`changes.rs`):
+    // a counter, the number of each device's last change that matters to
+    // the controller, the "tell me when it is heard from" flag the
+    // controller sets on devices it judged offline, and per object the
+    // number of its last creation, deletion or change outside `status`.
+    // Triggers keep them, so no write path can forget. Recursive triggers
+    // are off (SQLite's default): a trigger's own UPDATE fires nothing.
+    r#"
+CREATE TABLE change_counter (
+    id  INTEGER PRIMARY KEY CHECK (id = 0),
+    seq INTEGER NOT NULL
+) STRICT;
+INSERT INTO change_counter (id, seq) VALUES (0, 0);
+ALTER TABLE devices ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN wake_on_contact INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX devices_change_seq ON devices(change_seq);
+CREATE TABLE object_changes (
+    kind       TEXT NOT NULL,
+    namespace  TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    change_seq INTEGER NOT NULL,
+    PRIMARY KEY (kind, namespace, name)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX object_changes_seq ON object_changes(change_seq);
+CREATE TRIGGER devices_inserted AFTER INSERT ON devices BEGIN
+    UPDATE change_counter SET seq = seq + 1;
+    UPDATE devices SET change_seq = (SELECT seq FROM change_counter) WHERE id = NEW.id;
+END;
+CREATE TRIGGER devices_changed AFTER UPDATE ON devices
+WHEN NEW.change_seq IS OLD.change_seq AND (
+    NEW.namespace IS NOT OLD.namespace
+    OR NEW.approved IS NOT OLD.approved
+    OR NEW.registered IS NOT OLD.registered
+    OR NEW.cert_used IS NOT OLD.cert_used
+    OR NEW.labels IS NOT OLD.labels
+    OR NEW.hardware IS NOT OLD.hardware
+    OR NEW.status IS NOT OLD.status
+    OR NEW.enrolled_at_ms IS NOT OLD.enrolled_at_ms
+    OR NEW.decommissioned_at_ms IS NOT OLD.decommissioned_at_ms
+    OR NEW.decommissioned_by IS NOT OLD.decommissioned_by
+    OR (NEW.last_heartbeat IS NOT OLD.last_heartbeat AND (
+        (json_type(NEW.last_heartbeat) IS 'object') IS NOT (json_type(OLD.last_heartbeat) IS 'object')
+        OR json_extract(NEW.last_heartbeat, '$.workloads')
+            IS NOT json_extract(OLD.last_heartbeat, '$.workloads')))
+    OR (NEW.last_seen_ms IS NOT OLD.last_seen_ms
+        AND (OLD.last_seen_ms IS NULL OR OLD.wake_on_contact = 1)))
+BEGIN
+    UPDATE change_counter SET seq = seq + 1;
+    UPDATE devices SET change_seq = (SELECT seq FROM change_counter), wake_on_contact = 0
+        WHERE id = NEW.id;
+END;
+-- Inserting (kind, namespace, name) here notes that object's change.
+CREATE VIEW object_changed (kind, namespace, name) AS
+    SELECT kind, namespace, name FROM object_changes;
+CREATE TRIGGER object_changed_noted INSTEAD OF INSERT ON object_changed BEGIN
+    UPDATE change_counter SET seq = seq + 1;
+    INSERT INTO object_changes (kind, namespace, name, change_seq)
+        VALUES (NEW.kind, NEW.namespace, NEW.name, (SELECT seq FROM change_counter))
+        ON CONFLICT (kind, namespace, name) DO UPDATE SET change_seq = excluded.change_seq;
+END;
+CREATE TRIGGER objects_inserted AFTER INSERT ON objects BEGIN
+    INSERT INTO object_changed VALUES (NEW.kind, NEW.namespace, NEW.name);
+END;
+CREATE TRIGGER objects_updated AFTER UPDATE ON objects
+WHEN json_remove(NEW.body, '$.status') IS NOT json_remove(OLD.body, '$.status')
+BEGIN
+    INSERT INTO object_changed VALUES (NEW.kind, NEW.namespace, NEW.name);
+END;
+CREATE TRIGGER objects_deleted AFTER DELETE ON objects BEGIN
+    INSERT INTO object_changed VALUES (OLD.kind, OLD.namespace, OLD.name);
+END;
+"#,
 ];
 
 /// Apply connection settings and pending migrations.
