@@ -90,6 +90,8 @@ fn main() {
             let started = Instant::now();
             let row = run(backend, devices, threads, paced, empty_rss);
             println!("{backend} {devices}: done in {:.0?}", started.elapsed());
+            // Each row as soon as it is measured: a later size may not finish.
+            println!("{}", report::table(std::slice::from_ref(&row)));
             rows.push(row);
         }
     }
@@ -128,6 +130,7 @@ fn run(
     let paced_run = clients.paced(2, devices as f64 / 3600.0, paced);
     println!("{backend} {devices}: paced {paced_run}");
     let handshakes = srv.handshakes();
+    let server_passes = (srv.passes("full"), srv.passes("incremental"));
     let rss = srv.rss_kib();
     srv.stop();
     drop(clients);
@@ -152,6 +155,7 @@ fn run(
         store_bytes_total: size_after,
         first_pass,
         steady_pass,
+        server_passes,
         failures: 0,
     };
     Row {

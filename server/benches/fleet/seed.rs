@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use flotta_server::config::Config;
 use flotta_server::device_id::{DeviceId, Namespace};
 use flotta_server::pki::{ClientIdentity, IssuedCert, Pki, Validity};
-use flotta_server::store::{IssuedCertificate, Store};
+use flotta_server::store::{IssuedCertificate, Store, StoreError};
 use flotta_server::testing::TestPostgres;
 
 /// Where device data lives.
@@ -79,7 +79,7 @@ impl Fleet {
             "listen_addr = \"{}\"\nadmin_listen_addr = \"{}\"\ndata_dir = \"{}\"\n\
              server_names = [\"localhost\", \"127.0.0.1\"]\n\
              tls_session_cache_entries = {}\n\
-             controller_interval_seconds = 3600\n{postgres}",
+             {postgres}",
             free_port(),
             free_port(),
             dir.path().join("data").display(),
@@ -158,8 +158,9 @@ impl Fleet {
             .map(|(_, name, cert)| (name, cert))
             .collect();
         println!(
-            "{backend} {devices}: seeded by {writers} writers at {:.0} µs per device",
-            started.elapsed().as_secs_f64() * 1e6 / devices.max(1) as f64
+            "{backend} {devices}: seeded by {writers} writers at {:.0} µs per device ({} retriable failures retried so far)",
+            started.elapsed().as_secs_f64() * 1e6 / devices.max(1) as f64,
+            RETRIES.load(std::sync::atomic::Ordering::Relaxed)
         );
         fleet
     }
@@ -231,14 +232,32 @@ fn seed_device(
         .issue_device_cert(&id, ns, validity)
         .expect("a device certificate");
     let identity = ClientIdentity::from_pem(&cert.cert_pem).expect("our certificate");
-    store.enrol(&id, ns, None, true, now_ms).expect("enrolling");
+    retried("enrolling", || store.enrol(&id, ns, None, true, now_ms));
     let issued = IssuedCertificate {
         serial: identity.serial,
         not_after_ms: flotta_server::clock::unix_ms(identity.not_after),
         renewal: false,
     };
-    store
-        .record_certificate(&id, &issued, None, now_ms)
-        .expect("recording the certificate");
+    retried("recording the certificate", || {
+        store.record_certificate(&id, &issued, None, now_ms)
+    });
     cert
+}
+
+/// Writes given up on as retriable and tried again (PostgreSQL's
+/// serialization failures among concurrent enrolments), printed after seeding.
+pub(crate) static RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `op` until it succeeds, as a device would retry a retriable answer.
+fn retried<T>(what: &str, op: impl Fn() -> Result<T, StoreError>) -> T {
+    loop {
+        match op() {
+            Ok(v) => return v,
+            Err(e) if e.is_retriable() => {
+                RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
 }

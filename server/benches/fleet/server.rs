@@ -6,6 +6,14 @@ use std::time::{Duration, Instant};
 
 use crate::seed::{Backend, Fleet, server_bin};
 
+/// Controller passes of one kind the server ran.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Passes {
+    pub(crate) count: u64,
+    pub(crate) mean: Duration,
+    pub(crate) looked_at: u64,
+}
+
 /// A running `flotta-server serve`.
 pub(crate) struct Server {
     child: Child,
@@ -76,6 +84,34 @@ impl Server {
             metric(&s, "flotta_tls_handshakes_total{kind=\"resumed\"}"),
             metric(&s, "flotta_tls_handshakes_total{kind=\"failed\"}"),
         )
+    }
+
+    /// The server's own controller passes so far, of kind `pass` (`full` or
+    /// `incremental`): how many, their mean duration, devices looked at.
+    pub(crate) fn passes(&self, pass: &str) -> Passes {
+        let s = self.scrape();
+        let count = metric(
+            &s,
+            &format!("flotta_controller_pass_seconds_count{{pass=\"{pass}\"}}"),
+        );
+        let sum = s
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "flotta_controller_pass_seconds_sum{{pass=\"{pass}\"}}"
+                ))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        Passes {
+            count,
+            mean: Duration::from_secs_f64(sum / count.max(1) as f64),
+            looked_at: metric(
+                &s,
+                &format!("flotta_controller_devices_looked_at_total{{pass=\"{pass}\"}}"),
+            ),
+        }
     }
 
     /// The server's resident set size now, in KiB.
