@@ -52,7 +52,8 @@ pub(crate) struct Fleet {
     pub(crate) backend: Backend,
     pub(crate) config: Config,
     pub(crate) config_path: PathBuf,
-    pub(crate) ca_pem: String,
+    /// The CA `flotta-server init` made, to issue device certificates.
+    pub(crate) pki: Pki,
     /// Device name and its certificate, in enrolment order.
     pub(crate) devices: Vec<(String, IssuedCert)>,
     _dir: tempfile::TempDir,
@@ -105,7 +106,7 @@ impl Fleet {
             backend,
             config,
             config_path,
-            ca_pem: pki.ca().cert_pem().to_owned(),
+            pki,
             devices: Vec::new(),
             _dir: dir,
         }
@@ -115,12 +116,7 @@ impl Fleet {
     /// certificates (valid for a day).
     pub(crate) fn seed(backend: Backend, devices: usize) -> Self {
         let mut fleet = Self::empty(backend, devices);
-        let pki = Pki::load_or_init(
-            &fleet.config.data_dir,
-            &fleet.config.pki_settings(),
-            SystemTime::now(),
-        )
-        .expect("the CA");
+        let pki = &fleet.pki;
         let store = fleet.open_store();
         let ns = Namespace::parse("default").expect("a namespace");
         let now = SystemTime::now();
@@ -136,7 +132,7 @@ impl Fleet {
         std::thread::scope(|scope| {
             let handles: Vec<_> = (0..writers)
                 .map(|w| {
-                    let (pki, store, ns) = (&pki, &store, &ns);
+                    let (store, ns) = (&store, &ns);
                     scope.spawn(move || {
                         (w..devices)
                             .step_by(writers)

@@ -22,19 +22,19 @@ pub(crate) struct Server {
     pub(crate) base: String,
 }
 
-/// Counter value of the metric line starting with `prefix` in a scrape.
-fn metric(scrape: &str, prefix: &str) -> u64 {
+/// Value of the metric line starting with `prefix` in a scrape (0 when absent).
+fn metric(scrape: &str, prefix: &str) -> f64 {
     scrape
         .lines()
         .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
+        .unwrap_or(0.0)
 }
 
 impl Server {
     /// Start the server on `fleet`'s configuration and wait until it is
-    /// ready (its first controller pass done).
+    /// ready (its first controller pass runs on in the background).
     pub(crate) fn start(fleet: &Fleet) -> Self {
         let child = Command::new(server_bin())
             .arg("--config")
@@ -80,9 +80,9 @@ impl Server {
     pub(crate) fn handshakes(&self) -> (u64, u64, u64) {
         let s = self.scrape();
         (
-            metric(&s, "flotta_tls_handshakes_total{kind=\"full\"}"),
-            metric(&s, "flotta_tls_handshakes_total{kind=\"resumed\"}"),
-            metric(&s, "flotta_tls_handshakes_total{kind=\"failed\"}"),
+            metric(&s, "flotta_tls_handshakes_total{kind=\"full\"}") as u64,
+            metric(&s, "flotta_tls_handshakes_total{kind=\"resumed\"}") as u64,
+            metric(&s, "flotta_tls_handshakes_total{kind=\"failed\"}") as u64,
         )
     }
 
@@ -93,24 +93,18 @@ impl Server {
         let count = metric(
             &s,
             &format!("flotta_controller_pass_seconds_count{{pass=\"{pass}\"}}"),
+        ) as u64;
+        let sum = metric(
+            &s,
+            &format!("flotta_controller_pass_seconds_sum{{pass=\"{pass}\"}}"),
         );
-        let sum = s
-            .lines()
-            .find(|l| {
-                l.starts_with(&format!(
-                    "flotta_controller_pass_seconds_sum{{pass=\"{pass}\"}}"
-                ))
-            })
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0);
         Passes {
             count,
             mean: Duration::from_secs_f64(sum / count.max(1) as f64),
             looked_at: metric(
                 &s,
                 &format!("flotta_controller_devices_looked_at_total{{pass=\"{pass}\"}}"),
-            ),
+            ) as u64,
         }
     }
 

@@ -102,7 +102,12 @@ impl Clients {
             devices: fleet
                 .devices
                 .iter()
-                .map(|(name, cert)| (name.clone(), crate::common::mtls_agent(&fleet.ca_pem, cert)))
+                .map(|(name, cert)| {
+                    (
+                        name.clone(),
+                        crate::common::mtls_agent(fleet.pki.ca().cert_pem(), cert),
+                    )
+                })
                 .collect(),
         }
     }
