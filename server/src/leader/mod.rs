@@ -11,6 +11,10 @@
 //!   loses its session and with it the lock, and a follower takes over
 //!   within `leader_check_interval_ms`; a leader that loses its connection
 //!   stops leading at once.
+//!
+//! No Kubernetes Lease: replicas need PostgreSQL, so the lock is always
+//! there, and it fences on the database the controller writes to (see the
+//! server README, "Replicas").
 
 mod advisory_lock;
 
