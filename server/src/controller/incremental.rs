@@ -26,6 +26,8 @@
 //! over an object source that cannot tell its changes.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use super::{
@@ -41,6 +43,8 @@ use crate::store::{ChangeCursor, Device, ObjectKey, SeenAt, Store, StoreError};
 pub struct Tracker {
     resync_ms: u64,
     state: Option<State>,
+    /// Set on shutdown: a running pass stops between two devices.
+    stop: Option<Arc<AtomicBool>>,
 }
 
 #[derive(Debug)]
@@ -76,7 +80,16 @@ impl Tracker {
         Self {
             resync_ms: u64::try_from(resync.as_millis()).unwrap_or(u64::MAX),
             state: None,
+            stop: None,
         }
+    }
+
+    /// Passes stop between two devices with [`ControllerError::Interrupted`]
+    /// once `stop` is true (the server is shutting down).
+    #[must_use]
+    pub fn stopping_on(mut self, stop: Arc<AtomicBool>) -> Self {
+        self.stop = Some(stop);
+        self
     }
 
     /// Forget everything (a new leadership term: another leader may have
@@ -94,7 +107,11 @@ impl Tracker {
         settings: Settings,
         now_ms: u64,
     ) -> Result<Report, ControllerError> {
-        let inputs = Inputs::new(store, objects, settings, now_ms);
+        let stop = self.stop.clone();
+        let mut inputs = Inputs::new(store, objects, settings, now_ms);
+        if let Some(stop) = stop.as_deref() {
+            inputs = inputs.stopping_on(stop);
+        }
         let state = self
             .state
             .take()

@@ -390,3 +390,105 @@ proptest! {
         }
     }
 }
+
+/// Objects as in the store, each `get` taking 20 ms: a pass over many
+/// devices takes long, as the first pass after a bulk enrolment does.
+#[derive(Debug)]
+struct SlowObjects {
+    inner: objects::StoreObjects,
+    gets: std::sync::atomic::AtomicUsize,
+}
+
+impl objects::ObjectSource for SlowObjects {
+    fn get(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<StoredObject>, crate::store::StoreError> {
+        self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(20));
+        self.inner.get(kind, namespace, name)
+    }
+    fn list(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Result<Vec<StoredObject>, crate::store::StoreError> {
+        self.inner.list(kind, namespace)
+    }
+    fn put(&self, object: &StoredObject) -> Result<(), crate::store::StoreError> {
+        self.inner.put(object)
+    }
+    fn put_status(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        status: &Value,
+    ) -> Result<(), crate::store::StoreError> {
+        self.inner.put_status(kind, namespace, name, status)
+    }
+    fn delete(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<bool, crate::store::StoreError> {
+        self.inner.delete(kind, namespace, name)
+    }
+    fn object_changes(&self, cursor: Option<u64>) -> objects::ObjectChanges {
+        self.inner.object_changes(cursor)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_stops_a_long_pass_between_two_devices() {
+    let s: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+    for i in 0..200 {
+        enrol(&*s, &format!("dev-{i:03}"), "default", true);
+    }
+    let slow = Arc::new(SlowObjects {
+        inner: objects::StoreObjects(s.clone()),
+        gets: Default::default(),
+    });
+    let runner = runner::Runner::new(
+        s.clone(),
+        slow.clone(),
+        Arc::new(crate::clock::ManualClock::new(crate::clock::from_unix_ms(
+            T0,
+        ))),
+        Settings::default(),
+        Arc::new(crate::metrics::Metrics::new()),
+    );
+    let (shutdown, rx) = tokio::sync::watch::channel(false);
+    let looping = tokio::spawn(runner.clone().run_loop(Duration::from_secs(3600), rx));
+    // The first pass (full: several gets per device, ≥ 8 s) is under way.
+    while slow.gets.load(std::sync::atomic::Ordering::SeqCst) < 10 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let asked = std::time::Instant::now();
+    shutdown.send(true).unwrap();
+    looping.await.unwrap();
+    // The pass in the blocking pool ends at its next device, not after 200.
+    let mut last = slow.gets.load(std::sync::atomic::Ordering::SeqCst);
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = slow.gets.load(std::sync::atomic::Ordering::SeqCst);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "the pass went on for {:?} after the shutdown",
+        asked.elapsed()
+    );
+    assert!(last < 100, "{last} gets: the pass did not stop early");
+    // And a pass asked for after the shutdown does not start.
+    assert!(matches!(
+        runner.run_now().await,
+        Err(ControllerError::Interrupted)
+    ));
+}

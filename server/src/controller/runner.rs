@@ -5,7 +5,7 @@
 //! refreshes the devices-by-presence gauge and the pass metrics.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, watch};
@@ -30,6 +30,9 @@ pub struct Runner {
     leadership: Arc<dyn Leadership>,
     /// The leadership term the tracker's memory belongs to (+1; 0: none).
     term: Arc<AtomicU64>,
+    /// Set by [`Runner::run_loop`] at shutdown: a running pass stops
+    /// between two devices instead of holding the shutdown up.
+    stop: Arc<AtomicBool>,
 }
 
 /// Default of `controller_resync_seconds`.
@@ -44,15 +47,18 @@ impl Runner {
         settings: Settings,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tracker = Tracker::new(DEFAULT_RESYNC).stopping_on(stop.clone());
         Self {
             store,
             objects,
             clock,
             settings,
             metrics,
-            tracker: Arc::new(Mutex::new(Tracker::new(DEFAULT_RESYNC))),
+            tracker: Arc::new(Mutex::new(tracker)),
             leadership: Arc::new(Alone),
             term: Arc::new(AtomicU64::new(0)),
+            stop,
         }
     }
 
@@ -60,7 +66,8 @@ impl Runner {
     /// incremental passes).
     #[must_use]
     pub fn resync_every(mut self, resync: Duration) -> Self {
-        self.tracker = Arc::new(Mutex::new(Tracker::new(resync)));
+        let tracker = Tracker::new(resync).stopping_on(self.stop.clone());
+        self.tracker = Arc::new(Mutex::new(tracker));
         self
     }
 
@@ -111,7 +118,9 @@ impl Runner {
         Ok(report)
     }
 
-    /// Run a pass every `interval` until `shutdown` turns true.
+    /// Run a pass every `interval` until `shutdown` turns true; a pass
+    /// running then stops between two devices (the shutdown waits for one
+    /// device's pass, not for the whole fleet's).
     pub async fn run_loop(self, interval: Duration, mut shutdown: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -120,7 +129,13 @@ impl Runner {
                 _ = tick.tick() => {}
                 _ = shutdown.wait_for(|s| *s) => break,
             }
-            match self.run_now().await {
+            let result = tokio::select! {
+                r = self.run_now() => r,
+                // The pass goes on in the blocking pool until its next
+                // device; the runtime waits for that much at exit.
+                _ = shutdown.wait_for(|s| *s) => break,
+            };
+            match result {
                 Ok(r) => tracing::debug!(
                     full = r.full,
                     devices = r.devices,
@@ -132,5 +147,6 @@ impl Runner {
                 Err(e) => tracing::warn!("controller pass failed: {e}"),
             }
         }
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
