@@ -85,6 +85,7 @@ fn window(index: usize) -> Vec<u8> {
         config_version: String::new(),
         records,
         frame_epoch: None,
+        upload_interval_seconds: Some(3600),
     }
     .encode()
 }
