@@ -113,7 +113,7 @@ fn interval_changes_are_in_the_feed(backend: &dyn Backend) {
     // The device moved to another link profile: its deadline moves.
     s.ingest_batch(&d, &[], Some(&beat(5)), Contact::with_interval(50, 60))
         .unwrap();
-    assert_eq!(changed(&mut cursor), [d.clone()]);
+    assert_eq!(changed(&mut cursor), std::slice::from_ref(&d));
     s.ingest_batch(&d, &[], Some(&beat(6)), Contact::with_interval(60, 60))
         .unwrap();
     assert!(changed(&mut cursor).is_empty());
