@@ -501,11 +501,15 @@ pub trait Store: Debug + Send + Sync {
 }
 
 #[cfg(test)]
+mod batch_tests;
+#[cfg(test)]
 mod change_tests;
 #[cfg(test)]
 mod frame_tests;
 #[cfg(test)]
 mod identity_tests;
+#[cfg(test)]
+mod postgres_concurrency_tests;
 #[cfg(test)]
 mod postgres_tests;
 #[cfg(test)]
