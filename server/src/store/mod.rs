@@ -508,6 +508,8 @@ pub trait Store: Debug + Send + Sync {
 }
 
 #[cfg(test)]
+mod batch_tests;
+#[cfg(test)]
 mod change_tests;
 #[cfg(test)]
 mod contact_tests;
@@ -515,6 +517,8 @@ mod contact_tests;
 mod frame_tests;
 #[cfg(test)]
 mod identity_tests;
+#[cfg(test)]
+mod postgres_concurrency_tests;
 #[cfg(test)]
 mod postgres_tests;
 #[cfg(test)]

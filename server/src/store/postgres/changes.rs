@@ -12,7 +12,8 @@ use postgres::Transaction;
 use crate::store::{ChangeCursor, ObjectKey, SeenAt, StoreChanges, StoreError};
 
 /// What changed since `cursor` (the transaction's own snapshot is the new
-/// cursor: repeatable reads keep one snapshot for every statement).
+/// cursor: it runs REPEATABLE READ, which keeps one snapshot for every
+/// statement).
 pub(super) fn since(
     tx: &mut Transaction<'_>,
     cursor: Option<&ChangeCursor>,
@@ -51,6 +52,11 @@ pub(super) fn since(
 
 /// Set `wake_on_contact` where "last seen" is still the one judged; return
 /// the devices heard from since.
+///
+/// Runs READ COMMITTED: each device's row is read `FOR UPDATE` (its newest
+/// version, locked), so a batch either committed before (its "last seen"
+/// is read: the device is returned) or waits and then finds the mark, which
+/// its `UPDATE` clears while stamping the change (the trigger).
 pub(super) fn wake_on_contact(
     tx: &mut Transaction<'_>,
     devices: &[SeenAt],
@@ -63,7 +69,8 @@ pub(super) fn wake_on_contact(
             .transpose()?;
         let same = tx
             .query_opt(
-                "SELECT last_seen_ms IS NOT DISTINCT FROM $2 FROM devices WHERE id = $1",
+                "SELECT last_seen_ms IS NOT DISTINCT FROM $2 FROM devices WHERE id = $1
+                 FOR UPDATE",
                 &[&d.id.as_str(), &seen],
             )?
             .map(|r| r.try_get::<_, bool>(0))

@@ -2,18 +2,23 @@
 //! device may use, renewal overlap, lapsed enrolments and decommissioning
 //! (the same columns and rules as the SQLite backend's `identity.rs`).
 //!
-//! Each function runs inside the caller's SERIALIZABLE transaction and
-//! reads the device row `FOR UPDATE` before changing it, so two replicas
-//! promoting the same renewed certificate, or decommissioning while a
-//! certificate is recorded, take turns.
+//! Each function reads the device row `FOR UPDATE` before changing it, or
+//! changes it in one `UPDATE` whose `WHERE` says what it must still be, so
+//! two replicas promoting the same renewed certificate, or decommissioning
+//! while a certificate is recorded, take turns. That holds at READ
+//! COMMITTED, where enrolment, certificates and standings run (no predicate
+//! locks: enrolments of different devices never conflict);
+//! decommissioning runs SERIALIZABLE.
 
 use postgres::Transaction;
+use postgres::types::Type;
 use serde_json::Value;
 
 use super::rows::{to_i64, to_u64};
 use crate::device_id::{DeviceId, Namespace};
 use crate::store::{
-    CertStanding, Decommissioned, ENROLMENT_OBJECT_KINDS, IssuedCertificate, JsonEvent, StoreError,
+    Approval, CertStanding, Decommissioned, ENROLMENT_OBJECT_KINDS, EnrolOutcome,
+    IssuedCertificate, JsonEvent, StoreError,
 };
 
 /// Record a certificate issued to `id` (see [`IssuedCertificate::renewal`]).
@@ -58,17 +63,110 @@ pub(super) fn record_certificate(
     Ok(())
 }
 
+/// Enrol `id` (see [`crate::store::Store::enrol`]). At READ COMMITTED:
+/// `INSERT … ON CONFLICT DO NOTHING` makes exactly one of racing
+/// enrolments of a new device create it, without reading an absent key (a
+/// SERIALIZABLE read of an absent key locks the index page where it would
+/// be: enrolments of `dev-000001` and `dev-000002` then failed each other);
+/// an existing device's row is read `FOR UPDATE`, so what follows acts on
+/// its newest version.
+pub(super) fn enrol(
+    tx: &mut Transaction<'_>,
+    id: &DeviceId,
+    namespace: &Namespace,
+    hardware: Option<&Value>,
+    auto_approve: bool,
+    now_ms: u64,
+) -> Result<EnrolOutcome, StoreError> {
+    let now = to_i64("time", now_ms)?;
+    let created = tx.execute(
+        "INSERT INTO devices (id, namespace, approved, hardware, enrolled_at_ms)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+        &[
+            &id.as_str(),
+            &namespace.as_str(),
+            &auto_approve,
+            &hardware.map(Value::to_string),
+            &now,
+        ],
+    )?;
+    if created == 1 {
+        return Ok(EnrolOutcome::Created(if auto_approve {
+            Approval::Approved
+        } else {
+            Approval::Pending
+        }));
+    }
+    let row = tx.query_opt(
+        "SELECT approved, decommissioned_at_ms IS NOT NULL FROM devices WHERE id = $1 FOR UPDATE",
+        &[&id.as_str()],
+    )?;
+    let Some(row) = row else {
+        // Rows of devices are never deleted; should one be, the call is
+        // retried and inserts it.
+        return Err(StoreError::Conflict(format!(
+            "device \"{id}\" vanished during its enrolment"
+        )));
+    };
+    let (approved, decommissioned): (bool, bool) = (row.try_get(0)?, row.try_get(1)?);
+    if decommissioned {
+        enrol_decommissioned(tx, id, namespace, hardware, now_ms)?;
+        return Ok(EnrolOutcome::Created(Approval::Pending));
+    }
+    if approved {
+        return Ok(EnrolOutcome::AlreadyApproved);
+    }
+    if let Some(hw) = hardware {
+        tx.execute(
+            "UPDATE devices SET hardware = $2 WHERE id = $1",
+            &[&id.as_str(), &hw.to_string()],
+        )?;
+    }
+    Ok(EnrolOutcome::StillPending)
+}
+
 /// Judge a presented certificate; promote a renewed one on its first use.
+/// Called on every request: the judgement reads without locking (a request
+/// judged just before a decommissioning commits is served, as it would be
+/// had it come a moment earlier), and only a promotion writes, in one
+/// `UPDATE` that checks the serial is still the next one (PostgreSQL
+/// re-checks it on the newest row version), so of two racing first uses
+/// one promotes and the other judges again and finds it current.
 pub(super) fn standing(
     tx: &mut Transaction<'_>,
     id: &DeviceId,
     serial: &str,
 ) -> Result<CertStanding, StoreError> {
-    let row = tx.query_opt(
+    loop {
+        let standing = judge(tx, id, serial)?;
+        if standing != CertStanding::Promoted {
+            return Ok(standing);
+        }
+        let n = tx.execute(
+            "UPDATE devices SET cert_serial = next_cert_serial,
+                 cert_not_after_ms = next_cert_not_after_ms,
+                 next_cert_serial = NULL, next_cert_not_after_ms = NULL, cert_used = true
+             WHERE id = $1 AND next_cert_serial = $2 AND decommissioned_at_ms IS NULL",
+            &[&id.as_str(), &serial],
+        )?;
+        if n == 1 {
+            return Ok(CertStanding::Promoted);
+        }
+    }
+}
+
+/// A presented certificate's standing as the row says now; `Promoted` for
+/// "the next serial" (the caller promotes it).
+fn judge(
+    tx: &mut Transaction<'_>,
+    id: &DeviceId,
+    serial: &str,
+) -> Result<CertStanding, StoreError> {
+    let row = tx.query_typed_opt(
         "SELECT cert_serial, next_cert_serial, registered, decommissioned_at_ms,
                 decommissioned_by
-         FROM devices WHERE id = $1 FOR UPDATE",
-        &[&id.as_str()],
+         FROM devices WHERE id = $1",
+        &[(&id.as_str(), Type::TEXT)],
     )?;
     let Some(row) = row else {
         return Ok(CertStanding::UnknownDevice);
@@ -85,13 +183,6 @@ pub(super) fn standing(
     Ok(if current.as_deref() == Some(serial) {
         CertStanding::Current
     } else if next.as_deref() == Some(serial) {
-        tx.execute(
-            "UPDATE devices SET cert_serial = next_cert_serial,
-                 cert_not_after_ms = next_cert_not_after_ms,
-                 next_cert_serial = NULL, next_cert_not_after_ms = NULL, cert_used = true
-             WHERE id = $1",
-            &[&id.as_str()],
-        )?;
         CertStanding::Promoted
     } else if current.is_none() && registered {
         CertStanding::Legacy
@@ -145,7 +236,7 @@ pub(super) fn enrol_again_if_lapsed(
 /// The enrolment of a decommissioned device: it starts over, pending
 /// approval whatever `auto_approve` says. Returns whether the device was
 /// decommissioned.
-pub(super) fn enrol_decommissioned(
+fn enrol_decommissioned(
     tx: &mut Transaction<'_>,
     id: &DeviceId,
     namespace: &Namespace,

@@ -7,10 +7,13 @@
 //!   out, so the pool drops those a PostgreSQL restart closed.
 //! - Connections are made **without TLS** (`NoTls`) for now: use a Unix
 //!   socket, loopback, or a network you trust.
-//! - Every call is one SERIALIZABLE transaction, retried whole on a
-//!   serialization failure or deadlock (`tx.rs`); writes are committed
-//!   (and, with PostgreSQL's default `synchronous_commit`, flushed) before
-//!   the call returns.
+//! - Every call is one transaction, retried whole on a serialization
+//!   failure or deadlock (`tx.rs`): SERIALIZABLE where it reads and writes
+//!   without row locks, READ COMMITTED where its writes are one statement or
+//!   on a row it locks first (batches, enrolment, certificates), READ ONLY
+//!   for single-statement reads; writes are committed (and, with
+//!   PostgreSQL's default `synchronous_commit`, flushed) before the call
+//!   returns.
 //! - Migrations run at [`PostgresStore::connect`] under an advisory lock
 //!   (`schema.rs`).
 
@@ -18,13 +21,14 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use postgres::NoTls;
+use postgres::types::Type;
 use r2d2_postgres::PostgresConnectionManager;
 use serde_json::Value;
 
 use flotta_proto::frame_keys::FrameKeys;
 
 use super::{
-    Approval, CertStanding, ChangeCursor, Contact, Device, DeviceConfig, DeviceEvent, EnrolOutcome,
+    CertStanding, ChangeCursor, Contact, Device, DeviceConfig, DeviceEvent, EnrolOutcome,
     FrameIngested, FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding,
     LorawanStatus, NewRecord, SbdStatus, SeenAt, StatusUpdate, Store, StoreChanges, StoreError,
     StoredFrameContext, StoredObject, StoredRecord,
@@ -46,9 +50,11 @@ mod schema;
 pub(super) mod test_db;
 mod tx;
 
-use records::{apply_status, insert_records, max_seq, require_device};
+use records::{
+    apply_status, insert_records, lock_device, max_seq, require_device, touch_for_batch,
+};
 use rows::{DEVICE_COLUMNS, class_from, device_from, object_from, to_i64, to_u64};
-use tx::{Pool, run};
+use tx::{Isolation, Pool, read, run, run_at};
 
 /// Connection settings of the PostgreSQL store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,9 +109,15 @@ impl PostgresStore {
         })
     }
 
+    /// Transactions this store ran again after a conflict (a serialization
+    /// failure, deadlock or racing insert), since it connected.
+    pub fn conflicts_retried(&self) -> u64 {
+        self.pool.retried()
+    }
+
     /// The schema version of the database (migrations applied).
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        run(&self.pool, |tx| {
+        read(&self.pool, |tx| {
             Ok(tx
                 .query_one(
                     "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
@@ -130,51 +142,17 @@ impl Store for PostgresStore {
         auto_approve: bool,
         now_ms: u64,
     ) -> Result<EnrolOutcome, StoreError> {
-        let now = to_i64("time", now_ms)?;
-        run(&self.pool, |tx| {
-            if identity::enrol_decommissioned(tx, id, namespace, hardware, now_ms)? {
-                return Ok(EnrolOutcome::Created(Approval::Pending));
-            }
-            let existing = tx.query_opt(
-                "SELECT approved FROM devices WHERE id = $1 FOR UPDATE",
-                &[&id.as_str()],
-            )?;
-            let existing = existing.map(|r| r.try_get::<_, bool>(0)).transpose()?;
-            Ok(match existing {
-                Some(true) => EnrolOutcome::AlreadyApproved,
-                Some(false) => {
-                    if let Some(hw) = hardware {
-                        tx.execute(
-                            "UPDATE devices SET hardware = $2 WHERE id = $1",
-                            &[&id.as_str(), &hw.to_string()],
-                        )?;
-                    }
-                    EnrolOutcome::StillPending
-                }
-                None => {
-                    tx.execute(
-                        "INSERT INTO devices (id, namespace, approved, hardware, enrolled_at_ms)
-                         VALUES ($1, $2, $3, $4, $5)",
-                        &[
-                            &id.as_str(),
-                            &namespace.as_str(),
-                            &auto_approve,
-                            &hardware.map(Value::to_string),
-                            &now,
-                        ],
-                    )?;
-                    EnrolOutcome::Created(if auto_approve {
-                        Approval::Approved
-                    } else {
-                        Approval::Pending
-                    })
-                }
-            })
+        run_at(&self.pool, Isolation::Locked, |tx| {
+            identity::enrol(tx, id, namespace, hardware, auto_approve, now_ms)
         })
     }
 
+    // Single-statement writes run READ COMMITTED (`Isolation::Locked`): one
+    // statement is atomic, and an `UPDATE` by primary key under
+    // SERIALIZABLE conflicts with writes of other devices on the same index
+    // page (see `tx.rs`).
     fn approve(&self, id: &DeviceId) -> Result<(), StoreError> {
-        let n = run(&self.pool, |tx| {
+        let n = run_at(&self.pool, Isolation::Locked, |tx| {
             Ok(tx.execute(
                 "UPDATE devices SET approved = true WHERE id = $1",
                 &[&id.as_str()],
@@ -187,17 +165,19 @@ impl Store for PostgresStore {
     }
 
     fn device(&self, id: &DeviceId) -> Result<Option<Device>, StoreError> {
-        run(&self.pool, |tx| {
-            let row = tx.query_opt(
+        read(&self.pool, |tx| {
+            // Typed parameters: one round trip, no separate prepare (on
+            // every batch, with `configuration`).
+            let row = tx.query_typed_opt(
                 &format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"),
-                &[&id.as_str()],
+                &[(&id.as_str(), Type::TEXT)],
             )?;
             row.as_ref().map(device_from).transpose()
         })
     }
 
     fn devices(&self) -> Result<Vec<Device>, StoreError> {
-        run(&self.pool, |tx| {
+        read(&self.pool, |tx| {
             let rows = tx.query(
                 &format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY id"),
                 &[],
@@ -214,7 +194,7 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         let now = to_i64("time", now_ms)?;
         let hardware = hardware.map(Value::to_string);
-        let n = run(&self.pool, |tx| {
+        let n = run_at(&self.pool, Isolation::Locked, |tx| {
             Ok(tx.execute(
                 "UPDATE devices SET registered = true, registered_at_ms = $2,
                      hardware = COALESCE($3::text, hardware)
@@ -229,7 +209,7 @@ impl Store for PostgresStore {
     }
 
     fn mark_cert_used(&self, id: &DeviceId) -> Result<(), StoreError> {
-        run(&self.pool, |tx| {
+        run_at(&self.pool, Isolation::Locked, |tx| {
             tx.execute(
                 "UPDATE devices SET cert_used = true WHERE id = $1 AND NOT cert_used",
                 &[&id.as_str()],
@@ -246,8 +226,9 @@ impl Store for PostgresStore {
         now_ms: u64,
     ) -> Result<(), StoreError> {
         let now = to_i64("time", now_ms)?;
-        run(&self.pool, |tx| {
-            require_device(tx, id)?;
+        // As a batch: READ COMMITTED under the device's row lock.
+        run_at(&self.pool, Isolation::Locked, |tx| {
+            lock_device(tx, id)?;
             events::insert(tx, id, events, now)?;
             apply_status(tx, id, update, now)?;
             tx.execute(
@@ -259,7 +240,7 @@ impl Store for PostgresStore {
     }
 
     fn events(&self, id: &DeviceId, limit: usize) -> Result<Vec<DeviceEvent>, StoreError> {
-        run(&self.pool, |tx| events::newest(tx, id, limit))
+        read(&self.pool, |tx| events::newest(tx, id, limit))
     }
 
     fn logs(
@@ -269,7 +250,7 @@ impl Store for PostgresStore {
         limit: usize,
         offset: usize,
     ) -> Result<Vec<DeviceEvent>, StoreError> {
-        run(&self.pool, |tx| {
+        read(&self.pool, |tx| {
             logs::newest(tx, id, since_ms, limit, offset)
         })
     }
@@ -285,27 +266,21 @@ impl Store for PostgresStore {
         let interval = contact.upload_interval_seconds.map(i64::from);
         // The answer is read in the transaction and returned only once it
         // committed: `acked_through` is never ahead of what is durable.
-        run(&self.pool, |tx| {
-            require_device(tx, id)?;
+        // READ COMMITTED under the device's row lock (`touch_for_batch`): the
+        // records are deduplicated by their primary key, the status applies
+        // only when newer (re-checked by the `UPDATE` on the newest row), and
+        // `max_seq` reads after the lock, so it sees every batch of this
+        // device committed before; no predicate lock, so batches of other
+        // devices (and controller passes) never make this one fail.
+        run_at(&self.pool, Isolation::Locked, |tx| {
+            touch_for_batch(tx, id, status, now, interval)?;
             insert_records(tx, id, records, now)?;
-            // The row is written for "last seen" anyway; the interval
-            // changes only when the batch says a different one (the
-            // trigger compares).
-            tx.execute(
-                "UPDATE devices SET last_seen_ms = $2, cert_used = true, last_link = 'tls',
-                     contact_interval_seconds = COALESCE($3, contact_interval_seconds)
-                 WHERE id = $1",
-                &[&id.as_str(), &now, &interval],
-            )?;
-            if let Some(u) = status {
-                apply_status(tx, id, u, now)?;
-            }
             max_seq(tx, id)
         })
     }
 
     fn acked_through(&self, id: &DeviceId) -> Result<Option<u64>, StoreError> {
-        run(&self.pool, |tx| max_seq(tx, id))
+        read(&self.pool, |tx| max_seq(tx, id))
     }
 
     fn records(
@@ -316,7 +291,7 @@ impl Store for PostgresStore {
     ) -> Result<Vec<StoredRecord>, StoreError> {
         let after = after.map_or(Ok(-1), |a| to_i64("seq", a))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        run(&self.pool, |tx| {
+        read(&self.pool, |tx| {
             let rows = tx.query(
                 "SELECT seq, at_ms, class, payload, received_ms FROM records
                  WHERE device_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
@@ -339,10 +314,10 @@ impl Store for PostgresStore {
     }
 
     fn configuration(&self, id: &DeviceId) -> Result<Option<DeviceConfig>, StoreError> {
-        run(&self.pool, |tx| {
-            let row = tx.query_opt(
+        read(&self.pool, |tx| {
+            let row = tx.query_typed_opt(
                 "SELECT version, spec FROM device_config WHERE device_id = $1",
-                &[&id.as_str()],
+                &[(&id.as_str(), Type::TEXT)],
             )?;
             row.map(|r| {
                 let version: i64 = r.try_get(0)?;
@@ -387,7 +362,7 @@ impl Store for PostgresStore {
         labels: &BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
         let labels = serde_json::to_string(labels)?;
-        let n = run(&self.pool, |tx| {
+        let n = run_at(&self.pool, Isolation::Locked, |tx| {
             Ok(tx.execute(
                 "UPDATE devices SET labels = $2 WHERE id = $1",
                 &[&id.as_str(), &labels],
@@ -401,7 +376,7 @@ impl Store for PostgresStore {
 
     fn put_object(&self, o: &StoredObject) -> Result<(), StoreError> {
         let body = o.body.to_string();
-        run(&self.pool, |tx| {
+        run_at(&self.pool, Isolation::Locked, |tx| {
             tx.execute(
                 "INSERT INTO objects (kind, namespace, name, body) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (kind, namespace, name) DO UPDATE SET body = $4",
@@ -417,7 +392,7 @@ impl Store for PostgresStore {
         namespace: &str,
         name: &str,
     ) -> Result<Option<StoredObject>, StoreError> {
-        run(&self.pool, |tx| {
+        read(&self.pool, |tx| {
             let row = tx.query_opt(
                 "SELECT kind, namespace, name, body FROM objects
                  WHERE kind = $1 AND namespace = $2 AND name = $3",
@@ -432,7 +407,7 @@ impl Store for PostgresStore {
         kind: &str,
         namespace: Option<&str>,
     ) -> Result<Vec<StoredObject>, StoreError> {
-        run(&self.pool, |tx| {
+        read(&self.pool, |tx| {
             let rows = tx.query(
                 "SELECT kind, namespace, name, body FROM objects
                  WHERE kind = $1 AND ($2::text IS NULL OR namespace = $2::text)
@@ -444,7 +419,7 @@ impl Store for PostgresStore {
     }
 
     fn delete_object(&self, kind: &str, namespace: &str, name: &str) -> Result<bool, StoreError> {
-        run(&self.pool, |tx| {
+        run_at(&self.pool, Isolation::Locked, |tx| {
             Ok(tx.execute(
                 "DELETE FROM objects WHERE kind = $1 AND namespace = $2 AND name = $3",
                 &[&kind, &namespace, &name],
@@ -459,7 +434,7 @@ impl Store for PostgresStore {
         hardware: Option<&Value>,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        run(&self.pool, |tx| {
+        run_at(&self.pool, Isolation::Locked, |tx| {
             identity::record_certificate(tx, id, cert, hardware, now_ms)
         })
     }
@@ -469,7 +444,9 @@ impl Store for PostgresStore {
         id: &DeviceId,
         serial: &str,
     ) -> Result<CertStanding, StoreError> {
-        run(&self.pool, |tx| identity::standing(tx, id, serial))
+        run_at(&self.pool, Isolation::Locked, |tx| {
+            identity::standing(tx, id, serial)
+        })
     }
 
     fn enrol_again_if_lapsed(
@@ -478,7 +455,7 @@ impl Store for PostgresStore {
         lapsed_before_ms: u64,
         auto_approve: bool,
     ) -> Result<bool, StoreError> {
-        run(&self.pool, |tx| {
+        run_at(&self.pool, Isolation::Locked, |tx| {
             identity::enrol_again_if_lapsed(tx, id, lapsed_before_ms, auto_approve)
         })
     }
@@ -587,10 +564,14 @@ impl Store for PostgresStore {
     }
 
     fn changes_since(&self, cursor: Option<&ChangeCursor>) -> Result<StoreChanges, StoreError> {
-        run(&self.pool, |tx| changes::since(tx, cursor))
+        run_at(&self.pool, Isolation::Snapshot, |tx| {
+            changes::since(tx, cursor)
+        })
     }
 
     fn wake_on_contact(&self, devices: &[SeenAt]) -> Result<Vec<DeviceId>, StoreError> {
-        run(&self.pool, |tx| changes::wake_on_contact(tx, devices))
+        run_at(&self.pool, Isolation::Locked, |tx| {
+            changes::wake_on_contact(tx, devices)
+        })
     }
 }
