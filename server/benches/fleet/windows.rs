@@ -56,7 +56,8 @@ impl std::fmt::Display for Phase {
 }
 
 /// Window `index` of a device: heartbeats 60 s apart, numbered on from the
-/// previous window's.
+/// previous window's, in the batch an agent uploading every
+/// [`crate::UPLOAD_INTERVAL_SECONDS`] sends.
 fn window(index: usize) -> Vec<u8> {
     let first = (index * WINDOW_HEARTBEATS) as u64 + 1;
     let records = (0..WINDOW_HEARTBEATS as u64)
@@ -85,6 +86,9 @@ fn window(index: usize) -> Vec<u8> {
         config_version: String::new(),
         records,
         frame_epoch: None,
+        // Batch format 3 (presence from the device's upload interval) adds
+        // the one line the agent will send:
+        // upload_interval_seconds: Some(crate::UPLOAD_INTERVAL_SECONDS),
     }
     .encode()
 }
