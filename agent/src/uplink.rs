@@ -91,12 +91,15 @@ impl UplinkError {
 /// sync configuration). Records queued during the window wait for the next
 /// one: on a slow link a window that chased the heartbeats arriving meanwhile
 /// might never end. The queue lock is held only between network calls, never
-/// across them.
+/// across them. Every request tells the server `upload_interval_seconds`,
+/// the interval the scheduler waits between windows (it judges presence by
+/// it).
 pub fn run_window<C: Clock, D: DiskSpace>(
     queue: &Mutex<Queue<C, D>>,
     client: &EdgeClient,
     max_batch_bytes: usize,
     data_dir: &std::path::Path,
+    upload_interval_seconds: Option<u32>,
     desired: &Desired,
 ) -> Result<WindowReport, UplinkError> {
     run_window_with(
@@ -104,6 +107,7 @@ pub fn run_window<C: Clock, D: DiskSpace>(
         |req, last| client.batch(req, last),
         max_batch_bytes,
         data_dir,
+        upload_interval_seconds,
         desired,
     )
 }
@@ -115,6 +119,7 @@ pub fn run_window_with<C: Clock, D: DiskSpace>(
     mut send: impl FnMut(&BatchRequest, bool) -> Result<(BatchResponse, usize), ClientError>,
     max_batch_bytes: usize,
     data_dir: &std::path::Path,
+    upload_interval_seconds: Option<u32>,
     desired: &Desired,
 ) -> Result<WindowReport, UplinkError> {
     let mut report = WindowReport::default();
@@ -129,6 +134,7 @@ pub fn run_window_with<C: Clock, D: DiskSpace>(
             config_version: config_version.clone(),
             records: Vec::new(),
             frame_epoch,
+            upload_interval_seconds,
         };
         let (resp, bytes) = send(&probe, false)?;
         report.requests += 1;
@@ -179,6 +185,7 @@ pub fn run_window_with<C: Clock, D: DiskSpace>(
             config_version: config_version.clone(),
             records,
             frame_epoch,
+            upload_interval_seconds,
         };
         let (resp, bytes) = send(&req, last)?;
         report.requests += 1;

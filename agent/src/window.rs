@@ -259,16 +259,19 @@ fn tls_window(shared: &Shared, desired: &Desired) -> Result<WindowReport, Window
             }
         }
     };
-    let max_batch = shared
-        .cfg
-        .link()
-        .map(|l| l.max_batch_bytes)
-        .unwrap_or(64 * 1024);
+    // The profile the scheduler (runtime.rs) waits `upload_interval_seconds`
+    // of between windows: the server is told that interval.
+    let link = shared.cfg.link().ok();
+    let max_batch = link.as_ref().map_or(64 * 1024, |l| l.max_batch_bytes);
+    let interval = link
+        .as_ref()
+        .map(|l| u32::try_from(l.upload_interval_seconds).unwrap_or(u32::MAX));
     let result = run_window(
         &shared.queue,
         &client,
         max_batch,
         &shared.cfg.data_dir,
+        interval,
         desired,
     );
     if let Err(UplinkError::Client(ClientError::Unauthorized(_))) = &result {

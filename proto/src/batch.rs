@@ -27,7 +27,9 @@ pub const BATCH_CONTENT_TYPE: &str = "application/x-flotta-batch+postcard";
 /// - 1: records and configuration.
 /// - 2: adds sealed-frame key sync: [`BatchRequest::frame_epoch`] and
 ///   [`BatchResponse::frame_keys`].
-pub const BATCH_FORMAT_VERSION: u8 = 2;
+/// - 3: adds [`BatchRequest::upload_interval_seconds`] (the server judges
+///   presence by it); the response is format 2's.
+pub const BATCH_FORMAT_VERSION: u8 = 3;
 
 /// The oldest batch format the server still speaks.
 pub const BATCH_FORMAT_MIN: u8 = 1;
@@ -66,6 +68,20 @@ pub struct BatchRequest {
     /// (`None`: it holds none). The server answers
     /// [`BatchResponse::frame_keys`] when its current epoch differs.
     pub frame_epoch: Option<u32>,
+    /// Format 3: the device's next upload window opens within this many
+    /// seconds unless it is offline (`None`: not said; formats 1 and 2).
+    /// The server counts it when it judges presence: a device that uploads
+    /// hourly is not offline three heartbeat periods after a window.
+    pub upload_interval_seconds: Option<u32>,
+}
+
+/// Format 2 of [`BatchRequest`] (no upload interval).
+#[derive(Deserialize, Serialize)]
+struct BatchRequestV2 {
+    format: u8,
+    config_version: String,
+    records: Vec<WireRecord>,
+    frame_epoch: Option<u32>,
 }
 
 /// Format 1 of [`BatchRequest`] (no frame key sync).
@@ -149,9 +165,20 @@ impl BatchRequest {
                     config_version: v1.config_version,
                     records: v1.records,
                     frame_epoch: None,
+                    upload_interval_seconds: None,
                 }
             }
-            Some(2) => postcard::from_bytes(bytes)?,
+            Some(2) => {
+                let v2: BatchRequestV2 = postcard::from_bytes(bytes)?;
+                BatchRequest {
+                    format: v2.format,
+                    config_version: v2.config_version,
+                    records: v2.records,
+                    frame_epoch: v2.frame_epoch,
+                    upload_interval_seconds: None,
+                }
+            }
+            Some(3) => postcard::from_bytes(bytes)?,
             Some(&found) => return Err(DecodeError::UnsupportedFormat { found }),
             None => return Err(postcard::Error::DeserializeUnexpectedEnd.into()),
         };
@@ -174,7 +201,8 @@ impl BatchResponse {
     }
 
     /// Encode in the format the request came in (an older agent cannot
-    /// read fields it does not know; format 1 drops `frame_keys`).
+    /// read fields it does not know; format 1 drops `frame_keys`; formats 2
+    /// and 3 answer alike).
     pub fn encode_for(&self, format: u8) -> Vec<u8> {
         if format >= 2 {
             return self.encode();
@@ -217,14 +245,29 @@ mod tests {
             payload in prop::collection::vec(any::<u8>(), 0..64),
             version in ".{0,12}",
             epoch in any::<Option<u32>>(),
+            interval in any::<Option<u32>>(),
         ) {
             let req = BatchRequest {
                 format: BATCH_FORMAT_VERSION,
                 config_version: version,
                 records: seqs.into_iter().map(|seq| WireRecord { seq, at_ms: seq / 3, class: cls, payload: payload.clone() }).collect(),
                 frame_epoch: epoch,
+                upload_interval_seconds: interval,
             };
             prop_assert_eq!(BatchRequest::decode(&req.encode()).unwrap(), req);
+        }
+
+        #[test]
+        fn format_2_requests_decode_without_an_interval(
+            seqs in prop::collection::btree_set(any::<u64>(), 0..20),
+            cls in class(),
+            version in ".{0,12}",
+            epoch in any::<Option<u32>>(),
+        ) {
+            let records: Vec<WireRecord> = seqs.into_iter().map(|seq| WireRecord { seq, at_ms: seq, class: cls, payload: vec![7] }).collect();
+            let v2 = BatchRequestV2 { format: 2, config_version: version.clone(), records: records.clone(), frame_epoch: epoch };
+            let req = BatchRequest::decode(&postcard::to_allocvec(&v2).unwrap()).unwrap();
+            prop_assert_eq!(req, BatchRequest { format: 2, config_version: version, records, frame_epoch: epoch, upload_interval_seconds: None });
         }
 
         #[test]
@@ -248,8 +291,13 @@ mod tests {
         };
         let req = BatchRequest::decode(&postcard::to_allocvec(&v1).unwrap()).unwrap();
         assert_eq!(
-            (req.format, req.frame_epoch, req.records.len()),
-            (1, None, 1)
+            (
+                req.format,
+                req.frame_epoch,
+                req.upload_interval_seconds,
+                req.records.len()
+            ),
+            (1, None, None, 1)
         );
         let resp = BatchResponse {
             acked_through: Some(4),
@@ -269,6 +317,7 @@ mod tests {
             "no key material in a format-1 answer"
         );
         assert_eq!(BatchResponse::decode(&resp.encode_for(2)).unwrap(), resp);
+        assert_eq!(BatchResponse::decode(&resp.encode_for(3)).unwrap(), resp);
     }
 
     #[test]
@@ -284,6 +333,7 @@ mod tests {
             config_version: String::new(),
             records: vec![rec(1), rec(3), rec(3)],
             frame_epoch: None,
+            upload_interval_seconds: None,
         };
         assert!(matches!(
             BatchRequest::decode(&req.encode()),
@@ -298,6 +348,7 @@ mod tests {
             config_version: String::new(),
             records: vec![],
             frame_epoch: None,
+            upload_interval_seconds: None,
         };
         assert!(matches!(
             BatchRequest::decode(&req.encode()),

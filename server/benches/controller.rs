@@ -17,7 +17,7 @@ use serde_json::json;
 use flotta_server::controller::incremental::Tracker;
 use flotta_server::controller::{Report, Settings, reconcile};
 use flotta_server::device_id::{DeviceId, Namespace};
-use flotta_server::store::{SqliteStore, StatusUpdate, Store};
+use flotta_server::store::{Contact, SqliteStore, StatusUpdate, Store};
 
 const T0: u64 = 1_750_000_000_000;
 
@@ -33,7 +33,7 @@ fn beat(store: &dyn Store, i: usize, phase: &str, at: u64) {
         seq: None,
     };
     store
-        .ingest_batch(&name(i), &[], Some(&update), at)
+        .ingest_batch(&name(i), &[], Some(&update), Contact::at(at))
         .unwrap();
 }
 
@@ -77,7 +77,8 @@ fn run(n: usize) {
         now += 1000;
     }
     for i in 0..1000.min(n) {
-        s.ingest_batch(&name(i), &[], None, now).unwrap();
+        s.ingest_batch(&name(i), &[], None, Contact::at(now))
+            .unwrap();
     }
     let (took, r) = timed(|| tracker.pass(&s, &s, settings, now).unwrap());
     rows.push(("incremental, 1000 heartbeats only", took, r.looked_at));

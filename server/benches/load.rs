@@ -70,6 +70,7 @@ fn batch(first_seq: u64, records: usize) -> BatchRequest {
         config_version: String::new(),
         records: out,
         frame_epoch: None,
+        upload_interval_seconds: None,
     }
 }
 

@@ -76,6 +76,9 @@ pub struct DecodedBatch {
     pub format: u8,
     /// Format 2: the epoch of the frame context the device holds.
     pub frame_epoch: Option<u32>,
+    /// Format 3: the device's upload interval (its next window opens
+    /// within it unless it is offline).
+    pub upload_interval_seconds: Option<u32>,
     /// Configuration version the device applies.
     pub config_version: String,
     /// Records to store.
@@ -168,6 +171,7 @@ pub fn decode_batch(body: &[u8]) -> Result<DecodedBatch, BadBody> {
     Ok(DecodedBatch {
         format: req.format,
         frame_epoch: req.frame_epoch,
+        upload_interval_seconds: req.upload_interval_seconds,
         config_version: req.config_version,
         records,
         status,

@@ -118,6 +118,7 @@ fn malformed_batches_get_400_and_store_nothing() {
             config_version: String::new(),
             records: vec![log(1, "a")],
             frame_epoch: None,
+            upload_interval_seconds: None,
         }
         .encode(),
         batch("", vec![log(1, "a"), log(1, "b")]).encode(),

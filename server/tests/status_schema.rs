@@ -34,6 +34,9 @@ fn every_status_field_the_server_writes_is_in_our_crd_schema() {
         seq: None,
     };
     store.update_status(&id, &update, &[], T0).unwrap();
+    // A batch reporting the agent's upload interval (shown on reads).
+    let contact = flotta_server::store::Contact::with_interval(T0, 3600);
+    store.ingest_batch(&id, &[], None, contact).unwrap();
     controller::reconcile(&store, &store, Settings::default(), T0 + 1000).unwrap();
 
     let object = store
@@ -61,6 +64,7 @@ fn every_status_field_the_server_writes_is_in_our_crd_schema() {
         "phase",
         "presence",
         "lastSeenTime",
+        "uploadIntervalSeconds",
         "hardware",
         "workloads",
         "link",

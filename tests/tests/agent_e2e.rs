@@ -2,7 +2,8 @@
 //! through a flaky emulated link (latency, random connection drops, a
 //! blackout); agents and the server are killed with SIGKILL at chosen
 //! moments; device certificates expire every few seconds. Every record an
-//! agent produced must reach the server exactly once, with nothing missing.
+//! agent produced must reach the server exactly once, with nothing missing,
+//! and the server knows each agent's upload interval.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
@@ -84,6 +85,17 @@ fn every_record_arrives_exactly_once_through_drops_blackouts_crashes_and_cert_ex
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+    }
+    // The server judges presence by the upload interval each agent reported
+    // (`[link] upload_interval_seconds = 1`), which `describe` shows.
+    for id in ids {
+        let out = server.command(&["describe", "edgedevice", id]).unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("Uploads every: 1 s") && text.contains("uploadIntervalSeconds: 1"),
+            "{id}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     server.kill9();
 

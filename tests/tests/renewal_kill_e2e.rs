@@ -70,6 +70,7 @@ fn try_batch(server: &ServerProc, id: &DeviceIdentity) -> Result<(), ClientError
         config_version: String::new(),
         records: vec![],
         frame_epoch: None,
+        upload_interval_seconds: None,
     };
     client.batch(&req, true).map(|_| ())
 }

@@ -67,6 +67,7 @@ fn batch(seq: u64) -> BatchRequest {
             payload: p.encode(),
         }],
         frame_epoch: None,
+        upload_interval_seconds: None,
     }
 }
 

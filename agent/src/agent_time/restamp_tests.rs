@@ -286,6 +286,7 @@ fn a_tls_window_sends_corrected_stamps_after_the_date_that_corrected_them() {
         },
         256 + 3 * 32,
         dir.path(),
+        None,
         &crate::desired::Desired::default(),
     )
     .unwrap();

@@ -66,6 +66,7 @@ fn records_arriving_during_a_window_wait_for_the_next_one() {
         },
         256 + 3 * 32,
         dir.path(),
+        None,
         &Desired::default(),
     )
     .unwrap();
@@ -109,6 +110,7 @@ fn an_empty_queue_still_syncs_configuration_in_one_closing_request() {
         },
         64 * 1024,
         dir.path(),
+        None,
         &Desired {
             version: "2".into(),
             message_json: "{}".into(),
@@ -138,6 +140,7 @@ fn a_failed_request_deletes_nothing() {
         },
         64 * 1024,
         dir.path(),
+        None,
         &Desired::default(),
     )
     .unwrap_err();
@@ -169,6 +172,7 @@ fn after_a_lost_queue_records_move_above_what_the_server_holds() {
         },
         64 * 1024,
         dir.path(),
+        None,
         &Desired::default(),
     )
     .unwrap();
@@ -198,6 +202,7 @@ fn after_a_lost_queue_records_move_above_what_the_server_holds() {
         },
         64 * 1024,
         dir.path(),
+        None,
         &Desired::default(),
     )
     .unwrap();
@@ -228,6 +233,7 @@ fn a_new_device_keeps_its_numbers() {
         },
         64 * 1024,
         dir.path(),
+        None,
         &Desired::default(),
     )
     .unwrap();
@@ -263,6 +269,7 @@ fn frame_keys_are_announced_by_epoch_and_stored_when_sent() {
         },
         256 + 3 * 32,
         dir.path(),
+        None,
         &Desired::default(),
     )
     .unwrap();
@@ -279,6 +286,7 @@ fn frame_keys_are_announced_by_epoch_and_stored_when_sent() {
         },
         64 * 1024,
         dir.path(),
+        None,
         &Desired::default(),
     )
     .unwrap();
@@ -315,6 +323,7 @@ fn an_answer_above_what_was_sent_deletes_only_what_was_sent() {
         },
         256 + 3 * 32,
         dir.path(),
+        None,
         &Desired::default(),
     )
     .unwrap_err();
@@ -328,4 +337,31 @@ fn an_answer_above_what_was_sent_deletes_only_what_was_sent() {
         .map(|r| r.seq)
         .collect();
     assert_eq!(left, (3..10).collect::<Vec<_>>());
+}
+
+#[test]
+fn every_request_tells_the_upload_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = queue(dir.path(), 10);
+    // A queue made from nothing: the probe carries it too.
+    std::fs::write(dir.path().join(crate::renumber::MARKER), b"").unwrap();
+    let mut told = Vec::new();
+    run_window_with(
+        &q,
+        |req, _| {
+            told.push((req.format, req.upload_interval_seconds));
+            Ok((ack_all(req), 0))
+        },
+        256 + 3 * 32,
+        dir.path(),
+        Some(3600),
+        &Desired::default(),
+    )
+    .unwrap();
+    assert!(told.len() > 2, "a probe and several batches: {told:?}");
+    assert!(
+        told.iter()
+            .all(|t| *t == (flotta_proto::batch::BATCH_FORMAT_VERSION, Some(3600))),
+        "{told:?}"
+    );
 }

@@ -86,9 +86,7 @@ fn window(index: usize) -> Vec<u8> {
         config_version: String::new(),
         records,
         frame_epoch: None,
-        // Batch format 3 (presence from the device's upload interval) adds
-        // the one line the agent will send:
-        // upload_interval_seconds: Some(crate::UPLOAD_INTERVAL_SECONDS),
+        upload_interval_seconds: Some(crate::UPLOAD_INTERVAL_SECONDS),
     }
     .encode()
 }

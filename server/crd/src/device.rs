@@ -117,6 +117,11 @@ pub struct EdgeDeviceStatus {
     /// State of OS image upgrades.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upgrade_information: Option<UpgradeInformation>,
+    /// The upload interval the device's agent reported (its heartbeats
+    /// arrive together once per window; presence counts it). Not in
+    /// Flotta's schema: flotta's server shows it on reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_interval_seconds: Option<u32>,
     /// Workloads deployed on the device.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workloads: Option<Vec<WorkloadStatus>>,

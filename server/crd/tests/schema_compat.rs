@@ -46,6 +46,12 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         ".status.lastSeenTime",
         "not in the reference schema",
     ),
+    // ... and the upload interval its agent reported.
+    (
+        "EdgeDevice",
+        ".status.uploadIntervalSeconds",
+        "not in the reference schema",
+    ),
     // ... and the link it last used with its sealed-frame counters.
     ("EdgeDevice", ".status.link*", "not in the reference schema"),
     // ... and whether the ConfigMaps and Secrets a workload references exist.

@@ -290,6 +290,12 @@ pub fn describe(kind: Kind, o: &Value, now_ms: u64) -> String {
                 format!("{seen} ({} ago)", human_age(seen, now_ms))
             }
         ));
+        if let Some(secs) = o
+            .pointer("/status/uploadIntervalSeconds")
+            .and_then(Value::as_u64)
+        {
+            out.push_str(&format!("Uploads every: {secs} s\n"));
+        }
         out.push_str(&describe_link(o));
         out.push_str(&describe_workloads(o));
     }

@@ -121,7 +121,10 @@ pub struct Config {
     pub max_admin_connections: usize,
     /// Largest admin request body (manifests for `apply`).
     pub max_admin_body_bytes: usize,
-    /// A device is offline after this many heartbeat periods without news.
+    /// A device is offline after this many intervals without news; the
+    /// interval is its heartbeat period, or the upload interval its agent
+    /// reported (batch format 3: heartbeats queued and uploaded together
+    /// once a window) when that is longer.
     pub offline_after_missed_heartbeats: u32,
     /// Heartbeat period sent to devices whose EdgeDevice/EdgeDeviceSet set none.
     pub default_heartbeat_period_seconds: u64,

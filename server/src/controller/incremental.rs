@@ -14,7 +14,9 @@
 //!   is a member of changed; an EdgeWorkload, ConfigMap or Secret of its
 //!   namespace changed (from the store's feed, or from the cluster mirrors'
 //!   [`ObjectSource::object_changes`]);
-//! - its presence deadline passed (`last seen + period × missed`, kept in a
+//! - its presence deadline passed (`last seen + interval × missed`, the
+//!   interval being the heartbeat period or the reported upload interval,
+//!   whichever is longer; kept in a
 //!   sorted set): a device heard from since is only given a later deadline,
 //!   one still silent goes offline through its pass;
 //! - its last pass failed on an unusable object, or it was heard from while
@@ -65,7 +67,10 @@ struct Known {
     /// `None`: the pass failed on an unusable object.
     presence: Option<Presence>,
     last_seen_ms: Option<u64>,
-    period_seconds: u64,
+    /// The interval its presence was judged with (heartbeat period or
+    /// reported upload interval, whichever is longer; a change of the
+    /// latter is in the change feed).
+    interval_seconds: u64,
     deadline_ms: Option<u64>,
 }
 
@@ -255,13 +260,13 @@ impl State {
         let missed = settings.offline_after_missed_heartbeats;
         if device.last_seen_ms == known.last_seen_ms
             || known.presence != Some(Presence::Online)
-            || presence(device.last_seen_ms, known.period_seconds, missed, now_ms)
+            || presence(device.last_seen_ms, known.interval_seconds, missed, now_ms)
                 != Presence::Online
         {
             return Ok(false);
         }
         known.last_seen_ms = device.last_seen_ms;
-        known.deadline_ms = deadline(device.last_seen_ms, known.period_seconds, settings);
+        known.deadline_ms = deadline(device.last_seen_ms, known.interval_seconds, settings);
         if let Some(at) = known.deadline_ms {
             self.deadlines.insert((at, id.clone()));
         }
@@ -288,13 +293,16 @@ impl State {
                     member_of: None,
                     presence: None,
                     last_seen_ms: device.last_seen_ms,
-                    period_seconds: settings.default_heartbeat_period_seconds,
+                    interval_seconds: super::presence::expected_interval_seconds(
+                        settings.default_heartbeat_period_seconds,
+                        device.contact_interval_seconds,
+                    ),
                     deadline_ms: None,
                 }
             }
             Some(o) => {
                 let deadline_ms = (o.presence == Presence::Online)
-                    .then(|| deadline(device.last_seen_ms, o.period_seconds, settings))
+                    .then(|| deadline(device.last_seen_ms, o.interval_seconds, settings))
                     .flatten();
                 if let Some(at) = deadline_ms {
                     self.deadlines.insert((at, device.id.clone()));
@@ -310,7 +318,7 @@ impl State {
                     member_of: o.member_of.clone(),
                     presence: Some(o.presence),
                     last_seen_ms: device.last_seen_ms,
-                    period_seconds: o.period_seconds,
+                    interval_seconds: o.interval_seconds,
                     deadline_ms,
                 }
             }
@@ -330,9 +338,10 @@ impl State {
     }
 }
 
-/// The first time at which a device last seen at `last_seen_ms` is offline.
-fn deadline(last_seen_ms: Option<u64>, period_seconds: u64, settings: Settings) -> Option<u64> {
-    let allowed_ms = period_seconds
+/// The first time at which a device last seen at `last_seen_ms`, expected
+/// every `interval_seconds`, is offline.
+fn deadline(last_seen_ms: Option<u64>, interval_seconds: u64, settings: Settings) -> Option<u64> {
+    let allowed_ms = interval_seconds
         .saturating_mul(u64::from(settings.offline_after_missed_heartbeats))
         .saturating_mul(1000);
     Some(last_seen_ms?.saturating_add(allowed_ms).saturating_add(1))

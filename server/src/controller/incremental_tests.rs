@@ -12,7 +12,7 @@ use super::incremental::Tracker;
 use super::*;
 use crate::device_id::Namespace;
 use crate::objects;
-use crate::store::{SqliteStore, StatusUpdate, StoredObject};
+use crate::store::{Contact, SqliteStore, StatusUpdate, StoredObject};
 
 const T0: u64 = 1_750_000_000_000;
 const DAY: Duration = Duration::from_secs(86_400);
@@ -34,7 +34,7 @@ fn beat(store: &dyn Store, name: &str, workloads: Value, at: u64) {
         seq: None,
     };
     store
-        .ingest_batch(&id(name), &[], Some(&update), at)
+        .ingest_batch(&id(name), &[], Some(&update), Contact::at(at))
         .unwrap();
 }
 
@@ -230,8 +230,10 @@ fn a_full_pass_comes_again_after_the_resync_interval() {
 enum Op {
     Enrol(usize, bool),
     Approve(usize),
-    Beat(usize, usize),
-    Seen(usize),
+    /// A batch with a heartbeat, and the upload interval it reports.
+    Beat(usize, usize, Option<u32>),
+    /// A batch without one.
+    Seen(usize, Option<u32>),
     Label(usize, usize),
     Period(usize, u64),
     Workload(usize, usize),
@@ -247,11 +249,21 @@ const ZONES: [&str; 3] = ["north", "south", "set"];
 
 fn op() -> impl Strategy<Value = Op> {
     let d = 0..DEVICES.len();
+    // Upload intervals shorter and longer than the heartbeat periods (10,
+    // 20, 60 s), and batches that say none.
+    let interval = || {
+        prop_oneof![
+            Just(None),
+            Just(Some(5u32)),
+            Just(Some(45)),
+            Just(Some(120))
+        ]
+    };
     prop_oneof![
         1 => (d.clone(), any::<bool>()).prop_map(|(d, a)| Op::Enrol(d, a)),
         1 => d.clone().prop_map(Op::Approve),
-        3 => (d.clone(), 0..3usize).prop_map(|(d, w)| Op::Beat(d, w)),
-        3 => d.clone().prop_map(Op::Seen),
+        3 => (d.clone(), 0..3usize, interval()).prop_map(|(d, w, i)| Op::Beat(d, w, i)),
+        3 => (d.clone(), interval()).prop_map(|(d, i)| Op::Seen(d, i)),
         1 => (d.clone(), 0..ZONES.len()).prop_map(|(d, z)| Op::Label(d, z)),
         1 => (d.clone(), prop_oneof![Just(10u64), Just(60)]).prop_map(|(d, p)| Op::Period(d, p)),
         1 => (0..2usize, 0..ZONES.len()).prop_map(|(w, z)| Op::Workload(w, z)),
@@ -279,7 +291,7 @@ fn run<S: Store>(s: &S, op: &Op, now: u64) {
         Op::Approve(d) => {
             let _ = s.approve(&id(DEVICES[d]));
         }
-        Op::Beat(d, w) => {
+        Op::Beat(d, w, interval) => {
             let phases = [
                 json!([]),
                 json!([{"name": "w-0", "phase": "running"}]),
@@ -291,10 +303,18 @@ fn run<S: Store>(s: &S, op: &Op, now: u64) {
                 hardware: None,
                 seq: None,
             };
-            let _ = s.ingest_batch(&id(DEVICES[d]), &[], Some(&update), now);
+            let contact = Contact {
+                at_ms: now,
+                upload_interval_seconds: interval,
+            };
+            let _ = s.ingest_batch(&id(DEVICES[d]), &[], Some(&update), contact);
         }
-        Op::Seen(d) => {
-            let _ = s.ingest_batch(&id(DEVICES[d]), &[], None, now);
+        Op::Seen(d, interval) => {
+            let contact = Contact {
+                at_ms: now,
+                upload_interval_seconds: interval,
+            };
+            let _ = s.ingest_batch(&id(DEVICES[d]), &[], None, contact);
         }
         Op::Label(d, z) => edit_device(s, d, |b| {
             if ZONES[z] == "set" {

@@ -250,8 +250,9 @@ struct Outcome {
     changed: bool,
     /// Its presence now.
     presence: Presence,
-    /// The heartbeat period its presence was judged with.
-    period_seconds: u64,
+    /// The interval its presence was judged with
+    /// ([`presence::expected_interval_seconds`]).
+    interval_seconds: u64,
     /// The EdgeDeviceSet it is a member of (approved devices).
     member_of: Option<String>,
 }
@@ -281,7 +282,7 @@ pub fn reconcile_device(
 }
 
 /// The presence of a device now, with the heartbeat period of its current
-/// configuration.
+/// configuration or the upload interval it reported, whichever is longer.
 pub fn device_presence(
     store: &dyn Store,
     settings: Settings,
@@ -292,7 +293,8 @@ pub fn device_presence(
 }
 
 /// The outcome of a pass that writes nothing for the device: its presence
-/// with the heartbeat period of its stored configuration.
+/// with the heartbeat period of its stored configuration (or its reported
+/// upload interval, when longer).
 fn stored_presence(
     store: &dyn Store,
     settings: Settings,
@@ -307,15 +309,16 @@ fn stored_presence(
             })
         })
         .unwrap_or(settings.default_heartbeat_period_seconds);
+    let interval = presence::expected_interval_seconds(period, device.contact_interval_seconds);
     Ok(Outcome {
         changed: false,
         presence: presence(
             device.last_seen_ms,
-            period,
+            interval,
             settings.offline_after_missed_heartbeats,
             now_ms,
         ),
-        period_seconds: period,
+        interval_seconds: interval,
         member_of: None,
     })
 }
@@ -368,9 +371,10 @@ fn device_pass(
     if changed {
         store.set_configuration(&device.id, &spec)?;
     }
+    let interval = presence::expected_interval_seconds(period, device.contact_interval_seconds);
     let p = presence(
         device.last_seen_ms,
-        period,
+        interval,
         settings.offline_after_missed_heartbeats,
         now_ms,
     );
@@ -381,12 +385,14 @@ fn device_pass(
     Ok(Outcome {
         changed,
         presence: p,
-        period_seconds: period,
+        interval_seconds: interval,
         member_of: labels.get(flotta_crd::labels::MEMBER_OF).cloned(),
     })
 }
 
 #[cfg(test)]
 mod incremental_tests;
+#[cfg(test)]
+mod presence_tests;
 #[cfg(test)]
 mod tests;

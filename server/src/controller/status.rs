@@ -2,8 +2,8 @@
 //! workload phases from the last heartbeat (Flotta JSON or our batch
 //! heartbeat), hardware, and presence with the last-seen time.
 //!
-//! `presence` (stored, updated on transitions), `lastSeenTime` (added
-//! on reads by [`overlay_live`]) and `link` (added on reads by
+//! `presence` (stored, updated on transitions), `lastSeenTime` and
+//! `uploadIntervalSeconds` (added on reads by [`overlay_live`]) and `link` (added on reads by
 //! [`overlay_link`], with `link.sbd` by [`overlay_sbd`], `link.lorawan` by [`overlay_lorawan`]) are additions to Flotta's status schema; the other
 //! fields are Flotta's.
 
@@ -82,9 +82,10 @@ pub fn device_status(current: Option<&Value>, device: &Device, presence: Presenc
     Value::Object(status)
 }
 
-/// Overlay the live presence and last-seen time on a status (for reads: the
-/// stored status changes only on transitions, so a pass does not rewrite
-/// every EdgeDevice at every heartbeat).
+/// Overlay the live presence, last-seen time and the upload interval the
+/// device reported on a status (for reads: the stored status changes only
+/// on transitions, so a pass does not rewrite every EdgeDevice at every
+/// heartbeat, nor when the interval changes).
 pub fn overlay_live(status: &mut Value, device: &Device, presence: Presence) {
     if !status.is_object() {
         *status = Value::Object(Map::new());
@@ -92,6 +93,9 @@ pub fn overlay_live(status: &mut Value, device: &Device, presence: Presence) {
     status["presence"] = Value::from(presence.as_str());
     if let Some(ms) = device.last_seen_ms {
         status["lastSeenTime"] = Value::from(rfc3339(ms));
+    }
+    if let Some(s) = device.contact_interval_seconds {
+        status["uploadIntervalSeconds"] = Value::from(s);
     }
 }
 

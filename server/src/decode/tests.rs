@@ -50,6 +50,7 @@ fn batch(records: Vec<WireRecord>) -> Vec<u8> {
         config_version: "3".into(),
         records,
         frame_epoch: None,
+        upload_interval_seconds: None,
     }
     .encode()
 }

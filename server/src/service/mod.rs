@@ -27,8 +27,8 @@ use crate::models::{EnrolmentInfo, HeartbeatInfo, RegistrationInfo};
 use crate::objects::ObjectSource;
 use crate::pki::{ClientIdentity, Pki, Role, Validity};
 use crate::store::{
-    Approval, ENROLMENT_OBJECT_KINDS, EnrolOutcome, IssuedCertificate, StatusUpdate, Store,
-    StoreError,
+    Approval, Contact, ENROLMENT_OBJECT_KINDS, EnrolOutcome, IssuedCertificate, StatusUpdate,
+    Store, StoreError,
 };
 
 /// Delete the device's enrolment objects (its EdgeDeviceSignedRequest and
@@ -302,7 +302,12 @@ impl EdgeService {
                 metrics.records.get_or_create(&ClassLabels { class }).inc();
             }
             metrics.batches.inc();
-            let acked_through = s.ingest_batch(&id, &batch.records, batch.status.as_ref(), now)?;
+            let contact = Contact {
+                at_ms: now,
+                upload_interval_seconds: batch.upload_interval_seconds,
+            };
+            let acked_through =
+                s.ingest_batch(&id, &batch.records, batch.status.as_ref(), contact)?;
             let (version, message) = configuration_message(s, &id, period)?;
             let config = (version != batch.config_version).then(|| ConfigUpdate {
                 version,

@@ -71,11 +71,11 @@ fn device_changes(backend: &dyn Backend) {
     s.approve(&d).unwrap();
     assert_eq!(feed.devices(), ["dev-1"]);
     // First contact: unknown -> online.
-    s.ingest_batch(&d, &[], Some(&beat(json!([]), 1)), 10)
+    s.ingest_batch(&d, &[], Some(&beat(json!([]), 1)), Contact::at(10))
         .unwrap();
     assert_eq!(feed.devices(), ["dev-1"]);
     // Heartbeats that only move "last seen" (and what the status ignores).
-    s.ingest_batch(&d, &[], Some(&beat(json!([]), 2)), 20)
+    s.ingest_batch(&d, &[], Some(&beat(json!([]), 2)), Contact::at(20))
         .unwrap();
     s.update_status(&d, &beat(json!([]), 3), &[], 30).unwrap();
     assert!(
@@ -84,10 +84,10 @@ fn device_changes(backend: &dyn Backend) {
     );
     // A workload phase the EdgeDevice status copies.
     let running = json!([{"name": "w", "phase": "running"}]);
-    s.ingest_batch(&d, &[], Some(&beat(running.clone(), 4)), 40)
+    s.ingest_batch(&d, &[], Some(&beat(running.clone(), 4)), Contact::at(40))
         .unwrap();
     assert_eq!(feed.devices(), ["dev-1"]);
-    s.ingest_batch(&d, &[], Some(&beat(running, 5)), 50)
+    s.ingest_batch(&d, &[], Some(&beat(running, 5)), Contact::at(50))
         .unwrap();
     assert!(feed.devices().is_empty());
     // Labels and decommissioning.
@@ -109,9 +109,9 @@ fn wake_on_contact(backend: &dyn Backend) {
     let s = backend.open();
     let d = id("dev-1");
     s.enrol(&d, &ns(), None, true, 1).unwrap();
-    s.ingest_batch(&d, &[], None, 10).unwrap();
+    s.ingest_batch(&d, &[], None, Contact::at(10)).unwrap();
     let mut feed = Feed::new(&*s);
-    s.ingest_batch(&d, &[], None, 20).unwrap();
+    s.ingest_batch(&d, &[], None, Contact::at(20)).unwrap();
     assert!(feed.devices().is_empty());
     // The controller judged it offline at "last seen" 20: the next contact
     // marks it, once.
@@ -125,13 +125,13 @@ fn wake_on_contact(backend: &dyn Backend) {
             .is_empty()
     );
     assert!(feed.devices().is_empty(), "asking is no change");
-    s.ingest_batch(&d, &[], None, 30).unwrap();
+    s.ingest_batch(&d, &[], None, Contact::at(30)).unwrap();
     assert_eq!(feed.devices(), ["dev-1"]);
-    s.ingest_batch(&d, &[], None, 40).unwrap();
+    s.ingest_batch(&d, &[], None, Contact::at(40)).unwrap();
     assert!(feed.devices().is_empty(), "the flag was spent");
     // Judged from a "last seen" that moved since: not asked, returned.
     assert_eq!(s.wake_on_contact(&[judged]).unwrap(), [id("dev-1")]);
-    s.ingest_batch(&d, &[], None, 50).unwrap();
+    s.ingest_batch(&d, &[], None, Contact::at(50)).unwrap();
     assert!(feed.devices().is_empty());
 }
 
@@ -178,7 +178,7 @@ fn another_handle(backend: &dyn Backend) {
     );
     // Reopened (a restart): the feed goes on from the same cursor.
     let reopened = backend.open();
-    other.ingest_batch(&d, &[], None, 5).unwrap();
+    other.ingest_batch(&d, &[], None, Contact::at(5)).unwrap();
     let c = reopened.changes_since(Some(&feed.cursor)).unwrap();
     assert_eq!(c.devices, [d]);
 }

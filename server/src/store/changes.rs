@@ -1,7 +1,9 @@
 //! The store's change feed: what changed since a cursor, for the
 //! incremental controller pass (`controller/incremental.rs`).
 //!
-//! Triggers in the database (migration 7 in SQLite, 2 in PostgreSQL) mark,
+//! Triggers in the database (migration 7 in SQLite, 2 in PostgreSQL; the
+//! device trigger as replaced by migrations 8 and 3, which add the upload
+//! interval) mark,
 //! in the transaction of the write itself, every device row whose change
 //! matters to the controller and every object whose body changed outside
 //! `status`, so a change made through any replica or tool is seen by the
@@ -10,6 +12,8 @@
 //! - a new row, and any change of its namespace, approval, registration,
 //!   labels, hardware, status (`up`/`degraded`), enrolment time or
 //!   decommissioning;
+//! - a change of the upload interval the device reported (it moves the
+//!   presence deadline); a batch repeating the same interval marks nothing;
 //! - a heartbeat whose `workloads` (or whose being a JSON object) differs
 //!   from the previous one's: what the EdgeDevice status copies of it;
 //! - a change of "last seen" when the device had never been seen, or when

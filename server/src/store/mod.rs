@@ -9,6 +9,7 @@
 //! server replicas share one PostgreSQL database (`store = "postgres"`).
 
 mod changes;
+mod contact;
 mod error;
 mod frames;
 mod links;
@@ -26,6 +27,7 @@ use serde_json::Value;
 use crate::device_id::{DeviceId, Namespace};
 
 pub use changes::{ChangeCursor, ObjectKey, SeenAt, StoreChanges};
+pub use contact::Contact;
 pub use error::StoreError;
 pub use frames::{FrameIngested, FrameLinkStatus, FrameVerdict, FrameWrite, StoredFrameContext};
 pub use links::{LinkBinding, LoraUplinkFacts, LorawanStatus, SbdStatus, SbdUplink, sbd_credits};
@@ -67,6 +69,10 @@ pub struct Device {
     pub last_heartbeat: Option<Value>,
     /// When the server last heard from the device (ms since the Unix epoch).
     pub last_seen_ms: Option<u64>,
+    /// The upload interval the device reported in its last batch that said
+    /// one (batch format 3; Flotta JSON heartbeats and sealed frames leave
+    /// it as it is): presence counts it.
+    pub contact_interval_seconds: Option<u32>,
     /// When the device first enrolled (ms since the Unix epoch).
     pub enrolled_at_ms: u64,
     /// Serial (hex) of the device's current certificate; `None` before its
@@ -290,15 +296,16 @@ pub trait Store: Debug + Send + Sync {
 
     /// Store a batch in one transaction: records are deduplicated by
     /// `(device, seq)`, the status update (if any) is applied, "last seen"
-    /// is updated and the device certificate is recorded as in use. Returns
-    /// the highest sequence number stored for the device once the
-    /// transaction is durable.
+    /// becomes `contact.at_ms`, the reported upload interval (when the batch
+    /// says one) is stored, and the device certificate is recorded as in
+    /// use. Returns the highest sequence number stored for the device once
+    /// the transaction is durable.
     fn ingest_batch(
         &self,
         id: &DeviceId,
         records: &[NewRecord],
         status: Option<&StatusUpdate>,
-        now_ms: u64,
+        contact: Contact,
     ) -> Result<Option<u64>, StoreError>;
 
     /// The highest sequence number stored for the device.
@@ -502,6 +509,8 @@ pub trait Store: Debug + Send + Sync {
 
 #[cfg(test)]
 mod change_tests;
+#[cfg(test)]
+mod contact_tests;
 #[cfg(test)]
 mod frame_tests;
 #[cfg(test)]

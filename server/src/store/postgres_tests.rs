@@ -71,7 +71,11 @@ fn the_same_batch_ingested_at_once_by_two_replicas_is_stored_once() {
         let stores = [a.clone(), b.clone()];
         let batch = Arc::new(batch);
         let (d2, batch2) = (d.clone(), batch.clone());
-        let acked = race(move |i| stores[i].ingest_batch(&d2, &batch2, None, 5).unwrap());
+        let acked = race(move |i| {
+            stores[i]
+                .ingest_batch(&d2, &batch2, None, Contact::at(5))
+                .unwrap()
+        });
         assert_eq!(acked, [Some(round * 20 + 20); 2], "round {round}");
     }
     let stored: Vec<u64> = a
@@ -355,7 +359,7 @@ fn a_postgresql_restart_costs_retries_never_a_lost_or_doubled_record() {
     while after_restart < 30 {
         seq += 1;
         loop {
-            match store.ingest_batch(&d, &[rec(seq)], None, seq) {
+            match store.ingest_batch(&d, &[rec(seq)], None, Contact::at(seq)) {
                 Ok(acked) => {
                     assert_eq!(acked, Some(seq));
                     break;

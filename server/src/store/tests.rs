@@ -90,15 +90,24 @@ fn batches_are_deduplicated_by_device_and_seq(backend: &dyn Backend) {
     assert_eq!(s.acked_through(&d).unwrap(), None);
     assert!(!s.device(&d).unwrap().unwrap().cert_used);
     let batch: Vec<_> = (1..=3).map(rec).collect();
-    assert_eq!(s.ingest_batch(&d, &batch, None, 10).unwrap(), Some(3));
+    assert_eq!(
+        s.ingest_batch(&d, &batch, None, Contact::at(10)).unwrap(),
+        Some(3)
+    );
     assert!(
         s.device(&d).unwrap().unwrap().cert_used,
         "a batch proves the device cert is in use"
     );
-    assert_eq!(s.ingest_batch(&d, &batch, None, 11).unwrap(), Some(3));
+    assert_eq!(
+        s.ingest_batch(&d, &batch, None, Contact::at(11)).unwrap(),
+        Some(3)
+    );
     assert_eq!(seqs(&*s, &d), vec![1, 2, 3]);
     let overlap: Vec<_> = (2..=5).map(rec).collect();
-    assert_eq!(s.ingest_batch(&d, &overlap, None, 12).unwrap(), Some(5));
+    assert_eq!(
+        s.ingest_batch(&d, &overlap, None, Contact::at(12)).unwrap(),
+        Some(5)
+    );
     assert_eq!(seqs(&*s, &d), vec![1, 2, 3, 4, 5]);
     // The first copy wins: a re-sent record does not overwrite.
     let stored = s.records(&d, Some(1), 1).unwrap();
@@ -110,7 +119,10 @@ fn batches_are_deduplicated_by_device_and_seq(backend: &dyn Backend) {
     // Same seqs for another device are distinct records.
     let e = id("dev-2");
     s.enrol(&e, &ns(), None, true, 1).unwrap();
-    assert_eq!(s.ingest_batch(&e, &batch, None, 13).unwrap(), Some(3));
+    assert_eq!(
+        s.ingest_batch(&e, &batch, None, Contact::at(13)).unwrap(),
+        Some(3)
+    );
     assert_eq!(seqs(&*s, &e), vec![1, 2, 3]);
 }
 
@@ -120,12 +132,12 @@ fn failed_batch_stores_nothing(backend: &dyn Backend) {
     s.enrol(&d, &ns(), None, true, 1).unwrap();
     let bad = vec![rec(1), rec(2), rec(u64::MAX)];
     assert!(matches!(
-        s.ingest_batch(&d, &bad, None, 5),
+        s.ingest_batch(&d, &bad, None, Contact::at(5)),
         Err(StoreError::OutOfRange(_))
     ));
     assert!(seqs(&*s, &d).is_empty());
     assert!(matches!(
-        s.ingest_batch(&id("ghost"), &[rec(1)], None, 5),
+        s.ingest_batch(&id("ghost"), &[rec(1)], None, Contact::at(5)),
         Err(StoreError::DeviceNotFound(_))
     ));
 }
@@ -144,8 +156,10 @@ fn older_heartbeats_do_not_overwrite_newer_status(backend: &dyn Backend) {
         hardware: None,
         seq: Some(seq),
     };
-    s.ingest_batch(&d, &[], Some(&up(4)), 20).unwrap();
-    s.ingest_batch(&d, &[], Some(&up(3)), 21).unwrap();
+    s.ingest_batch(&d, &[], Some(&up(4)), Contact::at(20))
+        .unwrap();
+    s.ingest_batch(&d, &[], Some(&up(3)), Contact::at(21))
+        .unwrap();
     let dev = s.device(&d).unwrap().unwrap();
     assert_eq!(dev.status.as_deref(), Some("up"));
     assert_eq!(dev.last_heartbeat, Some(json!({"seq": 4})));
@@ -224,7 +238,7 @@ fn data_survives_reopening(backend: &dyn Backend) {
     {
         let s = backend.open();
         s.enrol(&d, &ns(), None, true, 1).unwrap();
-        s.ingest_batch(&d, &[rec(7)], None, 2).unwrap();
+        s.ingest_batch(&d, &[rec(7)], None, Contact::at(2)).unwrap();
     }
     let s = backend.open();
     assert_eq!(s.acked_through(&d).unwrap(), Some(7));
@@ -267,7 +281,7 @@ fn json_heartbeat_events_are_stored_once_and_listed_with_batch_events(backend: &
         class: RecordClass::Event,
         payload: vec![9; 2],
     };
-    s.ingest_batch(&d, &[rec(6), batch_event], None, 13)
+    s.ingest_batch(&d, &[rec(6), batch_event], None, Contact::at(13))
         .unwrap();
     let listed = |limit| -> Vec<(u64, u8)> {
         s.events(&d, limit)
@@ -299,7 +313,7 @@ fn log_lines_are_paged_newest_first_from_a_time_on(backend: &dyn Backend) {
     // Logs at seq 0..10 (at_ms = seq / 2), and an event that is not a log.
     let mut batch: Vec<NewRecord> = (0..10).map(rec).collect();
     batch.push(event);
-    s.ingest_batch(&d, &batch, None, 5).unwrap();
+    s.ingest_batch(&d, &batch, None, Contact::at(5)).unwrap();
     let page = |since, limit, offset| -> Vec<u8> {
         s.logs(&d, since, limit, offset)
             .unwrap()

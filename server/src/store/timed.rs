@@ -10,9 +10,9 @@ use serde_json::Value;
 use flotta_proto::frame_keys::FrameKeys;
 
 use super::{
-    CertStanding, ChangeCursor, Device, DeviceConfig, DeviceEvent, EnrolOutcome, FrameIngested,
-    FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding, LorawanStatus,
-    NewRecord, SbdStatus, SeenAt, StatusUpdate, Store, StoreChanges, StoreError,
+    CertStanding, ChangeCursor, Contact, Device, DeviceConfig, DeviceEvent, EnrolOutcome,
+    FrameIngested, FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding,
+    LorawanStatus, NewRecord, SbdStatus, SeenAt, StatusUpdate, Store, StoreChanges, StoreError,
     StoredFrameContext, StoredObject, StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
@@ -106,10 +106,10 @@ impl<S: Store> Store for TimedStore<S> {
         id: &DeviceId,
         records: &[NewRecord],
         status: Option<&StatusUpdate>,
-        now_ms: u64,
+        contact: Contact,
     ) -> Result<Option<u64>, StoreError> {
         self.timed("ingest_batch", |s| {
-            s.ingest_batch(id, records, status, now_ms)
+            s.ingest_batch(id, records, status, contact)
         })
     }
     fn acked_through(&self, id: &DeviceId) -> Result<Option<u64>, StoreError> {

@@ -86,6 +86,7 @@ pub fn keys_by_batch(client: &Client, id: &str, epoch: Option<u32>) -> Option<Fr
         config_version: String::new(),
         records: vec![],
         frame_epoch: epoch,
+        upload_interval_seconds: None,
     };
     batch_response(&client.batch(id, &req)).frame_keys
 }

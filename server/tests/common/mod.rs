@@ -247,6 +247,7 @@ pub fn batch(config_version: &str, records: Vec<WireRecord>) -> BatchRequest {
         config_version: config_version.into(),
         records,
         frame_epoch: None,
+        upload_interval_seconds: None,
     }
 }
 

@@ -58,6 +58,7 @@ fn tls_window(dir: &Path, q: &Mutex<TestQueue>) -> BTreeMap<u64, Vec<u8>> {
         },
         64 * 1024,
         dir,
+        None,
         &Desired::load(dir),
     )
     .unwrap();

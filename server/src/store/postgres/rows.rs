@@ -34,7 +34,7 @@ pub(super) fn device_id(s: &str) -> Result<DeviceId, StoreError> {
 
 pub(super) const DEVICE_COLUMNS: &str = "id, namespace, approved, registered, cert_used, labels, hardware, \
      status, last_heartbeat, last_seen_ms, enrolled_at_ms, cert_serial, cert_not_after_ms, \
-     decommissioned_at_ms, decommissioned_by";
+     decommissioned_at_ms, decommissioned_by, contact_interval_seconds";
 
 /// A row of [`DEVICE_COLUMNS`] as a [`Device`].
 pub(super) fn device_from(r: &Row) -> Result<Device, StoreError> {
@@ -69,6 +69,9 @@ pub(super) fn device_from(r: &Row) -> Result<Device, StoreError> {
         cert_serial: r.try_get(11)?,
         cert_not_after_ms: r.try_get::<_, Option<i64>>(12)?.map(to_u64),
         decommissioned,
+        contact_interval_seconds: r
+            .try_get::<_, Option<i64>>(15)?
+            .map(|v| u32::try_from(v).unwrap_or(u32::MAX)),
     })
 }
 

@@ -205,6 +205,43 @@ CREATE TRIGGER objects_changed AFTER INSERT OR UPDATE OR DELETE ON objects
     FOR EACH ROW EXECUTE FUNCTION flotta_object_changed();
 "#,
     ),
+    (
+        "upload interval reported by the device",
+        // As SQLite's migration 8: the interval of the device's last batch
+        // (format 3), which presence counts; its change marks the device
+        // (the function is migration 2's with the column added to the row).
+        r#"
+ALTER TABLE devices ADD COLUMN contact_interval_seconds BIGINT;
+CREATE OR REPLACE FUNCTION flotta_device_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    changed boolean := TG_OP = 'INSERT';
+BEGIN
+    IF NOT changed THEN
+        changed := ROW(NEW.namespace, NEW.approved, NEW.registered, NEW.cert_used, NEW.labels,
+                       NEW.hardware, NEW.status, NEW.enrolled_at_ms, NEW.decommissioned_at_ms,
+                       NEW.decommissioned_by, NEW.contact_interval_seconds)
+                   IS DISTINCT FROM
+                   ROW(OLD.namespace, OLD.approved, OLD.registered, OLD.cert_used, OLD.labels,
+                       OLD.hardware, OLD.status, OLD.enrolled_at_ms, OLD.decommissioned_at_ms,
+                       OLD.decommissioned_by, OLD.contact_interval_seconds)
+            OR (NEW.last_seen_ms IS DISTINCT FROM OLD.last_seen_ms
+                AND (OLD.last_seen_ms IS NULL OR OLD.wake_on_contact));
+    END IF;
+    -- JSON is parsed only when the heartbeat's text changed.
+    IF NOT changed AND NEW.last_heartbeat IS DISTINCT FROM OLD.last_heartbeat THEN
+        changed := COALESCE(jsonb_typeof(NEW.last_heartbeat::jsonb) = 'object', false)
+                   IS DISTINCT FROM COALESCE(jsonb_typeof(OLD.last_heartbeat::jsonb) = 'object', false)
+            OR (NEW.last_heartbeat::jsonb -> 'workloads')
+               IS DISTINCT FROM (OLD.last_heartbeat::jsonb -> 'workloads');
+    END IF;
+    IF changed THEN
+        NEW.change_xid := pg_current_xact_id();
+        NEW.wake_on_contact := false;
+    END IF;
+    RETURN NEW;
+END $$;
+"#,
+    ),
 ];
 
 /// Apply pending migrations under the advisory lock, in one transaction.

@@ -11,7 +11,7 @@ use serde_json::Value;
 use flotta_proto::frame_keys::FrameKeys;
 
 use super::{
-    Approval, CertStanding, ChangeCursor, Device, DeviceConfig, DeviceEvent, EnrolOutcome,
+    Approval, CertStanding, ChangeCursor, Contact, Device, DeviceConfig, DeviceEvent, EnrolOutcome,
     FrameIngested, FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding,
     LorawanStatus, NewRecord, SbdStatus, SeenAt, StatusUpdate, Store, StoreChanges, StoreError,
     StoredFrameContext, StoredObject, StoredRecord,
@@ -231,16 +231,20 @@ impl Store for SqliteStore {
         id: &DeviceId,
         records: &[NewRecord],
         status: Option<&StatusUpdate>,
-        now_ms: u64,
+        contact: Contact,
     ) -> Result<Option<u64>, StoreError> {
-        let now = to_i64("time", now_ms)?;
+        let now = to_i64("time", contact.at_ms)?;
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         require_device(&tx, id)?;
         insert_records(&tx, id, records, now)?;
+        // The row is written for "last seen" anyway; the interval changes
+        // only when the batch says a different one (the trigger compares).
         tx.execute(
-            "UPDATE devices SET last_seen_ms = ?2, cert_used = 1, last_link = 'tls' WHERE id = ?1",
-            params![id.as_str(), now],
+            "UPDATE devices SET last_seen_ms = ?2, cert_used = 1, last_link = 'tls',
+                 contact_interval_seconds = COALESCE(?3, contact_interval_seconds)
+             WHERE id = ?1",
+            params![id.as_str(), now, contact.upload_interval_seconds],
         )?;
         if let Some(u) = status {
             apply_status(&tx, id, u, now)?;

@@ -29,7 +29,7 @@ pub(super) fn json_opt(s: Option<String>) -> Result<Option<Value>, StoreError> {
 
 pub(super) const DEVICE_COLUMNS: &str = "id, namespace, approved, registered, cert_used, labels, hardware, \
      status, last_heartbeat, last_seen_ms, enrolled_at_ms, cert_serial, cert_not_after_ms, \
-     decommissioned_at_ms, decommissioned_by";
+     decommissioned_at_ms, decommissioned_by, contact_interval_seconds";
 
 /// Raw device row; JSON columns parsed afterwards so errors surface as
 /// [`StoreError::CorruptJson`].
@@ -49,6 +49,7 @@ pub(super) type DeviceRow = (
     Option<i64>,
     Option<i64>,
     Option<String>,
+    Option<i64>,
 );
 
 pub(super) fn device_row(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
@@ -68,6 +69,7 @@ pub(super) fn device_row(r: &Row<'_>) -> rusqlite::Result<DeviceRow> {
         r.get(12)?,
         r.get(13)?,
         r.get(14)?,
+        r.get(15)?,
     ))
 }
 
@@ -102,6 +104,7 @@ pub(super) fn device_from(row: DeviceRow) -> Result<Device, StoreError> {
         cert_serial: row.11,
         cert_not_after_ms: row.12.map(to_u64),
         decommissioned,
+        contact_interval_seconds: row.15.map(|v| u32::try_from(v).unwrap_or(u32::MAX)),
     })
 }
 

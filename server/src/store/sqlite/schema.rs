@@ -221,6 +221,38 @@ CREATE TRIGGER objects_deleted AFTER DELETE ON objects BEGIN
     INSERT INTO object_changed VALUES (OLD.kind, OLD.namespace, OLD.name);
 END;
 "#,
+    // The upload interval a device reported in its last batch (format 3):
+    // presence counts it (`controller/presence.rs`), so a change of it
+    // marks the device in the change feed (it moves the presence deadline);
+    // the trigger is migration 7's with that one condition added.
+    r#"
+ALTER TABLE devices ADD COLUMN contact_interval_seconds INTEGER;
+DROP TRIGGER devices_changed;
+CREATE TRIGGER devices_changed AFTER UPDATE ON devices
+WHEN NEW.change_seq IS OLD.change_seq AND (
+    NEW.namespace IS NOT OLD.namespace
+    OR NEW.approved IS NOT OLD.approved
+    OR NEW.registered IS NOT OLD.registered
+    OR NEW.cert_used IS NOT OLD.cert_used
+    OR NEW.labels IS NOT OLD.labels
+    OR NEW.hardware IS NOT OLD.hardware
+    OR NEW.status IS NOT OLD.status
+    OR NEW.enrolled_at_ms IS NOT OLD.enrolled_at_ms
+    OR NEW.decommissioned_at_ms IS NOT OLD.decommissioned_at_ms
+    OR NEW.decommissioned_by IS NOT OLD.decommissioned_by
+    OR NEW.contact_interval_seconds IS NOT OLD.contact_interval_seconds
+    OR (NEW.last_heartbeat IS NOT OLD.last_heartbeat AND (
+        (json_type(NEW.last_heartbeat) IS 'object') IS NOT (json_type(OLD.last_heartbeat) IS 'object')
+        OR json_extract(NEW.last_heartbeat, '$.workloads')
+            IS NOT json_extract(OLD.last_heartbeat, '$.workloads')))
+    OR (NEW.last_seen_ms IS NOT OLD.last_seen_ms
+        AND (OLD.last_seen_ms IS NULL OR OLD.wake_on_contact = 1)))
+BEGIN
+    UPDATE change_counter SET seq = seq + 1;
+    UPDATE devices SET change_seq = (SELECT seq FROM change_counter), wake_on_contact = 0
+        WHERE id = NEW.id;
+END;
+"#,
 ];
 
 /// Apply connection settings and pending migrations.
