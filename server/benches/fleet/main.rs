@@ -48,7 +48,11 @@
 //!
 //! `FLOTTA_FLEET_KUBE_STATUS_RATE` sets `kubernetes_status_writes_per_second`
 //! (default 20, the server's). The in-process controller passes are skipped
-//! (the objects are in the cluster).
+//! (the objects are in the cluster). Windows report the devices' upload
+//! interval (3600 s; batch format 3), which presence counts;
+//! `FLOTTA_FLEET_REPORT_INTERVAL=0` leaves it out, as an agent before format
+//! 3 did: presence then reads a device offline ~180 s after its window (3
+//! missed 60-s heartbeats), one status write per flip.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cluster;
@@ -67,8 +71,9 @@ use report::Row;
 /// Heartbeats in one upload window (an hour at 60-s heartbeats).
 pub(crate) const WINDOW_HEARTBEATS: usize = 60;
 
-/// How often a device uploads a window, in seconds (what the agent reports
-/// as its upload interval once batches carry it).
+/// How often a device uploads a window, in seconds, as its windows report
+/// it (`BatchRequest::upload_interval_seconds`; not with
+/// `FLOTTA_FLEET_REPORT_INTERVAL=0`).
 pub(crate) const UPLOAD_INTERVAL_SECONDS: u32 = 3600;
 
 /// How long the paced phase's Kubernetes requests are counted apart before
