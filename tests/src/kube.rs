@@ -21,6 +21,10 @@
 //! overrides). When any is missing, [`KubeApi::start`] panics saying so: a
 //! test never skips.
 //!
+//! The file uses only crates `flotta-server` depends on, and nothing else of
+//! this crate: the server's fleet benchmark compiles it in by path
+//! (`server/benches/fleet/cluster.rs`) to run its Kubernetes mode.
+//!
 //! ```no_run
 //! let kube = flotta_e2e::kube::KubeApi::start();
 //! kube.apply_ok(&std::fs::read_to_string("crds.yaml").expect("CRDs"));
@@ -40,8 +44,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
-
-use crate::procs::free_port;
 
 /// Directory holding `crdtestserver` and `kubectl` (default
 /// `~/.cache/flotta/kube-crd-server/current`, where
@@ -534,4 +536,11 @@ fn log_file(dir: &Path, name: &str) -> Result<std::fs::File, StartFailure> {
         .append(true)
         .open(dir.join(name))
         .map_err(|e| StartFailure::Fatal(format!("{name}: {e}")))
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

@@ -4,6 +4,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use crate::WINDOW_HEARTBEATS;
+use crate::kube_phases::{self, KubePhase};
 use crate::server::Passes;
 use crate::windows::Phase;
 
@@ -30,6 +31,8 @@ pub(crate) struct Row {
     pub(crate) steady_pass: Duration,
     /// The server's own passes during the run: full, incremental.
     pub(crate) server_passes: (Passes, Passes),
+    /// The Kubernetes mode's requests by phase (empty otherwise).
+    pub(crate) kube: Vec<KubePhase>,
     pub(crate) failures: usize,
 }
 
@@ -119,6 +122,10 @@ pub(crate) fn table(rows: &[Row]) -> String {
             incr.mean,
             incr.looked_at,
         );
+        out.push_str(&kube_phases::table(
+            &format!("{} {}:", r.backend, r.devices),
+            &r.kube,
+        ));
     }
     out.push_str(
         "columns: seed = CA, then enrol + certificate per device through the store library (8 writers); start = server \

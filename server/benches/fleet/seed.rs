@@ -1,6 +1,10 @@
 //! The fleet before the server starts: a data directory with the CA (made by
 //! `flotta-server init`, as an operator would), a configuration file, and
 //! every device enrolled, approved and holding a certificate in the store.
+//! In the Kubernetes mode the fleet also owns the API server its objects go
+//! to; approval is the store's flag, as auto-approval or `flotta-server
+//! approve` leave it: the server's controller then creates each device's
+//! EdgeDeviceSignedRequest (approved) and EdgeDevice in the cluster.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -13,6 +17,8 @@ use flotta_server::device_id::{DeviceId, Namespace};
 use flotta_server::pki::{ClientIdentity, IssuedCert, Pki, Validity};
 use flotta_server::store::{IssuedCertificate, Store, StoreError};
 use flotta_server::testing::TestPostgres;
+
+use crate::cluster::{Cluster, Objects};
 
 /// Where device data lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +62,8 @@ pub(crate) struct Fleet {
     pub(crate) pki: Pki,
     /// Device name and its certificate, in enrolment order.
     pub(crate) devices: Vec<(String, IssuedCert)>,
+    /// The API server of the Kubernetes mode.
+    pub(crate) cluster: Option<Cluster>,
     _dir: tempfile::TempDir,
 }
 
@@ -66,8 +74,10 @@ pub(crate) fn server_bin() -> &'static str {
 
 impl Fleet {
     /// A data directory and configuration for `devices` devices (no device
-    /// yet), the CA created by `flotta-server init`.
-    pub(crate) fn empty(backend: Backend, devices: usize) -> Self {
+    /// yet), the CA created by `flotta-server init`; in the Kubernetes mode
+    /// a new API server with Flotta's CRDs, status writes at most
+    /// `FLOTTA_FLEET_KUBE_STATUS_RATE` per second (default 20, the server's).
+    pub(crate) fn empty(backend: Backend, objects: Objects, devices: usize) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let postgres = match backend {
             Backend::Sqlite => String::new(),
@@ -76,11 +86,15 @@ impl Fleet {
                 TestPostgres::shared().create_database()
             ),
         };
+        let cluster = (objects == Objects::Kubernetes).then(Cluster::start);
+        let kube = cluster.as_ref().map_or_else(String::new, |c| {
+            c.config_toml(crate::env_num("FLOTTA_FLEET_KUBE_STATUS_RATE", 20) as u32)
+        });
         let toml = format!(
             "listen_addr = \"{}\"\nadmin_listen_addr = \"{}\"\ndata_dir = \"{}\"\n\
              server_names = [\"localhost\", \"127.0.0.1\"]\n\
              tls_session_cache_entries = {}\n\
-             {postgres}",
+             {postgres}{kube}",
             free_port(),
             free_port(),
             dir.path().join("data").display(),
@@ -108,14 +122,15 @@ impl Fleet {
             config_path,
             pki,
             devices: Vec::new(),
+            cluster,
             _dir: dir,
         }
     }
 
     /// [`Fleet::empty`] plus `devices` enrolled, approved devices with
     /// certificates (valid for a day).
-    pub(crate) fn seed(backend: Backend, devices: usize) -> Self {
-        let mut fleet = Self::empty(backend, devices);
+    pub(crate) fn seed(backend: Backend, objects: Objects, devices: usize) -> Self {
+        let mut fleet = Self::empty(backend, objects, devices);
         let pki = &fleet.pki;
         let store = fleet.open_store();
         let ns = Namespace::parse("default").expect("a namespace");

@@ -4,6 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::cluster::Objects;
 use crate::seed::{Backend, Fleet, server_bin};
 
 /// Controller passes of one kind the server ran.
@@ -23,7 +24,7 @@ pub(crate) struct Server {
 }
 
 /// Value of the metric line starting with `prefix` in a scrape (0 when absent).
-fn metric(scrape: &str, prefix: &str) -> f64 {
+pub(crate) fn metric(scrape: &str, prefix: &str) -> f64 {
     scrape
         .lines()
         .find(|l| l.starts_with(prefix))
@@ -69,7 +70,8 @@ impl Server {
         }
     }
 
-    fn scrape(&self) -> String {
+    /// The server's metrics now (Prometheus text).
+    pub(crate) fn scrape(&self) -> String {
         ureq::get(format!("{}/metrics", self.admin))
             .call()
             .and_then(|mut r| r.body_mut().read_to_string())
@@ -125,9 +127,10 @@ impl Server {
 }
 
 /// RSS of a server with no device, after it settled: the fixed cost that
-/// per-device figures leave out.
-pub(crate) fn empty_rss_kib(backend: Backend) -> u64 {
-    let fleet = Fleet::empty(backend, 0);
+/// per-device figures leave out (in the Kubernetes mode, watching an empty
+/// cluster of its own).
+pub(crate) fn empty_rss_kib(backend: Backend, objects: Objects) -> u64 {
+    let fleet = Fleet::empty(backend, objects, 0);
     let server = Server::start(&fleet);
     std::thread::sleep(Duration::from_secs(1));
     let rss = server.rss_kib();

@@ -55,8 +55,17 @@ impl std::fmt::Display for Phase {
     }
 }
 
+/// The upload interval the windows report (batch format 3): 3600 s, or
+/// none with `FLOTTA_FLEET_REPORT_INTERVAL=0` (an agent from before format 3,
+/// judged from the heartbeat period alone).
+fn reported_interval() -> Option<u32> {
+    (crate::env_num("FLOTTA_FLEET_REPORT_INTERVAL", 1) != 0)
+        .then_some(crate::UPLOAD_INTERVAL_SECONDS)
+}
+
 /// Window `index` of a device: heartbeats 60 s apart, numbered on from the
-/// previous window's.
+/// previous window's, in the batch an agent uploading every
+/// [`crate::UPLOAD_INTERVAL_SECONDS`] sends.
 fn window(index: usize) -> Vec<u8> {
     let first = (index * WINDOW_HEARTBEATS) as u64 + 1;
     let records = (0..WINDOW_HEARTBEATS as u64)
@@ -85,7 +94,7 @@ fn window(index: usize) -> Vec<u8> {
         config_version: String::new(),
         records,
         frame_epoch: None,
-        upload_interval_seconds: Some(3600),
+        upload_interval_seconds: reported_interval(),
     }
     .encode()
 }
