@@ -69,6 +69,11 @@ pub enum BadBody {
     Compressed(String),
 }
 
+/// The longest upload interval presence counts (a week): a device that
+/// says more (a misconfigured agent) is taken at this, so that it still
+/// reads offline within `offline_after_missed_heartbeats` weeks of silence.
+pub const MAX_UPLOAD_INTERVAL_SECONDS: u32 = 7 * 86_400;
+
 /// A batch decoded and checked, ready for the store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodedBatch {
@@ -77,7 +82,8 @@ pub struct DecodedBatch {
     /// Format 2: the epoch of the frame context the device holds.
     pub frame_epoch: Option<u32>,
     /// Format 3: the device's upload interval (its next window opens
-    /// within it unless it is offline).
+    /// within it unless it is offline), at most
+    /// [`MAX_UPLOAD_INTERVAL_SECONDS`].
     pub upload_interval_seconds: Option<u32>,
     /// Configuration version the device applies.
     pub config_version: String,
@@ -171,7 +177,9 @@ pub fn decode_batch(body: &[u8]) -> Result<DecodedBatch, BadBody> {
     Ok(DecodedBatch {
         format: req.format,
         frame_epoch: req.frame_epoch,
-        upload_interval_seconds: req.upload_interval_seconds,
+        upload_interval_seconds: req
+            .upload_interval_seconds
+            .map(|s| s.min(MAX_UPLOAD_INTERVAL_SECONDS)),
         config_version: req.config_version,
         records,
         status,

@@ -285,3 +285,22 @@ fn heartbeat_workloads_are_in_flottas_words() {
         json!([{"name": "w", "status": "running"}, {"name": "cam", "status": "crashed"}])
     );
 }
+
+#[test]
+fn an_upload_interval_beyond_a_week_is_taken_as_a_week() {
+    let with = |interval| {
+        let body = BatchRequest {
+            format: BATCH_FORMAT_VERSION,
+            config_version: "3".into(),
+            records: vec![],
+            frame_epoch: None,
+            upload_interval_seconds: interval,
+        }
+        .encode();
+        decode_batch(&body).unwrap().upload_interval_seconds
+    };
+    assert_eq!(with(None), None);
+    assert_eq!(with(Some(3600)), Some(3600));
+    assert_eq!(with(Some(MAX_UPLOAD_INTERVAL_SECONDS)), Some(604_800));
+    assert_eq!(with(Some(u32::MAX)), Some(MAX_UPLOAD_INTERVAL_SECONDS));
+}
