@@ -119,6 +119,13 @@ fn pod(m: &Manifests) -> &PodSpec {
     d.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
 }
 
+/// The labels of the Deployment's pod template.
+fn template_labels(m: &Manifests) -> &BTreeMap<String, String> {
+    let d = one(&m.deployments, "Deployment");
+    let template = &d.spec.as_ref().unwrap().template;
+    template.metadata.as_ref().unwrap().labels.as_ref().unwrap()
+}
+
 fn container(m: &Manifests) -> &Container {
     let p = pod(m);
     assert_eq!(p.containers.len(), 1, "one container");
@@ -321,17 +328,7 @@ fn the_ports_are_the_listeners_and_the_services_reach_them() {
         .collect();
     assert_eq!(ports, listeners(&c), "container ports");
 
-    let labels = one(&m.deployments, "Deployment")
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .metadata
-        .as_ref()
-        .unwrap()
-        .labels
-        .clone()
-        .unwrap();
+    let labels = template_labels(&m);
     let mut reached = BTreeSet::new();
     for s in &m.services {
         let spec = s.spec.as_ref().unwrap();
@@ -491,18 +488,6 @@ fn the_pod_runs_the_image_unprivileged_with_two_replicas_and_probes() {
         .match_labels
         .clone()
         .unwrap();
-    assert!(selector.iter().all(|(k, v)| {
-        d.spec
-            .as_ref()
-            .unwrap()
-            .template
-            .metadata
-            .as_ref()
-            .unwrap()
-            .labels
-            .as_ref()
-            .unwrap()
-            .get(k)
-            == Some(v)
-    }));
+    let labels = template_labels(&m);
+    assert!(selector.iter().all(|(k, v)| labels.get(k) == Some(v)));
 }

@@ -4,12 +4,10 @@
 //! change feed marks a change of it, never a window that repeats it.
 #![allow(clippy::unwrap_used)]
 
-use flotta_proto::frame_keys::FrameKeys;
 use serde_json::json;
 
 use super::test_backends::{Backend, both_backends};
 use super::*;
-use crate::frames::reassembly::FragmentLimits;
 
 fn id(s: &str) -> DeviceId {
     DeviceId::parse(s).unwrap()
@@ -36,22 +34,11 @@ fn interval(s: &dyn Store, d: &DeviceId) -> Option<u32> {
     s.device(d).unwrap().unwrap().contact_interval_seconds
 }
 
+/// A sealed frame carrying a heartbeat (frames never carry the interval).
 fn frame(counter: u32) -> FrameWrite {
     FrameWrite {
-        key_id: [1, 2, 3, 4],
-        epoch: 0,
-        counter,
-        records: Vec::new(),
         status: Some(beat(100 + u64::from(counter))),
-        fragments: Vec::new(),
-        limits: FragmentLimits {
-            max_record_bytes: 4096,
-            max_pending_bytes: 8192,
-        },
-        earlier_duplicates: 0,
-        link: "udp",
-        sbd: None,
-        lorawan: None,
+        ..super::frame_tests::frame(counter, Vec::new(), Vec::new())
     }
 }
 
@@ -67,13 +54,8 @@ fn interval_is_stored(backend: &dyn Backend) {
     assert_eq!(interval(&*s, &d), Some(3600));
     // Flotta's JSON heartbeat and sealed frames do not carry it.
     s.update_status(&d, &beat(3), &[], 30).unwrap();
-    let keys = FrameKeys {
-        key_id: [1, 2, 3, 4],
-        epoch: 0,
-        master_secret: [3; 32],
-        master_salt: vec![4; 8],
-    };
-    s.create_frame_context(&d, &keys, 35).unwrap();
+    s.create_frame_context(&d, &super::frame_tests::keys([1, 2, 3, 4]), 35)
+        .unwrap();
     s.ingest_frame(&frame(1), 40).unwrap();
     let device = s.device(&d).unwrap().unwrap();
     assert_eq!(

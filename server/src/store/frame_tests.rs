@@ -25,7 +25,8 @@ fn id(s: &str) -> DeviceId {
     DeviceId::parse(s).unwrap()
 }
 
-fn keys(key_id: [u8; 4]) -> FrameKeys {
+/// Frame keys with id `key_id` (also for `contact_tests.rs`).
+pub(super) fn keys(key_id: [u8; 4]) -> FrameKeys {
     FrameKeys {
         key_id,
         epoch: 0,
@@ -74,7 +75,12 @@ fn fragment(seq: u64, whole: &[u8], offset: usize, len: usize) -> NewFragment {
     }
 }
 
-fn frame(counter: u32, records: Vec<NewRecord>, fragments: Vec<NewFragment>) -> FrameWrite {
+/// A frame on the context of `keys([1, 2, 3, 4])` (also for `contact_tests.rs`).
+pub(super) fn frame(
+    counter: u32,
+    records: Vec<NewRecord>,
+    fragments: Vec<NewFragment>,
+) -> FrameWrite {
     FrameWrite {
         key_id: [1, 2, 3, 4],
         epoch: 0,
