@@ -5,6 +5,7 @@
 //! end-to-end tests start servers in-process with [`testing::spawn`].
 #![forbid(unsafe_code)]
 
+pub mod admin_auth;
 pub mod api;
 pub mod cli;
 pub mod clock;

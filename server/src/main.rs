@@ -31,6 +31,8 @@ struct Cli {
     /// Admin listener to talk to (default: `admin_listen_addr` of the configuration).
     #[arg(long, global = true)]
     admin_addr: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    access: AccessArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,6 +53,45 @@ enum Command {
         /// Lifetime of the certificate (default: `registration_cert_validity_seconds`).
         #[arg(long)]
         validity_seconds: Option<u64>,
+    },
+    /// Issue an operator's client certificate for the admin listener and
+    /// write `ca.pem`, `NAME.pem`, `NAME.key` (accepted with
+    /// `admin_client_certs = true`; revoke by serial in `admin_revoked_serials`).
+    IssueAdminCert {
+        /// Who holds it (recorded in the audit log).
+        #[arg(long)]
+        name: String,
+        /// Read-only instead of admin.
+        #[arg(long)]
+        read_only: bool,
+        /// Directory to write the files to.
+        #[arg(long)]
+        out_dir: PathBuf,
+        /// Lifetime of the certificate.
+        #[arg(long, default_value_t = 90 * 86_400)]
+        validity_seconds: u64,
+    },
+    /// Make an admin bearer token: prints it once, with the
+    /// `[[admin_tokens]]` entry (its hash) to add to the configuration.
+    AdminToken {
+        /// Who holds it (recorded in the audit log).
+        #[arg(long)]
+        name: String,
+        /// `admin` or `read-only`.
+        #[arg(long, default_value = "read-only")]
+        role: String,
+    },
+    /// The admin listener's audit log (admin role), newest first.
+    Audit {
+        /// Records to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Only records older than this id (the next page).
+        #[arg(long)]
+        before: Option<u64>,
+        /// Output format: `json` for the records as the API answers them.
+        #[arg(short, long)]
+        output: Option<String>,
     },
     /// Approve an enrolled device (works on the store directly, server running or not).
     Approve {
@@ -196,6 +237,56 @@ enum Command {
     Config,
 }
 
+/// The admin commands' credentials.
+#[derive(Debug, Clone, clap::Args)]
+struct AccessArgs {
+    /// File whose first line is an admin bearer token (default: $FLOTTA_ADMIN_TOKEN).
+    #[arg(long, global = true)]
+    token_file: Option<PathBuf>,
+    /// Speak TLS to the admin listener (implied when the configuration's
+    /// admin listener uses it).
+    #[arg(long, global = true)]
+    admin_tls: bool,
+    /// CA certificate the admin listener's certificate chains to (default:
+    /// the configuration's CA).
+    #[arg(long, global = true)]
+    admin_ca: Option<PathBuf>,
+    /// An operator's certificate from `issue-admin-cert` (PEM), with --admin-key.
+    #[arg(long, global = true, requires = "admin_key")]
+    admin_cert: Option<PathBuf>,
+    /// The key of --admin-cert (PEM).
+    #[arg(long, global = true, requires = "admin_cert")]
+    admin_key: Option<PathBuf>,
+}
+
+impl AccessArgs {
+    /// The client for the admin listener these arguments and `config` describe.
+    fn client(
+        &self,
+        addr: Option<std::net::SocketAddr>,
+        config: &Config,
+    ) -> anyhow::Result<AdminClient> {
+        let tls =
+            (self.admin_tls || config.admin_uses_tls() || self.admin_ca.is_some()).then(|| {
+                cli::AdminTls {
+                    ca_file: self
+                        .admin_ca
+                        .clone()
+                        .unwrap_or_else(|| config.ca_cert_path()),
+                    client: self.admin_cert.clone().zip(self.admin_key.clone()),
+                }
+            });
+        let access = cli::AdminAccess {
+            token: cli::AdminAccess::token_from(self.token_file.as_deref())?,
+            tls,
+        };
+        Ok(AdminClient::with_access(
+            addr.unwrap_or(config.admin_listen_addr),
+            &access,
+        )?)
+    }
+}
+
 /// The address of `bind`/`unbind`: exactly one of `--imei`, `--dev-eui`.
 #[derive(Debug, clap::Args)]
 #[group(required = true, multiple = false)]
@@ -252,7 +343,8 @@ fn main() -> anyhow::Result<()> {
         .init();
     let config = load_config(&cli)?;
     let clock = SystemClock;
-    let admin = AdminClient::new(cli.admin_addr.unwrap_or(config.admin_listen_addr));
+    let (access, admin_addr) = (cli.access.clone(), cli.admin_addr);
+    let admin = || access.client(admin_addr, &config);
     match cli.command {
         Command::Init => {
             Pki::load_or_init(&config.data_dir, &config.pki_settings(), clock.now())?;
@@ -293,6 +385,19 @@ fn main() -> anyhow::Result<()> {
                 )
                 .with_context(|| format!("updating the objects of {id}"))?;
             }
+            let user = cli::local_user();
+            store
+                .append_audit(&flotta_server::store::AuditEntry {
+                    at_ms: clock.now_ms(),
+                    principal: format!("{user} (command line)"),
+                    role: "admin".into(),
+                    via: "store".into(),
+                    method: "APPROVE".into(),
+                    path: id.to_string(),
+                    status: 200,
+                    detail: "flotta-server approve".into(),
+                })
+                .context("writing the audit record")?;
             println!("approved {id}");
         }
         Command::Apply {
@@ -306,7 +411,7 @@ fn main() -> anyhow::Result<()> {
                 std::fs::read_to_string(&file)
                     .with_context(|| format!("reading {}", file.display()))?
             };
-            let applied = admin.apply(&text, namespace.as_deref(), validate)?;
+            let applied = admin()?.apply(&text, namespace.as_deref(), validate)?;
             for w in &applied.warnings {
                 eprintln!("Warning: {w}");
             }
@@ -331,12 +436,12 @@ fn main() -> anyhow::Result<()> {
             let columns = matches!(output, OutputFormat::Table | OutputFormat::Wide);
             let wide = output == OutputFormat::Wide;
             let workloads = match kind {
-                Kind::EdgeDevice if columns => admin.list(Kind::EdgeWorkload, ns_filter)?,
+                Kind::EdgeDevice if columns => admin()?.list(Kind::EdgeWorkload, ns_filter)?,
                 _ => Vec::new(),
             };
             match name {
                 Some(name) => {
-                    let o = admin.get(kind, &ns, &name)?;
+                    let o = admin()?.get(kind, &ns, &name)?;
                     match output {
                         _ if columns => {
                             print!(
@@ -348,7 +453,7 @@ fn main() -> anyhow::Result<()> {
                     }
                 }
                 None => {
-                    let items = admin.list(kind, ns_filter)?;
+                    let items = admin()?.list(kind, ns_filter)?;
                     match output {
                         _ if columns && items.is_empty() => {
                             eprintln!("No {} found.", kind.plural());
@@ -378,10 +483,10 @@ fn main() -> anyhow::Result<()> {
         } => {
             let kind: Kind = kind.parse()?;
             let ns = namespace.unwrap_or_else(|| config.default_namespace.clone());
-            let o = admin.get(kind, &ns, &name)?;
+            let o = admin()?.get(kind, &ns, &name)?;
             print!("{}", cli::describe(kind, &o, clock.now_ms()));
             if kind == Kind::EdgeDevice {
-                let events = admin.events(&name)?;
+                let events = admin()?.events(&name)?;
                 print!("{}", cli::describe_events(&events, clock.now_ms()));
             }
         }
@@ -393,14 +498,14 @@ fn main() -> anyhow::Result<()> {
         } => {
             let kind: Kind = kind.parse()?;
             let ns = namespace.unwrap_or_else(|| config.default_namespace.clone());
-            let r = admin.delete(kind, &ns, &name, &actor)?;
+            let r = admin()?.delete(kind, &ns, &name, &actor)?;
             let outcome = r["outcome"].as_str().unwrap_or("deleted");
             println!("{}/{name} {outcome}", kind.as_str().to_ascii_lowercase());
         }
         Command::Bind { device_id, address } => {
             let id = DeviceId::parse(&device_id)?;
             let a = address.parse()?;
-            let r = admin
+            let r = admin()?
                 .bind(id.as_str(), a.kind().as_str(), a.address())
                 .with_context(|| format!("binding {a} to {id}"))?;
             let outcome = r["outcome"].as_str().unwrap_or("bound");
@@ -409,7 +514,7 @@ fn main() -> anyhow::Result<()> {
         Command::Unbind { device_id, address } => {
             let id = DeviceId::parse(&device_id)?;
             let a = address.parse()?;
-            admin
+            admin()?
                 .unbind(id.as_str(), a.kind().as_str(), a.address())
                 .with_context(|| format!("unbinding {a} from {id}"))?;
             println!("{a} unbound from edgedevice/{id}");
@@ -429,7 +534,7 @@ fn main() -> anyhow::Result<()> {
                 ),
                 None => None,
             };
-            let items = admin.logs(id.as_str(), workload.as_deref(), since_ms, limit)?;
+            let items = admin()?.logs(id.as_str(), workload.as_deref(), since_ms, limit)?;
             print!("{}", cli::format_logs(&items));
         }
         Command::Decommission {
@@ -438,7 +543,7 @@ fn main() -> anyhow::Result<()> {
             actor,
         } => {
             let id = DeviceId::parse(&device_id)?;
-            admin
+            admin()?
                 .decommission(id.as_str(), &actor, purge)
                 .with_context(|| format!("decommissioning {id}"))?;
             let purged = if purge { ", data purged" } else { "" };
@@ -492,7 +597,68 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("bound {a} to {id}");
             }
         }
-        Command::Health { ready } => print!("{}", admin.health(ready)?),
+        Command::IssueAdminCert {
+            name,
+            read_only,
+            out_dir,
+            validity_seconds,
+        } => {
+            require_ca(&config)?;
+            if !flotta_server::config::valid_admin_name(&name) {
+                bail!("--name: 1..=64 of letters, digits, '.', '_', '-', '@'");
+            }
+            if validity_seconds == 0 {
+                bail!("--validity-seconds must be at least 1");
+            }
+            let pki = Pki::load_or_init(&config.data_dir, &config.pki_settings(), clock.now())?;
+            let issued = pki.write_admin_bundle(
+                &out_dir,
+                &name,
+                read_only,
+                clock.now(),
+                Duration::from_secs(validity_seconds),
+            )?;
+            let serial = flotta_server::pki::ClientIdentity::from_pem(&issued.cert_pem)?.serial;
+            for f in [
+                "ca.pem".to_owned(),
+                format!("{name}.pem"),
+                format!("{name}.key"),
+            ] {
+                println!("{}", out_dir.join(f).display());
+            }
+            eprintln!("serial {serial} (to revoke: admin_revoked_serials)");
+            if !config.admin_client_certs {
+                eprintln!(
+                    "note: this server does not accept admin certificates until admin_client_certs = true"
+                );
+            }
+        }
+        Command::AdminToken { name, role } => {
+            if !flotta_server::config::valid_admin_name(&name) {
+                bail!("--name: 1..=64 of letters, digits, '.', '_', '-', '@'");
+            }
+            let role = match role.as_str() {
+                "admin" => flotta_server::admin_auth::AdminRole::Admin,
+                "read-only" => flotta_server::admin_auth::AdminRole::ReadOnly,
+                other => bail!("--role {other:?}: `admin` or `read-only`"),
+            };
+            let token = flotta_server::admin_auth::token::generate()
+                .map_err(|_| anyhow::anyhow!("no randomness for the token"))?;
+            print!("{}", cli::format_new_token(&name, role, &token));
+        }
+        Command::Audit {
+            limit,
+            before,
+            output,
+        } => {
+            let items = admin()?.audit(before, limit)?;
+            match output.as_deref() {
+                Some("json") => println!("{}", serde_json::to_string_pretty(&items)?),
+                None => print!("{}", cli::format_audit(&items)),
+                Some(other) => bail!("-o {other:?}: only json"),
+            }
+        }
+        Command::Health { ready } => print!("{}", admin()?.health(ready)?),
         Command::Crds => print!("{}", flotta_crd::crds_yaml()),
         Command::Config => print!("{}", config.to_toml()),
     }

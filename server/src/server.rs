@@ -13,6 +13,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admin_auth::AdminAuth;
+use crate::admin_auth::guard::Guard;
 use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::cluster::Cluster;
@@ -23,7 +25,7 @@ use crate::controller::runner::Runner;
 use crate::frames::udp::UdpListener;
 use crate::frames::{FrameIngest, FrameKeyring};
 use crate::leader::{AdvisoryLock, Alone, Leadership};
-use crate::listener::{self, Budgets, Listener, MtlsAdmit, PlainAdmit};
+use crate::listener::{self, AdminTlsAdmit, Budgets, Listener, MtlsAdmit, PlainAdmit};
 use crate::lorawan::{
     self, ChirpstackWebhook, DownlinkQueue, DownlinkWorker, LoraIngest, TtsWebhook,
 };
@@ -436,16 +438,40 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         max_pending: config.max_tls_handshakes,
         timeouts: config.timeouts(),
     };
-    let admin = Listener {
-        name: "admin",
-        admit: PlainAdmit,
-        router: api::admin::router(state),
-        budgets: Budgets::new(config.admin_limits(), "admin", metrics.clone()),
-        max_pending: config.max_admin_connections,
-        timeouts: config.timeouts(),
+    let guard = Guard {
+        auth: AdminAuth::from_config(&config, clock.clone()),
+        store: store.clone(),
+        clock: clock.clone(),
     };
+    let admin_router = api::admin::router(state, guard);
+    let admin_budgets = Budgets::new(config.admin_limits(), "admin", metrics.clone());
     let api_task = tokio::spawn(listener::serve(api_listener, Arc::new(api), rx.clone()));
-    let admin_task = tokio::spawn(listener::serve(admin_listener, Arc::new(admin), rx));
+    let admin_task = if config.admin_uses_tls() {
+        let tls = crate::tls::admin_server_config(&pki)
+            .map_err(|e| StartError::Internal(format!("admin TLS: {e}")))?;
+        let admin = Listener {
+            name: "admin",
+            admit: AdminTlsAdmit {
+                acceptor: tokio_rustls::TlsAcceptor::from(tls),
+                metrics: metrics.clone(),
+            },
+            router: admin_router,
+            budgets: admin_budgets,
+            max_pending: config.max_admin_connections,
+            timeouts: config.timeouts(),
+        };
+        tokio::spawn(listener::serve(admin_listener, Arc::new(admin), rx))
+    } else {
+        let admin = Listener {
+            name: "admin",
+            admit: PlainAdmit,
+            router: admin_router,
+            budgets: admin_budgets,
+            max_pending: config.max_admin_connections,
+            timeouts: config.timeouts(),
+        };
+        tokio::spawn(listener::serve(admin_listener, Arc::new(admin), rx))
+    };
     let controller_task = tokio::spawn(controller.clone().run_loop(
         Duration::from_secs(config.controller_interval_seconds),
         shutdown.subscribe(),

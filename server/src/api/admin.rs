@@ -1,4 +1,5 @@
-//! The plain-HTTP admin listener (loopback only): `/healthz`, `/readyz`,
+//! The admin listener (plain HTTP on loopback, TLS elsewhere; who may do
+//! what: `admin_auth`): `/healthz`, `/readyz`,
 //! `/metrics`, the object API under `/apis` (see `admin_objects`), device
 //! events (`admin_events`), decommissioning (`admin_lifecycle`) and link
 //! addresses (`admin_links`).
@@ -11,6 +12,7 @@ use axum::routing::{get, post};
 use super::admin_objects as objects;
 
 use super::AppState;
+use crate::admin_auth::guard::Guard;
 
 /// Liveness: the process answers.
 async fn healthz() -> &'static str {
@@ -25,13 +27,15 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
     }
 }
 
-/// Routes of the admin listener.
-pub fn router(state: AppState) -> Router {
+/// Routes of the admin listener, every one behind `guard` (authentication,
+/// roles, audit: `admin_auth`), unknown paths included.
+pub fn router(state: AppState, guard: Guard) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(objects::metrics))
         .route("/apis/apply", post(objects::apply))
+        .route("/apis/audit", get(super::admin_audit::list))
         .route("/apis/devices/{id}/approve", post(objects::approve))
         .route(
             "/apis/devices/{id}/decommission",
@@ -52,5 +56,10 @@ pub fn router(state: AppState) -> Router {
             "/apis/{kind}/{namespace}/{name}",
             get(objects::get).delete(objects::delete),
         )
+        .fallback(super::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            crate::admin_auth::guard::guard,
+        ))
         .with_state(state)
 }

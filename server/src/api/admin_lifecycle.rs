@@ -1,15 +1,17 @@
 //! Decommissioning on the admin listener: `POST /apis/devices/{id}/decommission`
 //! (`?actor=NAME&purge=true`), and deleting an EdgeDevice (embedded mode),
-//! which decommissions its device. The actor is what the client says: the
-//! admin listener has no authentication.
+//! which decommissions its device. The actor recorded is the authenticated
+//! principal (token or certificate name); on the open loopback listener it
+//! is what the client says.
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use crate::admin_auth::{Principal, Via};
 use crate::device_id::DeviceId;
 use crate::service::ServiceError;
 
@@ -32,8 +34,15 @@ fn fail(status: StatusCode, message: impl ToString) -> Failure {
     (status, Json(json!({"message": message.to_string()})))
 }
 
-/// The actor to record: trimmed, at most 256 characters, no control characters.
-pub(super) fn actor(given: Option<String>) -> Result<String, Failure> {
+/// The actor to record: the authenticated principal's name, else the one
+/// given (trimmed, at most 256 characters, no control characters).
+pub(super) fn actor(
+    principal: Option<&Principal>,
+    given: Option<String>,
+) -> Result<String, Failure> {
+    if let Some(p) = principal.filter(|p| p.via != Via::Local) {
+        return Ok(p.name.clone());
+    }
     let actor = given.unwrap_or_default().trim().to_owned();
     if actor.chars().count() > 256 || actor.chars().any(char::is_control) {
         return Err(fail(
@@ -75,8 +84,9 @@ pub(super) async fn decommission(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<DecommissionQuery>,
+    principal: Option<Extension<Principal>>,
 ) -> Result<Json<Value>, Failure> {
     let id = DeviceId::parse(&id).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
-    let actor = actor(q.actor)?;
+    let actor = actor(principal.as_deref(), q.actor)?;
     run(&state, id, actor, q.purge).await
 }

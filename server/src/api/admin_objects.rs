@@ -5,15 +5,17 @@
 //! or 500/503. Apply takes `?fieldValidation=` and answers `Warning`
 //! headers as the Kubernetes API server does.
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::body::read_limited;
 use super::{AppState, admin_lifecycle};
+use crate::admin_auth::Principal;
+use crate::admin_auth::guard::AuditDetail;
 use crate::controller::{self, status};
 use crate::device_id::DeviceId;
 use crate::objects::{self, FieldValidation, Kind, ObjectError, ObjectSource, UnknownFields};
@@ -83,7 +85,7 @@ pub(super) async fn apply(
     State(state): State<AppState>,
     Query(q): Query<ApplyQuery>,
     body: Body,
-) -> Result<(HeaderMap, Json<Value>), (StatusCode, Json<Value>)> {
+) -> Result<(HeaderMap, Extension<AuditDetail>, Json<Value>), (StatusCode, Json<Value>)> {
     let validation = match q.field_validation.as_deref() {
         None | Some("") => FieldValidation::default(),
         Some(v) => v
@@ -124,7 +126,25 @@ pub(super) async fn apply(
     })
     .await?;
     run_controller(&state).await;
-    Ok((warning_headers(&noted), Json(Value::Array(results))))
+    let detail = results
+        .iter()
+        .map(|r| {
+            let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");
+            format!(
+                "{} {}/{} {}",
+                text("kind"),
+                text("namespace"),
+                text("name"),
+                text("outcome")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Ok((
+        warning_headers(&noted),
+        Extension(AuditDetail(detail)),
+        Json(Value::Array(results)),
+    ))
 }
 
 /// Validate every document (nothing is stored when one fails) and note its
@@ -271,6 +291,7 @@ pub(super) async fn delete(
     State(state): State<AppState>,
     Path((kind, ns, name)): Path<(String, String, String)>,
     Query(q): Query<admin_lifecycle::DecommissionQuery>,
+    principal: Option<Extension<Principal>>,
 ) -> Reply {
     let kind = parse_kind(&kind)?;
     if kind == Kind::EdgeDevice
@@ -284,7 +305,7 @@ pub(super) async fn delete(
         })
         .await?;
         if enrolled {
-            let actor = admin_lifecycle::actor(q.actor)?;
+            let actor = admin_lifecycle::actor(principal.as_deref(), q.actor)?;
             return admin_lifecycle::run(&state, id, actor, q.purge).await;
         }
     }

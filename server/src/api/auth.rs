@@ -77,6 +77,14 @@ pub fn authorize(
                 )),
             }
         }
+        Role::Admin { name, .. } => {
+            if expired {
+                return Err(Denied::Expired);
+            }
+            Err(Denied::Forbidden(format!(
+                "the admin certificate of \"{name}\" is for the admin listener, not the device API"
+            )))
+        }
         Role::Other { common_name } => {
             if expired {
                 return Err(Denied::Expired);

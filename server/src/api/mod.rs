@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, authorisation, error mapping.
 
 pub mod admin;
+mod admin_audit;
 mod admin_events;
 mod admin_lifecycle;
 mod admin_links;

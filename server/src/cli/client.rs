@@ -1,10 +1,11 @@
-//! [`AdminClient`]: HTTP calls to the admin listener (plain HTTP on loopback).
+//! [`AdminClient`]: HTTP calls to the admin listener (plain HTTP on
+//! loopback, or TLS; with the credentials of [`AdminAccess`]).
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use serde_json::Value;
 
+use super::access::AdminAccess;
 use crate::objects::{FieldValidation, Kind};
 
 /// Why an admin call failed.
@@ -31,6 +32,9 @@ pub enum CliError {
     /// The answer was not the expected JSON.
     #[error("unexpected answer from the server: {0}")]
     BadAnswer(String),
+    /// The CLI's own credentials (token, certificate, CA) are unusable.
+    #[error("admin credentials: {0}")]
+    Credentials(String),
 }
 
 impl CliError {
@@ -39,7 +43,7 @@ impl CliError {
         match self {
             CliError::Unreachable { .. } => true,
             CliError::Server { status, .. } => *status == 503,
-            CliError::BadAnswer(_) => false,
+            CliError::BadAnswer(_) | CliError::Credentials(_) => false,
         }
     }
 
@@ -64,22 +68,28 @@ pub struct Applied {
 #[derive(Debug)]
 pub struct AdminClient {
     addr: SocketAddr,
+    scheme: &'static str,
     agent: ureq::Agent,
 }
 
 impl AdminClient {
-    /// A client for the admin listener at `addr`.
+    /// A client for the open admin listener at `addr` (plain HTTP, no token).
     pub fn new(addr: SocketAddr) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
-        Self { addr, agent }
+        Self::with_access(addr, &AdminAccess::default())
+            .unwrap_or_else(|_| unreachable!("no credentials to read"))
+    }
+
+    /// A client presenting `access` to the admin listener at `addr`.
+    pub fn with_access(addr: SocketAddr, access: &AdminAccess) -> Result<Self, CliError> {
+        Ok(Self {
+            addr,
+            scheme: access.scheme(),
+            agent: access.agent()?,
+        })
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     fn finish(
@@ -250,6 +260,22 @@ impl AdminClient {
     pub fn links(&self, device: &str) -> Result<Vec<Value>, CliError> {
         let path = format!("/apis/devices/{device}/links");
         let v = self.finish(self.agent.get(self.url(&path)).call())?;
+        v.get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .ok_or_else(|| CliError::BadAnswer("expected items".into()))
+    }
+
+    /// The audit log, newest first: `limit` records older than `before`.
+    pub fn audit(&self, before: Option<u64>, limit: usize) -> Result<Vec<Value>, CliError> {
+        let mut req = self
+            .agent
+            .get(self.url("/apis/audit"))
+            .query("limit", limit.to_string());
+        if let Some(b) = before {
+            req = req.query("before", b.to_string());
+        }
+        let v = self.finish(req.call())?;
         v.get("items")
             .and_then(Value::as_array)
             .cloned()

@@ -3,11 +3,15 @@
 //! a client for the admin listener's object API and the output formats
 //! (tables, YAML, JSON). The binary only parses arguments and prints.
 
+mod access;
 mod assigned;
+mod audit;
 mod client;
 mod logs;
 mod output;
 
+pub use access::{AdminAccess, AdminTls, TOKEN_ENV};
+pub use audit::{format_audit, format_new_token};
 pub use client::{AdminClient, Applied, CliError};
 pub use logs::{format_logs, parse_duration_ms};
 pub use output::{

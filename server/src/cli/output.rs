@@ -216,7 +216,7 @@ pub fn table_with(
 
 /// Rows as columns padded to their widest cell, three spaces apart, each
 /// line starting with `indent`.
-fn aligned(rows: &[Vec<String>], indent: &str) -> String {
+pub(super) fn aligned(rows: &[Vec<String>], indent: &str) -> String {
     let cols = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::device_id::Namespace;
 use crate::lorawan::downlink::ChirpstackProtocol;
 
+mod admin;
 mod frames;
 mod kubernetes;
 mod listeners;
@@ -20,6 +21,7 @@ mod pki;
 mod rock7;
 mod store;
 
+pub use admin::{AdminToken, MAX_ADMIN_NAME_BYTES, is_loopback, valid_admin_name};
 pub use kubernetes::{KubernetesSettings, ObjectsBackend};
 pub use rock7::{DEFAULT_MT_URL, MAX_MT_BYTES};
 pub use store::StoreBackend;
@@ -53,9 +55,21 @@ pub enum ConfigError {
 pub struct Config {
     /// Address of the mTLS Edge API listener.
     pub listen_addr: SocketAddr,
-    /// Address of the plain-HTTP admin listener (`/healthz`, `/readyz`);
-    /// keep it on loopback.
+    /// Address of the admin listener (object API, console, `/healthz`,
+    /// `/readyz`, `/metrics`). Off loopback it needs credentials and speaks
+    /// TLS (see `config/admin.rs`).
     pub admin_listen_addr: SocketAddr,
+    /// Serve the admin listener over TLS on loopback too (always off loopback).
+    pub admin_tls: bool,
+    /// Bearer tokens of the admin listener, stored hashed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin_tokens: Vec<AdminToken>,
+    /// Accept operators' client certificates from this CA
+    /// (`flotta-server issue-admin-cert`) on the admin listener (with TLS).
+    pub admin_client_certs: bool,
+    /// Serial numbers (lowercase hex) of admin certificates no longer accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin_revoked_serials: Vec<String>,
     /// Directory holding the CA, the server certificate and the store.
     pub data_dir: PathBuf,
     /// DNS names and IP addresses devices use to reach the API (server certificate SANs).
@@ -282,6 +296,10 @@ impl Default for Config {
         Self {
             listen_addr: SocketAddr::from(([0, 0, 0, 0], 8043)),
             admin_listen_addr: SocketAddr::from(([127, 0, 0, 1], 8044)),
+            admin_tls: false,
+            admin_tokens: vec![],
+            admin_client_certs: false,
+            admin_revoked_serials: vec![],
             data_dir: PathBuf::from("/var/lib/flotta-server"),
             server_names: vec!["localhost".into(), "127.0.0.1".into()],
             auto_approve: true,
@@ -468,6 +486,7 @@ impl Config {
             return invalid("controller_resync_seconds", "must be 1..=86400".into());
         }
         self.validate_pki()?;
+        self.validate_admin()?;
         self.validate_listeners()?;
         self.validate_frames()?;
         self.validate_rock7()?;

@@ -93,6 +93,7 @@ pub fn classify(identity: &ClientIdentity, now: SystemTime) -> (Class, Option<Cl
             (class, Some(ClientKey(key)))
         }
         Role::Other { common_name } => (Class::Other, Some(ClientKey(format!("cn:{common_name}")))),
+        Role::Admin { name, .. } => (Class::Other, Some(ClientKey(format!("admin:{name}")))),
     }
 }
 

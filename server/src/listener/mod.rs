@@ -8,13 +8,15 @@
 //! - [`deadline`]: the whole-request deadline and minimum body rate;
 //! - [`refuse`]: what a refused client sees (503, `Retry-After`);
 //! - [`linger`]: closing without losing the response to a client still sending;
-//! - [`mtls`], [`plain`]: admission on the API (TLS handshake, certificate
-//!   class) and admin (nothing to learn) listeners.
+//! - [`mtls`], [`plain`], [`admin_tls`]: admission on the API (TLS handshake,
+//!   certificate class) and admin (nothing to learn on loopback; TLS with an
+//!   optional operator certificate otherwise) listeners.
 //!
 //! See server/README.md ("Connection budgets and deadlines") for the
 //! defaults and their reasoning.
 
 pub mod accept;
+pub mod admin_tls;
 pub mod budget;
 pub mod class;
 pub mod connection;
@@ -25,6 +27,7 @@ pub mod plain;
 pub mod refuse;
 
 pub use accept::{Admit, Admitted, Listener, serve};
+pub use admin_tls::AdminTlsAdmit;
 pub use budget::{Budgets, Limits, Permit, Refused};
 pub use class::{Class, ClientKey, classify};
 pub use connection::Timeouts;

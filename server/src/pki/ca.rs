@@ -8,6 +8,7 @@ use rcgen::{
 use rustls_pki_types::CertificateDer;
 use x509_parser::prelude::FromDer;
 
+use super::identity::{ADMIN_UNIT, READ_ONLY_UNIT};
 use super::{PkiError, Validity};
 use crate::device_id::{DeviceId, Namespace, REGISTRATION_CN};
 
@@ -172,6 +173,25 @@ impl CertificateAuthority {
         validity: Validity,
     ) -> Result<IssuedCert, PkiError> {
         let mut params = leaf_params(name(device_id.as_str(), Some(namespace.as_str())), validity)?;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue(params)
+    }
+
+    /// Issue an operator's client certificate for the admin listener:
+    /// CN=`name`, OU=[`ADMIN_UNIT`] (or [`READ_ONLY_UNIT`] when
+    /// `read_only`), with a fresh key pair.
+    pub fn issue_admin_cert(
+        &self,
+        name: &str,
+        read_only: bool,
+        validity: Validity,
+    ) -> Result<IssuedCert, PkiError> {
+        let unit = if read_only {
+            READ_ONLY_UNIT
+        } else {
+            ADMIN_UNIT
+        };
+        let mut params = leaf_params(self::name(name, Some(unit)), validity)?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         self.issue(params)
     }

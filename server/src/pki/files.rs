@@ -279,4 +279,25 @@ impl Pki {
         write_public(&out_dir.join("register.pem"), &issued.cert_pem)?;
         Ok(issued)
     }
+
+    /// Issue an operator's admin certificate (`read_only`: the read-only
+    /// role) and write `ca.pem`, `<name>.pem` and `<name>.key` (0600) to
+    /// `out_dir`. `name` is checked by the caller.
+    pub fn write_admin_bundle(
+        &self,
+        out_dir: &Path,
+        name: &str,
+        read_only: bool,
+        now: SystemTime,
+        lifetime: Duration,
+    ) -> Result<IssuedCert, PkiError> {
+        std::fs::create_dir_all(out_dir).map_err(PkiError::io(out_dir))?;
+        let issued =
+            self.ca
+                .issue_admin_cert(name, read_only, Validity::starting_at(now, lifetime)?)?;
+        write_public(&out_dir.join("ca.pem"), self.ca.cert_pem())?;
+        write_private(&out_dir.join(format!("{name}.key")), &issued.key_pem)?;
+        write_public(&out_dir.join(format!("{name}.pem")), &issued.cert_pem)?;
+        Ok(issued)
+    }
 }

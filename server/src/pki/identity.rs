@@ -19,6 +19,16 @@ pub enum Role {
         /// The namespace (the certificate's OU), if present.
         namespace: Option<String>,
     },
+    /// An operator's certificate for the admin listener (`flotta-server
+    /// issue-admin-cert`): OU `flotta:admin` or `flotta:read-only`, a value
+    /// no namespace can take (`:`), so no device certificate carries it.
+    /// Allowed nothing on the device API.
+    Admin {
+        /// Who (the certificate's CN).
+        name: String,
+        /// Whether it may only read.
+        read_only: bool,
+    },
     /// Signed by a trusted CA but neither of the above (e.g. a server
     /// certificate presented as a client certificate): allowed nothing.
     Other {
@@ -57,7 +67,12 @@ impl ClientIdentity {
             .next()
             .and_then(|a| a.as_str().ok())
             .map(str::to_owned);
-        let role = if common_name == REGISTRATION_CN {
+        let role = if let Some(read_only) = namespace.as_deref().and_then(admin_unit) {
+            Role::Admin {
+                name: common_name,
+                read_only,
+            }
+        } else if common_name == REGISTRATION_CN {
             Role::Registration
         } else {
             match DeviceId::parse(&common_name) {
@@ -83,6 +98,20 @@ impl ClientIdentity {
     /// Whether the certificate has expired at `now`.
     pub fn is_expired(&self, now: SystemTime) -> bool {
         now > self.not_after
+    }
+}
+
+/// OU of admin certificates with full rights.
+pub const ADMIN_UNIT: &str = "flotta:admin";
+/// OU of admin certificates that may only read.
+pub const READ_ONLY_UNIT: &str = "flotta:read-only";
+
+/// `Some(read_only)` when `ou` marks an admin certificate.
+fn admin_unit(ou: &str) -> Option<bool> {
+    match ou {
+        ADMIN_UNIT => Some(false),
+        READ_ONLY_UNIT => Some(true),
+        _ => None,
     }
 }
 

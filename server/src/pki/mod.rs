@@ -17,7 +17,7 @@ mod validity;
 pub use ca::{CA_COMMON_NAME, CertificateAuthority, IssuedCert};
 pub use error::PkiError;
 pub use files::{CaFiles, Pki, PkiSettings};
-pub use identity::{ClientIdentity, Role, cert_not_after};
+pub use identity::{ADMIN_UNIT, ClientIdentity, READ_ONLY_UNIT, Role, cert_not_after};
 pub use validity::{CLOCK_SKEW_ALLOWANCE, Validity};
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! (see `server/STORE.md` for why SQLite); [`PostgresStore`] lets several
 //! server replicas share one PostgreSQL database (`store = "postgres"`).
 
+mod audit;
 mod changes;
 mod contact;
 mod error;
@@ -26,6 +27,7 @@ use serde_json::Value;
 
 use crate::device_id::{DeviceId, Namespace};
 
+pub use audit::{AuditEntry, AuditRecord};
 pub use changes::{ChangeCursor, ObjectKey, SeenAt, StoreChanges};
 pub use contact::Contact;
 pub use error::StoreError;
@@ -505,8 +507,17 @@ pub trait Store: Debug + Send + Sync {
     /// Count one downlink the network server accepted for the device on
     /// `day` (`YYYY-MM-DD`, UTC).
     fn add_lorawan_downlink(&self, id: &DeviceId, day: &str) -> Result<(), StoreError>;
+
+    /// Append an audit record of the admin listener.
+    fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+
+    /// Up to `limit` audit records with an id below `before` (all when
+    /// `None`), newest first.
+    fn audit_log(&self, before: Option<u64>, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
+#[cfg(test)]
+mod audit_tests;
 #[cfg(test)]
 mod batch_tests;
 #[cfg(test)]

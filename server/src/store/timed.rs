@@ -286,4 +286,14 @@ impl<S: Store> Store for TimedStore<S> {
     fn wake_on_contact(&self, devices: &[SeenAt]) -> Result<Vec<DeviceId>, StoreError> {
         self.timed("wake_on_contact", |s| s.wake_on_contact(devices))
     }
+    fn append_audit(&self, entry: &crate::store::AuditEntry) -> Result<(), StoreError> {
+        self.timed("append_audit", |s| s.append_audit(entry))
+    }
+    fn audit_log(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<crate::store::AuditRecord>, StoreError> {
+        self.timed("audit_log", |s| s.audit_log(before, limit))
+    }
 }

@@ -49,22 +49,7 @@ pub fn server_config(
     pki: &Pki,
     session_cache_entries: usize,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let provider = provider();
-    let mut roots = RootCertStore::empty();
-    for ca in pki.client_roots() {
-        roots.add(ca)?;
-    }
-    let webpki =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?;
-    let verifier = Arc::new(ExpiryTolerantVerifier::new(webpki));
-    let server = pki.server_cert();
-    let chain = CertificateDer::pem_slice_iter(server.cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()?;
-    let key = PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes())?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)?;
+    let mut config = base_config(pki, false)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     if session_cache_entries == 0 {
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
@@ -76,4 +61,40 @@ pub fn server_config(
         config.send_tls13_tickets = 1;
     }
     Ok(Arc::new(config))
+}
+
+/// Server configuration for the admin listener when it speaks TLS: the
+/// server certificate; a client certificate from our CAs is optional
+/// (operators with a bearer token send none); no resumption.
+pub fn admin_server_config(pki: &Pki) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut config = base_config(pki, true)?;
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// TLS 1.3 with the server certificate, client certificates checked
+/// against our CAs (expiry left to the HTTP layer), optional or mandatory.
+fn base_config(pki: &Pki, optional_client: bool) -> Result<rustls::ServerConfig, TlsError> {
+    let provider = provider();
+    let mut roots = RootCertStore::empty();
+    for ca in pki.client_roots() {
+        roots.add(ca)?;
+    }
+    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    let webpki = if optional_client {
+        builder.allow_unauthenticated().build()?
+    } else {
+        builder.build()?
+    };
+    let verifier = Arc::new(ExpiryTolerantVerifier::new(webpki));
+    let server = pki.server_cert();
+    let chain = CertificateDer::pem_slice_iter(server.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes())?;
+    Ok(rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?)
 }

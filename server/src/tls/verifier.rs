@@ -36,7 +36,7 @@ impl ClientCertVerifier for ExpiryTolerantVerifier {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        true
+        self.inner.client_auth_mandatory()
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {

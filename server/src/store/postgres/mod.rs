@@ -36,6 +36,7 @@ use super::{
 use crate::device_id::{DeviceId, Namespace};
 use crate::links::LinkAddress;
 
+mod audit;
 mod changes;
 mod events;
 mod fragments;
@@ -573,5 +574,18 @@ impl Store for PostgresStore {
         run_at(&self.pool, Isolation::Locked, |tx| {
             changes::wake_on_contact(tx, devices)
         })
+    }
+
+    fn append_audit(&self, entry: &crate::store::AuditEntry) -> Result<(), StoreError> {
+        // One INSERT: atomic on its own at READ COMMITTED.
+        run_at(&self.pool, Isolation::Locked, |tx| audit::append(tx, entry))
+    }
+
+    fn audit_log(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<crate::store::AuditRecord>, StoreError> {
+        read(&self.pool, |tx| audit::newest(tx, before, limit))
     }
 }

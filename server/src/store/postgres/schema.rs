@@ -242,6 +242,22 @@ BEGIN
 END $$;
 "#,
     ),
+    (
+        "audit records of the admin listener",
+        r#"
+CREATE TABLE audit (
+    id        BIGSERIAL PRIMARY KEY,
+    at_ms     BIGINT NOT NULL,
+    principal TEXT NOT NULL,
+    role      TEXT NOT NULL,
+    via       TEXT NOT NULL,
+    method    TEXT NOT NULL,
+    path      TEXT NOT NULL,
+    status    INTEGER NOT NULL,
+    detail    TEXT NOT NULL
+);
+"#,
+    ),
 ];
 
 /// Apply pending migrations under the advisory lock, in one transaction.

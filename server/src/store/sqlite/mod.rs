@@ -19,6 +19,7 @@ use super::{
 use crate::device_id::{DeviceId, Namespace};
 use crate::links::LinkAddress;
 
+mod audit;
 mod changes;
 mod events;
 mod fragments;
@@ -530,6 +531,18 @@ impl Store for SqliteStore {
 
     fn wake_on_contact(&self, devices: &[SeenAt]) -> Result<Vec<DeviceId>, StoreError> {
         changes::wake_on_contact(&mut *self.conn()?, devices)
+    }
+
+    fn append_audit(&self, entry: &crate::store::AuditEntry) -> Result<(), StoreError> {
+        audit::append(&*self.conn()?, entry)
+    }
+
+    fn audit_log(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<crate::store::AuditRecord>, StoreError> {
+        audit::newest(&*self.conn()?, before, limit)
     }
 }
 

@@ -253,6 +253,20 @@ BEGIN
         WHERE id = NEW.id;
 END;
 "#,
+    // Audit records of the admin listener (who, what, when, how it ended).
+    r#"
+CREATE TABLE audit (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms     INTEGER NOT NULL,
+    principal TEXT NOT NULL,
+    role      TEXT NOT NULL,
+    via       TEXT NOT NULL,
+    method    TEXT NOT NULL,
+    path      TEXT NOT NULL,
+    status    INTEGER NOT NULL,
+    detail    TEXT NOT NULL
+) STRICT;
+"#,
 ];
 
 /// Apply connection settings and pending migrations.
