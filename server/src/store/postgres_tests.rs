@@ -277,14 +277,14 @@ fn replicas_starting_together_migrate_once() {
         })
         .collect();
     for h in handles {
-        assert_eq!(h.join().unwrap(), 3);
+        assert_eq!(h.join().unwrap(), 4);
     }
     let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
     let rows: i64 = client
         .query_one("SELECT COUNT(*) FROM schema_migrations", &[])
         .unwrap()
         .get(0);
-    assert_eq!(rows, 3);
+    assert_eq!(rows, 4);
 }
 
 /// A change whose transaction began before a cursor was taken and commits
