@@ -384,3 +384,66 @@ fn streams_are_bounded_and_end_on_shutdown() {
     }
     assert!(stopped.elapsed() < Duration::from_secs(20));
 }
+
+#[test]
+fn events_and_logs_commands_print_pages_and_follow() {
+    use common::ctl::{ctl, fails, ok};
+    let s = spawn(TestOptions::default()).unwrap();
+    put_events(&s, "dev-a", 1, 6);
+    put_events(&s, "dev-b", 1, 3);
+    let out = ok(ctl(&s, &["events", "--level", "error"], None));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].contains(" dev-a error R2 dev-a 2"), "{out}");
+    assert!(lines[2].contains(" dev-a error R5 dev-a 5"), "{out}");
+    let out = ok(ctl(
+        &s,
+        &["events", "dev-b", "--limit", "2", "-o", "json"],
+        None,
+    ));
+    let items: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(items.len(), 2);
+    assert_eq!(
+        (items[0]["reason"].as_str(), items[1]["reason"].as_str()),
+        (Some("R2"), Some("R3"))
+    );
+    let e = fails(ctl(&s, &["events", "--level", "loud"], None));
+    assert!(e.contains("invalid level"), "{e}");
+    let out = ok(ctl(&s, &["logs", "dev-a", "--workload", "web"], None));
+    assert_eq!(out, "");
+    // -f: the page, then what arrives.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flotta-server"))
+        .args([
+            "--admin-addr",
+            &s.admin_addr.to_string(),
+            "events",
+            "dev-a",
+            "--limit",
+            "1",
+            "-f",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(first.contains("R6 dev-a 6"), "{first}");
+    put_events(&s, "dev-a", 7, 1);
+    let next = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(next.contains("R7 dev-a 7"), "{next}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -122,7 +122,7 @@ mod tests {
         let e = json!({"time": "2026-12-02T10:00:00Z", "device": "d1", "level": "warn",
             "reason": "Hot", "message": "85 C"});
         assert_eq!(
-            format_events(&[e.clone()], Lines::Text),
+            format_events(std::slice::from_ref(&e), Lines::Text),
             "2026-12-02T10:00:00Z d1 warn  Hot 85 C\n"
         );
         let line = format_event(&e, Lines::Json);
@@ -135,7 +135,7 @@ mod tests {
     fn the_stream_repeating_the_page_is_dropped_once() {
         let a = json!({"reason": "A"});
         let b = json!({"reason": "B"});
-        let mut shown = Shown::new(&[a.clone()]);
+        let mut shown = Shown::new(std::slice::from_ref(&a));
         assert!(!shown.is_new(&a));
         assert!(shown.is_new(&b));
         assert!(shown.is_new(&a), "a second equal event is a new one");
