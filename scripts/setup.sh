@@ -22,6 +22,8 @@
 #           machines start on localhost:2379, is not used); postgresql (the PostgreSQL store's tests
 #           and the replicas e2e test run initdb/pg_ctl from /usr/lib/postgresql/*/bin in temporary
 #           directories, as the postgres user when root; the package's own cluster is not used);
+#           chromium + chromium-driver (the operator console's browser test drives a headless
+#           chromium through chromedriver's WebDriver API);
 #           and python3-pip when pip is missing
 #   PyPI:   ziglang (zig as C compiler and linker for the ARMv6 agent)
 #   rustup: musl targets for the pinned stable toolchain; the dated nightly named in
@@ -37,7 +39,7 @@ RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 APT_PACKAGES=(qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross musl-tools file binutils curl openssl
     protobuf-compiler libprotobuf-dev podman runc catatonit busybox-static mmdebstrap systemd-container lintian
     qemu-system-arm qemu-user-static arch-test device-tree-compiler mtools dosfstools e2fsprogs fdisk cpio kmod
-    etcd-server postgresql)
+    etcd-server postgresql chromium chromium-driver)
 PYTHON="${FLOTTA_PYTHON:-python3}"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

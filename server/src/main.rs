@@ -159,19 +159,49 @@ enum Command {
         actor: String,
     },
     /// Print a device's newest log lines (the agent's and its workloads'),
-    /// oldest first.
+    /// oldest first; with -f, then follow new ones as they arrive.
     Logs {
         /// The device id.
         device_id: String,
-        /// Only the lines of this workload.
-        #[arg(long)]
-        workload: Option<String>,
+        /// Only the lines of this source (a workload, or `agent`).
+        #[arg(long, visible_alias = "workload")]
+        source: Option<String>,
         /// Only lines from this long ago on (device time): 90s, 15m, 2h, 7d.
         #[arg(long)]
         since: Option<String>,
+        /// Only lines of at least this level: info, warn, error.
+        #[arg(long)]
+        level: Option<String>,
         /// At most this many (the newest).
         #[arg(long, default_value_t = 200)]
         limit: usize,
+        /// Then follow: print lines as they arrive (until interrupted).
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Output format: text, or json (one object per line).
+        #[arg(short = 'o', long, default_value = "text", value_parser = ["text", "json"])]
+        output: String,
+    },
+    /// Print events, of one device or of every device, newest last; with
+    /// -f, then follow new ones as they arrive (in the order they arrive).
+    Events {
+        /// The device id (every device's events when omitted).
+        device_id: Option<String>,
+        /// Only events from this long ago on (device time): 90s, 15m, 2h, 7d.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events of at least this level: info, warn, error.
+        #[arg(long)]
+        level: Option<String>,
+        /// At most this many (the newest).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Then follow: print events as they arrive (until interrupted).
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Output format: text, or json (one object per line).
+        #[arg(short = 'o', long, default_value = "text", value_parser = ["text", "json"])]
+        output: String,
     },
     /// Revoke a device: its certificates are refused at once, its
     /// EdgeDevice goes, its data stays (unless --purge); enrolling the same
@@ -521,21 +551,64 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Logs {
             device_id,
-            workload,
+            source,
             since,
+            level,
             limit,
+            follow,
+            output,
         } => {
             let id = DeviceId::parse(&device_id)?;
-            let since_ms = match since {
-                Some(s) => Some(
-                    clock
-                        .now_ms()
-                        .saturating_sub(cli::parse_duration_ms(&s).map_err(anyhow::Error::msg)?),
-                ),
-                None => None,
-            };
-            let items = admin()?.logs(id.as_str(), workload.as_deref(), since_ms, limit)?;
-            print!("{}", cli::format_logs(&items));
+            let admin = admin()?;
+            let query = cli::feed_query(
+                None,
+                since_ms(&clock, since.as_deref())?,
+                level.as_deref(),
+                source.as_deref(),
+                Some(limit),
+            );
+            let lines = lines(&output);
+            let path = format!("/apis/devices/{id}/logs");
+            let stream = follow
+                .then(|| admin.follow(&format!("{path}/stream"), query.clone()))
+                .transpose()?;
+            let (items, _) = admin.feed_page(&path, &query)?;
+            match lines {
+                cli::Lines::Text => print!("{}", cli::format_logs(&items)),
+                cli::Lines::Json => items
+                    .iter()
+                    .for_each(|i| print!("{}", cli::format_log(i, lines))),
+            }
+            if let Some(stream) = stream {
+                follow_stream(stream, &items, |i| cli::format_log(i, lines))?;
+            }
+        }
+        Command::Events {
+            device_id,
+            since,
+            level,
+            limit,
+            follow,
+            output,
+        } => {
+            let id = device_id.as_deref().map(DeviceId::parse).transpose()?;
+            let admin = admin()?;
+            let query = cli::feed_query(
+                id.as_ref().map(DeviceId::as_str),
+                since_ms(&clock, since.as_deref())?,
+                level.as_deref(),
+                None,
+                Some(limit),
+            );
+            let lines = lines(&output);
+            let stream = follow
+                .then(|| admin.follow("/apis/events/stream", query.clone()))
+                .transpose()?;
+            let (items, _) = admin.feed_page("/apis/events", &query)?;
+            print!("{}", cli::format_events(&items, lines));
+            if let Some(stream) = stream {
+                follow_stream(stream, &items, |i| cli::format_event(i, lines))?;
+            }
         }
         Command::Decommission {
             device_id,
@@ -663,6 +736,41 @@ fn main() -> anyhow::Result<()> {
         Command::Config => print!("{}", config.to_toml()),
     }
     Ok(())
+}
+
+/// `--since` as a device time (ms since the Unix epoch).
+fn since_ms(clock: &SystemClock, since: Option<&str>) -> anyhow::Result<Option<u64>> {
+    since
+        .map(|s| {
+            let ago = cli::parse_duration_ms(s).map_err(anyhow::Error::msg)?;
+            Ok(clock.now_ms().saturating_sub(ago))
+        })
+        .transpose()
+}
+
+fn lines(output: &str) -> cli::Lines {
+    match output {
+        "json" => cli::Lines::Json,
+        _ => cli::Lines::Text,
+    }
+}
+
+/// Print a stream's items as they come (the stream was opened before
+/// `page` was read: what it repeats of it is dropped), until interrupted.
+fn follow_stream(
+    mut stream: cli::Follow,
+    page: &[serde_json::Value],
+    format: impl Fn(&serde_json::Value) -> String,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut shown = cli::Shown::new(page);
+    loop {
+        let (_, item) = stream.next_item()?;
+        if shown.is_new(&item) {
+            print!("{}", format(&item));
+            std::io::stdout().flush()?;
+        }
+    }
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {

@@ -367,9 +367,11 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         metrics.clone(),
         keyring.clone(),
     );
+    let (shutdown, rx) = watch::channel(false);
     let state = AppState {
         service: service.clone(),
         controller: controller.clone(),
+        streams: api::admin_stream::Streams::new(config.admin_stream_limit(), rx.clone()),
     };
 
     let bind = |addr: SocketAddr| async move {
@@ -425,7 +427,6 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let webhook_addr = webhook.as_ref().map(|(a, ..)| *a);
     tracing::info!(%api_addr, %admin_addr, ?udp_addr, ?webhook_addr, "flotta-server listening");
 
-    let (shutdown, rx) = watch::channel(false);
     let api = Listener {
         name: "api",
         admit: MtlsAdmit {

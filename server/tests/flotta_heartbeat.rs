@@ -64,10 +64,13 @@ fn heartbeat_events_are_stored_once_and_listed() {
     let listed = admin_events(&s);
     let items = listed["items"].as_array().unwrap();
     assert_eq!(items.len(), 3, "{listed}");
-    assert_eq!(
-        items[1],
-        json!({"time": "2024-05-01T10:00:00Z", "type": "warn", "reason": "Crashed", "message": "workload w exited 1"})
-    );
+    // The fields `describe` reads, as they always were, and the feed's.
+    let want = json!({"time": "2024-05-01T10:00:00Z", "type": "warn", "reason": "Crashed",
+        "message": "workload w exited 1", "device": "dev-1", "level": "warn"});
+    for (k, v) in want.as_object().unwrap() {
+        assert_eq!(&items[1][k], v, "{k}: {listed}");
+    }
+    assert!(items[1]["received"].is_string(), "{listed}");
     assert_eq!(items[2]["time"], "2024-05-01T10:01:00Z");
 }
 

@@ -1,7 +1,8 @@
 //! The admin listener (plain HTTP on loopback, TLS elsewhere; who may do
 //! what: `admin_auth`): `/healthz`, `/readyz`,
 //! `/metrics`, the object API under `/apis` (see `admin_objects`), device
-//! events (`admin_events`), decommissioning (`admin_lifecycle`) and link
+//! events and log lines in pages (`admin_events`, `admin_logs`) and
+//! followed as server-sent events (`admin_stream`), decommissioning (`admin_lifecycle`) and link
 //! addresses (`admin_links`).
 
 use axum::Router;
@@ -51,6 +52,12 @@ pub fn router(state: AppState, guard: Guard) -> Router {
             get(super::admin_events::events),
         )
         .route("/apis/devices/{id}/logs", get(super::admin_logs::logs))
+        .route(
+            "/apis/devices/{id}/logs/stream",
+            get(super::admin_stream::logs),
+        )
+        .route("/apis/events", get(super::admin_events::fleet_events))
+        .route("/apis/events/stream", get(super::admin_stream::events))
         .route("/apis/{kind}", get(objects::list))
         .route(
             "/apis/{kind}/{namespace}/{name}",

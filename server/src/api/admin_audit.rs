@@ -9,8 +9,22 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::admin_events::store_failure;
 use crate::controller::rfc3339;
+use crate::store::StoreError;
+
+type Failure = (StatusCode, Json<Value>);
+
+fn fail(status: StatusCode, message: impl ToString) -> Failure {
+    (status, Json(json!({"message": message.to_string()})))
+}
+
+fn store_failure(e: StoreError) -> Failure {
+    if e.is_retriable() {
+        fail(StatusCode::SERVICE_UNAVAILABLE, e)
+    } else {
+        fail(StatusCode::INTERNAL_SERVER_ERROR, e)
+    }
+}
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
@@ -26,17 +40,12 @@ pub(super) struct AuditQuery {
 pub(super) async fn list(
     State(state): State<AppState>,
     Query(q): Query<AuditQuery>,
-) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+) -> Result<Json<Value>, Failure> {
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let store = state.service.store().clone();
     let records = tokio::task::spawn_blocking(move || store.audit_log(q.before, limit))
         .await
-        .map_err(|e| {
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({"message": e.to_string()})),
-            )
-        })?
+        .map_err(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, e))?
         .map_err(store_failure)?;
     let items: Vec<Value> = records
         .iter()

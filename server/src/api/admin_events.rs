@@ -1,25 +1,21 @@
-//! `GET /apis/devices/{id}/events` on the admin listener: a device's newest
-//! events, from batches and Flotta heartbeats alike, for `describe`.
+//! `GET /apis/events` (every device's events, or `?device=`) and
+//! `GET /apis/devices/{id}/events` on the admin listener: events from
+//! batches and Flotta heartbeats alike, in pages with a cursor
+//! (`admin_feed.rs`: `since_ms`, `level` = at least that severity, `limit`
+//! (default 50), `order=time|arrival`, `cursor`), for `describe` and
+//! `flotta-server events`. Following: `admin_stream.rs`.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use flotta_proto::payload::{Level, Payload};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use flotta_proto::payload::Level;
+use serde_json::Value;
 
-use super::AppState;
-use crate::controller::rfc3339;
-use crate::device_id::DeviceId;
+use super::admin_feed::{Feed, FeedParams};
+use super::{ApiError, AppState};
+use crate::store::FeedKind;
 
 /// Events listed when the request names no `limit`.
 const DEFAULT_LIMIT: usize = 50;
-
-/// `?limit=` of the events route.
-#[derive(Debug, Deserialize)]
-pub(super) struct LimitQuery {
-    limit: Option<usize>,
-}
 
 pub(super) fn level_word(level: Level) -> &'static str {
     match level {
@@ -29,42 +25,33 @@ pub(super) fn level_word(level: Level) -> &'static str {
     }
 }
 
-/// A store failure as the admin API answers it: 503 when a retry may
-/// succeed, else 500, with the message.
-pub(super) fn store_failure(e: crate::store::StoreError) -> (StatusCode, Json<Value>) {
-    let status = if e.is_retriable() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    };
-    (status, Json(json!({"message": e.to_string()})))
+/// One page of `feed` read on the blocking pool.
+pub(super) async fn page(state: &AppState, feed: Feed) -> Result<Json<Value>, ApiError> {
+    let store = state.service.store().clone();
+    let page = tokio::task::spawn_blocking(move || feed.page(&*store))
+        .await
+        .map_err(|e| {
+            ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        })??;
+    Ok(Json(page))
 }
 
-/// `{"items": [{"time", "type", "reason", "message"}]}`, oldest first.
+/// `{"items": [{"device", "time", "received", "type", "level", "reason",
+/// "message"}], "next"}`: one device's events.
 pub(super) async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<LimitQuery>,
-) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
-    let fail = |status: StatusCode, message: String| (status, Json(json!({"message": message})));
-    let id = DeviceId::parse(&id).map_err(|e| fail(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let store = state.service.store().clone();
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    let stored = tokio::task::spawn_blocking(move || store.events(&id, limit))
-        .await
-        .map_err(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(store_failure)?;
-    let items: Vec<Value> = stored
-        .iter()
-        .filter_map(|e| match Payload::decode(&e.payload) {
-            Ok(Payload::Event(ev)) => Some(json!({
-                "time": rfc3339(e.at_ms),
-                "type": level_word(ev.level),
-                "reason": ev.reason,
-                "message": ev.message,
-            })),
-            _ => None,
-        })
-        .collect();
-    Ok(Json(json!({ "items": items })))
+    Query(q): Query<FeedParams>,
+) -> Result<Json<Value>, ApiError> {
+    let feed = q.parse(FeedKind::Events, Some(&id), DEFAULT_LIMIT)?;
+    page(&state, feed).await
+}
+
+/// The same, for every device (or `?device=`).
+pub(super) async fn fleet_events(
+    State(state): State<AppState>,
+    Query(q): Query<FeedParams>,
+) -> Result<Json<Value>, ApiError> {
+    let feed = q.parse(FeedKind::Events, None, DEFAULT_LIMIT)?;
+    page(&state, feed).await
 }

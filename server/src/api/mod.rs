@@ -3,14 +3,17 @@
 pub mod admin;
 mod admin_audit;
 mod admin_events;
+mod admin_feed;
 mod admin_lifecycle;
 mod admin_links;
 mod admin_logs;
 mod admin_objects;
+pub mod admin_stream;
 pub mod auth;
 mod batch;
 pub(crate) mod body;
 mod control;
+mod cursor;
 mod error;
 mod flotta;
 
@@ -36,6 +39,9 @@ pub struct AppState {
     pub service: EdgeService,
     /// Runs controller passes (after admin writes).
     pub controller: Runner,
+    /// The admin listener's open event and log streams (bounded; ended on
+    /// shutdown).
+    pub streams: admin_stream::Streams,
 }
 
 /// The verified client certificate's identity, put into every request's

@@ -216,32 +216,36 @@ impl AdminClient {
             .ok_or_else(|| CliError::BadAnswer("expected items".into()))
     }
 
-    /// The device's newest log lines (`{time, source, level, message}`),
-    /// oldest first: of `workload` only, at or after `since_ms`, at most
-    /// `limit`.
-    pub fn logs(
+    /// One page of a feed route (`/apis/events`, `/apis/devices/{id}/events`,
+    /// `/apis/devices/{id}/logs`): its items (oldest first) and the cursor
+    /// of the next page.
+    pub fn feed_page(
         &self,
-        device: &str,
-        workload: Option<&str>,
-        since_ms: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<Value>, CliError> {
-        let path = format!("/apis/devices/{device}/logs");
-        let mut req = self
-            .agent
-            .get(self.url(&path))
-            .query("limit", limit.to_string());
-        if let Some(w) = workload {
-            req = req.query("workload", w);
-        }
-        if let Some(s) = since_ms {
-            req = req.query("since_ms", s.to_string());
+        path: &str,
+        query: &[(String, String)],
+    ) -> Result<(Vec<Value>, Option<String>), CliError> {
+        let mut req = self.agent.get(self.url(path));
+        for (k, v) in query {
+            req = req.query(k, v);
         }
         let v = self.finish(req.call())?;
-        v.get("items")
+        let items = v
+            .get("items")
             .and_then(Value::as_array)
             .cloned()
-            .ok_or_else(|| CliError::BadAnswer("expected items".into()))
+            .ok_or_else(|| CliError::BadAnswer("expected items".into()))?;
+        let next = v.get("next").and_then(Value::as_str).map(str::to_owned);
+        Ok((items, next))
+    }
+
+    /// Follow a stream route (`/apis/events/stream`,
+    /// `/apis/devices/{id}/logs/stream`) with `query`.
+    pub fn follow(
+        &self,
+        path: &str,
+        query: Vec<(String, String)>,
+    ) -> Result<super::stream::Follow, CliError> {
+        super::stream::Follow::open(self.addr, path, query)
     }
 
     /// Bind a link address (`kind` `sbd`: an IMEI) to a device.

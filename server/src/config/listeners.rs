@@ -61,6 +61,7 @@ impl Config {
             ),
             ("max_tls_handshakes", self.max_tls_handshakes),
             ("max_admin_connections", self.max_admin_connections),
+            ("max_admin_streams", self.max_admin_streams),
             ("max_admin_body_bytes", self.max_admin_body_bytes),
         ] {
             if v == 0 {
@@ -92,6 +93,13 @@ impl Config {
             other: self.max_other_connections,
             per_client: self.max_connections_per_client,
         }
+    }
+
+    /// Event and log streams open at once on the admin listener:
+    /// `max_admin_streams`, but always fewer than `max_admin_connections`.
+    pub fn admin_stream_limit(&self) -> usize {
+        self.max_admin_streams
+            .min(self.max_admin_connections.saturating_sub(1))
     }
 
     /// Budgets of the admin listener: one class, no per-client cap.
@@ -158,6 +166,11 @@ mod tests {
         );
         refused("max_tls_handshakes = 0", "max_tls_handshakes");
         refused("max_admin_body_bytes = 0", "max_admin_body_bytes");
+        refused("max_admin_streams = 0", "max_admin_streams");
+        // Streams always leave a connection for other requests.
+        let c = Config::from_toml_str("max_admin_connections = 4\nmax_admin_streams = 9").unwrap();
+        assert_eq!(c.admin_stream_limit(), 3);
+        assert_eq!(Config::default().admin_stream_limit(), 8);
         // Devices must keep a reserved share.
         refused(
             "max_connections = 10\nmax_registration_connections = 6\nmax_other_connections = 4",

@@ -133,6 +133,10 @@ pub struct Config {
     pub max_tls_handshakes: usize,
     /// Connections on the admin listener.
     pub max_admin_connections: usize,
+    /// Of those, the most that may follow events or log lines (server-sent
+    /// event streams, which stay open); at most `max_admin_connections - 1`
+    /// whatever this says, so that approvals always find a connection.
+    pub max_admin_streams: usize,
     /// Largest admin request body (manifests for `apply`).
     pub max_admin_body_bytes: usize,
     /// A device is offline after this many intervals without news; the
@@ -326,6 +330,7 @@ impl Default for Config {
             max_connections_per_client: 4,
             max_tls_handshakes: 256,
             max_admin_connections: 32,
+            max_admin_streams: 8,
             max_admin_body_bytes: 4 * 1024 * 1024,
             offline_after_missed_heartbeats: 3,
             default_heartbeat_period_seconds:

@@ -71,6 +71,10 @@ pub struct EdgeService {
     config: Arc<Config>,
     metrics: Arc<Metrics>,
     keyring: Arc<FrameKeyring>,
+    /// Counts what this process ingested (batches, heartbeats): followers
+    /// of the event and log feeds wake on it instead of waiting for their
+    /// next poll.
+    ingested: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl EdgeService {
@@ -92,7 +96,18 @@ impl EdgeService {
             config,
             metrics,
             keyring,
+            ingested: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
+    }
+
+    /// Changes whenever this process stored a batch or a heartbeat (rows
+    /// other replicas store are not seen here: followers also poll).
+    pub fn ingested(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.ingested.subscribe()
+    }
+
+    fn note_ingested(&self) {
+        self.ingested.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The frame keys of every device (shared with the UDP listener).
@@ -274,7 +289,9 @@ impl EdgeService {
             seq: None,
         };
         self.blocking(move |s, _, now| Ok(s.update_status(&id, &update, &events, now)?))
-            .await
+            .await?;
+        self.note_ingested();
+        Ok(())
     }
 
     /// The device's `device-configuration-message` and its version.
@@ -296,36 +313,39 @@ impl EdgeService {
         let metrics = self.metrics.clone();
         let period = self.config.default_heartbeat_period_seconds;
         let (keyring, frames) = (self.keyring.clone(), self.config.frames_enabled());
-        self.blocking(move |s, _, now| {
-            for r in &batch.records {
-                let class = class_word(r.class).to_owned();
-                metrics.records.get_or_create(&ClassLabels { class }).inc();
-            }
-            metrics.batches.inc();
-            let contact = Contact {
-                at_ms: now,
-                upload_interval_seconds: batch.upload_interval_seconds,
-            };
-            let acked_through =
-                s.ingest_batch(&id, &batch.records, batch.status.as_ref(), contact)?;
-            let (version, message) = configuration_message(s, &id, period)?;
-            let config = (version != batch.config_version).then(|| ConfigUpdate {
-                version,
-                message_json: message.to_string(),
-            });
-            // Format 2 says which frame epoch the device holds: hand it the
-            // current keys when they differ (first delivery, rotation).
-            let frame_keys = match batch.format >= 2 {
-                true => Self::frame_keys(&keyring, frames, &id, now)?
-                    .filter(|k| batch.frame_epoch != Some(k.epoch)),
-                false => None,
-            };
-            Ok(BatchResponse {
-                acked_through,
-                config,
-                frame_keys,
+        let response = self
+            .blocking(move |s, _, now| {
+                for r in &batch.records {
+                    let class = class_word(r.class).to_owned();
+                    metrics.records.get_or_create(&ClassLabels { class }).inc();
+                }
+                metrics.batches.inc();
+                let contact = Contact {
+                    at_ms: now,
+                    upload_interval_seconds: batch.upload_interval_seconds,
+                };
+                let acked_through =
+                    s.ingest_batch(&id, &batch.records, batch.status.as_ref(), contact)?;
+                let (version, message) = configuration_message(s, &id, period)?;
+                let config = (version != batch.config_version).then(|| ConfigUpdate {
+                    version,
+                    message_json: message.to_string(),
+                });
+                // Format 2 says which frame epoch the device holds: hand it the
+                // current keys when they differ (first delivery, rotation).
+                let frame_keys = match batch.format >= 2 {
+                    true => Self::frame_keys(&keyring, frames, &id, now)?
+                        .filter(|k| batch.frame_epoch != Some(k.epoch)),
+                    false => None,
+                };
+                Ok(BatchResponse {
+                    acked_through,
+                    config,
+                    frame_keys,
+                })
             })
-        })
-        .await
+            .await;
+        self.note_ingested();
+        response
     }
 }

@@ -12,6 +12,8 @@ mod audit;
 mod changes;
 mod contact;
 mod error;
+mod feed;
+mod feed_sql;
 mod frames;
 mod links;
 mod postgres;
@@ -31,6 +33,7 @@ pub use audit::{AuditEntry, AuditRecord};
 pub use changes::{ChangeCursor, ObjectKey, SeenAt, StoreChanges};
 pub use contact::Contact;
 pub use error::StoreError;
+pub use feed::{FeedKey, FeedKind, FeedOrder, FeedQuery, FeedRow, Follower, OVERLAP_MS, POLL_SCAN};
 pub use frames::{FrameIngested, FrameLinkStatus, FrameVerdict, FrameWrite, StoredFrameContext};
 pub use links::{LinkBinding, LoraUplinkFacts, LorawanStatus, SbdStatus, SbdUplink, sbd_credits};
 pub use postgres::test_db::Cluster as TestPostgresCluster;
@@ -296,6 +299,12 @@ pub trait Store: Debug + Send + Sync {
         offset: usize,
     ) -> Result<Vec<DeviceEvent>, StoreError>;
 
+    /// Events or log lines with a cursor, per device or (events) every
+    /// device's, in device-time or arrival order (see `feed.rs`): at most
+    /// `q.limit` rows after `q.after` with a device time at or after
+    /// `q.since_ms`. Log lines need a device.
+    fn feed(&self, q: &FeedQuery) -> Result<Vec<FeedRow>, StoreError>;
+
     /// Store a batch in one transaction: records are deduplicated by
     /// `(device, seq)`, the status update (if any) is applied, "last seen"
     /// becomes `contact.at_ms`, the reported upload interval (when the batch
@@ -524,6 +533,8 @@ mod batch_tests;
 mod change_tests;
 #[cfg(test)]
 mod contact_tests;
+#[cfg(test)]
+mod feed_tests;
 #[cfg(test)]
 mod frame_tests;
 #[cfg(test)]

@@ -101,6 +101,9 @@ impl<S: Store> Store for TimedStore<S> {
     ) -> Result<Vec<DeviceEvent>, StoreError> {
         self.timed("logs", |s| s.logs(id, since_ms, limit, offset))
     }
+    fn feed(&self, q: &super::FeedQuery) -> Result<Vec<super::FeedRow>, StoreError> {
+        self.timed("feed", |s| s.feed(q))
+    }
     fn ingest_batch(
         &self,
         id: &DeviceId,

@@ -39,6 +39,7 @@ use crate::links::LinkAddress;
 mod audit;
 mod changes;
 mod events;
+mod feed;
 mod fragments;
 mod frames;
 mod identity;
@@ -254,6 +255,10 @@ impl Store for PostgresStore {
         read(&self.pool, |tx| {
             logs::newest(tx, id, since_ms, limit, offset)
         })
+    }
+
+    fn feed(&self, q: &super::FeedQuery) -> Result<Vec<super::FeedRow>, StoreError> {
+        read(&self.pool, |tx| feed::read(tx, q))
     }
 
     fn ingest_batch(

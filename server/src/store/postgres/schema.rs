@@ -243,6 +243,20 @@ END $$;
 "#,
     ),
     (
+        "indexes of the event and log feeds",
+        // As SQLite's migration 9 (`store/feed.rs`).
+        r#"
+CREATE INDEX records_event_arrival ON records(received_ms, device_id, seq) WHERE class = 2;
+CREATE INDEX records_event_time ON records(at_ms, device_id, seq) WHERE class = 2;
+CREATE INDEX records_device_event_arrival ON records(device_id, received_ms, seq) WHERE class = 2;
+CREATE INDEX records_device_event_time ON records(device_id, at_ms, seq) WHERE class = 2;
+CREATE INDEX records_device_log_arrival ON records(device_id, received_ms, seq) WHERE class = 1;
+CREATE INDEX records_device_log_time ON records(device_id, at_ms, seq) WHERE class = 1;
+CREATE INDEX json_events_arrival ON json_events(received_ms, device_id, at_ms, idx);
+CREATE INDEX json_events_time ON json_events(at_ms, device_id, idx);
+"#,
+    ),
+    (
         "audit records of the admin listener",
         r#"
 CREATE TABLE audit (

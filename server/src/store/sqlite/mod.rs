@@ -22,6 +22,7 @@ use crate::links::LinkAddress;
 mod audit;
 mod changes;
 mod events;
+mod feed;
 mod fragments;
 mod frames;
 mod identity;
@@ -225,6 +226,10 @@ impl Store for SqliteStore {
         offset: usize,
     ) -> Result<Vec<DeviceEvent>, StoreError> {
         logs::newest(&*self.conn()?, id, since_ms, limit, offset)
+    }
+
+    fn feed(&self, q: &super::FeedQuery) -> Result<Vec<super::FeedRow>, StoreError> {
+        feed::read(&*self.conn()?, q)
     }
 
     fn ingest_batch(

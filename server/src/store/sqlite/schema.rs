@@ -253,6 +253,20 @@ BEGIN
         WHERE id = NEW.id;
 END;
 "#,
+    // Events and log lines read with a cursor (`store/feed.rs`), per device
+    // and fleet-wide, by device time and by arrival: partial indexes per
+    // class on `records` (events 2, logs 1; the feed writes the class into
+    // its SQL so that these can be used), and two on `json_events`.
+    r#"
+CREATE INDEX records_event_arrival ON records(received_ms, device_id, seq) WHERE class = 2;
+CREATE INDEX records_event_time ON records(at_ms, device_id, seq) WHERE class = 2;
+CREATE INDEX records_device_event_arrival ON records(device_id, received_ms, seq) WHERE class = 2;
+CREATE INDEX records_device_event_time ON records(device_id, at_ms, seq) WHERE class = 2;
+CREATE INDEX records_device_log_arrival ON records(device_id, received_ms, seq) WHERE class = 1;
+CREATE INDEX records_device_log_time ON records(device_id, at_ms, seq) WHERE class = 1;
+CREATE INDEX json_events_arrival ON json_events(received_ms, device_id, at_ms, idx);
+CREATE INDEX json_events_time ON json_events(at_ms, device_id, idx);
+"#,
     // Audit records of the admin listener (who, what, when, how it ended).
     r#"
 CREATE TABLE audit (
