@@ -441,6 +441,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     };
     let guard = Guard {
         auth: AdminAuth::from_config(&config, clock.clone()),
+        secure_cookies: config.admin_uses_tls(),
         store: store.clone(),
         clock: clock.clone(),
     };

@@ -63,6 +63,7 @@ const ROUTES: &[(&str, &str, Option<bool>)] = &[
     ("DELETE", "/apis/edgeworkloads/default/none", Some(true)),
     ("GET", "/apis/no-such-route", Some(false)),
     ("PUT", "/healthz", Some(true)),
+    ("POST", "/ui/devices/dev-1/approve", Some(true)),
 ];
 
 fn server() -> (TestServer, tempfile::TempDir) {

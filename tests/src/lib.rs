@@ -19,6 +19,7 @@
 //! systemd-nspawn (systemd and podman 5 with Quadlet).
 #![forbid(unsafe_code)]
 
+pub mod browser;
 pub mod kube;
 pub mod link;
 pub mod lorawan;

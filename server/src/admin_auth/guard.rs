@@ -32,6 +32,8 @@ pub struct AuditDetail(pub String);
 pub struct Guard {
     /// The rules.
     pub auth: AdminAuth,
+    /// Console cookies carry `Secure` (the listener speaks TLS).
+    pub secure_cookies: bool,
     /// Where audit records go.
     pub store: Arc<dyn Store>,
     /// When they happen.
@@ -58,11 +60,61 @@ fn refusal(denied: &Denied) -> Response {
     response
 }
 
+/// Whether `path` is a console page (a browser is sent to sign in).
+fn is_page(path: &str) -> bool {
+    path == "/" || path == "/ui" || path.starts_with("/ui/")
+}
+
+fn sign_in_first(path: &str) -> Response {
+    let next = crate::console::fleet::urlencoding(path);
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, format!("/ui/login?next={next}"))],
+    )
+        .into_response()
+}
+
+/// A state-changing request authenticated by the console's cookie must
+/// come from our own pages (the cookie is SameSite=Strict too): its
+/// `Origin` names the host it was sent to, or the browser says
+/// `Sec-Fetch-Site: same-origin`. Requests with an `Authorization` header
+/// or a certificate are not sent by a browser on its own: not checked.
+fn same_origin(headers: &axum::http::HeaderMap) -> Result<(), Denied> {
+    let by_cookie = !headers.contains_key(header::AUTHORIZATION)
+        && headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|c| c.contains(super::COOKIE));
+    if !by_cookie {
+        return Ok(());
+    }
+    let text = |h| headers.get(h).and_then(|v: &HeaderValue| v.to_str().ok());
+    let host = text(header::HOST);
+    let origin_host = text(header::ORIGIN).map(|o| o.split_once("://").map_or(o, |(_, h)| h));
+    let ok = match (origin_host, host) {
+        (Some(o), Some(h)) => o == h,
+        _ => text(axum::http::HeaderName::from_static("sec-fetch-site")) == Some("same-origin"),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden(
+            "a change made with the console's cookie must come from the console's own pages".into(),
+        ))
+    }
+}
+
 /// Authenticate, authorise, serve, audit.
 pub async fn guard(State(guard): State<Guard>, mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path: String = req.uri().path().chars().take(MAX_AUDIT_PATH).collect();
     let Some(needed) = required_role(&method, &path) else {
+        if path.starts_with("/ui/log") {
+            req.extensions_mut().insert(guard.auth.clone());
+            req.extensions_mut()
+                .insert(crate::console::login::SecureCookies(guard.secure_cookies));
+        }
         return next.run(req).await;
     };
     let certificate = req
@@ -71,8 +123,16 @@ pub async fn guard(State(guard): State<Guard>, mut req: Request, next: Next) -> 
         .and_then(|p| p.0.as_ref());
     let principal = match guard.auth.authenticate(req.headers(), certificate) {
         Ok(p) => p,
+        Err(Denied::Unauthenticated(_)) if is_read(&method) && is_page(&path) => {
+            return sign_in_first(&path);
+        }
         Err(denied) => return refusal(&denied),
     };
+    if !is_read(&method)
+        && let Err(denied) = same_origin(req.headers())
+    {
+        return refusal(&denied);
+    }
     if principal.role < needed {
         let denied = Denied::Forbidden(format!(
             "{} has the {} role; {method} {path} needs the {} role",

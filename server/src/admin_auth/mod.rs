@@ -227,10 +227,17 @@ fn presented_token(headers: &HeaderMap) -> Result<Option<String>, Denied> {
     Ok(None)
 }
 
-/// The role a request needs: `None` for the probes, admin for the audit
-/// log and anything that may change state, read-only for the rest.
+/// The role a request needs: `None` for the probes, the console's sign-in
+/// and sign-out and its static files; admin for the audit log and anything
+/// that may change state; read-only for the rest.
 pub fn required_role(method: &Method, path: &str) -> Option<AdminRole> {
-    if matches!(path, "/healthz" | "/readyz") && matches!(*method, Method::GET | Method::HEAD) {
+    let get = matches!(*method, Method::GET | Method::HEAD);
+    let post = *method == Method::POST;
+    if (get && matches!(path, "/healthz" | "/readyz"))
+        || ((get || post) && path == "/ui/login")
+        || (post && path == "/ui/logout")
+        || (get && path.starts_with("/ui/static/"))
+    {
         return None;
     }
     if path == "/apis/audit" || path.starts_with("/apis/audit/") {

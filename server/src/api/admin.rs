@@ -63,6 +63,7 @@ pub fn router(state: AppState, guard: Guard) -> Router {
             "/apis/{kind}/{namespace}/{name}",
             get(objects::get).delete(objects::delete),
         )
+        .merge(crate::console::routes())
         .fallback(super::not_found)
         .layer(axum::middleware::from_fn_with_state(
             guard,

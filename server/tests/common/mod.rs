@@ -221,6 +221,20 @@ pub fn log(seq: u64, msg: &str) -> WireRecord {
     }
 }
 
+pub fn event(seq: u64, reason: &str, msg: &str) -> WireRecord {
+    let p = Payload::Event(flotta_proto::payload::Event {
+        reason: reason.into(),
+        message: msg.into(),
+        level: Level::Warn,
+    });
+    WireRecord {
+        seq,
+        at_ms: 1_700_000_000_000u64.saturating_add(seq),
+        class: p.class(),
+        payload: p.encode(),
+    }
+}
+
 pub fn heartbeat(seq: u64, status: DeviceStatus) -> WireRecord {
     let p = Payload::Heartbeat(Heartbeat {
         status,
