@@ -26,7 +26,7 @@ fn enrol(s: &dyn Store, d: &DeviceId) {
 
 fn heartbeat(n: u64, battery: Option<u8>) -> Heartbeat {
     Heartbeat {
-        status: if n % 2 == 0 {
+        status: if n.is_multiple_of(2) {
             DeviceStatus::Up
         } else {
             DeviceStatus::Degraded
@@ -265,7 +265,7 @@ fn range_read_cost() {
             m * 60_000,
             &Payload::Heartbeat(heartbeat(m, Some(50))),
         ));
-        if m % 4 == 0 && seq < MINUTES + 10_000 {
+        if m.is_multiple_of(4) && seq < MINUTES + 10_000 {
             seq += 1;
             batch.push(log(seq, m * 60_000 + 1));
         }
