@@ -25,6 +25,7 @@ pub mod models;
 pub mod objects;
 pub mod pki;
 pub mod provision;
+pub mod retention;
 pub mod rock7;
 pub mod server;
 pub mod service;

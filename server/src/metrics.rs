@@ -134,6 +134,13 @@ pub struct KubeLabels {
     pub result: String,
 }
 
+/// Labels of rows deleted by retention.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableLabels {
+    /// `records` or `json_events`.
+    pub table: String,
+}
+
 /// Every metric the server exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -178,6 +185,10 @@ pub struct Metrics {
     pub controller_pass: Family<PassLabels, Histogram>,
     /// Devices looked at by controller passes, full or incremental.
     pub controller_devices: Family<PassLabels, Counter>,
+    /// Rows deleted by retention, by table.
+    pub retention_deleted: Family<TableLabels, Counter>,
+    /// Retention pass duration in seconds.
+    pub retention_pass: Histogram,
 }
 
 impl Default for Metrics {
@@ -311,6 +322,18 @@ impl Metrics {
             "Devices whose controller pass ran, by kind of pass (full or incremental)",
             controller_devices.clone(),
         );
+        let retention_deleted = Family::<TableLabels, Counter>::default();
+        registry.register(
+            "flotta_retention_deleted",
+            "Rows deleted by retention (record_retention_days), by table: records, json_events",
+            retention_deleted.clone(),
+        );
+        let retention_pass = Histogram::new(exponential_buckets(0.001, 2.0, 20));
+        registry.register(
+            "flotta_retention_pass_seconds",
+            "Retention pass duration (pauses between chunks included)",
+            retention_pass.clone(),
+        );
         registry.register(
             "flotta_store_operation_seconds",
             "Latency of store calls by operation",
@@ -338,6 +361,20 @@ impl Metrics {
             leader,
             controller_pass,
             controller_devices,
+            retention_deleted,
+            retention_pass,
+        }
+    }
+
+    /// Count one retention pass: its duration and the rows it deleted.
+    pub fn observe_retention(&self, took: Duration, records: usize, json_events: usize) {
+        self.retention_pass.observe(took.as_secs_f64());
+        for (table, n) in [("records", records), ("json_events", json_events)] {
+            self.retention_deleted
+                .get_or_create(&TableLabels {
+                    table: table.to_owned(),
+                })
+                .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
         }
     }
 

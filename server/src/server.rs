@@ -1,7 +1,7 @@
 //! Running the server: open the PKI and store, bind the mTLS API listener,
 //! the plain admin listener and (when configured) the UDP listener for
 //! sealed frames and the webhook listener (Rock7 MO with its MT worker, ChirpStack
-//! and TTS uplinks with their downlink worker), serve them (with budgets and deadlines, see
+//! and TTS uplinks with their downlink worker) and the record retention task, serve them (with budgets and deadlines, see
 //! [`crate::listener`] and [`crate::frames::udp`]) until told to stop.
 
 use std::net::SocketAddr;
@@ -32,6 +32,7 @@ use crate::lorawan::{
 use crate::metrics::Metrics;
 use crate::objects::{ObjectSource, StoreObjects};
 use crate::pki::{Pki, PkiError};
+use crate::retention::Retention;
 use crate::rock7::{self, MtQueue, MtWorker, Rock7Key, Rock7Webhook};
 use crate::service::EdgeService;
 use crate::store::{PostgresStore, SqliteStore, Store, StoreError, TimedStore};
@@ -343,6 +344,13 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
             .map_err(|e| StartError::Internal(e.to_string()))?,
         ),
     };
+    let retention = Retention::new(
+        store.clone(),
+        clock.clone(),
+        config.retention_settings(),
+        metrics.clone(),
+    )
+    .led_by(leadership.clone());
     let controller = Runner::new(
         store.clone(),
         objects.clone(),
@@ -478,7 +486,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         Duration::from_secs(config.controller_interval_seconds),
         shutdown.subscribe(),
     ));
-    let mut tasks = vec![api_task, admin_task, controller_task];
+    let retention_task = tokio::spawn(retention.run_loop(shutdown.subscribe()));
+    let mut tasks = vec![api_task, admin_task, controller_task, retention_task];
     if let Some(cluster) = cluster {
         tasks.extend(cluster.spawn(controller.clone(), service.clone(), shutdown.subscribe()));
     }

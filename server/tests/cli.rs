@@ -162,6 +162,25 @@ fn a_ca_from_files_is_used_by_init_and_the_registration_bundle() {
 }
 
 #[test]
+fn record_retention_days_from_the_environment() {
+    let out = ok(bin().arg("config").output().unwrap());
+    assert!(out.contains("record_retention_days = 30"), "default: {out}");
+    let out = ok(bin()
+        .arg("config")
+        .env("FLOTTA_SERVER_RECORD_RETENTION_DAYS", "7")
+        .output()
+        .unwrap());
+    assert!(out.contains("record_retention_days = 7"), "{out}");
+    let bad = bin()
+        .arg("config")
+        .env("FLOTTA_SERVER_RECORD_RETENTION_DAYS", "3651")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("record_retention_days"));
+}
+
+#[test]
 fn config_layers_defaults_file_and_environment() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("server.toml");

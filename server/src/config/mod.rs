@@ -18,6 +18,7 @@ mod kubernetes;
 mod listeners;
 mod lorawan;
 mod pki;
+mod retention;
 mod rock7;
 mod store;
 
@@ -152,6 +153,10 @@ pub struct Config {
     /// Seconds between two full controller passes (every device, whatever
     /// changed): the safety net under the incremental passes.
     pub controller_resync_seconds: u64,
+    /// Days records (every class) and events of Flotta JSON heartbeats are
+    /// kept after the server received them; 0 keeps them forever. Audit
+    /// records and each device's newest record are always kept.
+    pub record_retention_days: u32,
     /// The store backend: `sqlite` (`data_dir/flotta.db`) or `postgres`.
     pub store: StoreBackend,
     /// PostgreSQL connection string for `store = "postgres"`
@@ -337,6 +342,7 @@ impl Default for Config {
                 crate::controller::wire::DEFAULT_HEARTBEAT_PERIOD_SECONDS,
             controller_interval_seconds: 10,
             controller_resync_seconds: 600,
+            record_retention_days: 30,
             store: StoreBackend::Sqlite,
             postgres_url: None,
             postgres_max_connections: 16,
@@ -497,6 +503,7 @@ impl Config {
         self.validate_rock7()?;
         self.validate_kubernetes()?;
         self.validate_store()?;
+        self.validate_retention()?;
         if !(50..=60_000).contains(&self.leader_check_interval_ms) {
             return invalid("leader_check_interval_ms", "must be 50..=60000".into());
         }

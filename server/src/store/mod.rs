@@ -15,8 +15,10 @@ mod error;
 mod feed;
 mod feed_sql;
 mod frames;
+mod history;
 mod links;
 mod postgres;
+mod retention;
 mod sqlite;
 mod timed;
 
@@ -35,9 +37,11 @@ pub use contact::Contact;
 pub use error::StoreError;
 pub use feed::{FeedKey, FeedKind, FeedOrder, FeedQuery, FeedRow, Follower, OVERLAP_MS, POLL_SCAN};
 pub use frames::{FrameIngested, FrameLinkStatus, FrameVerdict, FrameWrite, StoredFrameContext};
+pub use history::{HeartbeatHistory, HeartbeatSample, decode_sample, downsample};
 pub use links::{LinkBinding, LoraUplinkFacts, LorawanStatus, SbdStatus, SbdUplink, sbd_credits};
 pub use postgres::test_db::Cluster as TestPostgresCluster;
 pub use postgres::{PostgresSettings, PostgresStore};
+pub use retention::{ExpiredChunk, RetentionPage};
 pub use sqlite::SqliteStore;
 pub use timed::TimedStore;
 
@@ -517,6 +521,44 @@ pub trait Store: Debug + Send + Sync {
     /// `day` (`YYYY-MM-DD`, UTC).
     fn add_lorawan_downlink(&self, id: &DeviceId, day: &str) -> Result<(), StoreError>;
 
+    /// The device's heartbeat samples (heartbeat records and window
+    /// summaries, see `history.rs`) with a device time in `[from_ms,
+    /// to_ms)`, oldest first, at most `limit` records read; payloads that
+    /// do not decode are skipped and counted.
+    fn heartbeat_history(
+        &self,
+        id: &DeviceId,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<HeartbeatHistory, StoreError>;
+
+    /// Retention (see `retention.rs`): a page of at most `page` devices
+    /// after `after` by id, with those holding records received before
+    /// `cutoff_ms` that may be deleted (not their newest).
+    fn retention_page(
+        &self,
+        after: Option<&DeviceId>,
+        page: usize,
+        cutoff_ms: u64,
+    ) -> Result<RetentionPage, StoreError>;
+
+    /// Retention: in one transaction, delete the records received before
+    /// `cutoff_ms` among the device's first `limit` by seq, never the one
+    /// holding its highest seq ([`Store::acked_through`] stays).
+    fn delete_expired_records(
+        &self,
+        id: &DeviceId,
+        cutoff_ms: u64,
+        limit: usize,
+    ) -> Result<ExpiredChunk, StoreError>;
+
+    /// Retention: in one transaction, delete at most `limit` events of
+    /// Flotta JSON heartbeats received before `cutoff_ms`, oldest first;
+    /// returns how many.
+    fn delete_expired_json_events(&self, cutoff_ms: u64, limit: usize)
+    -> Result<usize, StoreError>;
+
     /// Append an audit record of the admin listener.
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
 
@@ -538,11 +580,15 @@ mod feed_tests;
 #[cfg(test)]
 mod frame_tests;
 #[cfg(test)]
+mod history_tests;
+#[cfg(test)]
 mod identity_tests;
 #[cfg(test)]
 mod postgres_concurrency_tests;
 #[cfg(test)]
 mod postgres_tests;
+#[cfg(test)]
+mod retention_tests;
 #[cfg(test)]
 mod test_backends;
 #[cfg(test)]

@@ -277,7 +277,7 @@ fn replicas_starting_together_migrate_once() {
         })
         .collect();
     // Every migration this server knows, applied once by one of them.
-    let known = 5;
+    let known = 6;
     for h in handles {
         assert_eq!(h.join().unwrap(), known);
     }

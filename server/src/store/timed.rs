@@ -289,6 +289,46 @@ impl<S: Store> Store for TimedStore<S> {
     fn wake_on_contact(&self, devices: &[SeenAt]) -> Result<Vec<DeviceId>, StoreError> {
         self.timed("wake_on_contact", |s| s.wake_on_contact(devices))
     }
+    fn heartbeat_history(
+        &self,
+        id: &DeviceId,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<super::HeartbeatHistory, StoreError> {
+        self.timed("heartbeat_history", |s| {
+            s.heartbeat_history(id, from_ms, to_ms, limit)
+        })
+    }
+    fn retention_page(
+        &self,
+        after: Option<&DeviceId>,
+        page: usize,
+        cutoff_ms: u64,
+    ) -> Result<super::RetentionPage, StoreError> {
+        self.timed("retention_page", |s| {
+            s.retention_page(after, page, cutoff_ms)
+        })
+    }
+    fn delete_expired_records(
+        &self,
+        id: &DeviceId,
+        cutoff_ms: u64,
+        limit: usize,
+    ) -> Result<super::ExpiredChunk, StoreError> {
+        self.timed("delete_expired_records", |s| {
+            s.delete_expired_records(id, cutoff_ms, limit)
+        })
+    }
+    fn delete_expired_json_events(
+        &self,
+        cutoff_ms: u64,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        self.timed("delete_expired_json_events", |s| {
+            s.delete_expired_json_events(cutoff_ms, limit)
+        })
+    }
     fn append_audit(&self, entry: &crate::store::AuditEntry) -> Result<(), StoreError> {
         self.timed("append_audit", |s| s.append_audit(entry))
     }

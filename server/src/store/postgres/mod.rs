@@ -42,11 +42,13 @@ mod events;
 mod feed;
 mod fragments;
 mod frames;
+mod history;
 mod identity;
 mod links;
 mod logs;
 mod lorawan;
 mod records;
+mod retention;
 mod rows;
 mod schema;
 pub(super) mod test_db;
@@ -578,6 +580,49 @@ impl Store for PostgresStore {
     fn wake_on_contact(&self, devices: &[SeenAt]) -> Result<Vec<DeviceId>, StoreError> {
         run_at(&self.pool, Isolation::Locked, |tx| {
             changes::wake_on_contact(tx, devices)
+        })
+    }
+
+    fn heartbeat_history(
+        &self,
+        id: &DeviceId,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<super::HeartbeatHistory, StoreError> {
+        read(&self.pool, |tx| {
+            history::read(tx, id, from_ms, to_ms, limit)
+        })
+    }
+
+    fn retention_page(
+        &self,
+        after: Option<&DeviceId>,
+        page: usize,
+        cutoff_ms: u64,
+    ) -> Result<super::RetentionPage, StoreError> {
+        read(&self.pool, |tx| retention::page(tx, after, page, cutoff_ms))
+    }
+
+    // One DELETE each: atomic on its own at READ COMMITTED (`retention.rs`).
+    fn delete_expired_records(
+        &self,
+        id: &DeviceId,
+        cutoff_ms: u64,
+        limit: usize,
+    ) -> Result<super::ExpiredChunk, StoreError> {
+        run_at(&self.pool, Isolation::Locked, |tx| {
+            retention::delete_records(tx, id, cutoff_ms, limit)
+        })
+    }
+
+    fn delete_expired_json_events(
+        &self,
+        cutoff_ms: u64,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        run_at(&self.pool, Isolation::Locked, |tx| {
+            retention::delete_json_events(tx, cutoff_ms, limit)
         })
     }
 

@@ -272,6 +272,13 @@ CREATE TABLE audit (
 );
 "#,
     ),
+    (
+        "index of the heartbeat history",
+        // As SQLite's migration 11 (`store/history.rs`).
+        r#"
+CREATE INDEX records_device_heartbeat_time ON records(device_id, at_ms, seq) WHERE class = 0;
+"#,
+    ),
 ];
 
 /// Apply pending migrations under the advisory lock, in one transaction.

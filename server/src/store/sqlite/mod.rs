@@ -25,11 +25,13 @@ mod events;
 mod feed;
 mod fragments;
 mod frames;
+mod history;
 mod identity;
 mod links;
 mod logs;
 mod lorawan;
 mod records;
+mod retention;
 mod rows;
 mod schema;
 
@@ -536,6 +538,42 @@ impl Store for SqliteStore {
 
     fn wake_on_contact(&self, devices: &[SeenAt]) -> Result<Vec<DeviceId>, StoreError> {
         changes::wake_on_contact(&mut *self.conn()?, devices)
+    }
+
+    fn heartbeat_history(
+        &self,
+        id: &DeviceId,
+        from_ms: u64,
+        to_ms: u64,
+        limit: usize,
+    ) -> Result<super::HeartbeatHistory, StoreError> {
+        history::read(&*self.conn()?, id, from_ms, to_ms, limit)
+    }
+
+    fn retention_page(
+        &self,
+        after: Option<&DeviceId>,
+        page: usize,
+        cutoff_ms: u64,
+    ) -> Result<super::RetentionPage, StoreError> {
+        retention::page(&*self.conn()?, after, page, cutoff_ms)
+    }
+
+    fn delete_expired_records(
+        &self,
+        id: &DeviceId,
+        cutoff_ms: u64,
+        limit: usize,
+    ) -> Result<super::ExpiredChunk, StoreError> {
+        retention::delete_records(&*self.conn()?, id, cutoff_ms, limit)
+    }
+
+    fn delete_expired_json_events(
+        &self,
+        cutoff_ms: u64,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        retention::delete_json_events(&*self.conn()?, cutoff_ms, limit)
     }
 
     fn append_audit(&self, entry: &crate::store::AuditEntry) -> Result<(), StoreError> {

@@ -281,6 +281,12 @@ CREATE TABLE audit (
     detail    TEXT NOT NULL
 ) STRICT;
 "#,
+    // Heartbeat history by device time (`store/history.rs`: why it pays):
+    // heartbeat records and window summaries (class 0) of one device in a
+    // range of `at_ms`.
+    r#"
+CREATE INDEX records_device_heartbeat_time ON records(device_id, at_ms, seq) WHERE class = 0;
+"#,
 ];
 
 /// Apply connection settings and pending migrations.
