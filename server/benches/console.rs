@@ -37,19 +37,25 @@ fn seed(s: &SqliteStore, n: usize) {
     ];
     for i in 0..n {
         let id = name(i);
-        s.enrol(&id, &ns[i % 2], None, true, NOW - 86_400_000).unwrap();
+        s.enrol(&id, &ns[i % 2], None, true, NOW - 86_400_000)
+            .unwrap();
         let mut labels = BTreeMap::new();
         labels.insert("site".to_owned(), format!("s{}", i % 20));
         s.set_labels(&id, &labels).unwrap();
         // A third of the fleet went quiet an hour ago or more.
-        let seen = if i % 3 == 0 { NOW - (i as u64 % 48 + 1) * 3_600_000 } else { NOW - i as u64 % 60_000 };
+        let seen = if i % 3 == 0 {
+            NOW - (i as u64 % 48 + 1) * 3_600_000
+        } else {
+            NOW - i as u64 % 60_000
+        };
         let update = StatusUpdate {
             status: if i % 11 == 0 { "degraded" } else { "up" }.into(),
             heartbeat: json!({"workloads": [{"name": "w", "phase": "running"}]}),
             hardware: None,
             seq: None,
         };
-        s.ingest_batch(&id, &[], Some(&update), Contact::at(seen)).unwrap();
+        s.ingest_batch(&id, &[], Some(&update), Contact::at(seen))
+            .unwrap();
     }
 }
 
@@ -92,10 +98,18 @@ fn previous_list(s: &SqliteStore, settings: Settings) -> usize {
         let d = s.device(&id).unwrap().unwrap();
         let p = controller::device_presence(s, settings, &d, NOW).unwrap();
         let mut body = o.body;
-        let st = body.as_object_mut().unwrap().entry("status").or_insert(json!({}));
+        let st = body
+            .as_object_mut()
+            .unwrap()
+            .entry("status")
+            .or_insert(json!({}));
         status::overlay_live(st, &d, p);
         status::overlay_link(st, &s.frame_link_status(&id).unwrap());
-        status::overlay_sbd(st, &s.device_links(&id).unwrap(), s.sbd_status(&id).unwrap().as_ref());
+        status::overlay_sbd(
+            st,
+            &s.device_links(&id).unwrap(),
+            s.sbd_status(&id).unwrap().as_ref(),
+        );
         status::overlay_lorawan(st, &[], s.lorawan_status(&id).unwrap().as_ref());
         bytes += body.to_string().len();
     }
@@ -111,7 +125,11 @@ fn measure(runs: usize, mut f: impl FnMut() -> usize) -> (Duration, Duration, us
         times.push(start.elapsed());
     }
     times.sort();
-    (times[runs / 2], times[(runs * 95 / 100).min(runs - 1)], bytes)
+    (
+        times[runs / 2],
+        times[(runs * 95 / 100).min(runs - 1)],
+        bytes,
+    )
 }
 
 fn run(n: usize, runs: usize) {
@@ -121,7 +139,10 @@ fn run(n: usize, runs: usize) {
     seed(&s, n);
     let records = history(&s);
     reconcile(&s, &s, settings, NOW).unwrap();
-    eprintln!("{n} devices (+{records} heartbeats of one) set up in {:.1?}", setup.elapsed());
+    eprintln!(
+        "{n} devices (+{records} heartbeats of one) set up in {:.1?}",
+        setup.elapsed()
+    );
     let objects = &s;
     let viewer = Principal {
         name: "bench".into(),
@@ -138,28 +159,43 @@ fn run(n: usize, runs: usize) {
         q
     };
     let mut rows: Vec<(String, (Duration, Duration, usize))> = vec![
-        ("fleet page 1 (by name)".into(), measure(runs, || page(q(&|_| {})))),
+        (
+            "fleet page 1 (by name)".into(),
+            measure(runs, || page(q(&|_| {}))),
+        ),
         (
             "fleet: offline, by last seen".into(),
-            measure(runs, || page(q(&|q| {
-                q.presence = "offline".into();
-                q.sort = "seen".into();
-            }))),
+            measure(runs, || {
+                page(q(&|q| {
+                    q.presence = "offline".into();
+                    q.sort = "seen".into();
+                }))
+            }),
         ),
         (
             "fleet: label site=s7, lab namespace".into(),
-            measure(runs, || page(q(&|q| {
-                q.label = "site=s7".into();
-                q.ns = "lab".into();
-            }))),
+            measure(runs, || {
+                page(q(&|q| {
+                    q.label = "site=s7".into();
+                    q.ns = "lab".into();
+                }))
+            }),
         ),
-        ("fleet: page 100".into(), measure(runs, || page(q(&|q| q.page = 100)))),
-        ("fleet: name contains 0042".into(), measure(runs, || page(q(&|q| q.q = "0042".into())))),
+        (
+            "fleet: page 100".into(),
+            measure(runs, || page(q(&|q| q.page = 100))),
+        ),
+        (
+            "fleet: name contains 0042".into(),
+            measure(runs, || page(q(&|q| q.q = "0042".into()))),
+        ),
         (
             "device page, 7 days charted".into(),
             measure(runs, || {
                 let dq = device::DeviceQuery::default();
-                let f = device::load(&s, objects, &name(1), &dq, NOW).unwrap().unwrap();
+                let f = device::load(&s, objects, &name(1), &dq, NOW)
+                    .unwrap()
+                    .unwrap();
                 device::render(&viewer, &f, &dq, NOW).into_string().len()
             }),
         ),
@@ -169,7 +205,10 @@ fn run(n: usize, runs: usize) {
         measure(runs.min(5), || previous_list(&s, settings)),
     ));
     println!("\n{n} devices (SQLite in memory), {runs} runs each");
-    println!("{:<40} {:>10} {:>10} {:>12}", "page", "median", "p95", "bytes");
+    println!(
+        "{:<40} {:>10} {:>10} {:>12}",
+        "page", "median", "p95", "bytes"
+    );
     for (label, (median, p95, bytes)) in rows {
         println!(
             "{label:<40} {:>8.1}ms {:>8.1}ms {bytes:>12}",

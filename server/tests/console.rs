@@ -53,7 +53,13 @@ fn get(s: &TestServer, path: &str, cookie: Option<&str>) -> Page {
     page(req.call().unwrap())
 }
 
-fn post(s: &TestServer, path: &str, cookie: Option<&str>, origin: Option<&str>, form: &str) -> Page {
+fn post(
+    s: &TestServer,
+    path: &str,
+    cookie: Option<&str>,
+    origin: Option<&str>,
+    form: &str,
+) -> Page {
     let mut req = agent().post(format!("http://{}{path}", s.admin_addr));
     if let Some(c) = cookie {
         req = req.header("Cookie", format!("flotta_token={c}"));
@@ -104,22 +110,61 @@ fn sign_in_cookie_and_sign_out() {
     }
     assert_eq!(get(&s, "/ui/static/other.js", None).status, 404);
 
-    let p = post(&s, "/ui/login", None, None, "token=flotta_wrong&next=%2Fui%2F");
+    let p = post(
+        &s,
+        "/ui/login",
+        None,
+        None,
+        "token=flotta_wrong&next=%2Fui%2F",
+    );
     assert_eq!((p.status, p.set_cookie.as_str()), (303, ""));
-    assert!(p.location.starts_with("/ui/login?failed=1"), "{}", p.location);
-    let p = post(&s, "/ui/login", None, None, &format!("token={ADMIN}&next=%2Fui%2Fapprovals"));
+    assert!(
+        p.location.starts_with("/ui/login?failed=1"),
+        "{}",
+        p.location
+    );
+    let p = post(
+        &s,
+        "/ui/login",
+        None,
+        None,
+        &format!("token={ADMIN}&next=%2Fui%2Fapprovals"),
+    );
     assert_eq!((p.status, p.location.as_str()), (303, "/ui/approvals"));
-    for part in [&format!("flotta_token={ADMIN}"), "HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
-        assert!(p.set_cookie.contains(part.as_str()), "{}", p.set_cookie);
+    let token = format!("flotta_token={ADMIN}");
+    for part in [
+        token.as_str(),
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/",
+        "Max-Age=43200",
+    ] {
+        assert!(p.set_cookie.contains(part), "{}", p.set_cookie);
     }
     assert!(!p.set_cookie.contains("Secure"), "plain HTTP on loopback");
     // Somewhere else than the console is not a place to return to.
-    let p = post(&s, "/ui/login", None, None, &format!("token={ADMIN}&next=https%3A%2F%2Fevil.example%2F"));
+    let p = post(
+        &s,
+        "/ui/login",
+        None,
+        None,
+        &format!("token={ADMIN}&next=https%3A%2F%2Fevil.example%2F"),
+    );
     assert_eq!(p.location, "/ui/");
     let p = get(&s, "/ui/", Some(ADMIN));
     assert_eq!(p.status, 200);
-    assert!(p.body.contains("<span id=\"who\">alice</span>"), "{}", p.body);
-    let p = post(&s, "/ui/logout", Some(ADMIN), Some("http://evil.example"), "");
+    assert!(
+        p.body.contains("<span id=\"who\">alice</span>"),
+        "{}",
+        p.body
+    );
+    let p = post(
+        &s,
+        "/ui/logout",
+        Some(ADMIN),
+        Some("http://evil.example"),
+        "",
+    );
     assert_eq!((p.status, p.location.as_str()), (303, "/ui/login"));
     assert!(p.set_cookie.contains("Max-Age=0"), "{}", p.set_cookie);
 }
@@ -131,20 +176,66 @@ fn approving_needs_the_admin_role_and_our_own_origin() {
     assert_eq!(reg.enrol("dev-p").status, 200);
     let origin = format!("http://{}", s.admin_addr);
     let approvals = get(&s, "/ui/approvals", Some(VIEWER));
-    assert!(approvals.body.contains("data-device=\"dev-p\""), "{}", approvals.body);
-    assert!(!approvals.body.contains("button class=\"approve\""), "no button for read-only");
-    let p = post(&s, "/ui/devices/dev-p/approve", Some(VIEWER), Some(&origin), "");
+    assert!(
+        approvals.body.contains("data-device=\"dev-p\""),
+        "{}",
+        approvals.body
+    );
+    assert!(
+        !approvals.body.contains("button class=\"approve\""),
+        "no button for read-only"
+    );
+    let p = post(
+        &s,
+        "/ui/devices/dev-p/approve",
+        Some(VIEWER),
+        Some(&origin),
+        "",
+    );
     assert_eq!(p.status, 403, "{}", p.body);
     // The admin's cookie from another origin, or with no origin at all.
-    assert_eq!(post(&s, "/ui/devices/dev-p/approve", Some(ADMIN), Some("http://evil.example"), "").status, 403);
-    assert_eq!(post(&s, "/ui/devices/dev-p/approve", Some(ADMIN), None, "").status, 403);
-    assert!(get(&s, "/ui/approvals", Some(ADMIN)).body.contains("data-device=\"dev-p\""));
-    let p = post(&s, "/ui/devices/dev-p/approve", Some(ADMIN), Some(&origin), "");
+    assert_eq!(
+        post(
+            &s,
+            "/ui/devices/dev-p/approve",
+            Some(ADMIN),
+            Some("http://evil.example"),
+            ""
+        )
+        .status,
+        403
+    );
+    assert_eq!(
+        post(&s, "/ui/devices/dev-p/approve", Some(ADMIN), None, "").status,
+        403
+    );
+    assert!(
+        get(&s, "/ui/approvals", Some(ADMIN))
+            .body
+            .contains("data-device=\"dev-p\"")
+    );
+    let p = post(
+        &s,
+        "/ui/devices/dev-p/approve",
+        Some(ADMIN),
+        Some(&origin),
+        "",
+    );
     assert_eq!((p.status, p.location.as_str()), (303, "/ui/approvals"));
     let after = get(&s, "/ui/approvals", Some(ADMIN));
-    assert!(!after.body.contains("data-device=\"dev-p\""), "{}", after.body);
+    assert!(
+        !after.body.contains("data-device=\"dev-p\""),
+        "{}",
+        after.body
+    );
     assert!(after.body.contains("No device is waiting"));
-    let p = post(&s, "/ui/devices/nobody/approve", Some(ADMIN), Some(&origin), "");
+    let p = post(
+        &s,
+        "/ui/devices/nobody/approve",
+        Some(ADMIN),
+        Some(&origin),
+        "",
+    );
     assert_eq!(p.status, 404);
 }
 
@@ -168,7 +259,11 @@ fn pages_show_a_real_device() {
     // The open loopback listener: no credentials.
     let fleet = get(&s, "/ui/", None);
     assert_eq!(fleet.status, 200);
-    assert!(fleet.body.contains("<b id=\"count-total\">1</b>"), "{}", fleet.body);
+    assert!(
+        fleet.body.contains("<b id=\"count-total\">1</b>"),
+        "{}",
+        fleet.body
+    );
     assert!(fleet.body.contains("data-device=\"dev-1\""));
     let none = get(&s, "/ui/?presence=offline", None);
     assert!(!none.body.contains("data-device=\"dev-1\""));

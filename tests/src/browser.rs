@@ -5,8 +5,8 @@
 //! `scripts/setup.sh` (`chromium`, `chromium-driver`); a missing one is an
 //! error that says so, never a skipped test.
 
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -64,7 +64,9 @@ impl Browser {
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if Instant::now() > deadline {
-                return Err(std::io::Error::other("chromedriver did not listen within 20 s"));
+                return Err(std::io::Error::other(
+                    "chromedriver did not listen within 20 s",
+                ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -102,7 +104,9 @@ impl Browser {
 
     fn driver_alive(&mut self) -> std::io::Result<()> {
         match self.driver.try_wait()? {
-            Some(status) => Err(std::io::Error::other(format!("chromedriver exited: {status}"))),
+            Some(status) => Err(std::io::Error::other(format!(
+                "chromedriver exited: {status}"
+            ))),
             None => Ok(()),
         }
     }

@@ -69,10 +69,17 @@ async fn sign_in(c: &Client, base: &str, token: &str) {
         .send_keys(token)
         .await
         .unwrap();
-    c.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
-    until("the fleet page after signing in", Duration::from_secs(20), || async {
-        text(c, "h1").await.as_deref() == Some("Fleet")
-    })
+    c.find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        "the fleet page after signing in",
+        Duration::from_secs(20),
+        || async { text(c, "h1").await.as_deref() == Some("Fleet") },
+    )
     .await;
 }
 

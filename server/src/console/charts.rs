@@ -37,7 +37,9 @@ pub fn downsample(samples: &[Sample], from_ms: u64, to_ms: u64, buckets: usize) 
         if t < from_ms || t >= to_ms || !v.is_finite() {
             continue;
         }
-        let i = usize::try_from((t - from_ms) / width).unwrap_or(buckets - 1).min(buckets - 1);
+        let i = usize::try_from((t - from_ms) / width)
+            .unwrap_or(buckets - 1)
+            .min(buckets - 1);
         let b = out[i].get_or_insert(Bucket {
             start_ms: from_ms + i as u64 * width,
             min: v,
@@ -100,9 +102,16 @@ pub fn svg(spec: &ChartSpec<'_>, buckets: &[Bucket]) -> String {
     );
     let (lo, hi) = spec.y_range.unwrap_or_else(|| {
         let lo = buckets.iter().map(|b| b.min).fold(f64::INFINITY, f64::min);
-        let hi = buckets.iter().map(|b| b.max).fold(f64::NEG_INFINITY, f64::max);
+        let hi = buckets
+            .iter()
+            .map(|b| b.max)
+            .fold(f64::NEG_INFINITY, f64::max);
         if lo.is_finite() && hi.is_finite() {
-            if hi > lo { (lo.min(0.0), hi) } else { (lo.min(0.0), lo + 1.0) }
+            if hi > lo {
+                (lo.min(0.0), hi)
+            } else {
+                (lo.min(0.0), lo + 1.0)
+            }
         } else {
             (0.0, 1.0)
         }
@@ -159,7 +168,11 @@ pub fn svg(spec: &ChartSpec<'_>, buckets: &[Bucket]) -> String {
     for b in buckets {
         let _ = write!(line, "{:.1},{:.1} ", x(b.start_ms), y(b.mean));
     }
-    let _ = write!(s, r#"<polyline class="line" points="{}"/>"#, line.trim_end());
+    let _ = write!(
+        s,
+        r#"<polyline class="line" points="{}"/>"#,
+        line.trim_end()
+    );
     if let Some(last) = buckets.last() {
         let _ = write!(
             s,
@@ -187,7 +200,10 @@ mod tests {
         // (a gap, left out), [30,40) one; 1000 is out of range.
         let b = downsample(&samples, 0, 40, 4);
         assert_eq!(b.len(), 3, "{b:?}");
-        assert_eq!((b[0].start_ms, b[0].min, b[0].max, b[0].count), (0, 10.0, 20.0, 2));
+        assert_eq!(
+            (b[0].start_ms, b[0].min, b[0].max, b[0].count),
+            (0, 10.0, 20.0, 2)
+        );
         assert!((b[0].mean - 15.0).abs() < 1e-9);
         assert_eq!((b[1].start_ms, b[1].mean, b[1].count), (10, 30.0, 1));
         assert_eq!((b[2].start_ms, b[2].mean), (30, 5.0));
@@ -207,7 +223,12 @@ mod tests {
         let empty = svg(&spec, &[]);
         assert!(empty.contains("no data") && empty.ends_with("</svg>"));
         assert!(empty.contains("Battery &lt;&amp;&gt;") && !empty.contains("<&>"));
-        let b = downsample(&[(0, 90.0), (1_800_000, 80.0), (3_599_999, 70.0)], 0, 3_600_000, 60);
+        let b = downsample(
+            &[(0, 90.0), (1_800_000, 80.0), (3_599_999, 70.0)],
+            0,
+            3_600_000,
+            60,
+        );
         let drawn = svg(&spec, &b);
         assert!(drawn.contains("<polyline") && drawn.contains("<polygon"));
         assert!(drawn.contains(">100 %<") && drawn.contains(">0 %<"));

@@ -100,7 +100,11 @@ pub fn load(
         return Ok(None);
     };
     let status = objects
-        .get(Kind::EdgeDevice.as_str(), device.namespace.as_str(), id.as_str())?
+        .get(
+            Kind::EdgeDevice.as_str(),
+            device.namespace.as_str(),
+            id.as_str(),
+        )?
         .and_then(|o| o.body.get("status").cloned())
         .unwrap_or(Value::Null);
     let mut logs = Vec::new();

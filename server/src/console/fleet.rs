@@ -166,7 +166,11 @@ pub fn select(mut rows: Vec<Row>, q: &FleetQuery, now_ms: u64) -> Selection {
     if q.dir == "desc" {
         rows.reverse();
     }
-    let per = if q.per == 0 { PER_PAGE } else { q.per.min(MAX_PER_PAGE) };
+    let per = if q.per == 0 {
+        PER_PAGE
+    } else {
+        q.per.min(MAX_PER_PAGE)
+    };
     let matching = rows.len();
     let pages = matching.div_ceil(per).max(1);
     let page = q.page.clamp(1, pages);

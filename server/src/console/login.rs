@@ -84,7 +84,10 @@ pub async fn sign_in(
         headers.insert(header::AUTHORIZATION, value);
     }
     let next = safe_next(&f.next);
-    match (auth.authenticate(&headers, None), cookie(token, COOKIE_SECONDS, secure)) {
+    match (
+        auth.authenticate(&headers, None),
+        cookie(token, COOKIE_SECONDS, secure),
+    ) {
         (Ok(p), Some(c)) if p.via == crate::admin_auth::Via::Token => {
             tracing::info!(principal = %p.name, role = p.role.as_str(), "console sign-in");
             let mut r = Redirect::to(&next).into_response();
@@ -93,7 +96,10 @@ pub async fn sign_in(
         }
         _ => {
             tracing::info!("console sign-in refused");
-            let url = format!("/ui/login?failed=1&next={}", super::fleet::urlencoding(&next));
+            let url = format!(
+                "/ui/login?failed=1&next={}",
+                super::fleet::urlencoding(&next)
+            );
             (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response()
         }
     }

@@ -39,8 +39,16 @@ pub async fn workloads(
                 .cloned()
                 .unwrap_or_default();
             for w in ws {
-                let name = w.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
-                let phase = w.get("phase").and_then(Value::as_str).unwrap_or("unknown").to_owned();
+                let name = w
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
+                let phase = w
+                    .get("phase")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown")
+                    .to_owned();
                 placed
                     .entry((d.namespace.clone(), name))
                     .or_default()
@@ -50,7 +58,10 @@ pub async fn workloads(
         let mut out = Vec::new();
         for w in objects.list(Kind::EdgeWorkload.as_str(), None)? {
             let spec = w.body.get("spec").cloned().unwrap_or(Value::Null);
-            let target = match (spec.get("device").and_then(Value::as_str), spec.get("deviceSelector")) {
+            let target = match (
+                spec.get("device").and_then(Value::as_str),
+                spec.get("deviceSelector"),
+            ) {
                 (Some(d), _) => format!("device {d}"),
                 (None, Some(sel)) => format!("selector {sel}"),
                 _ => "—".into(),

@@ -27,9 +27,9 @@
 //! take roughly a third more space. The console's common read is a short
 //! range, often and for many devices, so the index was kept.
 //!
-//! [`downsample`] folds samples into at most N buckets for a chart (min
-//! and max battery, the last sample's counters), so a month of minutes
-//! need not be drawn point by point.
+//! The console folds samples into at most N time buckets for its charts
+//! (`console::charts::downsample`), so a month of minutes is not drawn
+//! point by point.
 
 use flotta_proto::payload::{DeviceStatus, Payload};
 use serde::Serialize;
@@ -128,54 +128,4 @@ pub(crate) fn collect(rows: Vec<HistoryRow>, limit: usize) -> HeartbeatHistory {
         }
     }
     h
-}
-
-/// Fold `samples` (oldest first) into at most `buckets` samples of equal
-/// time spans over `[from_ms, to_ms)`: each keeps the last sample's time,
-/// counters and status, the lowest and highest battery of its samples,
-/// and their heartbeat count. Empty buckets are left out.
-pub fn downsample(
-    samples: &[HeartbeatSample],
-    from_ms: u64,
-    to_ms: u64,
-    buckets: usize,
-) -> Vec<HeartbeatSample> {
-    let span = to_ms.saturating_sub(from_ms);
-    if buckets == 0 || span == 0 {
-        return Vec::new();
-    }
-    let width = span.div_ceil(buckets as u64).max(1);
-    let mut out: Vec<(u64, HeartbeatSample)> = Vec::new();
-    for s in samples
-        .iter()
-        .filter(|s| (from_ms..to_ms).contains(&s.at_ms))
-    {
-        let bucket = (s.at_ms - from_ms) / width;
-        match out.last_mut() {
-            Some((b, acc)) if *b == bucket => {
-                let min = opt_min(acc.battery_min_percent, s.battery_min_percent);
-                let max = opt_max(acc.battery_max_percent, s.battery_max_percent);
-                let heartbeats = acc.heartbeats.saturating_add(s.heartbeats);
-                *acc = HeartbeatSample {
-                    battery_min_percent: min,
-                    battery_max_percent: max,
-                    heartbeats,
-                    ..s.clone()
-                };
-            }
-            _ => out.push((bucket, s.clone())),
-        }
-    }
-    out.into_iter().map(|(_, s)| s).collect()
-}
-
-fn opt_min(a: Option<u8>, b: Option<u8>) -> Option<u8> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-fn opt_max(a: Option<u8>, b: Option<u8>) -> Option<u8> {
-    a.max(b)
 }

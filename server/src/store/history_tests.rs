@@ -1,7 +1,7 @@
 //! [`Store::heartbeat_history`] on both backends (heartbeats and window
 //! summaries in the range, oldest first by device time, other devices and
 //! classes left out, the limit, undecodable payloads skipped and counted),
-//! the pure decoder and [`downsample`], and what the range read costs on
+//! the pure decoder, and what the range read costs on
 //! SQLite with and without the heartbeat index (printed).
 #![allow(clippy::unwrap_used)]
 
@@ -182,33 +182,6 @@ fn decoder_skips_what_is_not_a_heartbeat() {
     let s = decode_sample(3, 4, &Payload::Heartbeat(max).encode()).unwrap();
     assert_eq!(s.dropped_records, u64::MAX, "saturates");
     assert_eq!((s.seq, s.at_ms), (3, 4));
-}
-
-#[test]
-fn downsample_folds_buckets() {
-    let samples: Vec<HeartbeatSample> = (0..10u64)
-        .map(|n| {
-            let b = Some(u8::try_from(50 + n % 3 * 10).unwrap());
-            decode_sample(n, n * 100, &Payload::Heartbeat(heartbeat(n, b)).encode()).unwrap()
-        })
-        .collect();
-    // [0, 1000) in 4 buckets of 250 ms: {0,100,200}, {300,400}, {500,600,700}, {800,900}.
-    let d = downsample(&samples, 0, 1_000, 4);
-    assert_eq!(d.len(), 4);
-    assert_eq!(d.iter().map(|s| s.seq).collect::<Vec<_>>(), [2, 4, 7, 9]);
-    assert_eq!(
-        d.iter().map(|s| s.heartbeats).collect::<Vec<_>>(),
-        [3, 2, 3, 2]
-    );
-    assert_eq!(d[0].battery_min_percent, Some(50));
-    assert_eq!(d[0].battery_max_percent, Some(70));
-    assert_eq!(d[0].battery_percent, Some(70), "the last sample's");
-    assert_eq!(d[1].battery_min_percent, Some(50));
-    assert_eq!(d[1].battery_max_percent, Some(60));
-    // More buckets than samples: each sample its own; none: nothing.
-    assert_eq!(downsample(&samples, 0, 1_000, 1_000).len(), 10);
-    assert!(downsample(&samples, 0, 1_000, 0).is_empty());
-    assert!(downsample(&samples, 2_000, 3_000, 10).is_empty());
 }
 
 /// Milliseconds of the best of 5 reads of `[from, to)`.

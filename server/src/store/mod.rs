@@ -37,7 +37,7 @@ pub use contact::Contact;
 pub use error::StoreError;
 pub use feed::{FeedKey, FeedKind, FeedOrder, FeedQuery, FeedRow, Follower, OVERLAP_MS, POLL_SCAN};
 pub use frames::{FrameIngested, FrameLinkStatus, FrameVerdict, FrameWrite, StoredFrameContext};
-pub use history::{HeartbeatHistory, HeartbeatSample, decode_sample, downsample};
+pub use history::{HeartbeatHistory, HeartbeatSample, decode_sample};
 pub use links::{LinkBinding, LoraUplinkFacts, LorawanStatus, SbdStatus, SbdUplink, sbd_credits};
 pub use postgres::test_db::Cluster as TestPostgresCluster;
 pub use postgres::{PostgresSettings, PostgresStore};

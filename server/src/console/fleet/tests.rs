@@ -42,29 +42,65 @@ fn counts_are_of_the_whole_fleet_and_filters_combine() {
         .filter(|r| r.namespace == "lab" && r.presence == "online" && r.labels.contains_key("even"))
         .collect();
     assert_eq!(s.matching, want.len());
-    assert!(s.rows.iter().all(|r| r.namespace == "lab" && r.presence == "online"));
+    assert!(
+        s.rows
+            .iter()
+            .all(|r| r.namespace == "lab" && r.presence == "online")
+    );
     for (seen, f) in [
-        ("never", Box::new(|r: &Row| r.last_seen_ms.is_none()) as Box<dyn Fn(&Row) -> bool>),
-        ("1h", Box::new(|r: &Row| r.last_seen_ms.is_some_and(|t| NOW - t <= 3_600_000))),
+        (
+            "never",
+            Box::new(|r: &Row| r.last_seen_ms.is_none()) as Box<dyn Fn(&Row) -> bool>,
+        ),
+        (
+            "1h",
+            Box::new(|r: &Row| r.last_seen_ms.is_some_and(|t| NOW - t <= 3_600_000)),
+        ),
     ] {
-        let q = FleetQuery { seen: seen.into(), per: 500, ..FleetQuery::default() };
+        let q = FleetQuery {
+            seen: seen.into(),
+            per: 500,
+            ..FleetQuery::default()
+        };
         let s = select(rows.clone(), &q, NOW);
         assert_eq!(s.matching, rows.iter().filter(|r| f(r)).count(), "{seen}");
     }
-    let q = FleetQuery { link: "sbd".into(), phase: "none".into(), per: 500, ..FleetQuery::default() };
+    let q = FleetQuery {
+        link: "sbd".into(),
+        phase: "none".into(),
+        per: 500,
+        ..FleetQuery::default()
+    };
     let s = select(rows.clone(), &q, NOW);
     assert!(s.rows.iter().all(|r| r.link == "sbd" && r.phase.is_empty()));
-    assert_eq!(s.matching, rows.iter().filter(|r| r.link == "sbd" && r.phase.is_empty()).count());
+    assert_eq!(
+        s.matching,
+        rows.iter()
+            .filter(|r| r.link == "sbd" && r.phase.is_empty())
+            .count()
+    );
 }
 
 #[test]
 fn pages_cover_every_matching_row_once_in_sort_order() {
     let rows: Vec<Row> = (0..1234).rev().map(row).collect();
-    for (sort, dir) in [("", ""), ("name", "desc"), ("seen", ""), ("presence", ""), ("namespace", "desc")] {
+    for (sort, dir) in [
+        ("", ""),
+        ("name", "desc"),
+        ("seen", ""),
+        ("presence", ""),
+        ("namespace", "desc"),
+    ] {
         let mut seen = Vec::new();
         let mut page = 1;
         loop {
-            let q = FleetQuery { sort: sort.into(), dir: dir.into(), page, per: 100, ..FleetQuery::default() };
+            let q = FleetQuery {
+                sort: sort.into(),
+                dir: dir.into(),
+                page,
+                per: 100,
+                ..FleetQuery::default()
+            };
             let s = select(rows.clone(), &q, NOW);
             assert_eq!(s.pages, 13);
             seen.extend(s.rows.iter().map(|r| r.clone()));
@@ -78,7 +114,10 @@ fn pages_cover_every_matching_row_once_in_sort_order() {
         match (sort, dir) {
             ("", "") => assert!(ids.windows(2).all(|w| w[0] < w[1])),
             ("name", "desc") => assert!(ids.windows(2).all(|w| w[0] > w[1])),
-            ("seen", "") => assert!(seen.windows(2).all(|w| w[0].last_seen_ms >= w[1].last_seen_ms)),
+            ("seen", "") => assert!(
+                seen.windows(2)
+                    .all(|w| w[0].last_seen_ms >= w[1].last_seen_ms)
+            ),
             ("presence", "") => assert!(seen.windows(2).all(|w| w[0].presence <= w[1].presence)),
             _ => assert!(seen.windows(2).all(|w| w[0].namespace >= w[1].namespace)),
         }
@@ -87,13 +126,25 @@ fn pages_cover_every_matching_row_once_in_sort_order() {
         assert_eq!(ids.len(), 1234, "no row twice");
     }
     // A page past the end shows the last one.
-    let s = select(rows, &FleetQuery { page: 99, ..FleetQuery::default() }, NOW);
+    let s = select(
+        rows,
+        &FleetQuery {
+            page: 99,
+            ..FleetQuery::default()
+        },
+        NOW,
+    );
     assert_eq!(s.page, s.pages);
 }
 
 #[test]
 fn links_keep_the_view() {
-    let q = FleetQuery { presence: "offline".into(), label: "a=b c".into(), page: 3, ..FleetQuery::default() };
+    let q = FleetQuery {
+        presence: "offline".into(),
+        label: "a=b c".into(),
+        page: 3,
+        ..FleetQuery::default()
+    };
     let url = href(&q, |q| q.page = 4);
     assert_eq!(url, "/ui/?presence=offline&label=a%3Db%20c&page=4");
 }
