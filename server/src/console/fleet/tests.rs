@@ -6,18 +6,23 @@ use super::*;
 fn row(i: usize) -> Row {
     let mut labels = BTreeMap::new();
     labels.insert("site".into(), format!("s{}", i % 3));
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         labels.insert("even".into(), "yes".into());
     }
     Row {
         id: format!("dev-{i:05}"),
-        namespace: if i % 4 == 0 { "lab" } else { "default" }.into(),
+        namespace: if i.is_multiple_of(4) {
+            "lab"
+        } else {
+            "default"
+        }
+        .into(),
         presence: ["online", "offline", "unknown"][i % 3].into(),
         phase: ["up", "degraded", ""][i % 3].into(),
         link: ["ip", "lorawan", "sbd", "ip"][i % 4].into(),
         labels,
-        last_seen_ms: (i % 5 != 0).then_some(1_000_000_000 - i as u64 * 60_000),
-        pending: i % 7 == 0,
+        last_seen_ms: (!i.is_multiple_of(5)).then_some(1_000_000_000 - i as u64 * 60_000),
+        pending: i.is_multiple_of(7),
     }
 }
 
@@ -103,7 +108,7 @@ fn pages_cover_every_matching_row_once_in_sort_order() {
             };
             let s = select(rows.clone(), &q, NOW);
             assert_eq!(s.pages, 13);
-            seen.extend(s.rows.iter().map(|r| r.clone()));
+            seen.extend(s.rows.iter().cloned());
             if page == s.pages {
                 break;
             }
