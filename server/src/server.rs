@@ -463,7 +463,6 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
             name: "admin",
             admit: AdminTlsAdmit {
                 acceptor: tokio_rustls::TlsAcceptor::from(tls),
-                metrics: metrics.clone(),
             },
             router: admin_router,
             budgets: admin_budgets,

@@ -2,10 +2,10 @@
 //! `admin_tls`): the handshake, and the client certificate if one was
 //! sent (an operator's from `issue-admin-cert`; token holders send none).
 //! Every connection is of the admin class; who may do what is decided per
-//! request by `admin_auth::guard`.
+//! request by `admin_auth::guard`. Its handshakes are not counted in
+//! `flotta_tls_handshakes_total`, which counts devices' connections.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -14,15 +14,12 @@ use tokio_rustls::server::TlsStream;
 use super::accept::{Admit, Admitted};
 use super::class::Class;
 use crate::admin_auth::guard::AdminPeer;
-use crate::metrics::Metrics;
 use crate::pki::ClientIdentity;
 
 /// Admits admin connections over TLS.
 pub struct AdminTlsAdmit {
     /// The admin TLS configuration (client certificates optional).
     pub acceptor: TlsAcceptor,
-    /// Counts handshakes.
-    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for AdminTlsAdmit {
@@ -43,12 +40,10 @@ impl Admit for AdminTlsAdmit {
         let tls = match self.acceptor.accept(tcp).await {
             Ok(tls) => tls,
             Err(e) => {
-                self.metrics.count_handshake("failed");
                 tracing::info!(%peer, "admin TLS handshake failed: {e}");
                 return None;
             }
         };
-        self.metrics.count_handshake("full");
         let identity = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
             Some(der) => match ClientIdentity::from_der(der) {
                 Ok(identity) => Some(identity),
@@ -68,7 +63,6 @@ impl Admit for AdminTlsAdmit {
     }
 
     fn timed_out(&self, peer: SocketAddr) {
-        self.metrics.count_handshake("failed");
         tracing::info!(%peer, "admin TLS handshake timed out");
     }
 }
