@@ -286,5 +286,43 @@ fn pages_show_a_real_device() {
     let bad = get(&s, "/ui/devices/NOT_AN_ID", None);
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("device id"), "{}", bad.body);
-    assert_eq!(get(&s, "/ui/workloads", None).status, 200);
+    // A workload placed on dev-1 by name, and one by a selector nobody matches.
+    let manifest = "apiVersion: management.project-flotta.io/v1alpha1
+kind: EdgeWorkload
+metadata: {name: cam, namespace: default}
+spec:
+  device: dev-1
+  type: pod
+  pod:
+    spec:
+      containers: [{name: c, image: quay.io/example/cam:1}]
+---
+apiVersion: management.project-flotta.io/v1alpha1
+kind: EdgeWorkload
+metadata: {name: far, namespace: default}
+spec:
+  deviceSelector: {matchLabels: {site: mars}}
+  type: pod
+  pod:
+    spec:
+      containers: [{name: c, image: quay.io/example/far:1}]
+";
+    let r = agent()
+        .post(format!("http://{}/apis/apply", s.admin_addr))
+        .content_type("application/yaml")
+        .send(manifest)
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let w = get(&s, "/ui/workloads", None);
+    assert_eq!(w.status, 200);
+    let cam = w.body.split("data-workload=\"cam\"").nth(1).unwrap();
+    let cam = cam.split("data-workload=").next().unwrap();
+    assert!(
+        cam.contains("quay.io/example/cam:1") && cam.contains(">dev-1<"),
+        "{}",
+        w.body
+    );
+    assert!(cam.contains("assigned") || cam.contains("running"), "{cam}");
+    let far = w.body.split("data-workload=\"far\"").nth(1).unwrap();
+    assert!(far.contains("placed on no device"), "{far}");
 }
