@@ -318,6 +318,8 @@ fn charts(h: &History, range: &str, span: u64, now: u64) -> Markup {
             figure #battery-chart { figcaption { "Battery" } (chart("Battery", "%", &h.battery, Some((0.0, 100.0)))) }
             figure #queue-chart { figcaption { "Queue depth" } (chart("Queue depth", "records", &h.queue, None)) }
             figure #dropped-chart { figcaption { "Records dropped (since agent start)" } (chart("Dropped", "records", &h.dropped, None)) }
+            figure #uptime-chart { figcaption { "Uptime (a fall is a reboot)" } (chart("Uptime", "h", &h.uptime, None)) }
+            @if h.truncated { p.warn { "More samples than one page draws: the newest are missing; choose a shorter range." } }
         }
     }
 }
