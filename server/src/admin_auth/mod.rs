@@ -240,7 +240,7 @@ pub fn required_role(method: &Method, path: &str) -> Option<AdminRole> {
     {
         return None;
     }
-    if path == "/apis/audit" || path.starts_with("/apis/audit/") {
+    if path == "/apis/audit" || path.starts_with("/apis/audit/") || path == "/ui/audit" {
         return Some(AdminRole::Admin);
     }
     if is_read(method) {

@@ -14,6 +14,8 @@ pub enum Nav {
     Approvals,
     /// EdgeWorkloads and where they run.
     Workloads,
+    /// The audit log.
+    Audit,
     /// None (sign-in).
     None,
 }
@@ -38,6 +40,9 @@ pub fn page(title: &str, viewer: Option<&Principal>, nav: Nav, body: Markup) -> 
                             a href="/ui/" class=[(nav == Nav::Fleet).then_some("on")] { "Fleet" }
                             a href="/ui/approvals" class=[(nav == Nav::Approvals).then_some("on")] { "Approvals" }
                             a href="/ui/workloads" class=[(nav == Nav::Workloads).then_some("on")] { "Workloads" }
+                            @if viewer.is_some_and(may_change) {
+                                a href="/ui/audit" class=[(nav == Nav::Audit).then_some("on")] { "Audit" }
+                            }
                         }
                     }
                     @if let Some(p) = viewer {

@@ -11,10 +11,12 @@
 //! - [`device`]: one device (identity, certificate, hardware, link,
 //!   [`charts`] of its [`history`], events, logs, workloads);
 //! - [`approvals`]: pending enrolments and the Approve action;
-//! - [`workloads`]: where each EdgeWorkload runs and its state.
+//! - [`workloads`]: where each EdgeWorkload runs and its state;
+//! - [`audit`]: the audit log (admin role).
 
 pub mod approvals;
 pub mod assets;
+pub mod audit;
 pub mod charts;
 pub mod device;
 pub mod fleet;
@@ -44,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/static/{file}", get(assets::asset))
         .route("/ui/approvals", get(approvals::approvals))
         .route("/ui/workloads", get(workloads::workloads))
+        .route("/ui/audit", get(audit::audit))
         .route("/ui/devices/{id}", get(device::device))
         .route("/ui/devices/{id}/approve", post(approvals::approve))
 }
