@@ -17,6 +17,7 @@ pub mod decode;
 pub mod device_id;
 pub mod frames;
 pub mod leader;
+pub mod link_stats;
 pub mod links;
 pub mod listener;
 pub mod lorawan;

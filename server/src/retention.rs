@@ -8,7 +8,8 @@
 //! with nothing old costs one index probe per device, not a scan of its
 //! rows), deletes each candidate's old records in transactions of at most
 //! [`RetentionSettings::chunk_rows`] rows, then the old JSON events the
-//! same way, and sleeps [`RetentionSettings::pause`] after every store call
+//! same way, then the link statistics (`link_days`) of UTC days before the
+//! cutoff's day, and sleeps [`RetentionSettings::pause`] after every store call
 //! so that batches waiting for the store (SQLite has one connection) get
 //! it between two chunks: ingest waits for at most one chunk, never for a
 //! pass. A device's newest record is never deleted: its `seq` is what the
@@ -97,6 +98,9 @@ pub struct PassReport {
     pub records: usize,
     /// Events of Flotta JSON heartbeats deleted.
     pub json_events: usize,
+    /// Link statistics rows (`link_days`) of days before the cutoff's
+    /// UTC day deleted.
+    pub link_days: usize,
     /// Deleting transactions.
     pub chunks: usize,
     /// Stopped early (shutdown).
@@ -214,6 +218,21 @@ impl Retention {
             report.chunks += 1;
             self.rest();
             if n < chunk {
+                break;
+            }
+        }
+        // A day's link statistics go once the whole day is past the cutoff.
+        let before_day = crate::store::utc_day(cutoff);
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                report.interrupted = true;
+                return Ok(());
+            }
+            let n = self.store.delete_expired_link_days(&before_day, chunk)?;
+            report.link_days += n;
+            report.chunks += 1;
+            self.rest();
+            if n < chunk {
                 return Ok(());
             }
         }
@@ -259,6 +278,7 @@ impl Retention {
                 Ok(Ok(r)) => tracing::info!(
                     records = r.records,
                     json_events = r.json_events,
+                    link_days = r.link_days,
                     devices = r.devices,
                     pruned_devices = r.pruned_devices,
                     took_ms = u64::try_from(r.took.as_millis()).unwrap_or(u64::MAX),

@@ -9,6 +9,7 @@ use flotta_proto::batch::BATCH_CONTENT_TYPE;
 use super::auth::Action;
 use super::body::read_limited;
 use super::error::ApiError;
+use super::link_usage::{Connection, LinkCounted};
 use super::{AppState, Peer, authorized_device};
 use crate::decode::decode_encoded_batch;
 use flotta_proto::compress::{DEFLATE, deflate_if_smaller};
@@ -18,6 +19,7 @@ use flotta_proto::compress::{DEFLATE, deflate_if_smaller};
 pub(super) async fn post_batch(
     State(state): State<AppState>,
     Peer(identity): Peer,
+    connection: Connection,
     Path(device_id): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -42,7 +44,18 @@ pub(super) async fn post_batch(
     let batch = decode_encoded_batch(&body, encoding, limit)?;
     // An older agent cannot read fields it does not know: answer in its format.
     let format = batch.format;
-    let response = state.service.ingest_batch(id, batch).await?;
+    // From here on this handler counts the request (`store/link_days.rs`):
+    // in the batch's transaction, its answer's bytes with the next write.
+    let mut usage = connection.claim_window();
+    usage.bytes_up = u64::try_from(body.len()).unwrap_or(u64::MAX);
+    let response = match state.service.ingest_batch(id.clone(), batch, usage).await {
+        Ok(r) => r,
+        Err(e) => {
+            let mut refused = ApiError::from(e).into_response();
+            refused.extensions_mut().insert(LinkCounted);
+            return Ok(refused);
+        }
+    };
     // A configuration (pod specs, JSON) shrinks several times; an ack alone stays plain.
     let accepts_deflate = headers
         .get_all(header::ACCEPT_ENCODING)
@@ -58,7 +71,9 @@ pub(super) async fn post_batch(
         true => deflate_if_smaller(response.encode_for(format)),
         false => (response.encode_for(format), false),
     };
+    state.service.answered_tls(&id, body.len());
     let mut response = ([(header::CONTENT_TYPE, BATCH_CONTENT_TYPE)], body).into_response();
+    response.extensions_mut().insert(LinkCounted);
     if compressed {
         response.headers_mut().insert(
             header::CONTENT_ENCODING,

@@ -16,6 +16,7 @@ mod control;
 mod cursor;
 mod error;
 mod flotta;
+mod link_usage;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -110,6 +111,10 @@ pub fn router(state: AppState) -> Router {
             post(batch::post_batch),
         )
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            link_usage::count_link,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             count_requests,

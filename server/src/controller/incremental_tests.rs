@@ -306,6 +306,7 @@ fn run<S: Store>(s: &S, op: &Op, now: u64) {
             let contact = Contact {
                 at_ms: now,
                 upload_interval_seconds: interval,
+                usage: Default::default(),
             };
             let _ = s.ingest_batch(&id(DEVICES[d]), &[], Some(&update), contact);
         }
@@ -313,6 +314,7 @@ fn run<S: Store>(s: &S, op: &Op, now: u64) {
             let contact = Contact {
                 at_ms: now,
                 upload_interval_seconds: interval,
+                usage: Default::default(),
             };
             let _ = s.ingest_batch(&id(DEVICES[d]), &[], None, contact);
         }

@@ -40,6 +40,7 @@ fn window(s: &dyn Store, at: u64, interval: Option<u32>) {
     let contact = Contact {
         at_ms: at,
         upload_interval_seconds: interval,
+        usage: Default::default(),
     };
     s.ingest_batch(&id("dev-a"), &[], Some(&update), contact)
         .unwrap();

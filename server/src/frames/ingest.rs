@@ -33,8 +33,10 @@ use super::answer::{self, Big, BigItems, ConfigOffer};
 use super::answers::{AnswerCache, FrameRef};
 use super::items::decode_uplink;
 use super::keyring::{CachedEpoch, FrameKeyring};
+use super::link_usage;
 use super::{FrameDrop, FrameSettings, FramesError};
 use crate::decode::class_word;
+use crate::link_stats::LinkTally;
 use crate::metrics::{ClassLabels, Metrics};
 use crate::service::configuration_message;
 use crate::store::{FrameIngested, FrameVerdict, FrameWrite, Store};
@@ -123,6 +125,8 @@ pub struct FrameIngest {
     settings: FrameSettings,
     metrics: Arc<Metrics>,
     answers: AnswerCache,
+    /// Link statistics waiting for the device's next frame per link.
+    tally: LinkTally,
 }
 
 impl FrameIngest {
@@ -137,6 +141,7 @@ impl FrameIngest {
             store,
             keyring,
             answers: AnswerCache::new(settings.answer_cache_bytes),
+            tally: LinkTally::new(),
             settings,
             metrics,
         }
@@ -241,6 +246,10 @@ impl FrameIngest {
         {
             // Received again, as the batch route counts duplicates.
             self.count_records(uplink.records.iter().map(|r| r.class));
+            let (device, link) = (&key.device_id, carrier.link);
+            self.tally
+                .add(device, link, &link_usage::received(datagram.len()));
+            link_usage::answered(&self.tally, device, link, Some(&kept), uplink.ack_wanted);
             return Ok(Answered {
                 result: FrameResult::Duplicate,
                 answer: Some(kept.to_vec()),
@@ -249,6 +258,9 @@ impl FrameIngest {
         }
         let ack_wanted = uplink.ack_wanted;
         let duplicates = self.answers.take_duplicates(key_id.0);
+        let pending = self.tally.take(&key.device_id, carrier.link);
+        let mut usage = link_usage::received(datagram.len());
+        usage.add(&pending);
         let write = FrameWrite {
             key_id: key_id.0,
             epoch: epoch.keys.epoch,
@@ -261,11 +273,13 @@ impl FrameIngest {
             link: carrier.link,
             sbd: carrier.sbd,
             lorawan: carrier.lorawan,
+            usage,
         };
         let ingested = match self.store.ingest_frame(&write, now_ms) {
             Ok(i) => i,
             Err(e) => {
                 self.answers.restore_duplicates(key_id.0, duplicates);
+                self.tally.add(&key.device_id, carrier.link, &pending);
                 return Err(e.into());
             }
         };
@@ -274,6 +288,7 @@ impl FrameIngest {
             FrameVerdict::Stored { .. } | FrameVerdict::Duplicate
         ) {
             self.answers.restore_duplicates(key_id.0, duplicates);
+            self.tally.add(&key.device_id, carrier.link, &pending);
         }
         if ingested.previous_kept != (key.epochs.len() > 1)
             || ingested.newest.as_ref().map(|n| n.keys.epoch)
@@ -352,6 +367,13 @@ impl FrameIngest {
             FrameResult::Stored => self.answers.remember_fresh(frame, &answer),
             FrameResult::Duplicate => self.answers.remember_ack_only(frame, &answer),
         }
+        link_usage::answered(
+            &self.tally,
+            &key.device_id,
+            carrier.link,
+            Some(&answer),
+            ack_wanted,
+        );
         Ok(Answered {
             result,
             answer: Some(answer),

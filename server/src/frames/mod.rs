@@ -27,6 +27,7 @@ mod error;
 pub mod ingest;
 pub mod items;
 pub mod keyring;
+mod link_usage;
 pub mod rate;
 pub mod reassembly;
 pub mod udp;

@@ -50,7 +50,7 @@ pub trait Admit: Send + Sync + 'static {
     /// The stream after admission (TLS, or the TCP stream itself).
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     /// What every request of the connection carries.
-    type Extension: Clone + Send + Sync + 'static;
+    type Extension: super::connection::RequestExtension;
 
     /// Handshake and identify; `None` closes the connection (already logged).
     /// The caller bounds it by the admission timeout.

@@ -28,6 +28,12 @@ impl std::fmt::Debug for AdminTlsAdmit {
     }
 }
 
+impl super::connection::RequestExtension for AdminPeer {
+    fn insert_into(&self, extensions: &mut axum::http::Extensions) {
+        extensions.insert(self.clone());
+    }
+}
+
 impl Admit for AdminTlsAdmit {
     type Io = TlsStream<TcpStream>;
     type Extension = AdminPeer;

@@ -32,6 +32,30 @@ pub struct Timeouts {
     pub admission: Duration,
 }
 
+/// What a connection puts into every one of its requests' extensions.
+pub trait RequestExtension: Clone + Send + Sync + 'static {
+    /// Insert into a request's extensions.
+    fn insert_into(&self, extensions: &mut axum::http::Extensions);
+}
+
+/// Nothing (the plain admin listener).
+impl RequestExtension for () {
+    fn insert_into(&self, _: &mut axum::http::Extensions) {}
+}
+
+/// Both values, each under its own type (the mTLS listener: the client's
+/// identity and the connection's facts).
+impl<A, B> RequestExtension for (A, B)
+where
+    A: Clone + Send + Sync + 'static,
+    B: Clone + Send + Sync + 'static,
+{
+    fn insert_into(&self, extensions: &mut axum::http::Extensions) {
+        extensions.insert(self.0.clone());
+        extensions.insert(self.1.clone());
+    }
+}
+
 /// Serve `io` until the client closes, a deadline passes, or `shutdown`
 /// says stop (then the request in flight finishes). Every request carries
 /// `extension` (e.g. the client's identity) in its extensions.
@@ -44,7 +68,7 @@ pub(super) async fn serve_http<Io, E>(
 ) -> Result<(), hyper::Error>
 where
     Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    E: Clone + Send + Sync + 'static,
+    E: RequestExtension,
 {
     // When the connection last started waiting for a request: the request
     // deadline runs from there, so slow headers leave less time for the body.
@@ -54,7 +78,7 @@ where
         let since = *waiting_since.lock().unwrap_or_else(|e| e.into_inner());
         let deadline = since + timeouts.request;
         let (mut parts, body) = req.into_parts();
-        parts.extensions.insert(extension.clone());
+        extension.insert_into(&mut parts.extensions);
         let body = axum::body::Body::new(TimedBody::new(body, headers_at, deadline, timeouts.body));
         let response = router
             .clone()

@@ -11,10 +11,12 @@ use tokio_rustls::server::TlsStream;
 use super::accept::{Admit, Admitted};
 use super::class::classify;
 use crate::clock::Clock;
+use crate::link_stats::ConnectionFacts;
 use crate::metrics::Metrics;
 use crate::pki::ClientIdentity;
 
-/// Admits API connections; requests carry the [`ClientIdentity`].
+/// Admits API connections; requests carry the [`ClientIdentity`] and the
+/// connection's [`ConnectionFacts`] (handshake kind, window counted).
 pub struct MtlsAdmit {
     /// The TLS configuration (client certificates mandatory).
     pub acceptor: TlsAcceptor,
@@ -32,13 +34,13 @@ impl std::fmt::Debug for MtlsAdmit {
 
 impl Admit for MtlsAdmit {
     type Io = TlsStream<TcpStream>;
-    type Extension = ClientIdentity;
+    type Extension = (ClientIdentity, Arc<ConnectionFacts>);
 
     async fn admit(
         &self,
         tcp: TcpStream,
         peer: SocketAddr,
-    ) -> Option<Admitted<Self::Io, ClientIdentity>> {
+    ) -> Option<Admitted<Self::Io, Self::Extension>> {
         let tls = match self.acceptor.accept(tcp).await {
             Ok(tls) => tls,
             Err(e) => {
@@ -48,11 +50,9 @@ impl Admit for MtlsAdmit {
             }
         };
         let session = tls.get_ref().1;
+        let resumed = session.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         self.metrics
-            .count_handshake(match session.handshake_kind() {
-                Some(rustls::HandshakeKind::Resumed) => "resumed",
-                _ => "full",
-            });
+            .count_handshake(if resumed { "resumed" } else { "full" });
         let identity = match session
             .peer_certificates()
             .and_then(|c| c.first())
@@ -74,7 +74,7 @@ impl Admit for MtlsAdmit {
             io: tls,
             class,
             client,
-            extension: identity,
+            extension: (identity, Arc::new(ConnectionFacts::new(resumed))),
         })
     }
 

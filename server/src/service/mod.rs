@@ -22,13 +22,14 @@ use crate::controller::{self, Settings};
 use crate::decode::{DecodedBatch, class_word, heartbeat_events};
 use crate::device_id::{DeviceId, Namespace};
 use crate::frames::FrameKeyring;
+use crate::link_stats::LinkTally;
 use crate::metrics::{ClassLabels, Metrics};
 use crate::models::{EnrolmentInfo, HeartbeatInfo, RegistrationInfo};
 use crate::objects::ObjectSource;
 use crate::pki::{ClientIdentity, Pki, Role, Validity};
 use crate::store::{
-    Approval, Contact, ENROLMENT_OBJECT_KINDS, EnrolOutcome, IssuedCertificate, StatusUpdate,
-    Store, StoreError,
+    Approval, Contact, ENROLMENT_OBJECT_KINDS, EnrolOutcome, IssuedCertificate, LinkUsage,
+    StatusUpdate, Store, StoreError, TLS_LINK,
 };
 
 /// Delete the device's enrolment objects (its EdgeDeviceSignedRequest and
@@ -75,6 +76,9 @@ pub struct EdgeService {
     /// of the event and log feeds wake on it instead of waiting for their
     /// next poll.
     ingested: Arc<tokio::sync::watch::Sender<u64>>,
+    /// TLS link statistics known after their write (answers' bytes), taken
+    /// by the device's next write (`store/link_days.rs`).
+    link_tally: Arc<LinkTally>,
 }
 
 impl EdgeService {
@@ -97,6 +101,7 @@ impl EdgeService {
             metrics,
             keyring,
             ingested: Arc::new(tokio::sync::watch::Sender::new(0)),
+            link_tally: Arc::new(LinkTally::new()),
         }
     }
 
@@ -301,15 +306,50 @@ impl EdgeService {
             .await
     }
 
+    /// An answer of `bytes` sent to the device over TLS: counted with its
+    /// next write (`store/link_days.rs`).
+    pub fn answered_tls(&self, id: &DeviceId, bytes: usize) {
+        let usage = LinkUsage {
+            bytes_down: u64::try_from(bytes).unwrap_or(u64::MAX),
+            ..LinkUsage::default()
+        };
+        self.link_tally.add(id, TLS_LINK, &usage);
+    }
+
+    /// Add `usage` (and what waits from earlier answers) to the device's
+    /// TLS statistics of today, alone (routes without a transaction of
+    /// their own). A failure is logged; the counts wait for the next write.
+    pub async fn record_tls_usage(&self, id: DeviceId, usage: LinkUsage) {
+        let tally = self.link_tally.clone();
+        let result = self
+            .blocking(move |s, _, now| {
+                let mut all = usage;
+                all.add(&tally.take(&id, TLS_LINK));
+                if let Err(e) = s.add_link_usage(&id, TLS_LINK, &all, now) {
+                    tally.add(&id, TLS_LINK, &all);
+                    return Err(e.into());
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!("link statistics not written: {e}");
+        }
+    }
+
     /// Store a decoded batch; answer what is durably stored, when the
     /// device's configuration version is stale the current configuration,
     /// and (format 2, frames on) its frame keys when its epoch is not the
     /// current one. Encode the answer with `encode_for(batch.format)`.
+    /// `usage` (the request's window, handshake and bytes) and what waits
+    /// from earlier answers go into the batch's transaction.
     pub async fn ingest_batch(
         &self,
         id: DeviceId,
         batch: DecodedBatch,
+        usage: LinkUsage,
     ) -> Result<BatchResponse, ServiceError> {
+        let tally = self.link_tally.clone();
         let metrics = self.metrics.clone();
         let period = self.config.default_heartbeat_period_seconds;
         let (keyring, frames) = (self.keyring.clone(), self.config.frames_enabled());
@@ -320,12 +360,22 @@ impl EdgeService {
                     metrics.records.get_or_create(&ClassLabels { class }).inc();
                 }
                 metrics.batches.inc();
+                let mut usage = usage;
+                usage.add(&tally.take(&id, TLS_LINK));
                 let contact = Contact {
                     at_ms: now,
                     upload_interval_seconds: batch.upload_interval_seconds,
+                    usage,
                 };
                 let acked_through =
-                    s.ingest_batch(&id, &batch.records, batch.status.as_ref(), contact)?;
+                    match s.ingest_batch(&id, &batch.records, batch.status.as_ref(), contact) {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // Counted with the device's next write instead.
+                            tally.add(&id, TLS_LINK, &usage);
+                            return Err(e.into());
+                        }
+                    };
                 let (version, message) = configuration_message(s, &id, period)?;
                 let config = (version != batch.config_version).then(|| ConfigUpdate {
                     version,

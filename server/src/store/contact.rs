@@ -1,6 +1,7 @@
 //! What a batch says about the device's contact besides its records: when
 //! the server heard from it, and within how long it will be heard from next
-//! (the upload interval it reported, batch format 3), which presence counts.
+//! (the upload interval it reported, batch format 3), which presence counts;
+//! and what its request adds to the link statistics.
 
 /// The contact a batch makes ([`super::Store::ingest_batch`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +13,9 @@ pub struct Contact {
     /// within this many seconds unless it is offline. `None` (batch formats
     /// 1 and 2) leaves the stored interval as it is.
     pub upload_interval_seconds: Option<u32>,
+    /// What the batch adds to the device's `tls` link statistics of the
+    /// day of `at_ms` (`link_days.rs`), in the batch's transaction.
+    pub usage: super::LinkUsage,
 }
 
 impl Contact {
@@ -20,6 +24,7 @@ impl Contact {
         Self {
             at_ms,
             upload_interval_seconds: None,
+            usage: super::LinkUsage::default(),
         }
     }
 
@@ -29,6 +34,7 @@ impl Contact {
         Self {
             at_ms,
             upload_interval_seconds: Some(upload_interval_seconds),
+            usage: super::LinkUsage::default(),
         }
     }
 }

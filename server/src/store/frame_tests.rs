@@ -93,6 +93,7 @@ pub(super) fn frame(
         link: "udp",
         sbd: None,
         lorawan: None,
+        usage: Default::default(),
     }
 }
 

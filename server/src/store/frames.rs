@@ -69,6 +69,10 @@ pub struct FrameWrite {
     pub sbd: Option<super::SbdUplink>,
     /// The LoRaWAN facts of the uplink (LoRaWAN only).
     pub lorawan: Option<super::LoraUplinkFacts>,
+    /// What the frame adds to the device's statistics of `link` on the UTC
+    /// day of the write (`link_days.rs`), in the frame's transaction when
+    /// it is fresh or a duplicate (nothing when refused).
+    pub usage: super::LinkUsage,
 }
 
 /// What the store made of a frame.

@@ -1,7 +1,8 @@
 //! The device store: devices and their enrolment state, records uploaded by
 //! devices, desired device configuration, generic JSON objects (for the
 //! CRD controller) and sealed-frame contexts (`frames.rs`), and link
-//! addresses bound to devices with their SBD facts (`links.rs`).
+//! addresses bound to devices with their SBD facts (`links.rs`), and link
+//! statistics per device and UTC day (`link_days.rs`).
 //!
 //! [`Store`] is a blocking interface; async code calls it through
 //! `tokio::task::spawn_blocking`. The default backend is [`SqliteStore`]
@@ -16,6 +17,7 @@ mod feed;
 mod feed_sql;
 mod frames;
 mod history;
+mod link_days;
 mod links;
 mod postgres;
 mod retention;
@@ -38,6 +40,7 @@ pub use error::StoreError;
 pub use feed::{FeedKey, FeedKind, FeedOrder, FeedQuery, FeedRow, Follower, OVERLAP_MS, POLL_SCAN};
 pub use frames::{FrameIngested, FrameLinkStatus, FrameVerdict, FrameWrite, StoredFrameContext};
 pub use history::{HeartbeatHistory, HeartbeatSample, decode_sample};
+pub use link_days::{LinkDay, LinkUsage, TLS_LINK, utc_day};
 pub use links::{LinkBinding, LoraUplinkFacts, LorawanStatus, SbdStatus, SbdUplink, sbd_credits};
 pub use postgres::test_db::Cluster as TestPostgresCluster;
 pub use postgres::{PostgresSettings, PostgresStore};
@@ -559,6 +562,26 @@ pub trait Store: Debug + Send + Sync {
     fn delete_expired_json_events(&self, cutoff_ms: u64, limit: usize)
     -> Result<usize, StoreError>;
 
+    /// Add `usage` of `link` to the device's row of the UTC day of
+    /// `now_ms` (see `link_days.rs`), alone in its transaction: for routes
+    /// that have none of their own.
+    fn add_link_usage(
+        &self,
+        id: &DeviceId,
+        link: &str,
+        usage: &LinkUsage,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// The device's link statistics from UTC day `since_day` (`YYYY-MM-DD`)
+    /// on, by day then link.
+    fn link_days(&self, id: &DeviceId, since_day: &str) -> Result<Vec<LinkDay>, StoreError>;
+
+    /// Retention: delete at most `limit` link statistics rows of days
+    /// before `before_day`; returns how many.
+    fn delete_expired_link_days(&self, before_day: &str, limit: usize)
+    -> Result<usize, StoreError>;
+
     /// Append an audit record of the admin listener.
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
 
@@ -583,6 +606,8 @@ mod frame_tests;
 mod history_tests;
 #[cfg(test)]
 mod identity_tests;
+#[cfg(test)]
+mod link_days_tests;
 #[cfg(test)]
 mod postgres_concurrency_tests;
 #[cfg(test)]

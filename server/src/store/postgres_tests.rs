@@ -201,6 +201,7 @@ fn frame(counter: u32, records: Vec<NewRecord>) -> FrameWrite {
         link: "udp",
         sbd: None,
         lorawan: None,
+        usage: Default::default(),
     }
 }
 
@@ -277,7 +278,7 @@ fn replicas_starting_together_migrate_once() {
         })
         .collect();
     // Every migration this server knows, applied once by one of them.
-    let known = 6;
+    let known = 7;
     for h in handles {
         assert_eq!(h.join().unwrap(), known);
     }

@@ -11,9 +11,9 @@ use flotta_proto::frame_keys::FrameKeys;
 
 use super::{
     CertStanding, ChangeCursor, Contact, Device, DeviceConfig, DeviceEvent, EnrolOutcome,
-    FrameIngested, FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding,
-    LorawanStatus, NewRecord, SbdStatus, SeenAt, StatusUpdate, Store, StoreChanges, StoreError,
-    StoredFrameContext, StoredObject, StoredRecord,
+    FrameIngested, FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding, LinkDay,
+    LinkUsage, LorawanStatus, NewRecord, SbdStatus, SeenAt, StatusUpdate, Store, StoreChanges,
+    StoreError, StoredFrameContext, StoredObject, StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
 use crate::links::LinkAddress;
@@ -280,6 +280,32 @@ impl<S: Store> Store for TimedStore<S> {
 
     fn add_lorawan_downlink(&self, id: &DeviceId, day: &str) -> Result<(), StoreError> {
         self.timed("add_lorawan_downlink", |s| s.add_lorawan_downlink(id, day))
+    }
+
+    fn add_link_usage(
+        &self,
+        id: &DeviceId,
+        link: &str,
+        usage: &LinkUsage,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.timed("add_link_usage", |s| {
+            s.add_link_usage(id, link, usage, now_ms)
+        })
+    }
+
+    fn link_days(&self, id: &DeviceId, since_day: &str) -> Result<Vec<LinkDay>, StoreError> {
+        self.timed("link_days", |s| s.link_days(id, since_day))
+    }
+
+    fn delete_expired_link_days(
+        &self,
+        before_day: &str,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        self.timed("delete_expired_link_days", |s| {
+            s.delete_expired_link_days(before_day, limit)
+        })
     }
 
     fn changes_since(&self, cursor: Option<&ChangeCursor>) -> Result<StoreChanges, StoreError> {

@@ -268,6 +268,8 @@ pub(super) fn ingest(
                 "UPDATE devices SET frames_duplicate = frames_duplicate + 1 + $2 WHERE id = $1",
                 &[&id.as_str(), &earlier],
             )?;
+            let day = crate::store::utc_day(now_ms);
+            super::link_days::add(tx, id, frame.link, &day, &frame.usage)?;
             outcome.verdict = FrameVerdict::Duplicate;
             return Ok(outcome);
         }
@@ -299,6 +301,8 @@ pub(super) fn ingest(
     if let Some(lora) = &frame.lorawan {
         super::lorawan::write_uplink(&mut sp, id, lora, now)?;
     }
+    let day = crate::store::utc_day(now_ms);
+    super::link_days::add(&mut sp, id, frame.link, &day, &frame.usage)?;
     let newest_status = statuses
         .into_iter()
         .flatten()

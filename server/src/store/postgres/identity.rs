@@ -299,7 +299,7 @@ pub(super) fn decommission(
         )?;
     }
     if purge {
-        for table in ["records", "json_events", "device_config"] {
+        for table in ["records", "json_events", "device_config", "link_days"] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE device_id = $1"),
                 &[&id.as_str()],

@@ -29,9 +29,9 @@ use flotta_proto::frame_keys::FrameKeys;
 
 use super::{
     CertStanding, ChangeCursor, Contact, Device, DeviceConfig, DeviceEvent, EnrolOutcome,
-    FrameIngested, FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding,
-    LorawanStatus, NewRecord, SbdStatus, SeenAt, StatusUpdate, Store, StoreChanges, StoreError,
-    StoredFrameContext, StoredObject, StoredRecord,
+    FrameIngested, FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding, LinkDay,
+    LinkUsage, LorawanStatus, NewRecord, SbdStatus, SeenAt, StatusUpdate, Store, StoreChanges,
+    StoreError, StoredFrameContext, StoredObject, StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
 use crate::links::LinkAddress;
@@ -44,6 +44,7 @@ mod fragments;
 mod frames;
 mod history;
 mod identity;
+mod link_days;
 mod links;
 mod logs;
 mod lorawan;
@@ -283,6 +284,8 @@ impl Store for PostgresStore {
         run_at(&self.pool, Isolation::Locked, |tx| {
             touch_for_batch(tx, id, status, now, interval)?;
             insert_records(tx, id, records, now)?;
+            let day = crate::store::utc_day(contact.at_ms);
+            link_days::add(tx, id, crate::store::TLS_LINK, &day, &contact.usage)?;
             max_seq(tx, id)
         })
     }
@@ -613,6 +616,33 @@ impl Store for PostgresStore {
     ) -> Result<super::ExpiredChunk, StoreError> {
         run_at(&self.pool, Isolation::Locked, |tx| {
             retention::delete_records(tx, id, cutoff_ms, limit)
+        })
+    }
+
+    fn add_link_usage(
+        &self,
+        id: &DeviceId,
+        link: &str,
+        usage: &LinkUsage,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let day = crate::store::utc_day(now_ms);
+        run_at(&self.pool, Isolation::Locked, |tx| {
+            link_days::add(tx, id, link, &day, usage)
+        })
+    }
+
+    fn link_days(&self, id: &DeviceId, since_day: &str) -> Result<Vec<LinkDay>, StoreError> {
+        read(&self.pool, |tx| link_days::since(tx, id, since_day))
+    }
+
+    fn delete_expired_link_days(
+        &self,
+        before_day: &str,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        run_at(&self.pool, Isolation::Locked, |tx| {
+            link_days::delete_before(tx, before_day, limit)
         })
     }
 

@@ -279,6 +279,25 @@ CREATE TABLE audit (
 CREATE INDEX records_device_heartbeat_time ON records(device_id, at_ms, seq) WHERE class = 0;
 "#,
     ),
+    (
+        "link statistics per device and day",
+        // As SQLite's migration 12 (`store/link_days.rs`).
+        r#"
+CREATE TABLE link_days (
+    device_id   TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    day         TEXT NOT NULL,
+    link        TEXT NOT NULL,
+    windows     BIGINT NOT NULL DEFAULT 0,
+    tls_full    BIGINT NOT NULL DEFAULT 0,
+    tls_resumed BIGINT NOT NULL DEFAULT 0,
+    frames      BIGINT NOT NULL DEFAULT 0,
+    bytes_up    BIGINT NOT NULL DEFAULT 0,
+    bytes_down  BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (device_id, day, link)
+);
+CREATE INDEX link_days_day ON link_days(day);
+"#,
+    ),
 ];
 
 /// Apply pending migrations under the advisory lock, in one transaction.

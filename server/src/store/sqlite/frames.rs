@@ -285,6 +285,8 @@ pub(super) fn ingest(
                 "UPDATE devices SET frames_duplicate = frames_duplicate + 1 + ?2 WHERE id = ?1",
                 params![id.as_str(), earlier],
             )?;
+            let day = crate::store::utc_day(now_ms);
+            super::link_days::add(&tx, id, frame.link, &day, &frame.usage)?;
             tx.commit()?;
             outcome.verdict = FrameVerdict::Duplicate;
             return Ok(outcome);
@@ -314,6 +316,8 @@ pub(super) fn ingest(
     if let Some(lora) = &frame.lorawan {
         super::lorawan::write_uplink(&tx, id, lora, now)?;
     }
+    let day = crate::store::utc_day(now_ms);
+    super::link_days::add(&tx, id, frame.link, &day, &frame.usage)?;
     // The newest heartbeat of the frame wins (apply_status also ignores
     // one older than what is applied).
     let newest_status = statuses

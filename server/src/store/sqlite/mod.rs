@@ -12,9 +12,9 @@ use flotta_proto::frame_keys::FrameKeys;
 
 use super::{
     Approval, CertStanding, ChangeCursor, Contact, Device, DeviceConfig, DeviceEvent, EnrolOutcome,
-    FrameIngested, FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding,
-    LorawanStatus, NewRecord, SbdStatus, SeenAt, StatusUpdate, Store, StoreChanges, StoreError,
-    StoredFrameContext, StoredObject, StoredRecord,
+    FrameIngested, FrameLinkStatus, FrameWrite, IssuedCertificate, JsonEvent, LinkBinding, LinkDay,
+    LinkUsage, LorawanStatus, NewRecord, SbdStatus, SeenAt, StatusUpdate, Store, StoreChanges,
+    StoreError, StoredFrameContext, StoredObject, StoredRecord,
 };
 use crate::device_id::{DeviceId, Namespace};
 use crate::links::LinkAddress;
@@ -27,6 +27,7 @@ mod fragments;
 mod frames;
 mod history;
 mod identity;
+mod link_days;
 mod links;
 mod logs;
 mod lorawan;
@@ -257,6 +258,8 @@ impl Store for SqliteStore {
         if let Some(u) = status {
             apply_status(&tx, id, u, now)?;
         }
+        let day = crate::store::utc_day(contact.at_ms);
+        link_days::add(&tx, id, crate::store::TLS_LINK, &day, &contact.usage)?;
         let acked = max_seq(&tx, id)?;
         tx.commit()?;
         Ok(acked)
@@ -566,6 +569,29 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<super::ExpiredChunk, StoreError> {
         retention::delete_records(&*self.conn()?, id, cutoff_ms, limit)
+    }
+
+    fn add_link_usage(
+        &self,
+        id: &DeviceId,
+        link: &str,
+        usage: &LinkUsage,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let day = crate::store::utc_day(now_ms);
+        link_days::add(&*self.conn()?, id, link, &day, usage)
+    }
+
+    fn link_days(&self, id: &DeviceId, since_day: &str) -> Result<Vec<LinkDay>, StoreError> {
+        link_days::since(&*self.conn()?, id, since_day)
+    }
+
+    fn delete_expired_link_days(
+        &self,
+        before_day: &str,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        link_days::delete_before(&*self.conn()?, before_day, limit)
     }
 
     fn delete_expired_json_events(

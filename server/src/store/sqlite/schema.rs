@@ -287,6 +287,23 @@ CREATE TABLE audit (
     r#"
 CREATE INDEX records_device_heartbeat_time ON records(device_id, at_ms, seq) WHERE class = 0;
 "#,
+    // Link statistics per device, UTC day and link (`store/link_days.rs`);
+    // the day index serves retention.
+    r#"
+CREATE TABLE link_days (
+    device_id   TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    day         TEXT NOT NULL,
+    link        TEXT NOT NULL,
+    windows     INTEGER NOT NULL DEFAULT 0,
+    tls_full    INTEGER NOT NULL DEFAULT 0,
+    tls_resumed INTEGER NOT NULL DEFAULT 0,
+    frames      INTEGER NOT NULL DEFAULT 0,
+    bytes_up    INTEGER NOT NULL DEFAULT 0,
+    bytes_down  INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (device_id, day, link)
+) STRICT;
+CREATE INDEX link_days_day ON link_days(day);
+"#,
 ];
 
 /// Apply connection settings and pending migrations.
