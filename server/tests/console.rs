@@ -280,6 +280,12 @@ fn pages_show_a_real_device() {
     ] {
         assert!(d.body.contains(want), "{want}:\n{}", d.body);
     }
+    // Its traffic today: one TLS window (a full handshake), the batch's bytes.
+    assert!(d.body.contains("id=\"link-days\""), "{}", d.body);
+    let tls = d.body.split("id=\"tls-handshakes\">").nth(1).unwrap();
+    assert!(tls.starts_with("1 full, 0 resumed"), "{tls}");
+    let per_day = d.body.split("id=\"per-day\">").nth(1).unwrap();
+    assert!(per_day.starts_with("1 windows, 0 frames, "), "{per_day}");
     let warn_only = get(&s, "/ui/devices/dev-1?level=warn", None);
     assert!(!warn_only.body.contains("hello from the agent"));
     assert_eq!(get(&s, "/ui/devices/nobody", None).status, 404);

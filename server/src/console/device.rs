@@ -19,11 +19,14 @@ use crate::api::AppState;
 use crate::device_id::DeviceId;
 use crate::objects::Kind;
 use crate::store::{
-    Approval, Device, DeviceEvent, FrameLinkStatus, LinkBinding, LorawanStatus, SbdStatus,
+    Approval, Device, DeviceEvent, FrameLinkStatus, LinkBinding, LinkDay, LorawanStatus, SbdStatus,
+    utc_day,
 };
 
 /// Points per chart at most.
 const BUCKETS: usize = 120;
+/// Days of link statistics shown (today and the six before).
+const LINK_DAYS: u64 = 6;
 /// Events and log lines shown.
 const EVENTS: usize = 50;
 const LOGS: usize = 100;
@@ -47,6 +50,7 @@ pub struct Facts {
     frames: FrameLinkStatus,
     lorawan: Option<LorawanStatus>,
     sbd: Option<SbdStatus>,
+    link_days: Vec<LinkDay>,
     events: Vec<DeviceEvent>,
     logs: Vec<DeviceEvent>,
     history: History,
@@ -133,6 +137,7 @@ pub fn load(
         frames: store.frame_link_status(id)?,
         lorawan: store.lorawan_status(id)?,
         sbd: store.sbd_status(id)?,
+        link_days: store.link_days(id, &utc_day(now.saturating_sub(LINK_DAYS * 86_400_000)))?,
         events: store.events(id, EVENTS)?,
         logs,
         history: history(store, id, now.saturating_sub(span), now + 60_000)?,
@@ -260,6 +265,20 @@ fn link(f: &Facts, now: u64) -> Markup {
                     dt { "Uploads every" } dd { (human_seconds(u64::from(s))) " (" (86_400 / u64::from(s.max(1))) " windows/day)" }
                 }
                 @if let Some(l) = &f.frames.last_link { dt { "Last link" } dd { (l) } }
+                @if !f.link_days.is_empty() {
+                    @let days = f.link_days.iter().map(|d| d.day.as_str()).collect::<std::collections::BTreeSet<_>>().len().max(1) as u64;
+                    @let sum = |g: fn(&LinkDay) -> u64| f.link_days.iter().map(g).sum::<u64>();
+                    dt { "Per day" } dd #per-day {
+                        (sum(|d| d.usage.windows) / days) " windows, "
+                        (sum(|d| d.usage.frames) / days) " frames, "
+                        (bytes(sum(|d| d.usage.bytes_up) / days)) " up, "
+                        (bytes(sum(|d| d.usage.bytes_down) / days)) " down"
+                        span.muted { " (mean of " (days) " day" @if days > 1 { "s" } ")" }
+                    }
+                    dt { "TLS" } dd #tls-handshakes {
+                        (sum(|d| d.usage.tls_full)) " full, " (sum(|d| d.usage.tls_resumed)) " resumed handshakes"
+                    }
+                }
                 @if f.frames.frames_stored > 0 || f.frames.key_id.is_some() {
                     dt { "Sealed frames" } dd { (f.frames.frames_stored) " stored, " (f.frames.frames_duplicate) " duplicates" }
                 }
@@ -280,6 +299,33 @@ fn link(f: &Facts, now: u64) -> Markup {
                         @if let (Some(la), Some(lo)) = (s.latitude, s.longitude) { " · " (format!("{la:.3}, {lo:.3}")) @if let Some(c) = s.cep_km { " ±" (c) " km" } }
                         " · " (s.credits_used) " credits today"
                     }
+                }
+            }
+        }
+    }
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        0..10_000 => format!("{n} B"),
+        10_000..10_000_000 => format!("{} KiB", n / 1024),
+        _ => format!("{} MiB", n / (1024 * 1024)),
+    }
+}
+
+fn link_table(days: &[LinkDay]) -> Markup {
+    html! {
+        section.card.wide #link-days {
+            h2 { "Traffic by day (UTC)" }
+            @if days.is_empty() { p.muted { "nothing counted in the last 7 days" } }
+            @else {
+                table {
+                    thead { tr { th { "Day" } th { "Link" } th { "Windows" } th { "TLS full / resumed" } th { "Frames" } th { "Up" } th { "Down" } } }
+                    tbody { @for d in days.iter().rev() { tr {
+                        td { (d.day) } td { (d.link) } td { (d.usage.windows) }
+                        td { (d.usage.tls_full) " / " (d.usage.tls_resumed) }
+                        td { (d.usage.frames) } td { (bytes(d.usage.bytes_up)) } td { (bytes(d.usage.bytes_down)) }
+                    } } }
                 }
             }
         }
@@ -401,6 +447,7 @@ fn body(f: &Facts, viewer: &Principal, range: &str, level: &str, span: u64, now:
             (workloads(&f.status))
         }
         (charts(&f.history, range, span, now))
+        (link_table(&f.link_days))
         (events(f, now))
         (logs(f, level))
     }
