@@ -380,6 +380,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         service: service.clone(),
         controller: controller.clone(),
         streams: api::admin_stream::Streams::new(config.admin_stream_limit(), rx.clone()),
+        fleet_cache: Default::default(),
     };
 
     let bind = |addr: SocketAddr| async move {

@@ -43,6 +43,8 @@ pub struct AppState {
     /// The admin listener's open event and log streams (bounded; ended on
     /// shutdown).
     pub streams: admin_stream::Streams,
+    /// The console's fleet rows, kept a few seconds for paging and sorting.
+    pub fleet_cache: std::sync::Arc<crate::console::fleet::FleetCache>,
 }
 
 /// The verified client certificate's identity, put into every request's

@@ -5,7 +5,8 @@
 //! JavaScript. The rows come from two reads (the devices, and the
 //! EdgeDevice objects for the presence the controller wrote), then are
 //! filtered, counted and sorted in memory; only the page is rendered
-//! (bench: `server/benches/console.rs`).
+//! (bench: `server/benches/console.rs`). The rows are reused for
+//! [`CACHE_MS`], so paging and sorting a large fleet read it once.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,7 @@ use axum::extract::{Query, State};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::layout::{Nav, badge, page, when};
+use super::layout::{Nav, age, badge, page, when};
 use super::{ConsoleError, blocking};
 use crate::admin_auth::Principal;
 use crate::api::AppState;
@@ -219,16 +220,36 @@ pub struct Loaded {
     pub selection: Selection,
     /// Every namespace with a device (the filter's choices).
     pub namespaces: Vec<String>,
+    /// When the rows were read (server time, ms).
+    pub read_at_ms: u64,
 }
 
-/// Read and select: two reads (devices, EdgeDevice objects), link kinds
-/// for the page's rows only (for every device when filtering by link).
-pub fn load(
+/// Every device's row, as read at `read_at_ms`.
+#[derive(Debug)]
+struct Fleet {
+    read_at_ms: u64,
+    rows: Vec<Row>,
+    namespaces: Vec<String>,
+    /// Link kinds were read for every device (the link filter needs them).
+    all_links: bool,
+}
+
+/// How long the fleet's rows are reused: paging, sorting and filtering
+/// within it read nothing again (at 100k devices reading takes ~1 s).
+pub const CACHE_MS: u64 = 5_000;
+
+/// The fleet's rows of the last read (see [`CACHE_MS`]).
+#[derive(Debug, Default)]
+pub struct FleetCache(std::sync::Mutex<Option<std::sync::Arc<Fleet>>>);
+
+/// Read every device's row: two reads (devices, EdgeDevice objects), and
+/// with `all_links` one more per device for its bound link kind.
+fn read(
     store: &dyn crate::store::Store,
     objects: &dyn crate::objects::ObjectSource,
-    query: &FleetQuery,
+    all_links: bool,
     now: u64,
-) -> Result<Loaded, crate::store::StoreError> {
+) -> Result<Fleet, crate::store::StoreError> {
     let presence: BTreeMap<String, String> = objects
         .list(Kind::EdgeDevice.as_str(), None)?
         .into_iter()
@@ -245,15 +266,49 @@ pub fn load(
         .into_iter()
         .collect();
     let mut links = BTreeMap::new();
-    if !query.link.is_empty() {
+    if all_links {
         for d in &devices {
             if let Some(kind) = link_kind(store, &d.id)? {
                 links.insert(d.id.as_str().to_owned(), kind);
             }
         }
     }
-    let mut selection = select(rows(devices, &presence, &links), query, now);
-    if query.link.is_empty() {
+    Ok(Fleet {
+        read_at_ms: now,
+        rows: rows(devices, &presence, &links),
+        namespaces,
+        all_links,
+    })
+}
+
+/// Read (or reuse, within [`CACHE_MS`]) and select. Link kinds are read
+/// for the page's rows only, unless the link filter needs every device's.
+pub fn load(
+    store: &dyn crate::store::Store,
+    objects: &dyn crate::objects::ObjectSource,
+    cache: &FleetCache,
+    query: &FleetQuery,
+    now: u64,
+) -> Result<Loaded, crate::store::StoreError> {
+    let all_links = !query.link.is_empty();
+    let cached = cache
+        .0
+        .lock()
+        .ok()
+        .and_then(|c| c.clone())
+        .filter(|f| now.saturating_sub(f.read_at_ms) < CACHE_MS && (f.all_links || !all_links));
+    let fleet = match cached {
+        Some(f) => f,
+        None => {
+            let f = std::sync::Arc::new(read(store, objects, all_links, now)?);
+            if let Ok(mut c) = cache.0.lock() {
+                *c = Some(f.clone());
+            }
+            f
+        }
+    };
+    let mut selection = select(fleet.rows.clone(), query, now);
+    if !fleet.all_links {
         for r in &mut selection.rows {
             if let Ok(id) = crate::device_id::DeviceId::parse(&r.id)
                 && let Some(kind) = link_kind(store, &id)?
@@ -264,7 +319,8 @@ pub fn load(
     }
     Ok(Loaded {
         selection,
-        namespaces,
+        namespaces: fleet.namespaces.clone(),
+        read_at_ms: fleet.read_at_ms,
     })
 }
 
@@ -274,7 +330,13 @@ pub fn render(viewer: &Principal, q: &FleetQuery, loaded: &Loaded, now: u64) -> 
         "Fleet",
         Some(viewer),
         Nav::Fleet,
-        body(q, &loaded.selection, &loaded.namespaces, now),
+        body(
+            q,
+            &loaded.selection,
+            &loaded.namespaces,
+            loaded.read_at_ms,
+            now,
+        ),
     )
 }
 
@@ -285,8 +347,9 @@ pub async fn fleet(
     Query(q): Query<FleetQuery>,
 ) -> Result<Markup, ConsoleError> {
     let query = q.clone();
+    let cache = state.fleet_cache.clone();
     let (loaded, now) = blocking(&state, move |store, objects, now| {
-        Ok((load(store, objects, &query, now)?, now))
+        Ok((load(store, objects, &cache, &query, now)?, now))
     })
     .await?;
     Ok(render(&viewer, &q, &loaded, now))
@@ -362,7 +425,7 @@ fn sort_link(q: &FleetQuery, key: &str, title: &str) -> Markup {
     html! { a.sort href=(url) class=[on.then_some("on")] { (title) @if on { @if q.dir == "desc" { " ↑" } @else { " ↓" } } } }
 }
 
-fn body(q: &FleetQuery, s: &Selection, namespaces: &[String], now: u64) -> Markup {
+fn body(q: &FleetQuery, s: &Selection, namespaces: &[String], read_at: u64, now: u64) -> Markup {
     let c = &s.counts;
     let count = |m: &BTreeMap<String, usize>, k: &str| m.get(k).copied().unwrap_or(0);
     let mut ns_options: Vec<(&str, &str)> = vec![("", "all namespaces")];
@@ -392,7 +455,10 @@ fn body(q: &FleetQuery, s: &Selection, namespaces: &[String], now: u64) -> Marku
             button type="submit" { "Filter" }
             " " a href="/ui/" { "clear" }
         }
-        p.muted #matching { (s.matching) " matching · page " (s.page) " of " (s.pages) }
+        p.muted #matching {
+            (s.matching) " matching · page " (s.page) " of " (s.pages)
+            @if now > read_at + 1000 { " · as of " (age(read_at, now)) }
+        }
         table.fleet #fleet {
             thead { tr {
                 th { (sort_link(q, "name", "Name")) }

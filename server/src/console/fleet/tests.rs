@@ -153,3 +153,41 @@ fn links_keep_the_view() {
     let url = href(&q, |q| q.page = 4);
     assert_eq!(url, "/ui/?presence=offline&label=a%3Db%20c&page=4");
 }
+
+#[test]
+fn rows_are_reused_for_a_few_seconds_then_read_again() {
+    use crate::device_id::{DeviceId, Namespace};
+    use crate::store::{SqliteStore, Store};
+    let s = SqliteStore::in_memory().unwrap();
+    let ns = Namespace::parse("default").unwrap();
+    let enrol = |id: &str| {
+        s.enrol(&DeviceId::parse(id).unwrap(), &ns, None, true, NOW)
+            .unwrap();
+    };
+    enrol("a");
+    let cache = FleetCache::default();
+    let q = FleetQuery::default();
+    let first = load(&s, &s, &cache, &q, NOW).unwrap();
+    assert_eq!((first.selection.counts.total, first.read_at_ms), (1, NOW));
+    enrol("b");
+    let reused = load(&s, &s, &cache, &q, NOW + CACHE_MS - 1).unwrap();
+    assert_eq!((reused.selection.counts.total, reused.read_at_ms), (1, NOW));
+    // The link filter needs every device's link: a read of its own.
+    let by_link = FleetQuery {
+        link: "ip".into(),
+        ..FleetQuery::default()
+    };
+    assert_eq!(
+        load(&s, &s, &cache, &by_link, NOW + 1)
+            .unwrap()
+            .selection
+            .counts
+            .total,
+        2
+    );
+    let later = load(&s, &s, &cache, &q, NOW + CACHE_MS + 1).unwrap();
+    assert_eq!(
+        (later.selection.counts.total, later.read_at_ms),
+        (2, NOW + CACHE_MS + 1)
+    );
+}
