@@ -237,6 +237,42 @@ fn approving_needs_the_admin_role_and_our_own_origin() {
         "",
     );
     assert_eq!(p.status, 404);
+    // The audit page (admin only): the viewer's refusal, the admin's two
+    // refusals from elsewhere, the approval, the unknown device.
+    let audit = get(&s, "/ui/audit", Some(ADMIN));
+    assert_eq!(audit.status, 200);
+    assert!(
+        audit.body.contains("approved dev-p (console)"),
+        "{}",
+        audit.body
+    );
+    assert_eq!(
+        audit
+            .body
+            .matches("<code>POST /ui/devices/dev-p/approve</code>")
+            .count(),
+        4,
+        "{}",
+        audit.body
+    );
+    assert_eq!(
+        audit.body.matches("must come from the console").count(),
+        2,
+        "{}",
+        audit.body
+    );
+    assert!(audit.body.contains(">victor<") && audit.body.contains(">alice<"));
+    assert_eq!(get(&s, "/ui/audit", Some(VIEWER)).status, 403);
+    assert!(
+        !get(&s, "/ui/", Some(VIEWER))
+            .body
+            .contains("href=\"/ui/audit\"")
+    );
+    assert!(
+        get(&s, "/ui/", Some(ADMIN))
+            .body
+            .contains("href=\"/ui/audit\"")
+    );
 }
 
 #[test]

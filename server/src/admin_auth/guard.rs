@@ -131,7 +131,18 @@ pub async fn guard(State(guard): State<Guard>, mut req: Request, next: Next) -> 
     if !is_read(&method)
         && let Err(denied) = same_origin(req.headers())
     {
-        return refusal(&denied);
+        let response = refusal(&denied);
+        let detail = denied.to_string();
+        audit(
+            &guard,
+            &principal,
+            &method,
+            &path,
+            response.status(),
+            &detail,
+        )
+        .await;
+        return response;
     }
     if principal.role < needed {
         let denied = Denied::Forbidden(format!(
