@@ -130,28 +130,40 @@ fn seen_matches(seen: &str, last: Option<u64>, now: u64) -> bool {
 }
 
 /// Filter, count, sort and cut one page: pure, for tests and the bench.
-pub fn select(mut rows: Vec<Row>, q: &FleetQuery, now_ms: u64) -> Selection {
-    let mut counts = Counts {
-        total: rows.len(),
-        ..Counts::default()
-    };
-    for r in &rows {
-        *counts.presence.entry(r.presence.clone()).or_default() += 1;
+/// Works on references; only the page's rows are copied.
+pub fn select(all: &[Row], q: &FleetQuery, now_ms: u64) -> Selection {
+    let (mut presence, mut phases) = (
+        BTreeMap::<&str, usize>::new(),
+        BTreeMap::<&str, usize>::new(),
+    );
+    let mut pending = 0;
+    for r in all {
+        *presence.entry(&r.presence).or_default() += 1;
         let phase = if r.phase.is_empty() { "none" } else { &r.phase };
-        *counts.phase.entry(phase.to_owned()).or_default() += 1;
-        counts.pending += usize::from(r.pending);
+        *phases.entry(phase).or_default() += 1;
+        pending += usize::from(r.pending);
     }
-    rows.retain(|r| {
-        (q.q.is_empty() || r.id.contains(q.q.trim()))
-            && (q.ns.is_empty() || r.namespace == q.ns)
-            && (q.presence.is_empty() || r.presence == q.presence)
-            && (q.phase.is_empty()
-                || r.phase == q.phase
-                || (q.phase == "none" && r.phase.is_empty()))
-            && (q.link.is_empty() || r.link == q.link)
-            && label_matches(&r.labels, &q.label)
-            && seen_matches(&q.seen, r.last_seen_ms, now_ms)
-    });
+    let owned = |m: BTreeMap<&str, usize>| m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let counts = Counts {
+        total: all.len(),
+        presence: owned(presence),
+        phase: owned(phases),
+        pending,
+    };
+    let mut rows: Vec<&Row> = all
+        .iter()
+        .filter(|r| {
+            (q.q.is_empty() || r.id.contains(q.q.trim()))
+                && (q.ns.is_empty() || r.namespace == q.ns)
+                && (q.presence.is_empty() || r.presence == q.presence)
+                && (q.phase.is_empty()
+                    || r.phase == q.phase
+                    || (q.phase == "none" && r.phase.is_empty()))
+                && (q.link.is_empty() || r.link == q.link)
+                && label_matches(&r.labels, &q.label)
+                && seen_matches(&q.seen, r.last_seen_ms, now_ms)
+        })
+        .collect();
     match q.sort.as_str() {
         "namespace" => rows.sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id))),
         "presence" => rows.sort_by(|a, b| (&a.presence, &a.id).cmp(&(&b.presence, &b.id))),
@@ -162,7 +174,12 @@ pub fn select(mut rows: Vec<Row>, q: &FleetQuery, now_ms: u64) -> Selection {
                 .cmp(&a.last_seen_ms)
                 .then_with(|| a.id.cmp(&b.id))
         }),
-        _ => rows.sort_by(|a, b| a.id.cmp(&b.id)),
+        // The store reads devices by id: already in order.
+        _ => {
+            if !rows.is_sorted_by(|a, b| a.id <= b.id) {
+                rows.sort_by(|a, b| a.id.cmp(&b.id));
+            }
+        }
     }
     if q.dir == "desc" {
         rows.reverse();
@@ -175,7 +192,12 @@ pub fn select(mut rows: Vec<Row>, q: &FleetQuery, now_ms: u64) -> Selection {
     let matching = rows.len();
     let pages = matching.div_ceil(per).max(1);
     let page = q.page.clamp(1, pages);
-    let rows = rows.into_iter().skip((page - 1) * per).take(per).collect();
+    let rows = rows
+        .into_iter()
+        .skip((page - 1) * per)
+        .take(per)
+        .cloned()
+        .collect();
     Selection {
         counts,
         matching,
@@ -307,7 +329,7 @@ pub fn load(
             f
         }
     };
-    let mut selection = select(fleet.rows.clone(), query, now);
+    let mut selection = select(&fleet.rows, query, now);
     if !fleet.all_links {
         for r in &mut selection.rows {
             if let Ok(id) = crate::device_id::DeviceId::parse(&r.id)

@@ -37,7 +37,7 @@ fn counts_are_of_the_whole_fleet_and_filters_combine() {
         label: "even=yes, site".into(),
         ..FleetQuery::default()
     };
-    let s = select(rows.clone(), &q, NOW);
+    let s = select(&rows, &q, NOW);
     assert_eq!(s.counts.total, 300);
     assert_eq!(s.counts.presence["online"], 100);
     assert_eq!(s.counts.phase["none"], 100);
@@ -67,7 +67,7 @@ fn counts_are_of_the_whole_fleet_and_filters_combine() {
             per: 500,
             ..FleetQuery::default()
         };
-        let s = select(rows.clone(), &q, NOW);
+        let s = select(&rows, &q, NOW);
         assert_eq!(s.matching, rows.iter().filter(|r| f(r)).count(), "{seen}");
     }
     let q = FleetQuery {
@@ -76,7 +76,7 @@ fn counts_are_of_the_whole_fleet_and_filters_combine() {
         per: 500,
         ..FleetQuery::default()
     };
-    let s = select(rows.clone(), &q, NOW);
+    let s = select(&rows, &q, NOW);
     assert!(s.rows.iter().all(|r| r.link == "sbd" && r.phase.is_empty()));
     assert_eq!(
         s.matching,
@@ -106,7 +106,7 @@ fn pages_cover_every_matching_row_once_in_sort_order() {
                 per: 100,
                 ..FleetQuery::default()
             };
-            let s = select(rows.clone(), &q, NOW);
+            let s = select(&rows, &q, NOW);
             assert_eq!(s.pages, 13);
             seen.extend(s.rows.iter().cloned());
             if page == s.pages {
@@ -132,7 +132,7 @@ fn pages_cover_every_matching_row_once_in_sort_order() {
     }
     // A page past the end shows the last one.
     let s = select(
-        rows,
+        &rows,
         &FleetQuery {
             page: 99,
             ..FleetQuery::default()
