@@ -296,24 +296,25 @@ impl AccessArgs {
         addr: Option<std::net::SocketAddr>,
         config: &Config,
     ) -> anyhow::Result<AdminClient> {
-        let tls =
-            (self.admin_tls || config.admin_uses_tls() || self.admin_ca.is_some()).then(|| {
-                cli::AdminTls {
-                    ca_file: self
-                        .admin_ca
-                        .clone()
-                        .unwrap_or_else(|| config.ca_cert_path()),
-                    client: self.admin_cert.clone().zip(self.admin_key.clone()),
-                }
-            });
+        let addr = addr.unwrap_or(config.admin_listen_addr);
+        // TLS when asked, when the configuration's listener speaks it, and
+        // always to an address off loopback (a server there speaks nothing else).
+        let tls = (self.admin_tls
+            || config.admin_uses_tls()
+            || self.admin_ca.is_some()
+            || !flotta_server::config::is_loopback(addr))
+        .then(|| cli::AdminTls {
+            ca_file: self
+                .admin_ca
+                .clone()
+                .unwrap_or_else(|| config.ca_cert_path()),
+            client: self.admin_cert.clone().zip(self.admin_key.clone()),
+        });
         let access = cli::AdminAccess {
             token: cli::AdminAccess::token_from(self.token_file.as_deref())?,
             tls,
         };
-        Ok(AdminClient::with_access(
-            addr.unwrap_or(config.admin_listen_addr),
-            &access,
-        )?)
+        Ok(AdminClient::with_access(addr, &access)?)
     }
 }
 
