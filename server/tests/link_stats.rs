@@ -89,18 +89,38 @@ fn tls_windows_count_handshakes_and_bytes() {
         assert_eq!(r.status, 200);
         (vec![a1, a2, a3], r.body)
     });
+    // A poll writes nothing: its counts wait for the device's next write.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        total(s.store(), "dev-1", "tls").windows,
+        2,
+        "a GET is no transaction"
+    );
+    // Window 4 (a full handshake, a fresh client): a JSON heartbeat POST
+    // writes, and takes the poll's counts with it.
+    let beat = serde_json::json!({"type": "data", "directive": "heartbeat", "message_id": "m-1",
+        "content": {"status": "up"}});
+    let dev = common::Client::new(&s, &cert);
+    let r = dev.post_json(&format!("{API}/data/dev-1/out"), &beat);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let beat_up = beat.to_string().len() as u64;
     let up: u64 = bodies.iter().map(|b| b.len() as u64).sum();
     let down_before_json = (answers[0].len() + answers[1].len()) as u64;
     // The JSON request's upsert runs after its answer: wait for it.
-    eventually("the JSON request is counted", || {
-        total(s.store(), "dev-1", "tls").windows == 3
+    eventually("the poll and the heartbeat are counted", || {
+        total(s.store(), "dev-1", "tls").windows == 4
     });
     let tls = total(s.store(), "dev-1", "tls");
-    assert_eq!((tls.tls_full, tls.tls_resumed), (1, 2), "{tls:?}");
-    assert_eq!(tls.bytes_up, up, "request bodies as received: {tls:?}");
-    // Batch 3's transaction took the answers of batches 1 and 2; the JSON
-    // request's upsert took batch 3's and added its own.
-    let down = down_before_json + answers[2].len() as u64 + json_answer.len() as u64;
+    assert_eq!((tls.tls_full, tls.tls_resumed), (2, 2), "{tls:?}");
+    assert_eq!(
+        tls.bytes_up,
+        up + beat_up,
+        "request bodies as received: {tls:?}"
+    );
+    // Batch 3's transaction took the answers of batches 1 and 2; the
+    // heartbeat's upsert took batch 3's, the poll's and its own.
+    let down =
+        down_before_json + answers[2].len() as u64 + json_answer.len() as u64 + r.body.len() as u64;
     assert!(json_answer.len() > 50, "a configuration message");
     assert_eq!(tls.bytes_down, down, "{tls:?}");
     assert_eq!(tls.frames, 0);

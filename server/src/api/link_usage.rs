@@ -2,17 +2,20 @@
 //! (`store/link_days.rs`): the batch route counts its own, in its
 //! transaction ([`LinkCounted`] on its answer says so); this layer counts
 //! every other request of a device certificate (Flotta's JSON routes, and
-//! requests refused before a batch was stored) with a separate upsert,
-//! after the answer: the connection's window if not yet counted, the
-//! request body's `Content-Length`, the answer body's length.
+//! requests refused before a batch was stored) after the answer: the
+//! connection's window if not yet counted, the request body's
+//! `Content-Length`, the answer body's length — with a separate upsert for
+//! a request that writes (POST), and in memory for a poll (GET: Flotta's
+//! device worker polls twice every 5 s; a write per poll would multiply
+//! the store's transactions), counted with the device's next write.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::HttpBody;
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -62,6 +65,7 @@ pub(super) async fn count_link(
         _ => None,
     };
     let facts = req.extensions().get::<Arc<ConnectionFacts>>().cloned();
+    let reads_only = matches!(*req.method(), Method::GET | Method::HEAD);
     let bytes_up = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -79,6 +83,12 @@ pub(super) async fn count_link(
     let mut usage = Connection(facts).claim_window();
     usage.bytes_up = bytes_up;
     usage.bytes_down = hint.exact().unwrap_or(hint.lower());
+    if reads_only {
+        // A poll writes nothing: its counts wait in memory for the
+        // device's next write (a poll costs no transaction).
+        state.service.tally_tls_usage(&id, &usage);
+        return response;
+    }
     let service = state.service.clone();
     tokio::spawn(async move { service.record_tls_usage(id, usage).await });
     response

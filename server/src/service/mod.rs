@@ -316,9 +316,17 @@ impl EdgeService {
         self.link_tally.add(id, TLS_LINK, &usage);
     }
 
-    /// Add `usage` (and what waits from earlier answers) to the device's
-    /// TLS statistics of today, alone (routes without a transaction of
-    /// their own). A failure is logged; the counts wait for the next write.
+    /// Keep `usage` of a request that wrote nothing (a poll: Flotta's
+    /// device worker polls twice every 5 s) in memory: counted with the
+    /// device's next write over TLS, never a transaction of its own.
+    pub fn tally_tls_usage(&self, id: &DeviceId, usage: &LinkUsage) {
+        self.link_tally.add(id, TLS_LINK, usage);
+    }
+
+    /// Add `usage` (and what waits from earlier answers and polls) to the
+    /// device's TLS statistics of today, alone (routes that write without a
+    /// link transaction of their own). A failure is logged; the counts wait
+    /// for the next write.
     pub async fn record_tls_usage(&self, id: DeviceId, usage: LinkUsage) {
         let tally = self.link_tally.clone();
         let result = self
