@@ -30,7 +30,7 @@ pub fn generate() -> Result<String, ring::error::Unspecified> {
 
 /// SHA-256 of `token`, lowercase hex: what the configuration stores.
 pub fn hash_hex(token: &str) -> String {
-    hex(&sha256(token))
+    flotta_proto::frame_keys::hex(&sha256(token))
 }
 
 fn sha256(token: &str) -> [u8; 32] {
@@ -40,24 +40,8 @@ fn sha256(token: &str) -> [u8; 32] {
     out
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 fn unhex(text: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if text.len() != 64 {
-        return None;
-    }
-    for (i, pair) in text.as_bytes().chunks(2).enumerate() {
-        let digits = std::str::from_utf8(pair).ok()?;
-        out[i] = u8::from_str_radix(digits, 16).ok()?;
-    }
-    Some(out)
+    flotta_proto::frame_keys::unhex(text).ok()?.try_into().ok()
 }
 
 /// The configured tokens, by hash.

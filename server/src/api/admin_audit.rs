@@ -8,22 +8,19 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::ApiError;
 use super::AppState;
 use crate::controller::rfc3339;
 use crate::store::StoreError;
 
-type Failure = (StatusCode, Json<Value>);
-
-fn fail(status: StatusCode, message: impl ToString) -> Failure {
-    (status, Json(json!({"message": message.to_string()})))
-}
-
-fn store_failure(e: StoreError) -> Failure {
-    if e.is_retriable() {
-        fail(StatusCode::SERVICE_UNAVAILABLE, e)
+/// 503 when a retry may succeed, else 500, with the store's message.
+fn store_failure(e: StoreError) -> ApiError {
+    let status = if e.is_retriable() {
+        StatusCode::SERVICE_UNAVAILABLE
     } else {
-        fail(StatusCode::INTERNAL_SERVER_ERROR, e)
-    }
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    ApiError::new(status, e.to_string())
 }
 
 const DEFAULT_LIMIT: usize = 100;
@@ -40,12 +37,12 @@ pub(super) struct AuditQuery {
 pub(super) async fn list(
     State(state): State<AppState>,
     Query(q): Query<AuditQuery>,
-) -> Result<Json<Value>, Failure> {
+) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let store = state.service.store().clone();
     let records = tokio::task::spawn_blocking(move || store.audit_log(q.before, limit))
         .await
-        .map_err(|e| fail(StatusCode::INTERNAL_SERVER_ERROR, e))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(store_failure)?;
     let items: Vec<Value> = records
         .iter()

@@ -7,7 +7,6 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use flotta_proto::payload::Level;
 use serde_json::Value;
 
 use super::admin_feed::{Feed, FeedParams};
@@ -16,14 +15,6 @@ use crate::store::FeedKind;
 
 /// Events listed when the request names no `limit`.
 const DEFAULT_LIMIT: usize = 50;
-
-pub(super) fn level_word(level: Level) -> &'static str {
-    match level {
-        Level::Info => "info",
-        Level::Warn => "warn",
-        Level::Error => "error",
-    }
-}
 
 /// One page of `feed` read on the blocking pool.
 pub(super) async fn page(state: &AppState, feed: Feed) -> Result<Json<Value>, ApiError> {

@@ -17,7 +17,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::admin_events::level_word;
 use super::cursor::Cursor;
 use crate::controller::rfc3339;
 use crate::device_id::DeviceId;
@@ -72,14 +71,6 @@ pub(super) fn parse_level(text: &str) -> Result<Level, ApiError> {
     }
 }
 
-fn rank(level: Level) -> u8 {
-    match level {
-        Level::Info => 0,
-        Level::Warn => 1,
-        Level::Error => 2,
-    }
-}
-
 impl FeedParams {
     /// Check the query of a route reading `kind`; `path_device` is the
     /// device in the path (it wins over `?device=`), `default_limit` the
@@ -131,15 +122,15 @@ impl Feed {
 
     /// The row as the routes answer it, when it passes the filters.
     pub(super) fn item(&self, row: &FeedRow) -> Option<Value> {
-        let at_least = |l: Level| self.level.is_none_or(|min| rank(l) >= rank(min));
+        let at_least = |l: Level| self.level.is_none_or(|min| l >= min);
         match Payload::decode(&row.payload).ok()? {
             Payload::Event(e) if self.kind == FeedKind::Events && at_least(e.level) => {
                 Some(json!({
                     "device": row.key.device,
                     "time": rfc3339(row.at_ms),
                     "received": rfc3339(row.received_ms),
-                    "type": level_word(e.level),
-                    "level": level_word(e.level),
+                    "type": e.level.as_str(),
+                    "level": e.level.as_str(),
                     "reason": e.reason,
                     "message": e.message,
                 }))
@@ -154,7 +145,7 @@ impl Feed {
                     "time": rfc3339(row.at_ms),
                     "received": rfc3339(row.received_ms),
                     "source": l.source,
-                    "level": level_word(l.level),
+                    "level": l.level.as_str(),
                     "message": l.message,
                 }))
             }

@@ -73,23 +73,6 @@ fn level_of(word: &str) -> Option<Level> {
     }
 }
 
-fn rank(l: Level) -> u8 {
-    match l {
-        Level::Info => 0,
-        Level::Warn => 1,
-        Level::Error => 2,
-    }
-}
-
-/// `info`, `warn`, `error`.
-pub fn level_word(l: Level) -> &'static str {
-    match l {
-        Level::Info => "info",
-        Level::Warn => "warn",
-        Level::Error => "error",
-    }
-}
-
 /// Read everything the page shows (`None`: no such device).
 pub fn load(
     store: &dyn crate::store::Store,
@@ -119,7 +102,7 @@ pub fn load(
         offset += page.len();
         for r in &page {
             if let Ok(Payload::Log(l)) = Payload::decode(&r.payload)
-                && min_level.is_none_or(|m| rank(l.level) >= rank(m))
+                && min_level.is_none_or(|m| l.level >= m)
                 && logs.len() < LOGS
             {
                 logs.push(r.clone());
@@ -378,8 +361,8 @@ fn events(f: &Facts, now: u64) -> Markup {
             ol.timeline #events data-stream={ "/apis/events/stream?device=" (super::fleet::urlencoding(id)) } {
                 @for e in f.events.iter().rev() {
                     @if let Ok(Payload::Event(ev)) = Payload::decode(&e.payload) {
-                        li class={ "ev l-" (level_word(ev.level)) } {
-                            (when(Some(e.at_ms), now)) " " (badge(level_word(ev.level))) " "
+                        li class={ "ev l-" (ev.level.as_str()) } {
+                            (when(Some(e.at_ms), now)) " " (badge(ev.level.as_str())) " "
                             b.reason { (ev.reason) } " " span.msg { (ev.message) }
                         }
                     }
@@ -405,7 +388,7 @@ fn logs(f: &Facts, level: &str) -> Markup {
             pre.logs {
                 @for r in &f.logs {
                     @if let Ok(Payload::Log(l)) = Payload::decode(&r.payload) {
-                        span class={ "l-" (level_word(l.level)) } { (time(r.at_ms)) " " (l.source) " " (level_word(l.level)) " " (l.message) "\n" }
+                        span class={ "l-" (l.level.as_str()) } { (time(r.at_ms)) " " (l.source) " " (l.level.as_str()) " " (l.message) "\n" }
                     }
                 }
             }
